@@ -1,0 +1,643 @@
+//! The gateway's configuration: `config.toml`, parsed and checked.
+//!
+//! A configuration that cannot work is refused as a whole, with the file,
+//! the line and the reason: nothing starts half-configured.
+//!
+//! ```
+//! let config = authgate::Config::from_toml_str(r#"
+//!     [upstream]
+//!     url = "http://127.0.0.1:9000"
+//!
+//!     [[users]]
+//!     username = "alice"
+//!     password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Xg9ZCX8mQwa+p0O3uKdXPXmqQh6t1FkOkh2BwW3I3UE"
+//! "#).unwrap();
+//! assert_eq!(config.token_ttl_secs(), 3600);
+//!
+//! let err = authgate::Config::from_toml_str("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+//! assert_eq!(err.location().unwrap().line, 2);
+//! ```
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use argon2::password_hash::PasswordHash;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::error::Error;
+
+/// Passwords published in this repository (the shipped `config.toml` and
+/// the README). A user or client that still has one is refused on any
+/// listen address other than loopback.
+pub(crate) const PUBLISHED_PASSWORDS: &[&str] = &["authgate-demo", "demo-client-secret"];
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) source: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) public_url: Option<Url>,
+    pub(crate) upstream: Upstream,
+    pub(crate) upstream_connect_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) token_ttl_secs: u64,
+    pub(crate) public_paths: Vec<String>,
+    pub(crate) templates_dir: Option<PathBuf>,
+    pub(crate) users: Vec<UserConfig>,
+    pub(crate) clients: Vec<ClientConfig>,
+}
+
+/// Where authenticated traffic goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Upstream {
+    /// An HTTP server, by URL.
+    Url(Url),
+    /// The built-in upstream that answers with the request it received.
+    Whoami,
+}
+
+/// A user who can sign in.
+#[derive(Clone, Debug)]
+pub(crate) struct UserConfig {
+    pub(crate) username: String,
+    pub(crate) password_hash: String,
+    pub(crate) email: Option<String>,
+    /// Where the entry starts in the file, for later complaints.
+    pub(crate) span: Range<usize>,
+}
+
+/// An OAuth client.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientConfig {
+    pub(crate) client_id: String,
+    pub(crate) client_secret_hash: Option<String>,
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) span: Range<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    upstream: Option<Spanned<RawUpstream>>,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    pages: RawPages,
+    #[serde(default)]
+    users: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    clients: Vec<Spanned<RawClient>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    public_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<Spanned<String>>,
+    builtin: Option<Spanned<String>>,
+    connect_timeout_secs: Option<Spanned<u64>>,
+    timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    ttl_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    public_paths: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPages {
+    templates_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    username: Spanned<String>,
+    password_hash: Spanned<String>,
+    email: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    client_id: Spanned<String>,
+    client_secret_hash: Option<Spanned<String>>,
+    #[serde(default)]
+    redirect_uris: Vec<Spanned<String>>,
+}
+
+/// Checks one file's values, remembering which file for error messages.
+struct Checker<'a> {
+    file: &'a Path,
+    source: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Error {
+        Error::config_at(self.file, self.source, span.start, message)
+    }
+
+    fn fail<T>(&self, span: &Range<usize>, message: impl Into<String>) -> Result<T, Error> {
+        Err(self.error(span, message))
+    }
+
+    fn listen(&self, raw: Option<Spanned<String>>) -> Result<SocketAddr, Error> {
+        let Some(raw) = raw else {
+            return Ok(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        };
+        raw.get_ref().parse().or_else(|_| {
+            self.fail(
+                &raw.span(),
+                format!(
+                    "server.listen = {:?} is not an address: write IP:port, like \"127.0.0.1:8080\"",
+                    raw.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn http_url(&self, key: &str, raw: &Spanned<String>) -> Result<Url, Error> {
+        let url = Url::parse(raw.get_ref()).map_err(|e| {
+            self.error(
+                &raw.span(),
+                format!("{key} = {:?} is not a URL: {e}", raw.get_ref()),
+            )
+        })?;
+        match url.scheme() {
+            "http" => {}
+            "https" if key == "server.public_url" => {}
+            "https" => {
+                return self.fail(
+                    &raw.span(),
+                    format!("{key}: https upstreams are not supported yet; use http://"),
+                )
+            }
+            other => {
+                return self.fail(
+                    &raw.span(),
+                    format!("{key}: the scheme must be http or https, not {other:?}"),
+                )
+            }
+        }
+        if url.host_str().is_none() {
+            return self.fail(
+                &raw.span(),
+                format!("{key} = {:?} has no host", raw.get_ref()),
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "{key} = {:?} must be an origin only (scheme, host, port), with no path, query or fragment",
+                    raw.get_ref()
+                ),
+            );
+        }
+        Ok(url)
+    }
+
+    fn upstream(
+        &self,
+        raw: Option<Spanned<RawUpstream>>,
+    ) -> Result<(Upstream, Duration, Duration), Error> {
+        let Some(raw) = raw else {
+            return self.fail(
+                &(0..0),
+                "missing [upstream]: set url = \"http://HOST:PORT\", or builtin = \"whoami\" to try the gateway with no app",
+            );
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let upstream = match (&raw.url, &raw.builtin) {
+            (Some(_), Some(builtin)) => {
+                return self.fail(
+                    &builtin.span(),
+                    "upstream: set either url or builtin, not both",
+                )
+            }
+            (Some(url), None) => Upstream::Url(self.http_url("upstream.url", url)?),
+            (None, Some(builtin)) if builtin.get_ref() == "whoami" => Upstream::Whoami,
+            (None, Some(builtin)) => {
+                return self.fail(
+                    &builtin.span(),
+                    format!(
+                        "upstream.builtin = {:?}: the only built-in upstream is \"whoami\"",
+                        builtin.get_ref()
+                    ),
+                )
+            }
+            (None, None) => {
+                return self.fail(
+                    &span,
+                    "[upstream] needs url = \"http://HOST:PORT\", or builtin = \"whoami\"",
+                )
+            }
+        };
+        let connect = self.seconds("upstream.connect_timeout_secs", raw.connect_timeout_secs, 5)?;
+        let timeout = self.seconds("upstream.timeout_secs", raw.timeout_secs, 60)?;
+        Ok((
+            upstream,
+            Duration::from_secs(connect),
+            Duration::from_secs(timeout),
+        ))
+    }
+
+    fn seconds(&self, key: &str, raw: Option<Spanned<u64>>, default: u64) -> Result<u64, Error> {
+        match raw {
+            None => Ok(default),
+            Some(value) if *value.get_ref() == 0 => {
+                self.fail(&value.span(), format!("{key} must be at least 1"))
+            }
+            Some(value) if *value.get_ref() > 10 * 365 * 24 * 3600 => {
+                self.fail(&value.span(), format!("{key} is more than ten years"))
+            }
+            Some(value) => Ok(value.into_inner()),
+        }
+    }
+
+    fn password_hash(&self, key: &str, raw: &Spanned<String>) -> Result<(), Error> {
+        let hint = "run `authgate hash-password` and paste what it prints";
+        let hash = PasswordHash::new(raw.get_ref()).map_err(|e| {
+            self.error(
+                &raw.span(),
+                format!("{key} is not a PHC hash string ({e}): {hint}"),
+            )
+        })?;
+        if hash.algorithm.as_str() != "argon2id" {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "{key} uses {}, but only argon2id is accepted: {hint}",
+                    hash.algorithm
+                ),
+            );
+        }
+        if argon2::Params::try_from(&hash).is_err() || hash.hash.is_none() || hash.salt.is_none() {
+            return self.fail(
+                &raw.span(),
+                format!("{key} has invalid argon2id parameters: {hint}"),
+            );
+        }
+        Ok(())
+    }
+
+    fn users(&self, raw: Vec<Spanned<RawUser>>) -> Result<Vec<UserConfig>, Error> {
+        let mut seen = HashSet::new();
+        raw.into_iter()
+            .map(|user| {
+                let span = user.span();
+                let user = user.into_inner();
+                let name = user.username.get_ref();
+                if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+                    return self.fail(
+                        &user.username.span(),
+                        "username must be 1 to 256 characters, with no control characters",
+                    );
+                }
+                if !seen.insert(name.clone()) {
+                    return self.fail(&user.username.span(), format!("duplicate user {name:?}"));
+                }
+                self.password_hash("password_hash", &user.password_hash)?;
+                if let Some(email) = &user.email {
+                    let e = email.get_ref();
+                    if !e.contains('@') || e.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                        return self.fail(
+                            &email.span(),
+                            format!("email {e:?} is not an email address"),
+                        );
+                    }
+                }
+                Ok(UserConfig {
+                    username: user.username.into_inner(),
+                    password_hash: user.password_hash.into_inner(),
+                    email: user.email.map(Spanned::into_inner),
+                    span,
+                })
+            })
+            .collect()
+    }
+
+    fn clients(&self, raw: Vec<Spanned<RawClient>>) -> Result<Vec<ClientConfig>, Error> {
+        let mut seen = HashSet::new();
+        raw.into_iter()
+            .map(|client| {
+                let span = client.span();
+                let client = client.into_inner();
+                let id = client.client_id.get_ref();
+                if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) {
+                    return self.fail(
+                        &client.client_id.span(),
+                        "client_id must be 1 to 256 visible ASCII characters",
+                    );
+                }
+                if !seen.insert(id.clone()) {
+                    return self.fail(&client.client_id.span(), format!("duplicate client {id:?}"));
+                }
+                if let Some(hash) = &client.client_secret_hash {
+                    self.password_hash("client_secret_hash", hash)?;
+                }
+                if client.redirect_uris.is_empty() {
+                    return self.fail(
+                        &client.client_id.span(),
+                        format!("client {id:?} has no redirect_uris: list at least one absolute URL"),
+                    );
+                }
+                let mut uris = Vec::with_capacity(client.redirect_uris.len());
+                for uri in &client.redirect_uris {
+                    let text = uri.get_ref();
+                    if !text.chars().all(|c| c.is_ascii_graphic()) {
+                        return self.fail(
+                            &uri.span(),
+                            format!("redirect URI {text:?} must be written in visible ASCII (percent-encode the rest)"),
+                        );
+                    }
+                    match Url::parse(text) {
+                        Ok(url) if url.fragment().is_some() => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} has a fragment, which RFC 6749 §3.1.2 forbids"),
+                            )
+                        }
+                        Ok(url) if url.cannot_be_a_base() && url.scheme() != "urn" => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} is not an absolute URL with a path"),
+                            )
+                        }
+                        Ok(_) => uris.push(text.clone()),
+                        Err(e) => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} is not an absolute URL ({e})"),
+                            )
+                        }
+                    }
+                }
+                Ok(ClientConfig {
+                    client_id: client.client_id.into_inner(),
+                    client_secret_hash: client.client_secret_hash.map(Spanned::into_inner),
+                    redirect_uris: uris,
+                    span,
+                })
+            })
+            .collect()
+    }
+
+    fn public_paths(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
+        raw.into_iter()
+            .map(|path| {
+                let text = path.get_ref();
+                if !text.starts_with('/') || text.contains(['?', '#', '%', '\\']) || text.chars().any(char::is_control) {
+                    return self.fail(
+                        &path.span(),
+                        format!("public path {text:?} must start with / and hold no ?, #, %, \\ or control characters"),
+                    );
+                }
+                let normal = crate::paths::normalize(text);
+                if normal.as_deref() != Some(text.as_str()) {
+                    return self.fail(
+                        &path.span(),
+                        format!("public path {text:?} is not normalized (no ., .. or empty segments)"),
+                    );
+                }
+                Ok(path.into_inner())
+            })
+            .collect()
+    }
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
+        Self::parse(path, &source)
+    }
+
+    /// Checks a configuration given as TOML text (named `config.toml` in errors).
+    pub fn from_toml_str(source: &str) -> Result<Self, Error> {
+        Self::parse(Path::new("config.toml"), source)
+    }
+
+    fn parse(file: &Path, source: &str) -> Result<Self, Error> {
+        let raw: RawConfig = toml::from_str(source).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            Error::config_at(file, source, offset, e.message().trim_end().to_string())
+        })?;
+        let check = Checker { file, source };
+        let listen = check.listen(raw.server.listen)?;
+        let public_url = raw
+            .server
+            .public_url
+            .as_ref()
+            .map(|url| check.http_url("server.public_url", url))
+            .transpose()?;
+        let (upstream, upstream_connect_timeout, upstream_timeout) =
+            check.upstream(raw.upstream)?;
+        let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
+        let public_paths = check.public_paths(raw.auth.public_paths)?;
+        let templates_dir = raw.pages.templates_dir.map(|dir| {
+            let dir_path = PathBuf::from(dir.get_ref());
+            if dir_path.is_relative() {
+                file.parent().unwrap_or(Path::new(".")).join(dir_path)
+            } else {
+                dir_path
+            }
+        });
+        let users = check.users(raw.users)?;
+        let clients = check.clients(raw.clients)?;
+        let config = Self {
+            source: file.to_path_buf(),
+            listen,
+            public_url,
+            upstream,
+            upstream_connect_timeout,
+            upstream_timeout,
+            token_ttl_secs,
+            public_paths,
+            templates_dir,
+            users,
+            clients,
+        };
+        config.refuse_published_passwords(source)?;
+        Ok(config)
+    }
+
+    /// Refuses a user or client that still has a password published in this
+    /// repository, unless the gateway only listens on loopback.
+    fn refuse_published_passwords(&self, source: &str) -> Result<(), Error> {
+        if self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let published = |hash: &str| {
+            PUBLISHED_PASSWORDS
+                .iter()
+                .any(|password| crate::directory::verify_hash(hash, password))
+        };
+        for user in &self.users {
+            if published(&user.password_hash) {
+                return Err(Error::config_at(
+                    &self.source,
+                    source,
+                    user.span.start,
+                    format!(
+                        "user {:?} has the demo password published in the authgate repository, and server.listen = {} is not loopback: \
+                         run `authgate hash-password`, type a password of your own, and put its output in password_hash",
+                        user.username, self.listen
+                    ),
+                ));
+            }
+        }
+        for client in &self.clients {
+            if client.client_secret_hash.as_deref().is_some_and(published) {
+                return Err(Error::config_at(
+                    &self.source,
+                    source,
+                    client.span.start,
+                    format!(
+                        "client {:?} has the demo secret published in the authgate repository, and server.listen = {} is not loopback: \
+                         run `authgate hash-password` with a secret of your own and put its output in client_secret_hash",
+                        client.client_id, self.listen
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file the configuration was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The address the gateway listens on (`server.listen`).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The same configuration listening on another address (`127.0.0.1:0`
+    /// in tests picks a free port).
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// The gateway's public base URL (`server.public_url`), if set.
+    pub fn public_url(&self) -> Option<&Url> {
+        self.public_url.as_ref()
+    }
+
+    /// Where authenticated traffic goes (`upstream.url` or `upstream.builtin`).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The same configuration with another upstream URL.
+    pub fn with_upstream_url(mut self, url: Url) -> Self {
+        self.upstream = Upstream::Url(url);
+        self
+    }
+
+    /// Access token lifetime in seconds (`tokens.ttl_secs`, default 3600).
+    pub fn token_ttl_secs(&self) -> u64 {
+        self.token_ttl_secs
+    }
+
+    /// Paths that pass without sign-in (`auth.public_paths`).
+    pub fn public_paths(&self) -> &[String] {
+        &self.public_paths
+    }
+
+    /// Whether cookies must be `Secure`: the public URL is https.
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Xg9ZCX8mQwa+p0O3uKdXPXmqQh6t1FkOkh2BwW3I3UE";
+
+    fn refused(toml: &str) -> Error {
+        Config::from_toml_str(toml).expect_err("config should have been refused")
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_line() {
+        let err = refused("[upstream]\nurl = \"http://127.0.0.1:1\"\n\n[tokens]\nttl = 5\n");
+        assert_eq!(err.location().unwrap().line, 5, "{err}");
+        assert!(err.message().contains("unknown field `ttl`"), "{err}");
+    }
+
+    #[test]
+    fn bad_toml_is_refused_with_its_line() {
+        let err = refused("[upstream]\nurl = \"http://127.0.0.1:1\n");
+        assert_eq!(err.location().unwrap().line, 2, "{err}");
+    }
+
+    #[test]
+    fn malformed_hash_duplicate_user_and_bad_redirect_are_refused() {
+        let up = "[upstream]\nurl = \"http://127.0.0.1:1\"\n";
+        let err = refused(&format!(
+            "{up}[[users]]\nusername = \"a\"\npassword_hash = \"plain\"\n"
+        ));
+        assert_eq!(err.location().unwrap().line, 5, "{err}");
+        let err = refused(&format!(
+            "{up}[[users]]\nusername = \"a\"\npassword_hash = \"{HASH}\"\n[[users]]\nusername = \"a\"\npassword_hash = \"{HASH}\"\n"
+        ));
+        assert!(err.message().contains("duplicate user"), "{err}");
+        assert_eq!(err.location().unwrap().line, 7, "{err}");
+        let err = refused(&format!(
+            "{up}[[clients]]\nclient_id = \"c\"\nredirect_uris = [\"/callback\"]\n"
+        ));
+        assert!(err.message().contains("not an absolute URL"), "{err}");
+        assert_eq!(err.location().unwrap().line, 5, "{err}");
+    }
+
+    #[test]
+    fn upstream_is_required_and_defaults_apply() {
+        let err = refused("[server]\nlisten = \"127.0.0.1:1\"\n");
+        assert!(err.message().contains("[upstream]"), "{err}");
+        let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
+        assert_eq!(config.upstream(), &Upstream::Whoami);
+        assert_eq!(config.listen(), "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn public_paths_must_be_normalized() {
+        let err =
+            refused("[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/a/../b\"]\n");
+        assert_eq!(err.location().unwrap().line, 4, "{err}");
+    }
+}

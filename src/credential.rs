@@ -1,0 +1,159 @@
+//! Finding a client's credential: `Authorization: Bearer`, the session
+//! cookie, or the `access_token` query parameter that App Services clients
+//! send.
+
+use std::borrow::Cow;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+
+use crate::request::cookie;
+
+/// The name of the gateway's session cookie.
+pub(crate) const SESSION_COOKIE: &str = "authgate_session";
+
+/// Tokens longer than this are not looked up.
+const MAX_TOKEN_LEN: usize = 512;
+
+/// Where a credential was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Header,
+    Cookie,
+    Query,
+}
+
+/// A token a client presented, and where.
+#[derive(Debug)]
+pub(crate) struct Presented<'a> {
+    pub(crate) token: Cow<'a, str>,
+    pub(crate) source: Source,
+}
+
+/// The credential a request carries, if any. A malformed one (wrong
+/// characters, too long) counts as presented but can never match.
+pub(crate) fn find<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Presented<'a>> {
+    if let Some(token) = headers.get(header::AUTHORIZATION).and_then(bearer_token) {
+        return Some(Presented {
+            token: Cow::Borrowed(token),
+            source: Source::Header,
+        });
+    }
+    if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        return Some(Presented {
+            token: Cow::Borrowed(token),
+            source: Source::Cookie,
+        });
+    }
+    query_token(uri.query()?).map(|token| Presented {
+        token,
+        source: Source::Query,
+    })
+}
+
+/// The token in an `Authorization: Bearer <token>` value (the scheme is
+/// case-insensitive, RFC 7235 §2.1).
+pub(crate) fn bearer_token(value: &HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `token` could be one the gateway issued (RFC 6750 b64token
+/// characters, bounded length); anything else is not looked up.
+pub(crate) fn is_well_formed(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_LEN
+        && token.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        })
+}
+
+fn query_token(query: &str) -> Option<Cow<'_, str>> {
+    if !query.contains("access_token=") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "access_token")
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// `uri` without its `access_token` query parameter, or `None` if it has
+/// none. The token must never reach the upstream or its logs.
+pub(crate) fn without_query_token(uri: &Uri) -> Option<Uri> {
+    let query = uri.query()?;
+    if !query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("access_token"))
+    {
+        return None;
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some("access_token"))
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// The `Set-Cookie` value that gives a browser its session.
+pub(crate) fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that takes the session away.
+pub(crate) fn clear_session_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_wins_over_cookie_and_query() {
+        let mut headers = HeaderMap::new();
+        let uri: Uri = "/x?access_token=q".parse().unwrap();
+        assert_eq!(find(&headers, &uri).unwrap().source, Source::Query);
+        headers.insert(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}=c").parse().unwrap(),
+        );
+        assert_eq!(find(&headers, &uri).unwrap().token, "c");
+        headers.insert(header::AUTHORIZATION, "bearer h".parse().unwrap());
+        let found = find(&headers, &uri).unwrap();
+        assert_eq!((found.token.as_ref(), found.source), ("h", Source::Header));
+    }
+
+    #[test]
+    fn access_token_is_removed_from_the_query() {
+        let uri: Uri = "/a?x=1&access_token=t&y=2".parse().unwrap();
+        assert_eq!(without_query_token(&uri).unwrap(), "/a?x=1&y=2");
+        let uri: Uri = "/a?access_token=t".parse().unwrap();
+        assert_eq!(without_query_token(&uri).unwrap(), "/a");
+        let uri: Uri = "/a?my_access_token=t".parse().unwrap();
+        assert!(without_query_token(&uri).is_none());
+    }
+
+    #[test]
+    fn malformed_tokens_are_not_looked_up() {
+        assert!(is_well_formed("abc-_DEF123"));
+        assert!(!is_well_formed("a b"));
+        assert!(!is_well_formed(&"a".repeat(600)));
+    }
+}

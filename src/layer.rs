@@ -1,0 +1,423 @@
+//! [`AuthLayer`] and [`AuthService`]: the sign-in check in front of any
+//! service.
+//!
+//! ```
+//! use authgate::{AuthLayer, Config};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
+//! let app = service_fn(|_req: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("secret"))))
+//! });
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(config).unwrap())
+//!     .service(app);
+//!
+//! // No credential: an API client gets a 401, and the app never runs.
+//! let response = service
+//!     .oneshot(Request::get("/data").body(Full::new(Bytes::new())).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Either;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::config::Config;
+use crate::credential::{self, Source};
+use crate::error::Error;
+use crate::oauth;
+use crate::paths;
+use crate::request::{is_browser_navigation, wants_html};
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+use crate::store::{MemoryStore, Session, StoreError, TokenKey, TokenStore};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The body of an [`AuthService`] response: the inner service's body, or
+/// one the gateway wrote itself (a sign-in page, a 401, a redirect).
+pub type AuthBody<B> = Either<B, OwnBody>;
+
+/// Headers that only the gateway may set: removed from every request
+/// before anything else looks at it.
+const IDENTITY_HEADERS: [HeaderName; 6] = [
+    HeaderName::from_static("x-forwarded-user"),
+    HeaderName::from_static("x-forwarded-email"),
+    HeaderName::from_static("x-forwarded-scope"),
+    HeaderName::from_static("x-auth-request-user"),
+    HeaderName::from_static("x-auth-request-email"),
+    HeaderName::from_static("x-auth-request-access-token"),
+];
+const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+
+/// A tower [`Layer`] that puts authgate's sign-in in front of a service.
+///
+/// It answers its own endpoints (`/management/*`), lets public paths
+/// through, and passes on only requests with a valid token, with
+/// `Authorization: Bearer <token>` and `X-Forwarded-User` set. The session
+/// is also in the request's extensions as a [`Session`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    state: Arc<AuthState>,
+}
+
+impl AuthLayer {
+    /// A layer for `config`, keeping tokens in memory.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_store(config, MemoryStore::new())
+    }
+
+    /// A layer for `config`, keeping tokens in `store`.
+    pub fn with_store(config: Config, store: impl TokenStore) -> Result<Self, Error> {
+        let state = AuthState::new(config, Arc::new(store))?;
+        Ok(Self {
+            state: Arc::new(state),
+        })
+    }
+
+    /// The configuration the layer runs on.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+}
+
+impl fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("config", &self.state.config.source())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] builds around an inner service.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    state: Arc<AuthState>,
+}
+
+impl<S> fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
+}
+
+/// What the check decided for one request.
+enum Verdict {
+    Forward(Option<Session>),
+    Lookup(
+        crate::store::StoreFuture<Option<Session>>,
+        Option<HeaderValue>,
+    ),
+    Answer(Response<OwnBody>),
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        normalize_uri(&mut req);
+        if oauth::is_own_endpoint(req.uri().path()) {
+            let state = self.state.clone();
+            return ResponseFuture::own(Box::pin(oauth::handle(state, req)));
+        }
+        for name in &IDENTITY_HEADERS {
+            req.headers_mut().remove(name);
+        }
+        match self.check(&mut req) {
+            Verdict::Forward(session) => ResponseFuture::inner(self.forward(req, session)),
+            Verdict::Answer(response) => ResponseFuture::ready(response),
+            Verdict::Lookup(pending, inject) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let state = self.state.clone();
+                ResponseFuture::deferred(Box::pin(async move {
+                    let outcome = pending.await;
+                    let mut service = AuthService { inner, state };
+                    match service.settle(&mut req, outcome, inject) {
+                        Verdict::Forward(session) => {
+                            let response = service.forward(req, session).await?;
+                            Ok(response.map(Either::Left))
+                        }
+                        Verdict::Answer(response) => Ok(response.map(Either::Right)),
+                        Verdict::Lookup(..) => unreachable!("settle never defers"),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+impl<S> AuthService<S> {
+    /// Decides what to do with a request that is not for an own endpoint.
+    fn check<B>(&self, req: &mut Request<B>) -> Verdict {
+        let public = paths::is_public(req.uri().path(), &self.state.config.public_paths);
+        let found = credential::find(req.headers(), req.uri()).map(|presented| {
+            let inject = (presented.source != Source::Header)
+                .then(|| HeaderValue::try_from(format!("Bearer {}", presented.token)).ok())
+                .flatten();
+            let well_formed = credential::is_well_formed(&presented.token);
+            (TokenKey::of(&presented.token), inject, well_formed)
+        });
+        if let Some(uri) = credential::without_query_token(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        if public {
+            return Verdict::Forward(None);
+        }
+        match found {
+            Some((key, inject, true)) => match self.state.store.get(&key).into_ready() {
+                Ok(outcome) => self.settle(req, outcome, inject),
+                Err(pending) => Verdict::Lookup(pending, inject),
+            },
+            Some((_, _, false)) => Verdict::Answer(self.reject(req, true)),
+            None => Verdict::Answer(self.reject(req, false)),
+        }
+    }
+
+    /// Turns a store's answer into a verdict, setting the headers the inner
+    /// service sees.
+    fn settle<B>(
+        &self,
+        req: &mut Request<B>,
+        outcome: Result<Option<Session>, StoreError>,
+        inject: Option<HeaderValue>,
+    ) -> Verdict {
+        let session = match outcome {
+            Ok(Some(session)) => session,
+            Ok(None) => return Verdict::Answer(self.reject(req, true)),
+            Err(err) => {
+                tracing::error!(error = %err, "token store lookup failed");
+                return Verdict::Answer(self.unavailable(req));
+            }
+        };
+        let headers = req.headers_mut();
+        if let Some(value) = inject {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        if let Ok(user) = HeaderValue::from_bytes(session.username().as_bytes()) {
+            headers.insert(X_FORWARDED_USER, user);
+        }
+        if let Some(email) = session
+            .email()
+            .and_then(|e| HeaderValue::from_bytes(e.as_bytes()).ok())
+        {
+            headers.insert(X_FORWARDED_EMAIL, email);
+        }
+        req.extensions_mut().insert(session.clone());
+        Verdict::Forward(Some(session))
+    }
+
+    fn forward<B>(&mut self, req: Request<B>, session: Option<Session>) -> Inner<S::Future>
+    where
+        S: Service<Request<B>>,
+    {
+        Inner {
+            future: self.inner.call(req),
+            session,
+        }
+    }
+
+    /// No valid credential: a browser is sent to sign in, keeping the page
+    /// it asked for; anything else gets a 401.
+    fn reject<B>(&self, req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
+        if is_browser_navigation(req.method(), req.headers()) {
+            let asked = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+            let location = format!(
+                "{}?{}",
+                oauth::AUTHORIZE_PATH,
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("rd", asked)
+                    .finish()
+            );
+            if let Some(redirect) = response::redirect(StatusCode::FOUND, &location) {
+                return redirect;
+            }
+        }
+        response::unauthorized(token_presented)
+    }
+
+    fn unavailable<B>(&self, req: &Request<B>) -> Response<OwnBody> {
+        let description = "The token store cannot be reached; try again in a moment.";
+        if wants_html(req.headers()) {
+            oauth::error_page(
+                &self.state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                description,
+                "temporarily_unavailable",
+            )
+        } else {
+            response::json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                description,
+            )
+        }
+    }
+}
+
+/// Rewrites the request's path to its normalized form, the one that is
+/// checked and the one the inner service sees.
+fn normalize_uri<B>(req: &mut Request<B>) {
+    let path = req.uri().path();
+    if !needs_normalizing(path) {
+        return;
+    }
+    let Some(normal) = paths::normalize(path) else {
+        return;
+    };
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = PathAndQuery::try_from(path_and_query) {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+/// A cheap test that lets the common, already-normal path skip the
+/// rewrite.
+fn needs_normalizing(path: &str) -> bool {
+    path.contains("//") || path.contains("/.") || path.contains('%') || path.contains('\\')
+}
+
+pin_project! {
+    /// The inner service's future, with the session to record on its
+    /// response.
+    struct Inner<F> {
+        #[pin]
+        future: F,
+        session: Option<Session>,
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Inner { #[pin] inner: Inner<F> },
+        Ready { response: Option<Response<OwnBody>> },
+        Own { future: BoxFuture<Response<OwnBody>> },
+        Deferred { future: BoxFuture<Result<Response<AuthBody<B>>, E>> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn inner(inner: Inner<F>) -> Self {
+        Self {
+            kind: Kind::Inner { inner },
+        }
+    }
+    fn ready(response: Response<OwnBody>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+        }
+    }
+    fn own(future: BoxFuture<Response<OwnBody>>) -> Self {
+        Self {
+            kind: Kind::Own { future },
+        }
+    }
+    fn deferred(future: BoxFuture<Result<Response<AuthBody<B>>, E>>) -> Self {
+        Self {
+            kind: Kind::Deferred { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for Inner<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.future.poll(cx))?;
+        if let Some(session) = this.session.take() {
+            response.extensions_mut().insert(session);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<AuthBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { inner } => inner.poll(cx).map_ok(|r| r.map(Either::Left)),
+            KindProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ResponseFuture polled after completion")
+                .map(Either::Right))),
+            KindProj::Own { future } => future.as_mut().poll(cx).map(|r| Ok(r.map(Either::Right))),
+            KindProj::Deferred { future } => future.as_mut().poll(cx),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! `GET|POST /management/authorize`: the sign-in page, and signing in.
+//!
+//! With a `client_id`, this is RFC 6749's authorization endpoint: the
+//! client and its `redirect_uri` are checked before anything else, and a
+//! bad one gets an error page, never a redirect (§4.1.2.1). Without one,
+//! the person signs in to the gateway itself and gets a session cookie.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use url::Url;
+
+use crate::credential::{self, SESSION_COOKIE};
+use crate::directory::Client;
+use crate::pages::SignInPage;
+use crate::paths::safe_return_path;
+use crate::request::{self, cookie, BodyError, Params};
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+use crate::store::{Session, Token, TokenKey};
+
+use super::{error_page, BoxError};
+
+const TITLE: &str = "Sign in";
+const WRONG_PASSWORD: &str = "Username or password do not match";
+const FIELDS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "rd",
+    "username",
+    "password",
+];
+
+/// The response types this endpoint issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseType {
+    /// The implicit grant: the token in the redirect's fragment.
+    Token,
+}
+
+/// The parameters of an authorization request, as sent.
+#[derive(Debug, Default)]
+struct AuthorizeParams<'a> {
+    response_type: Option<&'a str>,
+    client_id: Option<&'a str>,
+    redirect_uri: Option<&'a str>,
+    scope: Option<&'a str>,
+    state: Option<&'a str>,
+    rd: Option<&'a str>,
+}
+
+impl<'a> AuthorizeParams<'a> {
+    fn from(params: &'a Params) -> Self {
+        let get = |name| params.one(name).ok().flatten();
+        Self {
+            response_type: get("response_type"),
+            client_id: get("client_id"),
+            redirect_uri: get("redirect_uri"),
+            scope: get("scope"),
+            state: get("state"),
+            rd: get("rd"),
+        }
+    }
+
+    fn page(&self, error: &'a str, username: &'a str) -> SignInPage<'a> {
+        SignInPage {
+            title: TITLE,
+            error,
+            response_type: self.response_type.unwrap_or(""),
+            client_id: self.client_id.unwrap_or(""),
+            redirect_uri: self.redirect_uri.unwrap_or(""),
+            scope: self.scope.unwrap_or(""),
+            state: self.state.unwrap_or(""),
+            rd: self.rd.unwrap_or(""),
+            username,
+        }
+    }
+}
+
+/// Who the sign-in is for, once the request has been checked.
+enum Target<'a> {
+    /// The gateway itself: a cookie, then back to `rd`.
+    Gateway,
+    /// An OAuth client, answered at its registered redirect URI.
+    Client {
+        client: &'a Arc<Client>,
+        redirect_uri: &'a str,
+        response_type: ResponseType,
+    },
+}
+
+/// Checks the request's client, redirect URI and response type; a failure
+/// is the response to send.
+fn check<'a>(
+    state: &'a AuthState,
+    params: &'a Params,
+    asked: &AuthorizeParams<'a>,
+) -> Result<Target<'a>, Response<OwnBody>> {
+    if let Some(repeated) = params.first_repeated(&FIELDS) {
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-in request",
+            &format!("The parameter “{}” was sent more than once.", repeated.0),
+            "invalid_request",
+        ));
+    }
+    let Some(client_id) = asked.client_id else {
+        return Ok(Target::Gateway);
+    };
+    let Some(client) = state.directory.client(client_id) else {
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Unknown application",
+            "The application that sent you here is not registered with this gateway, so you cannot sign in to it. Go back and tell its owner.",
+            "invalid_client",
+        ));
+    };
+    let Some(redirect_uri) = client.redirect_uri(asked.redirect_uri) else {
+        let message = match asked.redirect_uri {
+            Some(_) => "The address this application asked to return to is not one registered for it, so the gateway will not send you there.",
+            None => "The application did not say where to return to, and it has more than one registered address.",
+        };
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Invalid return address",
+            message,
+            "invalid_request",
+        ));
+    };
+    let response_type = match asked.response_type {
+        Some("token") => ResponseType::Token,
+        Some(_) => {
+            return Err(back_to_client(
+                redirect_uri,
+                "unsupported_response_type",
+                "This authorization server supports response_type=token.",
+                asked.state,
+            ))
+        }
+        None => {
+            return Err(back_to_client(
+                redirect_uri,
+                "invalid_request",
+                "response_type is required.",
+                asked.state,
+            ))
+        }
+    };
+    Ok(Target::Client {
+        client,
+        redirect_uri,
+        response_type,
+    })
+}
+
+/// An error sent back to the client at its registered redirect URI, in
+/// the query (RFC 6749 §4.1.2.1).
+fn back_to_client(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> Response<OwnBody> {
+    let mut url =
+        Url::parse(redirect_uri).expect("redirect URIs are checked when the config loads");
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("error", error);
+        query.append_pair("error_description", description);
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+    }
+    response::redirect(StatusCode::SEE_OTHER, url.as_str())
+        .expect("a serialized URL is a valid Location")
+}
+
+/// `GET /management/authorize`: the sign-in page.
+pub(super) fn show<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
+    let params = Params::from_query(req.uri().query());
+    let asked = AuthorizeParams::from(&params);
+    match check(state, &params, &asked) {
+        Ok(_) => response::html(StatusCode::OK, state.pages.sign_in(&asked.page("", ""))),
+        Err(response) => response,
+    }
+}
+
+/// `POST /management/authorize`: checks the password and answers as the
+/// request asked.
+pub(super) async fn submit<B>(state: &AuthState, req: Request<B>) -> Response<OwnBody>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let body = match request::read_body(body, request::MAX_FORM_BODY).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return error_page(
+                state,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Sign-in form too large",
+                "The form sent was larger than any sign-in form; go back and try again.",
+                "invalid_request",
+            )
+        }
+        Err(BodyError::Broken) => {
+            return error_page(
+                state,
+                StatusCode::BAD_REQUEST,
+                "Sign-in form incomplete",
+                "The form did not arrive whole; go back and try again.",
+                "invalid_request",
+            )
+        }
+    };
+    let params = Params::parse(&body);
+    let asked = AuthorizeParams::from(&params);
+    let target = match check(state, &params, &asked) {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    let username = params.one("username").ok().flatten().unwrap_or("");
+    let password = params.one("password").ok().flatten().unwrap_or("");
+    let user = match username.is_empty() || password.is_empty() {
+        true => None,
+        false => state.directory.verify_password(username, password).await,
+    };
+    let Some(user) = user else {
+        tracing::info!(username, "sign-in failed");
+        return response::html(
+            StatusCode::UNAUTHORIZED,
+            state.pages.sign_in(&asked.page(WRONG_PASSWORD, username)),
+        );
+    };
+    let client_id = match &target {
+        Target::Gateway => None,
+        Target::Client { client, .. } => Some(client.client_id.as_str()),
+    };
+    let (token, session) = match state.issue(&user, client_id, asked.scope).await {
+        Ok(issued) => issued,
+        Err(err) => {
+            tracing::error!(error = %err, "could not keep a new session");
+            return error_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                "Your password was right, but the session could not be saved. Try again in a moment.",
+                "temporarily_unavailable",
+            );
+        }
+    };
+    tracing::info!(username = %user.username, client_id, "signed in");
+    match target {
+        Target::Gateway => {
+            let previous = cookie(&parts.headers, SESSION_COOKIE).map(TokenKey::of);
+            signed_in_to_gateway(state, previous, &token, asked.rd).await
+        }
+        Target::Client {
+            redirect_uri,
+            response_type: ResponseType::Token,
+            ..
+        } => implicit_grant(redirect_uri, &token, &session, asked.state),
+    }
+}
+
+/// A new session cookie (replacing, and revoking, any the browser had) and
+/// a redirect to the page first asked for, on this origin only.
+async fn signed_in_to_gateway(
+    state: &AuthState,
+    previous: Option<TokenKey>,
+    token: &Token,
+    rd: Option<&str>,
+) -> Response<OwnBody> {
+    if let Some(previous) = previous {
+        if let Err(err) = state.store.remove(&previous).await {
+            tracing::warn!(error = %err, "could not revoke the session this sign-in replaces");
+        }
+    }
+    let back_to = rd.and_then(safe_return_path).unwrap_or("/");
+    let mut response = response::redirect(StatusCode::SEE_OTHER, back_to).unwrap_or_else(|| {
+        response::redirect(StatusCode::SEE_OTHER, "/").expect("/ is a valid Location")
+    });
+    let cookie = credential::session_cookie(
+        token.as_str(),
+        state.config.token_ttl_secs,
+        state.config.secure_cookies(),
+    );
+    if let Ok(value) = HeaderValue::try_from(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// RFC 6749 §4.2.2: the token in the redirect URI's fragment.
+fn implicit_grant(
+    redirect_uri: &str,
+    token: &Token,
+    session: &Session,
+    state: Option<&str>,
+) -> Response<OwnBody> {
+    let mut fragment = form_urlencoded::Serializer::new(String::new());
+    fragment.append_pair("access_token", token.as_str());
+    fragment.append_pair("token_type", "Bearer");
+    fragment.append_pair("expires_in", &session.expires_in().to_string());
+    if let Some(scope) = session.scope() {
+        fragment.append_pair("scope", scope);
+    }
+    if let Some(state) = state {
+        fragment.append_pair("state", state);
+    }
+    let location = format!("{redirect_uri}#{}", fragment.finish());
+    response::redirect(StatusCode::SEE_OTHER, &location)
+        .expect("an encoded fragment is a valid Location")
+}

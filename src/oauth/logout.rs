@@ -1,0 +1,42 @@
+//! `GET|POST /management/logout`: revokes the session's token and clears
+//! the cookie.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use crate::credential;
+use crate::request::wants_html;
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+use crate::store::TokenKey;
+
+use super::AUTHORIZE_PATH;
+
+pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> {
+    let presented = credential::find(&req.headers, &req.uri).map(|p| TokenKey::of(&p.token));
+    if let Some(key) = presented {
+        if let Err(err) = state.store.remove(&key).await {
+            tracing::error!(error = %err, "logout could not revoke the token");
+            return super::error_for(
+                state,
+                &req.headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The sign-out could not be recorded; try again in a moment.",
+            );
+        }
+    }
+    let mut response = if wants_html(&req.headers) {
+        response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH)
+            .expect("a static path is a valid Location")
+    } else {
+        response::json(StatusCode::OK, &json!({ "signed_out": true }))
+    };
+    let clear = credential::clear_session_cookie(state.config.secure_cookies());
+    if let Ok(value) = HeaderValue::try_from(clear) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}

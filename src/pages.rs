@@ -1,0 +1,135 @@
+//! The HTML pages the gateway serves: a minijinja environment holding the
+//! built-in templates, each overridable from `[pages] templates_dir`.
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind};
+
+const SIGN_IN: &str = "sign_in.html";
+const ERROR: &str = "error.html";
+const BUILT_IN: [(&str, &str); 2] = [
+    (SIGN_IN, include_str!("../templates/sign_in.html")),
+    (ERROR, include_str!("../templates/error.html")),
+];
+
+/// What the sign-in page shows and carries in its hidden inputs.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct SignInPage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) error: &'a str,
+    pub(crate) response_type: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) redirect_uri: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) state: &'a str,
+    pub(crate) rd: &'a str,
+    pub(crate) username: &'a str,
+}
+
+/// What an error page says.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorPage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) error: &'a str,
+}
+
+/// The templates, parsed once at start.
+#[derive(Debug)]
+pub(crate) struct Pages {
+    env: Environment<'static>,
+}
+
+impl Pages {
+    /// The built-in templates, with any found in `dir` taking their place.
+    pub(crate) fn load(dir: Option<&Path>) -> Result<Self, Error> {
+        let mut env = Environment::new();
+        for (name, built_in) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
+                    Error::io(format_args!("cannot read template {}", path.display()), e)
+                })?,
+                _ => built_in.to_owned(),
+            };
+            env.add_template_owned(name, source).map_err(|e| {
+                let at = dir.map_or_else(
+                    || format!("built-in {name}"),
+                    |d| d.join(name).display().to_string(),
+                );
+                Error::new(
+                    ErrorKind::Template,
+                    format!("{at}:{}: {e}", e.line().unwrap_or(0)),
+                )
+            })?;
+        }
+        Ok(Self { env })
+    }
+
+    pub(crate) fn sign_in(&self, page: &SignInPage<'_>) -> String {
+        self.render(SIGN_IN, page)
+    }
+
+    pub(crate) fn error(&self, page: &ErrorPage<'_>) -> String {
+        self.render(ERROR, page)
+    }
+
+    /// Renders `name`; a template that fails at render time (only a
+    /// user-supplied one can) degrades to a plain, escaped page.
+    fn render(&self, name: &str, context: &impl Serialize) -> String {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(context))
+            .unwrap_or_else(|e| {
+                tracing::error!(template = name, error = %e, "template failed to render");
+                "<!DOCTYPE html><title>Error</title><p>This page could not be shown. The gateway's log says why.</p>".to_owned()
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_page_escapes_everything_it_reflects() {
+        let pages = Pages::load(None).unwrap();
+        let html = pages.sign_in(&SignInPage {
+            title: "Sign in",
+            state: "\"><script>alert(1)</script>",
+            client_id: "<img src=x onerror=alert(1)>",
+            username: "a\"b",
+            ..Default::default()
+        });
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("value=\"a&quot;b\""), "{html}");
+    }
+
+    #[test]
+    fn templates_dir_overrides_one_template_and_keeps_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("error.html"), "custom {{ title }}").unwrap();
+        let pages = Pages::load(Some(dir.path())).unwrap();
+        let page = ErrorPage {
+            title: "<t>",
+            message: "m",
+            error: "e",
+        };
+        assert_eq!(pages.error(&page), "custom &lt;t&gt;");
+        assert!(pages
+            .sign_in(&SignInPage::default())
+            .contains("autocomplete=\"current-password\""));
+    }
+
+    #[test]
+    fn a_broken_template_is_refused_at_load_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sign_in.html"), "line one\n{% if %}").unwrap();
+        let err = Pages::load(Some(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("sign_in.html:2"), "{err}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The upstream forwarding service: a reverse proxy on hyper-util's pooled
+//! client.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::Service;
+use url::Url;
+
+use crate::response::{self, OwnBody};
+
+/// The body of a proxied response: the upstream's, streamed, or the
+/// gateway's own when the upstream failed.
+pub type ProxyBody = Either<Incoming, OwnBody>;
+
+/// The address of the client at the other end of the connection, set by
+/// the server on each request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Forwards requests to one upstream origin. Cloning is cheap: clones
+/// share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    inner: Arc<ProxyInner>,
+}
+
+#[derive(Debug)]
+struct ProxyInner {
+    client: Client<HttpConnector, Incoming>,
+    scheme: Scheme,
+    authority: Authority,
+    forwarded_proto: HeaderValue,
+    timeout: Duration,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (an `http://` origin). `connect_timeout` bounds
+    /// opening a connection; `timeout` bounds the wait for the response
+    /// head. `forwarded_proto` is what `X-Forwarded-Proto` says.
+    pub fn new(
+        upstream: &Url,
+        connect_timeout: Duration,
+        timeout: Duration,
+        forwarded_proto: &str,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let authority = match upstream.port() {
+            Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or("127.0.0.1")),
+            None => upstream.host_str().unwrap_or("127.0.0.1").to_owned(),
+        };
+        let inner = ProxyInner {
+            client,
+            scheme: Scheme::HTTP,
+            authority: Authority::try_from(authority).expect("the config checked the upstream URL"),
+            forwarded_proto: HeaderValue::from_str(forwarded_proto)
+                .unwrap_or(HeaderValue::from_static("http")),
+            timeout,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl ProxyInner {
+    /// Rewrites `req` to go upstream: the upstream's origin with the same
+    /// path and query, HTTP/1.1, no hop-by-hop headers, and
+    /// `X-Forwarded-For/Proto/Host` set.
+    fn rewrite(&self, req: &mut Request<Incoming>) -> Result<(), http::Error> {
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        *req.uri_mut() = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()?;
+        *req.version_mut() = Version::HTTP_11;
+        let client = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+        let headers = req.headers_mut();
+        remove_hop_by_hop(headers);
+        headers.remove(header::HOST);
+        match client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
+            Some(ip) => headers.insert(X_FORWARDED_FOR, ip),
+            None => headers.remove(X_FORWARDED_FOR),
+        };
+        headers.insert(X_FORWARDED_PROTO, self.forwarded_proto.clone());
+        match original_host {
+            Some(host) => headers.insert(X_FORWARDED_HOST, host),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+        Ok(())
+    }
+}
+
+/// Drops hop-by-hop headers and those the `Connection` header names.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if headers.get(header::UPGRADE).is_some() {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// A short plain-text answer for a failed upstream.
+fn upstream_failure(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    let mut response = response::json_error(status, "upstream_unavailable", message);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.map(Either::Right)
+}
+
+impl Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        let inner = &self.inner;
+        if inner.rewrite(&mut req).is_err() {
+            return Box::pin(async {
+                Ok(response::json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request target cannot be forwarded.",
+                )
+                .map(Either::Right))
+            });
+        }
+        let future = inner.client.request(req);
+        let timeout = inner.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, future).await {
+                Ok(Ok(mut response)) => {
+                    remove_hop_by_hop(response.headers_mut());
+                    Ok(response.map(Either::Left))
+                }
+                Ok(Err(err)) if err.is_connect() => {
+                    tracing::warn!(error = %err, "upstream refused the connection");
+                    Ok(upstream_failure(
+                        StatusCode::BAD_GATEWAY,
+                        "The upstream service cannot be reached.",
+                    ))
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "upstream failed");
+                    Ok(upstream_failure(
+                        StatusCode::BAD_GATEWAY,
+                        "The upstream service closed the connection without answering.",
+                    ))
+                }
+                Err(_) => {
+                    tracing::warn!(timeout_secs = timeout.as_secs(), "upstream timed out");
+                    Ok(upstream_failure(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "The upstream service did not answer in time.",
+                    ))
+                }
+            }
+        })
+    }
+}
+
+/// A response built from static text, for the built-in upstream.
+pub(crate) fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

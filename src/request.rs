@@ -1,0 +1,136 @@
+//! Reading what a client sent to the gateway's own endpoints: parameters
+//! from a query or a form body, cookies, and what kind of client it is.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::Method;
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+
+/// The largest body the gateway's own endpoints read.
+pub(crate) const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// Name/value pairs from a query string or a form body.
+#[derive(Debug, Default)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+/// A parameter that appeared more than once (RFC 6749 §3.1 forbids it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Repeated(pub(crate) String);
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text (a query or a body).
+    pub(crate) fn parse(text: &[u8]) -> Self {
+        Self(
+            form_urlencoded::parse(text)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The parameters of a URI's query.
+    pub(crate) fn from_query(query: Option<&str>) -> Self {
+        query.map_or_else(Self::default, |q| Self::parse(q.as_bytes()))
+    }
+
+    /// The value of `name` if sent once and not empty; an error if sent twice.
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
+        let mut found = None;
+        for (key, value) in &self.0 {
+            if key == name {
+                if found.is_some() {
+                    return Err(Repeated(name.to_owned()));
+                }
+                found = Some(value.as_str());
+            }
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+
+    /// The first parameter, among `names`, that was sent more than once.
+    pub(crate) fn first_repeated(&self, names: &[&str]) -> Option<Repeated> {
+        names.iter().find_map(|name| self.one(name).err())
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+/// The value of cookie `name`, from every `Cookie` header.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key.trim() == name).then(|| value.trim().trim_matches('"'))
+        })
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether the request is a browser navigating to a page (a GET or HEAD
+/// that asks for HTML), which gets a redirect to sign in rather than a 401.
+pub(crate) fn is_browser_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    if let Some(mode) = headers.get("sec-fetch-mode") {
+        return mode.as_bytes() == b"navigate";
+    }
+    wants_html(headers)
+}
+
+/// Whether the client prefers HTML (a browser) to JSON (an API client).
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_refuse_repeats_and_treat_empty_as_absent() {
+        let params = Params::parse(b"a=1&b=&c=x&c=y");
+        assert_eq!(params.one("a"), Ok(Some("1")));
+        assert_eq!(params.one("b"), Ok(None));
+        assert_eq!(params.one("z"), Ok(None));
+        assert_eq!(params.one("c"), Err(Repeated("c".into())));
+        assert_eq!(
+            params.first_repeated(&["a", "c"]),
+            Some(Repeated("c".into()))
+        );
+    }
+
+    #[test]
+    fn cookies_are_found_across_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, "a=1; b=2".parse().unwrap());
+        headers.append(header::COOKIE, "session=xyz".parse().unwrap());
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "session"), Some("xyz"));
+        assert_eq!(cookie(&headers, "none"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! The in-memory store: a `DashMap` from token hash to session.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use super::{unix_now, Session, StoreFuture, TokenKey, TokenStore};
+
+/// How often expired sessions are swept out of memory.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Sessions in a concurrent map, keyed on the SHA-256 of their token.
+///
+/// Expiry is checked on every lookup; a background task sweeps expired
+/// entries so memory does not grow with dead tokens. The task starts with
+/// the first insert made inside a Tokio runtime and ends when the store is
+/// dropped.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: DashMap<TokenKey, Session>,
+    sweeper_started: AtomicBool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many sessions are held, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    /// Whether the store holds no session at all.
+    pub fn is_empty(&self) -> bool {
+        self.inner.sessions.is_empty()
+    }
+
+    /// Drops every expired session now; answers how many went.
+    pub fn sweep_expired(&self) -> usize {
+        sweep(&self.inner)
+    }
+
+    fn ensure_sweeper(&self) {
+        if self.inner.sweeper_started.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.sweeper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                sweep(&inner);
+            }
+        });
+    }
+}
+
+fn sweep(inner: &Inner) -> usize {
+    let now = unix_now();
+    let before = inner.sessions.len();
+    inner
+        .sessions
+        .retain(|_, session| !session.is_expired_at(now));
+    before.saturating_sub(inner.sessions.len())
+}
+
+impl TokenStore for MemoryStore {
+    fn get(&self, key: &TokenKey) -> StoreFuture<Option<Session>> {
+        let now = unix_now();
+        let found = match self.inner.sessions.get(key) {
+            Some(entry) if !entry.is_expired_at(now) => Some(entry.value().clone()),
+            Some(entry) => {
+                drop(entry);
+                self.inner
+                    .sessions
+                    .remove_if(key, |_, session| session.is_expired_at(now));
+                None
+            }
+            None => None,
+        };
+        StoreFuture::ready(Ok(found))
+    }
+
+    fn insert(&self, key: TokenKey, session: Session) -> StoreFuture<()> {
+        self.ensure_sweeper();
+        self.inner.sessions.insert(key, session);
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
+        StoreFuture::ready(Ok(self.inner.sessions.remove(key).is_some()))
+    }
+
+    fn remove_user(&self, username: &str) -> StoreFuture<usize> {
+        let before = self.inner.sessions.len();
+        self.inner
+            .sessions
+            .retain(|_, session| session.username() != username);
+        StoreFuture::ready(Ok(before.saturating_sub(self.inner.sessions.len())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Token;
+
+    fn expired(username: &str) -> Session {
+        let mut session = Session::new(username, None, 0);
+        session.expires_at = session.issued_at;
+        session
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_never_returned_and_are_swept() {
+        let store = MemoryStore::new();
+        let live = Token::generate();
+        let dead = Token::generate();
+        store
+            .insert(live.key(), Session::new("a", None, 60))
+            .await
+            .unwrap();
+        store.insert(dead.key(), expired("b")).await.unwrap();
+        assert!(store.get(&dead.key()).await.unwrap().is_none());
+        store
+            .insert(Token::generate().key(), expired("c"))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.sweep_expired(), 1);
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            store.get(&live.key()).await.unwrap().unwrap().username(),
+            "a"
+        );
+    }
+
+    #[tokio::test]
+    async fn remove_user_drops_only_that_users_sessions() {
+        let store = MemoryStore::new();
+        for name in ["a", "a", "b"] {
+            store
+                .insert(Token::generate().key(), Session::new(name, None, 60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.remove_user("a").await.unwrap(), 2);
+        assert_eq!(store.len(), 1);
+    }
+}

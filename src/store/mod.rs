@@ -1,0 +1,239 @@
+//! Where sessions live: the [`TokenStore`] trait and its in-memory
+//! implementation, [`MemoryStore`].
+//!
+//! A store never sees a token. It is keyed on the token's SHA-256
+//! ([`TokenKey`]), so a dump of the store replays nothing.
+//!
+//! ```
+//! use authgate::{MemoryStore, Session, Token, TokenStore};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = MemoryStore::new();
+//! let token = Token::generate();
+//! let session = Session::new("alice", Some("alice@example.com"), 3600);
+//! store.insert(token.key(), session).await.unwrap();
+//! let found = store.get(&token.key()).await.unwrap().unwrap();
+//! assert_eq!(found.username(), "alice");
+//! # }
+//! ```
+
+mod memory;
+mod token;
+
+pub use memory::MemoryStore;
+pub use token::{Token, TokenKey};
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch, the clock every expiry is measured on.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a token stands for: who signed in, for which client, until when.
+///
+/// Sessions hold no secret: the token that names them is only ever stored
+/// as its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    username: Arc<str>,
+    email: Option<Arc<str>>,
+    client_id: Option<Arc<str>>,
+    scope: Option<Arc<str>>,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+impl Session {
+    /// A session for `username` that expires `ttl_secs` from now.
+    pub fn new(username: &str, email: Option<&str>, ttl_secs: u64) -> Self {
+        let now = unix_now();
+        Self {
+            username: username.into(),
+            email: email.map(Into::into),
+            client_id: None,
+            scope: None,
+            issued_at: now,
+            expires_at: now.saturating_add(ttl_secs),
+        }
+    }
+
+    /// The same session, issued to an OAuth client.
+    pub fn for_client(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The same session, with a granted scope.
+    pub fn with_scope(mut self, scope: Option<&str>) -> Self {
+        self.scope = scope.filter(|s| !s.is_empty()).map(Into::into);
+        self
+    }
+
+    /// The user the token was issued to.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The user's email address, where the directory knows it.
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+
+    /// The OAuth client the token was issued to; `None` for the gateway's
+    /// own sign-in.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The granted scope, if any.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// When the token was issued, in seconds since the Unix epoch.
+    pub fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
+    /// When the token stops working, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Whether the session has expired at `now` (seconds since the epoch).
+    pub fn is_expired_at(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Seconds left before expiry, counted from now.
+    pub fn expires_in(&self) -> u64 {
+        self.expires_at.saturating_sub(unix_now())
+    }
+}
+
+/// A store that could not answer (a network store that is down, say).
+///
+/// The layer answers `503` for it: never a false "authenticated".
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    message: String,
+}
+
+impl StoreError {
+    /// A store error that says what failed.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token store unavailable: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The future a [`TokenStore`] method returns.
+///
+/// An in-memory store answers at once with [`StoreFuture::ready`] and costs
+/// no allocation; a networked store boxes its future with
+/// [`StoreFuture::pending`].
+#[must_use = "a store operation does nothing until awaited"]
+pub struct StoreFuture<T> {
+    state: StoreFutureState<T>,
+}
+
+enum StoreFutureState<T> {
+    Ready(Option<Result<T, StoreError>>),
+    Pending(Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>),
+}
+
+impl<T> StoreFuture<T> {
+    /// An answer that is already known.
+    pub fn ready(result: Result<T, StoreError>) -> Self {
+        Self {
+            state: StoreFutureState::Ready(Some(result)),
+        }
+    }
+
+    /// An answer still to come.
+    pub fn pending(fut: impl Future<Output = Result<T, StoreError>> + Send + 'static) -> Self {
+        Self {
+            state: StoreFutureState::Pending(Box::pin(fut)),
+        }
+    }
+
+    /// The answer, if it is already known, without polling; otherwise the
+    /// future itself back.
+    pub(crate) fn into_ready(self) -> Result<Result<T, StoreError>, Self> {
+        match self.state {
+            StoreFutureState::Ready(Some(result)) => Ok(result),
+            state => Err(Self { state }),
+        }
+    }
+}
+
+impl<T> Unpin for StoreFuture<T> {}
+
+impl<T> Future for StoreFuture<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            StoreFutureState::Ready(result) => Poll::Ready(
+                result
+                    .take()
+                    .expect("StoreFuture polled after it completed"),
+            ),
+            StoreFutureState::Pending(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Where sessions are kept, keyed on the hash of their token.
+///
+/// Every method is asynchronous so that a networked store (Redis) fits
+/// without changing the layer; [`MemoryStore`] answers at once. A store must
+/// enforce expiry on every lookup: `get` never returns an expired session.
+pub trait TokenStore: Send + Sync + 'static {
+    /// The session for `key`, if it exists and has not expired.
+    fn get(&self, key: &TokenKey) -> StoreFuture<Option<Session>>;
+
+    /// Keeps `session` under `key` until it expires.
+    fn insert(&self, key: TokenKey, session: Session) -> StoreFuture<()>;
+
+    /// Forgets `key`; answers whether it was there.
+    fn remove(&self, key: &TokenKey) -> StoreFuture<bool>;
+
+    /// Forgets every session of `username`; answers how many there were.
+    fn remove_user(&self, username: &str) -> StoreFuture<usize>;
+}
+
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    fn get(&self, key: &TokenKey) -> StoreFuture<Option<Session>> {
+        (**self).get(key)
+    }
+    fn insert(&self, key: TokenKey, session: Session) -> StoreFuture<()> {
+        (**self).insert(key, session)
+    }
+    fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
+        (**self).remove(key)
+    }
+    fn remove_user(&self, username: &str) -> StoreFuture<usize> {
+        (**self).remove_user(username)
+    }
+}

@@ -1,0 +1,95 @@
+//! Tokens and the keys they are stored under.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A bearer token: 256 random bits, URL-safe base64 without padding.
+///
+/// Its `Debug` output never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A fresh token from the operating system's random source.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The token as the client sends it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key the store keeps this token's session under.
+    pub fn key(&self) -> TokenKey {
+        TokenKey::of(&self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// The SHA-256 of a token: what a store keys on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// The key for a token as a client presented it.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TokenKey({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_url_safe_and_distinct() {
+        let a = Token::generate();
+        let b = Token::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 43);
+        let raw = URL_SAFE_NO_PAD.decode(a.as_str()).unwrap();
+        assert_eq!(raw.len(), 32);
+        assert!(a
+            .as_str()
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn key_is_the_sha256_of_the_token() {
+        let key = TokenKey::of("abc");
+        assert_eq!(
+            key.as_bytes()[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256(\"abc\") starts with ba7816bf"
+        );
+        assert!(!format!("{:?}", Token::generate()).contains(Token::generate().as_str()));
+    }
+}
