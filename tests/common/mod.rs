@@ -1,0 +1,301 @@
+//! Shared test harness: a real upstream server and a real gateway, each on
+//! an ephemeral port on 127.0.0.1, and a real HTTP client.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Notify};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const CLIENT_ID: &str = "test-client";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:3000/callback";
+
+/// One argon2id hash of [`PASSWORD`], made once per test binary.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| authgate::hash_password(PASSWORD))
+}
+
+/// A config for a gateway in front of `upstream`, with users `alice` and
+/// `bob`, one client, and `/public` open; `extra` is appended.
+pub fn config_toml(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstream]
+url = "http://{upstream}"
+timeout_secs = 2
+
+[auth]
+public_paths = ["/public"]
+
+[[users]]
+username = "alice"
+password_hash = "{hash}"
+email = "alice@example.com"
+
+[[users]]
+username = "bob"
+password_hash = "{hash}"
+
+[[clients]]
+client_id = "{CLIENT_ID}"
+redirect_uris = ["{REDIRECT_URI}", "http://127.0.0.1:3000/other"]
+{extra}
+"#,
+        hash = password_hash()
+    )
+}
+
+/// What the upstream saw, per request.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+    /// Released by the test to let `/hold` finish its body.
+    pub release: Arc<Notify>,
+}
+
+impl Upstream {
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Starts the test upstream:
+/// - `/slow`: answers after 5 s;
+/// - `/download?bytes=N`: N bytes in 64 KiB chunks;
+/// - `/hold`: one chunk, then the rest when the test releases it;
+/// - `/upload`: reads the body and answers its length;
+/// - anything else: the request as JSON (method, path, query, headers).
+pub async fn start_upstream() -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new(Notify::new());
+    let (hits2, release2) = (hits.clone(), release.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (hits, release) = (hits2.clone(), release2.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    upstream_answer(req, release.clone())
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        hits,
+        release,
+    }
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn upstream_answer(
+    req: Request<Incoming>,
+    release: Arc<Notify>,
+) -> Result<Response<UpBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match path.as_str() {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(Response::new(full("slow")))
+        }
+        "/download" => {
+            let total: usize = query.trim_start_matches("bytes=").parse().unwrap();
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream =
+                futures_util::stream::iter((0..total).step_by(chunk.len()).map(move |at| {
+                    let n = chunk.len().min(total - at);
+                    Ok::<_, Infallible>(Frame::data(chunk.slice(..n)))
+                }));
+            Ok(Response::new(StreamBody::new(stream).boxed()))
+        }
+        "/hold" => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"first;"))))
+                    .await;
+                release.notified().await;
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"second"))))
+                    .await;
+            });
+            let stream = tokio_stream_from(rx);
+            Ok(Response::new(StreamBody::new(stream).boxed()))
+        }
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut length = 0usize;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    length += data.len();
+                }
+            }
+            Ok(Response::new(full(&length.to_string())))
+        }
+        _ => {
+            let headers: serde_json::Map<String, Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                .collect();
+            let body = json!({
+                "method": req.method().as_str(),
+                "path": path,
+                "query": query,
+                "version": format!("{:?}", req.version()),
+                "headers": headers,
+            });
+            let mut response = Response::new(full(&body.to_string()));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            Ok(response)
+        }
+    }
+}
+
+fn full(text: &str) -> UpBody {
+    Full::new(Bytes::from(text.to_owned())).boxed()
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A gateway running in this process on a real socket; stopped on drop.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    pub async fn start(toml: &str) -> Self {
+        let config = authgate::Config::from_toml_str(toml).expect("test config is valid");
+        let gateway = authgate::Gateway::bind(config).await.unwrap();
+        let addr = gateway.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client like a browser: cookies kept, redirects not followed (so each
+/// step can be checked), HTML asked for.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers({
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                "accept",
+                "text/html,application/xhtml+xml,*/*;q=0.8".parse().unwrap(),
+            );
+            h
+        })
+        .build()
+        .unwrap()
+}
+
+/// A client like an API client: no cookies, no redirects, JSON.
+pub fn api() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs `username` in to the gateway itself with `client`; answers the
+/// response to the POST.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    username: &str,
+    password: &str,
+    rd: &str,
+) -> reqwest::Response {
+    client
+        .post(gateway.url("/management/authorize"))
+        .form(&[("username", username), ("password", password), ("rd", rd)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session token in a sign-in response's `Set-Cookie`.
+pub fn session_token(response: &reqwest::Response) -> String {
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    cookie
+        .strip_prefix("authgate_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The value of the hidden input `name` in a page, HTML entities decoded.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    let end = start + html[start..].find('"')?;
+    Some(unescape_html(&html[start..end]))
+}
+
+/// Decodes the entities minijinja's HTML escaping produces.
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
