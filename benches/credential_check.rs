@@ -1,1 +1,71 @@
-fn main() {}
+//! The credential check alone: hashing a presented token and finding its
+//! session, at several store sizes, and the whole `AuthService` decision
+//! (find the credential, look it up, set the headers) with an inner service
+//! that answers at once.
+//!
+//! `cargo bench --bench credential_check`
+
+use std::convert::Infallible;
+
+use authgate::{AuthLayer, Config, MemoryStore, Session, Token, TokenKey, TokenStore};
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use futures_util::FutureExt;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{service_fn, Layer, Service};
+
+fn filled_store(n: usize) -> (MemoryStore, Vec<Token>) {
+    let store = MemoryStore::new();
+    let tokens: Vec<Token> = (0..n).map(|_| Token::generate()).collect();
+    for token in &tokens {
+        store
+            .insert(token.key(), Session::new("bench", None, 3600))
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+    }
+    (store, tokens)
+}
+
+fn store_lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_lookup");
+    for n in [1_000, 100_000] {
+        let (store, tokens) = filled_store(n);
+        let mut i = 0;
+        group.bench_function(format!("{n}_tokens"), |b| {
+            b.iter(|| {
+                i = (i + 7919) % tokens.len();
+                let key = TokenKey::of(tokens[i].as_str());
+                black_box(store.get(&key).now_or_never().unwrap().unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn layer_check(c: &mut Criterion) {
+    let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
+    let (store, tokens) = filled_store(1_000);
+    let layer = AuthLayer::with_store(config, store).unwrap();
+    let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let mut service = layer.layer(inner);
+    let bearer = format!("Bearer {}", tokens[0].as_str());
+    c.bench_function("auth_service_bearer_check", |b| {
+        b.iter_batched(
+            || {
+                Request::get("/api/items?page=2")
+                    .header("authorization", &bearer)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap()
+            },
+            |req| black_box(service.call(req).now_or_never().unwrap().unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, store_lookup, layer_check);
+criterion_main!(benches);

@@ -96,6 +96,7 @@ enum Target<'a> {
 
 /// Checks the request's client, redirect URI and response type; a failure
 /// is the response to send.
+#[allow(clippy::result_large_err)] // the error is the response itself, sent at once
 fn check<'a>(
     state: &'a AuthState,
     params: &'a Params,

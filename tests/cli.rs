@@ -1,0 +1,167 @@
+//! The `authgate` binary itself: config checks, password hashing, logs and
+//! graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authgate");
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_bad_config_is_refused_with_file_line_and_reason_before_anything_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[server]\nlisten = \"127.0.0.1:1\"\n\n[upstream]\nurl = \"http://127.0.0.1:9\"\nretries = 3\n", 6, "unknown field `retries`"),
+        ("[upstream]\nurl = \"http://127.0.0.1:9\"\n[[users]]\nusername = \"a\"\npassword_hash = \"x\"\n", 5, "not a PHC hash"),
+        ("[server]\nlisten = \"localhost\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n", 2, "is not an address"),
+        ("[upstream\nurl = 1\n", 1, ""),
+    ];
+    for (text, line, reason) in cases {
+        let path = write_config(&dir, text);
+        for args in [vec!["--config"], vec!["check-config", "--config"]] {
+            let output = Command::new(BIN).args(&args).arg(&path).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?} {stderr}");
+            let at = format!("{}:{line}:", path.display());
+            assert!(stderr.contains(&at), "expected {at} in {stderr}");
+            assert!(stderr.contains(reason), "expected {reason:?} in {stderr}");
+            assert!(!stderr.contains("listening"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn the_shipped_config_checks_ok() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+    let output = Command::new(BIN).args(["check-config", "--config", shipped]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn the_published_demo_password_is_refused_off_loopback() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+    let exposed = shipped.replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
+    assert_ne!(shipped, exposed, "the shipped config listens on 127.0.0.1:8080");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &exposed);
+    let output = Command::new(BIN).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("demo password") && stderr.contains("authgate hash-password"), "{stderr}");
+}
+
+#[tokio::test]
+async fn hash_password_reads_stdin_and_prints_a_hash_that_signs_in() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hunter2 is long\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+
+    let upstream = start_upstream().await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n[[users]]\nusername = \"dave\"\npassword_hash = \"{hash}\"\n",
+        upstream.addr
+    );
+    let gateway = Gateway::start(&toml).await;
+    assert_eq!(sign_in(&browser(), &gateway, "dave", "hunter2 is long", "/").await.status(), 303);
+    assert_eq!(sign_in(&browser(), &gateway, "dave", "hunter2 is long\n", "/").await.status(), 401);
+}
+
+/// The real binary, its address read from its log.
+struct Running {
+    child: std::process::Child,
+    addr: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+fn start_binary(config: &std::path::Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(["--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = log.recv_timeout(Duration::from_secs(10)).expect("the gateway logs its address");
+    let addr = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    Running { child, addr, log }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
+    let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config_toml(upstream.addr, "").replace("timeout_secs = 2", "timeout_secs = 10");
+    let mut running = start_binary(&write_config(&dir, &toml));
+    let base = format!("http://{}", running.addr);
+
+    let signed_in = browser()
+        .post(format!("{base}/management/authorize"))
+        .form(&[("username", "alice"), ("password", PASSWORD), ("rd", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let token = session_token(&signed_in);
+    let via_query = api().get(format!("{base}/q?access_token={token}")).send().await.unwrap();
+    assert_eq!(via_query.status(), 200);
+
+    let slow = tokio::spawn({
+        let (base, token) = (base.clone(), token.clone());
+        async move { api().get(format!("{base}/slow")).bearer_auth(token).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        api().get(format!("{base}/x")).send().await.is_err(),
+        "no new connections once shutting down"
+    );
+
+    let response = slow.await.unwrap().expect("the request in flight completes");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slow");
+    let status = tokio::task::spawn_blocking(move || running.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+
+    let log: Vec<String> = running.log.try_iter().collect();
+    let log = log.join("\n");
+    assert!(!log.contains(&token), "a token leaked into the log:\n{log}");
+    assert!(!log.contains(PASSWORD), "a password leaked into the log:\n{log}");
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("authgate::access")).collect();
+    assert_eq!(access.len(), 3, "one line per request:\n{log}");
+    let slow_line = access.iter().find(|l| l.contains("path=\"/slow\"")).expect("the slow request is logged");
+    for field in ["method=GET", "status=200", "latency_us=", "user=\"alice\""] {
+        assert!(slow_line.contains(field), "{field} in {slow_line}");
+    }
+}

@@ -1,0 +1,41 @@
+//! `AuthLayer` inside someone else's server: the axum example, served on a
+//! real socket, and a hand-built tower stack.
+
+mod common;
+
+#[path = "../examples/axum_app.rs"]
+mod axum_app;
+
+use common::*;
+
+#[tokio::test]
+async fn the_layer_guards_an_axum_app() {
+    let toml = format!(
+        "[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/health\"]\n[[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\n",
+        password_hash()
+    );
+    let config = authgate::Config::from_toml_str(&toml).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum_app::app(config).unwrap()).await });
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    let client = api();
+    assert_eq!(client.get(url("/health")).send().await.unwrap().text().await.unwrap(), "ok");
+    let refused = client.get(url("/")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let browser = browser();
+    let asked = browser.get(url("/")).send().await.unwrap();
+    assert_eq!(asked.status(), 302);
+    let signed_in = browser
+        .post(url("/management/authorize"))
+        .form(&[("username", "carol"), ("password", PASSWORD), ("rd", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let hello = browser.get(url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(hello.starts_with("hello, carol!"), "{hello}");
+    assert!(hello.contains("Authorization header present: true"), "{hello}");
+}
