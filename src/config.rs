@@ -205,10 +205,7 @@ impl Checker<'_> {
             }
         }
         if url.host_str().is_none() {
-            return self.fail(
-                &raw.span(),
-                format!("{key} = {:?} has no host", raw.get_ref()),
-            );
+            return self.fail(&raw.span(), format!("{key} = {:?} has no host", raw.get_ref()));
         }
         if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
             return self.fail(
@@ -222,10 +219,7 @@ impl Checker<'_> {
         Ok(url)
     }
 
-    fn upstream(
-        &self,
-        raw: Option<Spanned<RawUpstream>>,
-    ) -> Result<(Upstream, Duration, Duration), Error> {
+    fn upstream(&self, raw: Option<Spanned<RawUpstream>>) -> Result<(Upstream, Duration, Duration), Error> {
         let Some(raw) = raw else {
             return self.fail(
                 &(0..0),
@@ -236,10 +230,7 @@ impl Checker<'_> {
         let raw = raw.into_inner();
         let upstream = match (&raw.url, &raw.builtin) {
             (Some(_), Some(builtin)) => {
-                return self.fail(
-                    &builtin.span(),
-                    "upstream: set either url or builtin, not both",
-                )
+                return self.fail(&builtin.span(), "upstream: set either url or builtin, not both")
             }
             (Some(url), None) => Upstream::Url(self.http_url("upstream.url", url)?),
             (None, Some(builtin)) if builtin.get_ref() == "whoami" => Upstream::Whoami,
@@ -327,10 +318,7 @@ impl Checker<'_> {
                 if let Some(email) = &user.email {
                     let e = email.get_ref();
                     if !e.contains('@') || e.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                        return self.fail(
-                            &email.span(),
-                            format!("email {e:?} is not an email address"),
-                        );
+                        return self.fail(&email.span(), format!("email {e:?} is not an email address"));
                     }
                 }
                 Ok(UserConfig {
@@ -459,8 +447,7 @@ impl Config {
             .as_ref()
             .map(|url| check.http_url("server.public_url", url))
             .transpose()?;
-        let (upstream, upstream_connect_timeout, upstream_timeout) =
-            check.upstream(raw.upstream)?;
+        let (upstream, upstream_connect_timeout, upstream_timeout) = check.upstream(raw.upstream)?;
         let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
         let public_paths = check.public_paths(raw.auth.public_paths)?;
         let templates_dir = raw.pages.templates_dir.map(|dir| {
@@ -577,9 +564,7 @@ impl Config {
 
     /// Whether cookies must be `Secure`: the public URL is https.
     pub(crate) fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_ref()
-            .is_some_and(|u| u.scheme() == "https")
+        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
     }
 }
 
@@ -587,7 +572,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Xg9ZCX8mQwa+p0O3uKdXPXmqQh6t1FkOkh2BwW3I3UE";
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Xg9ZCX8mQwa+p0O3uKdXPXmqQh6t1FkOkh2BwW3I3UE";
 
     fn refused(toml: &str) -> Error {
         Config::from_toml_str(toml).expect_err("config should have been refused")
@@ -636,8 +622,7 @@ mod tests {
 
     #[test]
     fn public_paths_must_be_normalized() {
-        let err =
-            refused("[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/a/../b\"]\n");
+        let err = refused("[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/a/../b\"]\n");
         assert_eq!(err.location().unwrap().line, 4, "{err}");
     }
 }

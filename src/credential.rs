@@ -66,9 +66,9 @@ pub(crate) fn bearer_token(value: &HeaderValue) -> Option<&str> {
 /// characters, bounded length); anything else is not looked up.
 pub(crate) fn is_well_formed(token: &str) -> bool {
     token.len() <= MAX_TOKEN_LEN
-        && token.bytes().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-        })
+        && token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='))
 }
 
 fn query_token(query: &str) -> Option<Cow<'_, str>> {
@@ -130,10 +130,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         let uri: Uri = "/x?access_token=q".parse().unwrap();
         assert_eq!(find(&headers, &uri).unwrap().source, Source::Query);
-        headers.insert(
-            header::COOKIE,
-            format!("{SESSION_COOKIE}=c").parse().unwrap(),
-        );
+        headers.insert(header::COOKIE, format!("{SESSION_COOKIE}=c").parse().unwrap());
         assert_eq!(find(&headers, &uri).unwrap().token, "c");
         headers.insert(header::AUTHORIZATION, "bearer h".parse().unwrap());
         let found = find(&headers, &uri).unwrap();

@@ -96,11 +96,7 @@ impl Directory {
     /// Runs argon2id on the blocking pool. An unknown username is checked
     /// against a dummy hash with the same cost, so the answer's timing does
     /// not tell which usernames exist.
-    pub(crate) async fn verify_password(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Option<Arc<User>> {
+    pub(crate) async fn verify_password(&self, username: &str, password: &str) -> Option<Arc<User>> {
         let user = self.users.get(username).cloned();
         let hash = match &user {
             Some(user) => user.password_hash.clone(),
@@ -152,10 +148,7 @@ mod tests {
     #[test]
     fn hashes_verify_and_are_argon2id_with_production_parameters() {
         let hash = hash_password("s3cret");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         assert!(verify_hash(&hash, "s3cret"));
         assert!(!verify_hash(&hash, "S3cret"));
         assert!(!verify_hash("not a hash", "s3cret"));

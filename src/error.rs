@@ -44,12 +44,7 @@ impl Error {
     }
 
     /// A configuration error at byte `offset` of `source`, the text of `file`.
-    pub(crate) fn config_at(
-        file: &Path,
-        source: &str,
-        offset: usize,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn config_at(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Self {
         let offset = offset.min(source.len());
         let before = &source[..offset];
         let line = before.matches('\n').count() + 1;

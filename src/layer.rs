@@ -138,10 +138,7 @@ impl<S> fmt::Debug for AuthService<S> {
 /// What the check decided for one request.
 enum Verdict {
     Forward(Option<Session>),
-    Lookup(
-        crate::store::StoreFuture<Option<Session>>,
-        Option<HeaderValue>,
-    ),
+    Lookup(crate::store::StoreFuture<Option<Session>>, Option<HeaderValue>),
     Answer(Response<OwnBody>),
 }
 

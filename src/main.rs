@@ -93,10 +93,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("authgate: cannot start the runtime: {err}");
@@ -109,10 +106,7 @@ fn run(path: &std::path::Path) -> ExitCode {
             Err(err) => return refuse(&err),
         };
         let addr = gateway.local_addr();
-        tracing::info!(
-            "authgate listening on http://{addr} (config {})",
-            path.display()
-        );
+        tracing::info!("authgate listening on http://{addr} (config {})", path.display());
         match gateway.serve(authgate::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => refuse(&err),

@@ -49,9 +49,8 @@ impl Pages {
         let mut env = Environment::new();
         for (name, built_in) in BUILT_IN {
             let source = match dir.map(|d| d.join(name)) {
-                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
-                    Error::io(format_args!("cannot read template {}", path.display()), e)
-                })?,
+                Some(path) if path.exists() => std::fs::read_to_string(&path)
+                    .map_err(|e| Error::io(format_args!("cannot read template {}", path.display()), e))?,
                 _ => built_in.to_owned(),
             };
             env.add_template_owned(name, source).map_err(|e| {

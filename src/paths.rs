@@ -85,9 +85,7 @@ fn has_ambiguous_escapes(normalized: &str) -> bool {
         return true;
     }
     let upper = normalized.to_ascii_uppercase();
-    ["%2F", "%5C", "%25", "%00"]
-        .iter()
-        .any(|e| upper.contains(e))
+    ["%2F", "%5C", "%25", "%00"].iter().any(|e| upper.contains(e))
 }
 
 /// Whether the normalized `path` is one of `public_paths` or beneath one,
@@ -115,9 +113,7 @@ pub(crate) fn safe_return_path(target: &str) -> Option<&str> {
     }
     let mut decoded = Cow::Borrowed(target);
     for _ in 0..3 {
-        let next = percent_decode_str(&decoded)
-            .decode_utf8_lossy()
-            .into_owned();
+        let next = percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
         if next == *decoded {
             break;
         }

@@ -67,12 +67,7 @@ impl Proxy {
     /// A proxy to `upstream` (an `http://` origin). `connect_timeout` bounds
     /// opening a connection; `timeout` bounds the wait for the response
     /// head. `forwarded_proto` is what `X-Forwarded-Proto` says.
-    pub fn new(
-        upstream: &Url,
-        connect_timeout: Duration,
-        timeout: Duration,
-        forwarded_proto: &str,
-    ) -> Self {
+    pub fn new(upstream: &Url, connect_timeout: Duration, timeout: Duration, forwarded_proto: &str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));

@@ -118,10 +118,7 @@ mod tests {
         assert_eq!(params.one("b"), Ok(None));
         assert_eq!(params.one("z"), Ok(None));
         assert_eq!(params.one("c"), Err(Repeated("c".into())));
-        assert_eq!(
-            params.first_repeated(&["a", "c"]),
-            Some(Repeated("c".into()))
-        );
+        assert_eq!(params.first_repeated(&["a", "c"]), Some(Repeated("c".into())));
     }
 
     #[test]

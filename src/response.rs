@@ -41,10 +41,7 @@ pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response<OwnBod
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -83,10 +80,9 @@ pub(crate) fn unauthorized(token_presented: bool) -> Response<OwnBody> {
         )
     };
     let mut response = json_error(StatusCode::UNAUTHORIZED, error, description);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     response
 }
 
@@ -100,9 +96,8 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Option<Response<Ow
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    response
+        .headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     Some(response)
 }

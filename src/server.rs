@@ -165,10 +165,7 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = service.oneshot(req).await?;
-    let user = response
-        .extensions()
-        .get::<Session>()
-        .map(Session::username);
+    let user = response.extensions().get::<Session>().map(Session::username);
     tracing::info!(
         target: "authgate::access",
         %method,
@@ -186,14 +183,13 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -34,12 +34,8 @@ impl AuthState {
         scope: Option<&str>,
     ) -> Result<(Token, Session), StoreError> {
         let token = Token::generate();
-        let mut session = Session::new(
-            &user.username,
-            user.email.as_deref(),
-            self.config.token_ttl_secs,
-        )
-        .with_scope(scope);
+        let mut session =
+            Session::new(&user.username, user.email.as_deref(), self.config.token_ttl_secs).with_scope(scope);
         if let Some(client_id) = client_id {
             session = session.for_client(client_id);
         }

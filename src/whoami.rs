@@ -30,12 +30,7 @@ impl<B> Service<Request<B>> for Whoami {
         let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let _ = writeln!(text, "{} {} {:?}", req.method(), target, req.version());
         for (name, value) in req.headers() {
-            let _ = writeln!(
-                text,
-                "{}: {}",
-                name,
-                String::from_utf8_lossy(value.as_bytes())
-            );
+            let _ = writeln!(text, "{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
         }
         ready(Ok(text_response(StatusCode::OK, text)))
     }

@@ -21,9 +21,21 @@ fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
 fn a_bad_config_is_refused_with_file_line_and_reason_before_anything_listens() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[server]\nlisten = \"127.0.0.1:1\"\n\n[upstream]\nurl = \"http://127.0.0.1:9\"\nretries = 3\n", 6, "unknown field `retries`"),
-        ("[upstream]\nurl = \"http://127.0.0.1:9\"\n[[users]]\nusername = \"a\"\npassword_hash = \"x\"\n", 5, "not a PHC hash"),
-        ("[server]\nlisten = \"localhost\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n", 2, "is not an address"),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[upstream]\nurl = \"http://127.0.0.1:9\"\nretries = 3\n",
+            6,
+            "unknown field `retries`",
+        ),
+        (
+            "[upstream]\nurl = \"http://127.0.0.1:9\"\n[[users]]\nusername = \"a\"\npassword_hash = \"x\"\n",
+            5,
+            "not a PHC hash",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n",
+            2,
+            "is not an address",
+        ),
         ("[upstream\nurl = 1\n", 1, ""),
     ];
     for (text, line, reason) in cases {
@@ -43,8 +55,15 @@ fn a_bad_config_is_refused_with_file_line_and_reason_before_anything_listens() {
 #[test]
 fn the_shipped_config_checks_ok() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-    let output = Command::new(BIN).args(["check-config", "--config", shipped]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -54,10 +73,17 @@ fn the_published_demo_password_is_refused_off_loopback() {
     assert_ne!(shipped, exposed, "the shipped config listens on 127.0.0.1:8080");
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(&dir, &exposed);
-    let output = Command::new(BIN).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("demo password") && stderr.contains("authgate hash-password"), "{stderr}");
+    assert!(
+        stderr.contains("demo password") && stderr.contains("authgate hash-password"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +94,12 @@ async fn hash_password_reads_stdin_and_prints_a_hash_that_signs_in() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hunter2 is long\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hunter2 is long\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let hash = String::from_utf8(output.stdout).unwrap().trim().to_owned();
@@ -80,8 +111,18 @@ async fn hash_password_reads_stdin_and_prints_a_hash_that_signs_in() {
         upstream.addr
     );
     let gateway = Gateway::start(&toml).await;
-    assert_eq!(sign_in(&browser(), &gateway, "dave", "hunter2 is long", "/").await.status(), 303);
-    assert_eq!(sign_in(&browser(), &gateway, "dave", "hunter2 is long\n", "/").await.status(), 401);
+    assert_eq!(
+        sign_in(&browser(), &gateway, "dave", "hunter2 is long", "/")
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        sign_in(&browser(), &gateway, "dave", "hunter2 is long\n", "/")
+            .await
+            .status(),
+        401
+    );
 }
 
 /// The real binary, its address read from its log.
@@ -106,7 +147,9 @@ fn start_binary(config: &std::path::Path) -> Running {
             let _ = tx.send(line);
         }
     });
-    let first = log.recv_timeout(Duration::from_secs(10)).expect("the gateway logs its address");
+    let first = log
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the gateway logs its address");
     let addr = first
         .split("listening on http://")
         .nth(1)
@@ -132,7 +175,11 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
         .unwrap();
     assert_eq!(signed_in.status(), 303);
     let token = session_token(&signed_in);
-    let via_query = api().get(format!("{base}/q?access_token={token}")).send().await.unwrap();
+    let via_query = api()
+        .get(format!("{base}/q?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(via_query.status(), 200);
 
     let slow = tokio::spawn({
@@ -141,7 +188,11 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = running.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         api().get(format!("{base}/x")).send().await.is_err(),
@@ -151,7 +202,10 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     let response = slow.await.unwrap().expect("the request in flight completes");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slow");
-    let status = tokio::task::spawn_blocking(move || running.child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || running.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
 
     let log: Vec<String> = running.log.try_iter().collect();
@@ -160,7 +214,10 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     assert!(!log.contains(PASSWORD), "a password leaked into the log:\n{log}");
     let access: Vec<&str> = log.lines().filter(|l| l.contains("authgate::access")).collect();
     assert_eq!(access.len(), 3, "one line per request:\n{log}");
-    let slow_line = access.iter().find(|l| l.contains("path=\"/slow\"")).expect("the slow request is logged");
+    let slow_line = access
+        .iter()
+        .find(|l| l.contains("path=\"/slow\""))
+        .expect("the slow request is logged");
     for field in ["method=GET", "status=200", "latency_us=", "user=\"alice\""] {
         assert!(slow_line.contains(field), "{field} in {slow_line}");
     }

@@ -21,7 +21,17 @@ async fn the_layer_guards_an_axum_app() {
     let url = |path: &str| format!("http://{addr}{path}");
 
     let client = api();
-    assert_eq!(client.get(url("/health")).send().await.unwrap().text().await.unwrap(), "ok");
+    assert_eq!(
+        client
+            .get(url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
     let refused = client.get(url("/")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
 

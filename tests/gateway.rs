@@ -36,15 +36,8 @@ async fn browser_flow_signs_in_and_upstream_sees_bearer_and_user() {
         .unwrap();
     assert_eq!(asked.status(), 302);
     let sign_in_url = gateway.url(location(&asked));
-    assert!(
-        sign_in_url.contains("/management/authorize?rd="),
-        "{sign_in_url}"
-    );
-    assert_eq!(
-        upstream.hits(),
-        0,
-        "nothing reaches the upstream before sign-in"
-    );
+    assert!(sign_in_url.contains("/management/authorize?rd="), "{sign_in_url}");
+    assert_eq!(upstream.hits(), 0, "nothing reaches the upstream before sign-in");
 
     // 2. The sign-in page carries the remembered path in a hidden input.
     let page = browser.get(&sign_in_url).send().await.unwrap();
@@ -64,14 +57,7 @@ async fn browser_flow_signs_in_and_upstream_sees_bearer_and_user() {
     assert!(html.contains(r#"autocomplete="current-password""#));
 
     // 3. Posting the form sets the cookie and goes back to that page.
-    let posted = sign_in(
-        &browser,
-        &gateway,
-        "alice",
-        PASSWORD,
-        "/reports/q3?year=2026",
-    )
-    .await;
+    let posted = sign_in(&browser, &gateway, "alice", PASSWORD, "/reports/q3?year=2026").await;
     assert_eq!(posted.status(), 303);
     assert_eq!(location(&posted), "/reports/q3?year=2026");
     let cookie = posted.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -104,10 +90,7 @@ async fn browser_flow_signs_in_and_upstream_sees_bearer_and_user() {
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
     assert_eq!(seen["headers"]["x-forwarded-email"], "alice@example.com");
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
-    assert_eq!(
-        seen["headers"]["x-forwarded-host"],
-        gateway.addr.to_string()
-    );
+    assert_eq!(seen["headers"]["x-forwarded-host"], gateway.addr.to_string());
     assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
     assert_eq!(upstream.hits(), 1);
 }
@@ -158,10 +141,7 @@ async fn api_clients_get_401_json_and_browsers_get_a_redirect() {
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("Bearer"));
+    assert!(body["error_description"].as_str().unwrap().contains("Bearer"));
 
     let response = api()
         .get(gateway.url("/data"))
@@ -174,10 +154,7 @@ async fn api_clients_get_401_json_and_browsers_get_a_redirect() {
         .to_str()
         .unwrap()
         .contains("invalid_token"));
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
-        "invalid_token"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_token");
 
     // A browser's POST (a form, not a navigation) is not redirected either.
     let response = browser()
@@ -225,9 +202,8 @@ async fn wrong_password_shows_the_page_again_with_the_message() {
 async fn implicit_grant_puts_the_token_in_the_fragment() {
     let (_upstream, gateway) = setup("").await;
     let browser = browser();
-    let query = format!(
-        "response_type=token&client_id={CLIENT_ID}&redirect_uri={REDIRECT_URI}&state=xyz%20123"
-    );
+    let query =
+        format!("response_type=token&client_id={CLIENT_ID}&redirect_uri={REDIRECT_URI}&state=xyz%20123");
     let page = browser
         .get(gateway.url(&format!("/management/authorize?{query}")))
         .send()
@@ -298,9 +274,7 @@ async fn unknown_client_and_unregistered_redirect_get_an_error_page_never_a_redi
             "Unknown application",
         ),
         (
-            format!(
-                "response_type=token&client_id={CLIENT_ID}&redirect_uri=https://evil.example/cb"
-            ),
+            format!("response_type=token&client_id={CLIENT_ID}&redirect_uri=https://evil.example/cb"),
             "Invalid return address",
         ),
         (
@@ -346,8 +320,7 @@ async fn unsupported_response_type_goes_back_to_the_client_with_state() {
     assert_eq!(response.status(), 303);
     let target = url::Url::parse(location(&response)).unwrap();
     assert!(target.as_str().starts_with(REDIRECT_URI));
-    let query: std::collections::HashMap<String, String> =
-        target.query_pairs().into_owned().collect();
+    let query: std::collections::HashMap<String, String> = target.query_pairs().into_owned().collect();
     assert_eq!(query["error"], "unsupported_response_type");
     assert_eq!(query["state"], "s1");
 }
@@ -372,15 +345,7 @@ async fn an_expired_token_is_refused() {
         .await
         .unwrap();
     assert_eq!(expired.status(), 401);
-    assert_eq!(
-        browser
-            .get(gateway.url("/x"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        302
-    );
+    assert_eq!(browser.get(gateway.url("/x")).send().await.unwrap().status(), 302);
 }
 
 #[tokio::test]
@@ -388,15 +353,7 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     let (_upstream, gateway) = setup("").await;
     let browser = browser();
     let token = session_token(&sign_in(&browser, &gateway, "alice", PASSWORD, "/").await);
-    assert_eq!(
-        browser
-            .get(gateway.url("/x"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(browser.get(gateway.url("/x")).send().await.unwrap().status(), 200);
 
     let out = browser
         .post(gateway.url("/management/logout"))
@@ -410,15 +367,7 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
         .unwrap()
         .contains("Max-Age=0"));
 
-    assert_eq!(
-        browser
-            .get(gateway.url("/x"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        302
-    );
+    assert_eq!(browser.get(gateway.url("/x")).send().await.unwrap().status(), 302);
     let reused = api()
         .get(gateway.url("/x"))
         .bearer_auth(&token)
@@ -586,11 +535,7 @@ async fn open_redirects_after_sign_in_land_on_our_own_origin() {
     ] {
         let response = sign_in(&browser(), &gateway, "alice", PASSWORD, rd).await;
         assert_eq!(response.status(), 303, "{rd:?}");
-        assert_eq!(
-            location(&response),
-            "/",
-            "{rd:?} must land on our own origin"
-        );
+        assert_eq!(location(&response), "/", "{rd:?} must land on our own origin");
     }
     let response = sign_in(&browser(), &gateway, "alice", PASSWORD, "/ok/path?x=%2F").await;
     assert_eq!(location(&response), "/ok/path?x=%2F");
@@ -604,10 +549,7 @@ async fn public_paths_pass_and_traversal_does_not_slip_through() {
         let response = client.get(gateway.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let seen: Value = response.json().await.unwrap();
-        assert!(
-            seen["path"].as_str().unwrap().starts_with("/public"),
-            "{path}"
-        );
+        assert!(seen["path"].as_str().unwrap().starts_with("/public"), "{path}");
         assert!(seen["headers"].get("authorization").is_none());
     }
     let hits = upstream.hits();
@@ -629,11 +571,7 @@ async fn public_paths_pass_and_traversal_does_not_slip_through() {
         let status = raw_get(gateway.addr, path).await;
         assert!(status == 401 || status == 400, "{path} answered {status}");
     }
-    assert_eq!(
-        upstream.hits(),
-        hits,
-        "no traversal attempt reached the upstream"
-    );
+    assert_eq!(upstream.hits(), hits, "no traversal attempt reached the upstream");
 }
 
 /// Sends `GET path` byte for byte and answers the status code.
@@ -821,10 +759,7 @@ async fn own_endpoints_answer_bad_methods_and_unknown_paths_cleanly() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
-        "not_found"
-    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "not_found");
     let response = browser()
         .get(gateway.url("/management/nothing-here"))
         .send()

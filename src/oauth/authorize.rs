@@ -170,8 +170,7 @@ fn back_to_client(
     description: &str,
     state: Option<&str>,
 ) -> Response<OwnBody> {
-    let mut url =
-        Url::parse(redirect_uri).expect("redirect URIs are checked when the config loads");
+    let mut url = Url::parse(redirect_uri).expect("redirect URIs are checked when the config loads");
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("error", error);
@@ -180,8 +179,7 @@ fn back_to_client(
             query.append_pair("state", state);
         }
     }
-    response::redirect(StatusCode::SEE_OTHER, url.as_str())
-        .expect("a serialized URL is a valid Location")
+    response::redirect(StatusCode::SEE_OTHER, url.as_str()).expect("a serialized URL is a valid Location")
 }
 
 /// `GET /management/authorize`: the sign-in page.
@@ -287,9 +285,8 @@ async fn signed_in_to_gateway(
         }
     }
     let back_to = rd.and_then(safe_return_path).unwrap_or("/");
-    let mut response = response::redirect(StatusCode::SEE_OTHER, back_to).unwrap_or_else(|| {
-        response::redirect(StatusCode::SEE_OTHER, "/").expect("/ is a valid Location")
-    });
+    let mut response = response::redirect(StatusCode::SEE_OTHER, back_to)
+        .unwrap_or_else(|| response::redirect(StatusCode::SEE_OTHER, "/").expect("/ is a valid Location"));
     let cookie = credential::session_cookie(
         token.as_str(),
         state.config.token_ttl_secs,
@@ -319,6 +316,5 @@ fn implicit_grant(
         fragment.append_pair("state", state);
     }
     let location = format!("{redirect_uri}#{}", fragment.finish());
-    response::redirect(StatusCode::SEE_OTHER, &location)
-        .expect("an encoded fragment is a valid Location")
+    response::redirect(StatusCode::SEE_OTHER, &location).expect("an encoded fragment is a valid Location")
 }

@@ -29,8 +29,7 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
         }
     }
     let mut response = if wants_html(&req.headers) {
-        response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH)
-            .expect("a static path is a valid Location")
+        response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH).expect("a static path is a valid Location")
     } else {
         response::json(StatusCode::OK, &json!({ "signed_out": true }))
     };

@@ -76,9 +76,7 @@ impl MemoryStore {
 fn sweep(inner: &Inner) -> usize {
     let now = unix_now();
     let before = inner.sessions.len();
-    inner
-        .sessions
-        .retain(|_, session| !session.is_expired_at(now));
+    inner.sessions.retain(|_, session| !session.is_expired_at(now));
     before.saturating_sub(inner.sessions.len())
 }
 
@@ -140,17 +138,11 @@ mod tests {
             .unwrap();
         store.insert(dead.key(), expired("b")).await.unwrap();
         assert!(store.get(&dead.key()).await.unwrap().is_none());
-        store
-            .insert(Token::generate().key(), expired("c"))
-            .await
-            .unwrap();
+        store.insert(Token::generate().key(), expired("c")).await.unwrap();
         assert_eq!(store.len(), 2);
         assert_eq!(store.sweep_expired(), 1);
         assert_eq!(store.len(), 1);
-        assert_eq!(
-            store.get(&live.key()).await.unwrap().unwrap().username(),
-            "a"
-        );
+        assert_eq!(store.get(&live.key()).await.unwrap().unwrap().username(), "a");
     }
 
     #[tokio::test]

@@ -194,11 +194,9 @@ impl<T> Future for StoreFuture<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().state {
-            StoreFutureState::Ready(result) => Poll::Ready(
-                result
-                    .take()
-                    .expect("StoreFuture polled after it completed"),
-            ),
+            StoreFutureState::Ready(result) => {
+                Poll::Ready(result.take().expect("StoreFuture polled after it completed"))
+            }
             StoreFutureState::Pending(fut) => fut.as_mut().poll(cx),
         }
     }

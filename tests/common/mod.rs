@@ -102,11 +102,7 @@ pub async fn start_upstream() -> Upstream {
             });
         }
     });
-    Upstream {
-        addr,
-        hits,
-        release,
-    }
+    Upstream { addr, hits, release }
 }
 
 type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -125,23 +121,18 @@ async fn upstream_answer(
         "/download" => {
             let total: usize = query.trim_start_matches("bytes=").parse().unwrap();
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let stream =
-                futures_util::stream::iter((0..total).step_by(chunk.len()).map(move |at| {
-                    let n = chunk.len().min(total - at);
-                    Ok::<_, Infallible>(Frame::data(chunk.slice(..n)))
-                }));
+            let stream = futures_util::stream::iter((0..total).step_by(chunk.len()).map(move |at| {
+                let n = chunk.len().min(total - at);
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..n)))
+            }));
             Ok(Response::new(StreamBody::new(stream).boxed()))
         }
         "/hold" => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
             tokio::spawn(async move {
-                let _ = tx
-                    .send(Ok(Frame::data(Bytes::from_static(b"first;"))))
-                    .await;
+                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"first;")))).await;
                 release.notified().await;
-                let _ = tx
-                    .send(Ok(Frame::data(Bytes::from_static(b"second"))))
-                    .await;
+                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"second")))).await;
             });
             let stream = tokio_stream_from(rx);
             Ok(Response::new(StreamBody::new(stream).boxed()))
