@@ -781,3 +781,27 @@ async fn own_endpoints_answer_bad_methods_and_unknown_paths_cleanly() {
     assert_eq!(response.status(), 400);
     assert_eq!(upstream.hits(), 0);
 }
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_the_public_url_is_https() {
+    let upstream = start_upstream().await;
+    let toml = config_toml(upstream.addr, "").replace(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\npublic_url = \"https://gate.example\"",
+    );
+    let gateway = Gateway::start(&toml).await;
+    let response = sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let token = session_token(&response);
+    let seen: Value = api()
+        .get(gateway.url("/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+}
