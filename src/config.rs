@@ -46,6 +46,8 @@ pub struct Config {
     pub(crate) upstream_connect_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
     pub(crate) token_ttl_secs: u64,
+    pub(crate) refresh_ttl_secs: u64,
+    pub(crate) max_ttl_secs: u64,
     pub(crate) public_paths: Vec<String>,
     pub(crate) templates_dir: Option<PathBuf>,
     pub(crate) users: Vec<UserConfig>,
@@ -68,6 +70,8 @@ pub(crate) struct UserConfig {
     pub(crate) username: String,
     pub(crate) password_hash: String,
     pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) admin: bool,
     /// Where the entry starts in the file, for later complaints.
     pub(crate) span: Range<usize>,
 }
@@ -78,7 +82,43 @@ pub(crate) struct ClientConfig {
     pub(crate) client_id: String,
     pub(crate) client_secret_hash: Option<String>,
     pub(crate) redirect_uris: Vec<String>,
+    pub(crate) grants: Vec<Grant>,
+    /// `None`: any scope may be asked for.
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) allow_plain_pkce: bool,
+    pub(crate) cors_origins: Vec<String>,
     pub(crate) span: Range<usize>,
+}
+
+/// An OAuth grant a client may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Grant {
+    AuthorizationCode,
+    Implicit,
+    Password,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl Grant {
+    pub(crate) const ALL: [Grant; 5] = [
+        Grant::AuthorizationCode,
+        Grant::Implicit,
+        Grant::Password,
+        Grant::ClientCredentials,
+        Grant::RefreshToken,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::Implicit => "implicit",
+            Grant::Password => "password",
+            Grant::ClientCredentials => "client_credentials",
+            Grant::RefreshToken => "refresh_token",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -119,6 +159,8 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawTokens {
     ttl_secs: Option<Spanned<u64>>,
+    refresh_ttl_secs: Option<Spanned<u64>>,
+    max_ttl_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -140,6 +182,9 @@ struct RawUser {
     username: Spanned<String>,
     password_hash: Spanned<String>,
     email: Option<Spanned<String>>,
+    name: Option<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +194,12 @@ struct RawClient {
     client_secret_hash: Option<Spanned<String>>,
     #[serde(default)]
     redirect_uris: Vec<Spanned<String>>,
+    grants: Option<Spanned<Vec<Grant>>>,
+    scopes: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    allow_plain_pkce: bool,
+    #[serde(default)]
+    cors_origins: Vec<Spanned<String>>,
 }
 
 /// Checks one file's values, remembering which file for error messages.
@@ -325,6 +376,8 @@ impl Checker<'_> {
                     username: user.username.into_inner(),
                     password_hash: user.password_hash.into_inner(),
                     email: user.email.map(Spanned::into_inner),
+                    name: user.name,
+                    admin: user.admin,
                     span,
                 })
             })
@@ -350,11 +403,60 @@ impl Checker<'_> {
                 if let Some(hash) = &client.client_secret_hash {
                     self.password_hash("client_secret_hash", hash)?;
                 }
-                if client.redirect_uris.is_empty() {
+                let confidential = client.client_secret_hash.is_some();
+                let grants = match &client.grants {
+                    Some(grants) => {
+                        if grants.get_ref().contains(&Grant::ClientCredentials) && !confidential {
+                            return self.fail(
+                                &grants.span(),
+                                format!("client {id:?} has no client_secret_hash, so it cannot use client_credentials"),
+                            );
+                        }
+                        grants.get_ref().clone()
+                    }
+                    None if confidential => Grant::ALL.to_vec(),
+                    None => Grant::ALL.into_iter().filter(|g| *g != Grant::ClientCredentials).collect(),
+                };
+                let redirects = grants.iter().any(|g| matches!(g, Grant::AuthorizationCode | Grant::Implicit));
+                if redirects && client.redirect_uris.is_empty() {
                     return self.fail(
                         &client.client_id.span(),
                         format!("client {id:?} has no redirect_uris: list at least one absolute URL"),
                     );
+                }
+                let scopes = match &client.scopes {
+                    None => None,
+                    Some(scopes) => Some(
+                        scopes
+                            .iter()
+                            .map(|scope| {
+                                let text = scope.get_ref();
+                                if crate::oauth::is_scope_token(text) {
+                                    Ok(text.clone())
+                                } else {
+                                    self.fail(&scope.span(), format!("scope {text:?} is not a valid scope token (RFC 6749 §3.3)"))
+                                }
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                };
+                let mut cors_origins = Vec::new();
+                for origin in &client.cors_origins {
+                    let text = origin.get_ref();
+                    match Url::parse(text) {
+                        Ok(url)
+                            if matches!(url.scheme(), "http" | "https")
+                                && url.origin().ascii_serialization() == *text =>
+                        {
+                            cors_origins.push(text.clone())
+                        }
+                        _ => {
+                            return self.fail(
+                                &origin.span(),
+                                format!("cors origin {text:?} must be an origin like \"https://app.example\" (scheme, host, port; no path, no trailing slash)"),
+                            )
+                        }
+                    }
                 }
                 let mut uris = Vec::with_capacity(client.redirect_uris.len());
                 for uri in &client.redirect_uris {
@@ -391,6 +493,10 @@ impl Checker<'_> {
                     client_id: client.client_id.into_inner(),
                     client_secret_hash: client.client_secret_hash.map(Spanned::into_inner),
                     redirect_uris: uris,
+                    grants,
+                    scopes,
+                    allow_plain_pkce: client.allow_plain_pkce,
+                    cors_origins,
                     span,
                 })
             })
@@ -449,6 +555,15 @@ impl Config {
             .transpose()?;
         let (upstream, upstream_connect_timeout, upstream_timeout) = check.upstream(raw.upstream)?;
         let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
+        let refresh_ttl_secs = check.seconds("tokens.refresh_ttl_secs", raw.tokens.refresh_ttl_secs, 30 * 86400)?;
+        let max_span = raw.tokens.max_ttl_secs.as_ref().map(Spanned::span);
+        let max_ttl_secs = check.seconds("tokens.max_ttl_secs", raw.tokens.max_ttl_secs, 7 * 86400)?;
+        if max_ttl_secs < token_ttl_secs {
+            return check.fail(
+                &max_span.unwrap_or(0..0),
+                format!("tokens.max_ttl_secs ({max_ttl_secs}) is less than tokens.ttl_secs ({token_ttl_secs})"),
+            );
+        }
         let public_paths = check.public_paths(raw.auth.public_paths)?;
         let templates_dir = raw.pages.templates_dir.map(|dir| {
             let dir_path = PathBuf::from(dir.get_ref());
@@ -468,6 +583,8 @@ impl Config {
             upstream_connect_timeout,
             upstream_timeout,
             token_ttl_secs,
+            refresh_ttl_secs,
+            max_ttl_secs,
             public_paths,
             templates_dir,
             users,

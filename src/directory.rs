@@ -8,14 +8,32 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
+use crate::config::{Config, Grant};
 
 /// A user who can sign in.
 #[derive(Debug)]
 pub(crate) struct User {
     pub(crate) username: Arc<str>,
     pub(crate) email: Option<Arc<str>>,
+    pub(crate) name: String,
+    pub(crate) admin: bool,
+    /// Stable across restarts: derived from the username.
+    pub(crate) uuid: String,
     password_hash: String,
+}
+
+/// A user's UUID, derived from the username (the same on every start and
+/// every replica): SHA-256 of a fixed prefix and the name, shaped as a
+/// version-5-style UUID.
+fn user_uuid(username: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// An OAuth client registered in the configuration.
@@ -23,11 +41,23 @@ pub(crate) struct User {
 pub(crate) struct Client {
     pub(crate) client_id: String,
     pub(crate) redirect_uris: Vec<String>,
-    #[allow(dead_code)] // confidential clients authenticate at the token endpoint
     pub(crate) secret_hash: Option<String>,
+    pub(crate) grants: Vec<Grant>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) allow_plain_pkce: bool,
+    pub(crate) cors_origins: Vec<String>,
 }
 
 impl Client {
+    /// Whether the client has a secret (RFC 6749 §2.1).
+    pub(crate) fn is_confidential(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+
+    pub(crate) fn may_use(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+
     /// The redirect URI to use: the one asked for if it is registered
     /// (exact match), or the only one registered if none was asked for.
     pub(crate) fn redirect_uri<'a>(&'a self, asked: Option<&'a str>) -> Option<&'a str> {
@@ -62,6 +92,9 @@ impl Directory {
                 let user = User {
                     username: u.username.as_str().into(),
                     email: u.email.as_deref().map(Into::into),
+                    name: u.name.clone().unwrap_or_else(|| u.username.clone()),
+                    admin: u.admin,
+                    uuid: user_uuid(&u.username),
                     password_hash: u.password_hash.clone(),
                 };
                 (u.username.clone(), Arc::new(user))
@@ -75,6 +108,10 @@ impl Directory {
                     client_id: c.client_id.clone(),
                     redirect_uris: c.redirect_uris.clone(),
                     secret_hash: c.client_secret_hash.clone(),
+                    grants: c.grants.clone(),
+                    scopes: c.scopes.clone(),
+                    allow_plain_pkce: c.allow_plain_pkce,
+                    cors_origins: c.cors_origins.clone(),
                 };
                 (c.client_id.clone(), Arc::new(client))
             })
@@ -91,6 +128,33 @@ impl Directory {
         self.clients.get(client_id)
     }
 
+    pub(crate) fn user(&self, username: &str) -> Option<&Arc<User>> {
+        self.users.get(username)
+    }
+
+    pub(crate) fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
+    }
+
+    /// Whether `secret` is the client's secret (argon2id on the blocking
+    /// pool; the hash comparison is constant-time). A public client has no
+    /// secret to match.
+    pub(crate) async fn verify_client_secret(&self, client: &Client, secret: &str) -> bool {
+        let Some(hash) = client.secret_hash.clone() else {
+            return false;
+        };
+        self.verify_blocking(hash, secret.to_owned()).await
+    }
+
+    async fn verify_blocking(&self, hash: String, password: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+            .await
+            .unwrap_or(false)
+    }
+
     /// The user, if `password` is theirs.
     ///
     /// Runs argon2id on the blocking pool. An unknown username is checked
@@ -102,11 +166,7 @@ impl Directory {
             Some(user) => user.password_hash.clone(),
             None => dummy_hash().to_owned(),
         };
-        let password = password.to_owned();
-        let _permit = self.hashing.acquire().await.ok()?;
-        let matches = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let matches = self.verify_blocking(hash, password.to_owned()).await;
         user.filter(|_| matches)
     }
 }
@@ -153,5 +213,14 @@ mod tests {
         assert!(!verify_hash(&hash, "S3cret"));
         assert!(!verify_hash("not a hash", "s3cret"));
         assert_ne!(hash, hash_password("s3cret"), "salts are random");
+    }
+
+    #[test]
+    fn user_uuids_are_stable_and_distinct() {
+        let a = user_uuid("alice");
+        assert_eq!(a, user_uuid("alice"));
+        assert_ne!(a, user_uuid("bob"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "5");
     }
 }

@@ -71,6 +71,7 @@ const IDENTITY_HEADERS: [HeaderName; 6] = [
 ];
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
 
 /// A tower [`Layer`] that puts authgate's sign-in in front of a service.
 ///
@@ -229,8 +230,8 @@ impl<S> AuthService<S> {
         inject: Option<HeaderValue>,
     ) -> Verdict {
         let session = match outcome {
-            Ok(Some(session)) => session,
-            Ok(None) => return Verdict::Answer(self.reject(req, true)),
+            Ok(Some(session)) if session.is_access() => session,
+            Ok(_) => return Verdict::Answer(self.reject(req, true)),
             Err(err) => {
                 tracing::error!(error = %err, "token store lookup failed");
                 return Verdict::Answer(self.unavailable(req));
@@ -248,6 +249,9 @@ impl<S> AuthService<S> {
             .and_then(|e| HeaderValue::from_bytes(e.as_bytes()).ok())
         {
             headers.insert(X_FORWARDED_EMAIL, email);
+        }
+        if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(X_FORWARDED_SCOPE, scope);
         }
         req.extensions_mut().insert(session.clone());
         Verdict::Forward(Some(session))

@@ -61,5 +61,5 @@ pub use error::{Error, ErrorKind, Location};
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
 pub use proxy::{ClientAddr, Proxy, ProxyBody};
 pub use server::{shutdown_signal, Gateway};
-pub use store::{MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore};
+pub use store::{Family, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore};
 pub use whoami::Whoami;

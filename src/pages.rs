@@ -26,6 +26,8 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) scope: &'a str,
     pub(crate) state: &'a str,
     pub(crate) rd: &'a str,
+    pub(crate) code_challenge: &'a str,
+    pub(crate) code_challenge_method: &'a str,
     pub(crate) username: &'a str,
 }
 

@@ -28,6 +28,11 @@ impl Params {
         )
     }
 
+    /// Parameters already split into pairs (a JSON body's fields).
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
     /// The parameters of a URI's query.
     pub(crate) fn from_query(query: Option<&str>) -> Self {
         query.map_or_else(Self::default, |q| Self::parse(q.as_bytes()))

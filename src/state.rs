@@ -26,6 +26,15 @@ impl AuthState {
         })
     }
 
+    /// The issuer identifier (RFC 8414): `server.public_url`, or the
+    /// listen address.
+    pub(crate) fn issuer(&self) -> String {
+        match &self.config.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.config.listen),
+        }
+    }
+
     /// Issues a fresh token for `user` and keeps its session.
     pub(crate) async fn issue(
         &self,

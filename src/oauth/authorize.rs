@@ -13,19 +13,22 @@ use http_body::Body;
 use url::Url;
 
 use crate::credential::{self, SESSION_COOKIE};
-use crate::directory::Client;
+use crate::config::Grant;
+use crate::directory::{Client, User};
 use crate::pages::SignInPage;
 use crate::paths::safe_return_path;
 use crate::request::{self, cookie, BodyError, Params};
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
-use crate::store::{Session, Token, TokenKey};
+use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
 
-use super::{error_page, BoxError};
+use super::{error_page, grant_scope, pkce, BoxError};
 
 const TITLE: &str = "Sign in";
 const WRONG_PASSWORD: &str = "Username or password do not match";
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 10] = [
+    "code_challenge",
+    "code_challenge_method",
     "response_type",
     "client_id",
     "redirect_uri",
@@ -36,11 +39,17 @@ const FIELDS: [&str; 8] = [
     "password",
 ];
 
+/// How long an authorization code lives (RFC 6749 §4.1.2: at most ten
+/// minutes; one is plenty).
+const CODE_TTL_SECS: u64 = 60;
+
 /// The response types this endpoint issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResponseType {
     /// The implicit grant: the token in the redirect's fragment.
     Token,
+    /// The authorization-code grant: a code in the redirect's query.
+    Code,
 }
 
 /// The parameters of an authorization request, as sent.
@@ -52,6 +61,8 @@ struct AuthorizeParams<'a> {
     scope: Option<&'a str>,
     state: Option<&'a str>,
     rd: Option<&'a str>,
+    code_challenge: Option<&'a str>,
+    code_challenge_method: Option<&'a str>,
 }
 
 impl<'a> AuthorizeParams<'a> {
@@ -64,6 +75,8 @@ impl<'a> AuthorizeParams<'a> {
             scope: get("scope"),
             state: get("state"),
             rd: get("rd"),
+            code_challenge: get("code_challenge"),
+            code_challenge_method: get("code_challenge_method"),
         }
     }
 
@@ -77,6 +90,8 @@ impl<'a> AuthorizeParams<'a> {
             scope: self.scope.unwrap_or(""),
             state: self.state.unwrap_or(""),
             rd: self.rd.unwrap_or(""),
+            code_challenge: self.code_challenge.unwrap_or(""),
+            code_challenge_method: self.code_challenge_method.unwrap_or(""),
             username,
         }
     }
@@ -91,6 +106,7 @@ enum Target<'a> {
         client: &'a Arc<Client>,
         redirect_uri: &'a str,
         response_type: ResponseType,
+        scope: Option<String>,
     },
 }
 
@@ -136,48 +152,95 @@ fn check<'a>(
             "invalid_request",
         ));
     };
+    let back = |fragment: bool, error: &str, description: &str| {
+        Err(back_to_client(redirect_uri, fragment, error, description, asked.state))
+    };
     let response_type = match asked.response_type {
         Some("token") => ResponseType::Token,
+        Some("code") => ResponseType::Code,
         Some(_) => {
-            return Err(back_to_client(
-                redirect_uri,
+            return back(
+                false,
                 "unsupported_response_type",
-                "This authorization server supports response_type=token.",
-                asked.state,
-            ))
+                "This authorization server supports response_type=code and response_type=token.",
+            )
         }
-        None => {
-            return Err(back_to_client(
-                redirect_uri,
-                "invalid_request",
-                "response_type is required.",
-                asked.state,
-            ))
+        None => return back(false, "invalid_request", "response_type is required."),
+    };
+    let fragment = response_type == ResponseType::Token;
+    let grant = match response_type {
+        ResponseType::Token => Grant::Implicit,
+        ResponseType::Code => Grant::AuthorizationCode,
+    };
+    if !client.may_use(grant) {
+        return back(fragment, "unauthorized_client", &format!("This client may not use the {} grant.", grant.as_str()));
+    }
+    if response_type == ResponseType::Code {
+        if let Err(description) = check_pkce(client, asked) {
+            return back(false, "invalid_request", description);
         }
+    }
+    let scope = match grant_scope(Some(client), asked.scope) {
+        Ok(scope) => scope,
+        Err(err) => return back(fragment, err.error(), err.description()),
     };
     Ok(Target::Client {
         client,
         redirect_uri,
         response_type,
+        scope,
     })
 }
 
-/// An error sent back to the client at its registered redirect URI, in
-/// the query (RFC 6749 §4.1.2.1).
+/// RFC 7636 at the authorization request: public clients must send a
+/// challenge; `plain` only where the client allows it.
+fn check_pkce(client: &Client, asked: &AuthorizeParams<'_>) -> Result<(), &'static str> {
+    let Some(challenge) = asked.code_challenge else {
+        if asked.code_challenge_method.is_some() {
+            return Err("code_challenge_method was sent without a code_challenge.");
+        }
+        return match client.is_confidential() {
+            true => Ok(()),
+            false => Err("This client must use PKCE: send code_challenge and code_challenge_method=S256."),
+        };
+    };
+    if !pkce::is_well_formed(challenge) {
+        return Err("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~].");
+    }
+    match asked.code_challenge_method.unwrap_or("plain") {
+        "S256" => Ok(()),
+        "plain" if client.allow_plain_pkce => Ok(()),
+        "plain" => Err("code_challenge_method=plain is not allowed for this client; use S256."),
+        _ => Err("code_challenge_method must be S256."),
+    }
+}
+
+/// An error sent back to the client at its registered redirect URI: in the
+/// query, or the fragment for the implicit grant (RFC 6749 §4.1.2.1,
+/// §4.2.2.1).
 fn back_to_client(
     redirect_uri: &str,
+    fragment: bool,
     error: &str,
     description: &str,
     state: Option<&str>,
 ) -> Response<OwnBody> {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    redirect_with(redirect_uri, fragment, &pairs)
+}
+
+/// A `303` to `redirect_uri` with `pairs` added to its query or set as its
+/// fragment.
+fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, &str)]) -> Response<OwnBody> {
     let mut url = Url::parse(redirect_uri).expect("redirect URIs are checked when the config loads");
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("error", error);
-        query.append_pair("error_description", description);
-        if let Some(state) = state {
-            query.append_pair("state", state);
-        }
+    if fragment {
+        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        url.set_fragment(Some(&encoded));
+    } else {
+        url.query_pairs_mut().extend_pairs(pairs);
     }
     response::redirect(StatusCode::SEE_OTHER, url.as_str()).expect("a serialized URL is a valid Location")
 }
@@ -240,11 +303,16 @@ where
             state.pages.sign_in(&asked.page(WRONG_PASSWORD, username)),
         );
     };
-    let client_id = match &target {
-        Target::Gateway => None,
-        Target::Client { client, .. } => Some(client.client_id.as_str()),
+    let issued = match &target {
+        Target::Gateway => state.issue(&user, None, None).await,
+        Target::Client { client, response_type: ResponseType::Token, scope, .. } => {
+            state.issue(&user, Some(&client.client_id), scope.as_deref()).await
+        }
+        Target::Client { client, redirect_uri, response_type: ResponseType::Code, scope } => {
+            issue_code(state, &user, client, redirect_uri, asked.redirect_uri.is_some(), scope.clone(), &asked).await
+        }
     };
-    let (token, session) = match state.issue(&user, client_id, asked.scope).await {
+    let (token, session) = match issued {
         Ok(issued) => issued,
         Err(err) => {
             tracing::error!(error = %err, "could not keep a new session");
@@ -257,18 +325,50 @@ where
             );
         }
     };
-    tracing::info!(username = %user.username, client_id, "signed in");
+    tracing::info!(username = %user.username, client_id = session.client_id(), "signed in");
     match target {
         Target::Gateway => {
             let previous = cookie(&parts.headers, SESSION_COOKIE).map(TokenKey::of);
             signed_in_to_gateway(state, previous, &token, asked.rd).await
         }
-        Target::Client {
-            redirect_uri,
-            response_type: ResponseType::Token,
-            ..
-        } => implicit_grant(redirect_uri, &token, &session, asked.state),
+        Target::Client { redirect_uri, response_type: ResponseType::Token, .. } => {
+            implicit_grant(redirect_uri, &token, &session, asked.state)
+        }
+        Target::Client { redirect_uri, response_type: ResponseType::Code, .. } => {
+            let mut pairs = vec![("code", token.as_str())];
+            if let Some(state) = asked.state {
+                pairs.push(("state", state));
+            }
+            redirect_with(redirect_uri, false, &pairs)
+        }
     }
+}
+
+/// Keeps a fresh authorization code, bound to its client, redirect URI and
+/// PKCE challenge, single use, for [`CODE_TTL_SECS`].
+async fn issue_code(
+    state: &AuthState,
+    user: &User,
+    client: &Client,
+    redirect_uri: &str,
+    redirect_uri_given: bool,
+    scope: Option<String>,
+    asked: &AuthorizeParams<'_>,
+) -> Result<(Token, Session), StoreError> {
+    let binding = CodeBinding {
+        redirect_uri: redirect_uri.to_owned(),
+        redirect_uri_given,
+        code_challenge: asked.code_challenge.map(str::to_owned),
+        code_challenge_method: asked.code_challenge.map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
+    };
+    let session = Session::new(&user.username, user.email.as_deref(), CODE_TTL_SECS)
+        .for_client(&client.client_id)
+        .with_scope_string(scope)
+        .derive(Kind::Code(Arc::new(binding)), CODE_TTL_SECS)
+        .in_family(Family::generate());
+    let code = Token::generate();
+    state.store.insert(code.key(), session.clone()).await?;
+    Ok((code, session))
 }
 
 /// A new session cookie (replacing, and revoking, any the browser had) and

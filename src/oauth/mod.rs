@@ -2,30 +2,55 @@
 //! pieces every endpoint shares.
 
 mod authorize;
+mod client_auth;
+mod cors;
+mod discovery;
+mod error;
+mod introspect;
 mod logout;
+mod me;
+mod pkce;
+mod revoke;
+mod scope;
+mod token;
 
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
 
+use crate::credential;
+use crate::directory::User;
 use crate::pages::ErrorPage;
-use crate::request::wants_html;
+use crate::request::{self, wants_html, BodyError, Params};
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
+use crate::store::{Session, TokenKey};
+
+use self::error::OAuthError;
+pub(crate) use self::scope::is_scope_token;
+use self::scope::{grant_scope, narrow_scope};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The sign-in page.
 pub(crate) const AUTHORIZE_PATH: &str = "/management/authorize";
 const LOGOUT_PATH: &str = "/management/logout";
+const TOKEN_PATH: &str = "/management/token";
+const REVOKE_PATH: &str = "/management/revoke";
+const INTROSPECT_PATH: &str = "/management/introspect";
+const ME_PATH: &str = "/management/me";
+const USERS_PREFIX: &str = "/management/users/";
+const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
-    path.strip_prefix("/management")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || path == "/.well-known/oauth-authorization-server"
+    path.strip_prefix("/management").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        || path == DISCOVERY_PATH
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -36,16 +61,148 @@ where
     B::Error: Into<BoxError>,
 {
     let method = req.method().clone();
-    match (req.uri().path(), &method) {
+    let path = req.uri().path().to_owned();
+    match (path.as_str(), &method) {
         (AUTHORIZE_PATH, &Method::GET | &Method::HEAD) => authorize::show(&state, &req),
         (AUTHORIZE_PATH, &Method::POST) => authorize::submit(&state, req).await,
-        (LOGOUT_PATH, &Method::GET | &Method::POST) => {
-            let (parts, _) = req.into_parts();
-            logout::logout(&state, &parts).await
-        }
         (AUTHORIZE_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
+        (LOGOUT_PATH, &Method::GET | &Method::POST) => logout::logout(&state, &req.into_parts().0).await,
         (LOGOUT_PATH, _) => method_not_allowed(&req, "GET, POST"),
-        _ => not_found(&state, &req),
+        (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => cors::preflight(&state, req.headers()),
+        (TOKEN_PATH, &Method::GET | &Method::POST) | (REVOKE_PATH | INTROSPECT_PATH, &Method::POST) => {
+            let (parts, params) = match read_params(req).await {
+                Ok(read) => read,
+                Err(err) => return err.into_response(),
+            };
+            let mut response = match parts.uri.path() {
+                TOKEN_PATH => token::token(&state, &parts.headers, &params).await,
+                REVOKE_PATH => revoke::revoke(&state, &parts.headers, &params).await,
+                _ => introspect::introspect(&state, &parts.headers, &params).await,
+            };
+            cors::decorate(&state, &parts.headers, &mut response);
+            response
+        }
+        (TOKEN_PATH, _) => method_not_allowed(&req, "GET, POST, OPTIONS"),
+        (REVOKE_PATH | INTROSPECT_PATH, _) => method_not_allowed(&req, "POST, OPTIONS"),
+        (ME_PATH, &Method::GET | &Method::HEAD) => me::me(&state, &req.into_parts().0).await,
+        (ME_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
+        (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        _ => match user_revocation(&path) {
+            Some((username, one)) if method == Method::PUT || method == Method::POST => {
+                revoke::revoke_user_tokens(&state, &req.into_parts().0, &username, one).await
+            }
+            Some(_) => method_not_allowed(&req, "PUT, POST"),
+            None => not_found(&state, &req),
+        },
+    }
+}
+
+/// `/management/users/{user}/revoketokens` or `…/revoketoken`: the user,
+/// and whether one token is meant.
+fn user_revocation(path: &str) -> Option<(String, bool)> {
+    let rest = path.strip_prefix(USERS_PREFIX)?;
+    let (user, action) = rest.split_once('/')?;
+    let one = match action {
+        "revoketokens" => false,
+        "revoketoken" => true,
+        _ => return None,
+    };
+    let user = percent_decode_str(user).decode_utf8().ok()?.into_owned();
+    (!user.is_empty()).then_some((user, one))
+}
+
+/// The parameters of a token-style request: the query of a `GET`; for a
+/// `POST`, a form body or a JSON object (also JSON sent with no or another
+/// Content-Type, as App Services clients do), or the query if the body is
+/// empty.
+async fn read_params<B>(req: Request<B>) -> Result<(Parts, Params), OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    if parts.method == Method::GET {
+        let params = Params::from_query(parts.uri.query());
+        return Ok((parts, params));
+    }
+    let body = match request::read_body(body, request::MAX_FORM_BODY).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(OAuthError::payload_too_large()),
+        Err(BodyError::Broken) => return Err(OAuthError::invalid_request("The request body did not arrive whole.")),
+    };
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map_or(&body[..0], |at| &body[at..]);
+    let params = if content_type.contains("json")
+        || (!content_type.starts_with("application/x-www-form-urlencoded") && trimmed.first() == Some(&b'{'))
+    {
+        json_params(trimmed)?
+    } else if trimmed.is_empty() {
+        Params::from_query(parts.uri.query())
+    } else {
+        Params::parse(&body)
+    };
+    Ok((parts, params))
+}
+
+fn json_params(body: &[u8]) -> Result<Params, OAuthError> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| OAuthError::invalid_request(format!("The JSON body is not an object: {e}.")))?;
+    let mut pairs = Vec::with_capacity(object.len());
+    for (name, value) in object {
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Null => continue,
+            _ => return Err(OAuthError::invalid_request(format!("The JSON field {name:?} must be a string."))),
+        };
+        pairs.push((name, text));
+    }
+    Ok(Params::from_pairs(pairs))
+}
+
+/// The access token a request carries and its session; `401
+/// invalid_token` if there is none or it is not valid.
+async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Session), OAuthError> {
+    let Some(presented) = credential::find(&parts.headers, &parts.uri) else {
+        return Err(OAuthError::invalid_token("Send Authorization: Bearer <token>."));
+    };
+    let token = presented.token.into_owned();
+    if !credential::is_well_formed(&token) {
+        return Err(OAuthError::invalid_token("The access token is malformed."));
+    }
+    match state.store.get(&TokenKey::of(&token)).await? {
+        Some(session) if session.is_access() => Ok((token, session)),
+        _ => Err(OAuthError::invalid_token("The access token is unknown, revoked or expired.")),
+    }
+}
+
+/// App Services' `user` object.
+#[derive(Serialize)]
+struct UserObject<'a> {
+    uuid: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    name: &'a str,
+    activated: bool,
+    disabled: bool,
+}
+
+impl<'a> From<&'a User> for UserObject<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            uuid: &user.uuid,
+            kind: "user",
+            username: &user.username,
+            email: user.email.as_deref(),
+            name: &user.name,
+            activated: true,
+            disabled: false,
+        }
     }
 }
 
@@ -57,14 +214,7 @@ pub(crate) fn error_page(
     message: &str,
     error: &str,
 ) -> Response<OwnBody> {
-    response::html(
-        status,
-        state.pages.error(&ErrorPage {
-            title,
-            message,
-            error,
-        }),
-    )
+    response::html(status, state.pages.error(&ErrorPage { title, message, error }))
 }
 
 /// An error for whoever asked: a page for a browser, JSON otherwise.
@@ -84,13 +234,7 @@ pub(crate) fn error_for(
 }
 
 fn not_found<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
-    error_for(
-        state,
-        req.headers(),
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "The gateway has no endpoint at this path.",
-    )
+    error_for(state, req.headers(), StatusCode::NOT_FOUND, "not_found", "The gateway has no endpoint at this path.")
 }
 
 fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<OwnBody> {
@@ -99,8 +243,6 @@ fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<OwnB
         "invalid_request",
         &format!("{} is not allowed here; use {allow}.", req.method()),
     );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

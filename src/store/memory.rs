@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use super::{unix_now, Session, StoreFuture, TokenKey, TokenStore};
+use super::{unix_now, Family, Session, StoreFuture, TokenKey, TokenStore};
 
 /// How often expired sessions are swept out of memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -103,6 +103,19 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(()))
     }
 
+    fn replace(&self, key: TokenKey, session: Session) -> StoreFuture<Option<Session>> {
+        self.ensure_sweeper();
+        let now = unix_now();
+        let previous = self.inner.sessions.insert(key, session);
+        StoreFuture::ready(Ok(previous.filter(|s| !s.is_expired_at(now))))
+    }
+
+    fn remove_family(&self, family: Family) -> StoreFuture<usize> {
+        let before = self.inner.sessions.len();
+        self.inner.sessions.retain(|_, session| session.family() != Some(family));
+        StoreFuture::ready(Ok(before.saturating_sub(self.inner.sessions.len())))
+    }
+
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         StoreFuture::ready(Ok(self.inner.sessions.remove(key).is_some()))
     }
@@ -143,6 +156,32 @@ mod tests {
         assert_eq!(store.sweep_expired(), 1);
         assert_eq!(store.len(), 1);
         assert_eq!(store.get(&live.key()).await.unwrap().unwrap().username(), "a");
+    }
+
+    #[tokio::test]
+    async fn replace_hands_the_previous_session_to_exactly_one_caller() {
+        let store = MemoryStore::new();
+        let key = Token::generate().key();
+        store.insert(key, Session::new("a", None, 60)).await.unwrap();
+        let family = Family::generate();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let retired = Session::new("a", None, 60).in_family(family);
+                    store.replace(key, retired).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap().is_some_and(|s| s.family().is_none()) {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+        assert_eq!(store.remove_family(family).await.unwrap(), 1);
+        assert!(store.is_empty());
     }
 
     #[tokio::test]

@@ -43,7 +43,9 @@ pub(crate) fn unix_now() -> u64 {
 /// What a token stands for: who signed in, for which client, until when.
 ///
 /// Sessions hold no secret: the token that names them is only ever stored
-/// as its hash.
+/// as its hash. Besides access tokens, a store keeps refresh tokens and
+/// authorization codes as sessions of their own kind; only an access
+/// token's session ever authenticates a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     username: Arc<str>,
@@ -52,10 +54,55 @@ pub struct Session {
     scope: Option<Arc<str>>,
     issued_at: u64,
     expires_at: u64,
+    kind: Kind,
+    family: Option<Family>,
+}
+
+/// What kind of token a session belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Kind {
+    /// An access token: authenticates requests.
+    Access,
+    /// A live refresh token.
+    Refresh,
+    /// A refresh token already used once; presenting it again revokes its
+    /// family.
+    RetiredRefresh,
+    /// An authorization code not yet redeemed.
+    Code(Arc<CodeBinding>),
+    /// An authorization code already redeemed; `reused` once presented
+    /// again.
+    SpentCode { reused: bool },
+}
+
+/// What an authorization code is bound to (RFC 6749 §4.1.3, RFC 7636).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CodeBinding {
+    pub(crate) redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then the
+    /// token request must repeat it).
+    pub(crate) redirect_uri_given: bool,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) code_challenge_method: Option<String>,
+}
+
+/// The tokens that descend from one grant: an authorization code, the
+/// refresh tokens rotated from it, and the access tokens they issued. A
+/// replayed code or refresh token revokes the whole family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Family(u64);
+
+impl Family {
+    pub(crate) fn generate() -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        Self(u64::from_le_bytes(bytes))
+    }
 }
 
 impl Session {
-    /// A session for `username` that expires `ttl_secs` from now.
+    /// An access-token session for `username` that expires `ttl_secs` from
+    /// now.
     pub fn new(username: &str, email: Option<&str>, ttl_secs: u64) -> Self {
         let now = unix_now();
         Self {
@@ -65,6 +112,8 @@ impl Session {
             scope: None,
             issued_at: now,
             expires_at: now.saturating_add(ttl_secs),
+            kind: Kind::Access,
+            family: None,
         }
     }
 
@@ -80,7 +129,44 @@ impl Session {
         self
     }
 
-    /// The user the token was issued to.
+    /// The same identity, client and scope as another kind of token with
+    /// its own lifetime.
+    pub(crate) fn derive(&self, kind: Kind, ttl_secs: u64) -> Self {
+        let now = unix_now();
+        Self {
+            issued_at: now,
+            expires_at: now.saturating_add(ttl_secs),
+            kind,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn in_family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    pub(crate) fn with_scope_string(mut self, scope: Option<String>) -> Self {
+        self.scope = scope.filter(|s| !s.is_empty()).map(Into::into);
+        self
+    }
+
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    pub(crate) fn family(&self) -> Option<Family> {
+        self.family
+    }
+
+    /// Whether this is an access token's session, the only kind that
+    /// authenticates a request.
+    pub fn is_access(&self) -> bool {
+        self.kind == Kind::Access
+    }
+
+    /// The user the token was issued to (for a client-credentials token,
+    /// the client).
     pub fn username(&self) -> &str {
         &self.username
     }
@@ -214,11 +300,20 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Keeps `session` under `key` until it expires.
     fn insert(&self, key: TokenKey, session: Session) -> StoreFuture<()>;
 
+    /// Atomically keeps `session` under `key` and answers what was there
+    /// (unexpired) before: the single-use primitive behind authorization
+    /// codes and rotating refresh tokens. Of two concurrent calls for the
+    /// same key, exactly one sees the earlier session.
+    fn replace(&self, key: TokenKey, session: Session) -> StoreFuture<Option<Session>>;
+
     /// Forgets `key`; answers whether it was there.
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool>;
 
     /// Forgets every session of `username`; answers how many there were.
     fn remove_user(&self, username: &str) -> StoreFuture<usize>;
+
+    /// Forgets every session of a token family; answers how many there were.
+    fn remove_family(&self, family: Family) -> StoreFuture<usize>;
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -227,6 +322,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn insert(&self, key: TokenKey, session: Session) -> StoreFuture<()> {
         (**self).insert(key, session)
+    }
+    fn replace(&self, key: TokenKey, session: Session) -> StoreFuture<Option<Session>> {
+        (**self).replace(key, session)
+    }
+    fn remove_family(&self, family: Family) -> StoreFuture<usize> {
+        (**self).remove_family(family)
     }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         (**self).remove(key)

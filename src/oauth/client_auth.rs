@@ -1,0 +1,103 @@
+//! Client authentication at the token, revocation and introspection
+//! endpoints (RFC 6749 §2.3): HTTP Basic or `client_id`/`client_secret` in
+//! the body, never both.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::header::{self, HeaderMap};
+use percent_encoding::percent_decode_str;
+
+use crate::directory::Client;
+use crate::request::Params;
+use crate::state::AuthState;
+
+use super::error::OAuthError;
+
+/// Who is calling.
+pub(crate) enum Caller {
+    /// No client identified itself.
+    Anonymous,
+    /// A public client, identified by `client_id` alone.
+    Public(Arc<Client>),
+    /// A confidential client whose secret was verified.
+    Confidential(Arc<Client>),
+}
+
+impl Caller {
+    pub(crate) fn client(&self) -> Option<&Arc<Client>> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Public(client) | Caller::Confidential(client) => Some(client),
+        }
+    }
+}
+
+/// Identifies and authenticates the calling client.
+pub(crate) async fn authenticate(
+    state: &AuthState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Caller, OAuthError> {
+    let body_id = params.one("client_id").map_err(repeated)?;
+    let body_secret = params.one("client_secret").map_err(repeated)?;
+    let basic = basic_credentials(headers)?;
+    let (client_id, secret) = match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
+            ))
+        }
+        (Some((id, _)), Some(body_id), None) if id != body_id => {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the one in the Authorization header.",
+            ))
+        }
+        (Some((id, secret)), _, None) => (id, Some(secret)),
+        (None, Some(id), secret) => (id.to_owned(), secret.map(str::to_owned)),
+        (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret needs a client_id.")),
+        (None, None, None) => return Ok(Caller::Anonymous),
+    };
+    let Some(client) = state.directory.client(&client_id).cloned() else {
+        return Err(OAuthError::invalid_client("Unknown client."));
+    };
+    match (client.is_confidential(), secret) {
+        (false, None) => Ok(Caller::Public(client)),
+        (false, Some(_)) => Err(OAuthError::invalid_client("This client is public: it has no secret to send.")),
+        (true, None) => Err(OAuthError::invalid_client("This client must authenticate with its secret.")),
+        (true, Some(secret)) => {
+            if state.directory.verify_client_secret(&client, &secret).await {
+                Ok(Caller::Confidential(client))
+            } else {
+                tracing::info!(client_id = %client.client_id, "client authentication failed");
+                Err(OAuthError::invalid_client("Client authentication failed."))
+            }
+        }
+    }
+}
+
+fn repeated(r: crate::request::Repeated) -> OAuthError {
+    OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0))
+}
+
+/// The client id and secret of an `Authorization: Basic` header, each
+/// form-urlencoded as RFC 6749 §2.3.1 says.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client("The Authorization header is not valid HTTP Basic credentials.");
+    let text = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    Ok(Some((unescape(id), unescape(secret))))
+}

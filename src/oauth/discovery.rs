@@ -1,0 +1,48 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414): what really
+//! works here.
+
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+
+use super::{AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+
+pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
+    let issuer = state.issuer();
+    let plain_allowed = state.directory.clients().any(|c| c.allow_plain_pkce);
+    let mut pkce_methods = vec!["S256"];
+    if plain_allowed {
+        pkce_methods.push("plain");
+    }
+    let mut scopes: Vec<&str> = state
+        .directory
+        .clients()
+        .filter_map(|c| c.scopes.as_ref())
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let body = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
+        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+        "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+        "response_types_supported": ["code", "token"],
+        "response_modes_supported": ["query", "fragment"],
+        "grant_types_supported": ["authorization_code", "implicit", "password", "client_credentials", "refresh_token"],
+        "code_challenge_methods_supported": pkce_methods,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+    });
+    let mut response = response::json(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, http::HeaderValue::from_static("*"));
+    response
+}

@@ -1,0 +1,74 @@
+//! `POST /management/introspect` (RFC 7662), for upstreams and resource
+//! servers, which authenticate as confidential clients.
+
+use http::header::HeaderMap;
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::request::Params;
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+use crate::store::{Kind, TokenKey};
+
+use super::client_auth::{self, Caller};
+use super::error::OAuthError;
+
+#[derive(Serialize, Default)]
+struct Introspection<'a> {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+pub(super) async fn introspect(state: &AuthState, headers: &HeaderMap, params: &Params) -> Response<OwnBody> {
+    let caller = match client_auth::authenticate(state, headers, params).await {
+        Ok(Caller::Confidential(client)) => client,
+        Ok(_) => {
+            return OAuthError::invalid_client("Introspection needs a confidential client's id and secret.")
+                .into_response()
+        }
+        Err(err) => return err.into_response(),
+    };
+    let token = match params.one("token") {
+        Ok(Some(token)) => token,
+        Ok(None) => return OAuthError::invalid_request("token is required.").into_response(),
+        Err(r) => {
+            return OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0))
+                .into_response()
+        }
+    };
+    let session = match state.store.get(&TokenKey::of(token)).await {
+        Ok(session) => session,
+        Err(err) => return OAuthError::from(err).into_response(),
+    };
+    tracing::debug!(introspecting_client = %caller.client_id, "introspection");
+    let body = match &session {
+        Some(session) if matches!(session.kind(), Kind::Access | Kind::Refresh) => Introspection {
+            active: true,
+            scope: session.scope(),
+            client_id: session.client_id(),
+            username: Some(session.username()),
+            token_type: Some(if session.is_access() { "Bearer" } else { "refresh_token" }),
+            exp: Some(session.expires_at()),
+            iat: Some(session.issued_at()),
+            sub: Some(session.username()),
+            email: session.email(),
+        },
+        _ => Introspection::default(),
+    };
+    response::json(StatusCode::OK, &body)
+}

@@ -1,0 +1,47 @@
+//! `GET /management/me`: the caller's token and user, as App Services
+//! returned them.
+
+use http::request::Parts;
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+
+use super::error::OAuthError;
+use super::{access_session, UserObject};
+
+#[derive(Serialize)]
+struct Me<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserObject<'a>>,
+}
+
+pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
+    let (token, session) = match access_session(state, parts).await {
+        Ok(found) => found,
+        Err(err) => return err.into_response(),
+    };
+    // A client-credentials token names a client, not a user.
+    let user = state
+        .directory
+        .user(session.username())
+        .filter(|_| session.client_id() != Some(session.username()));
+    if user.is_none() && session.client_id().is_none() {
+        return OAuthError::invalid_token("The user of this token no longer exists.").into_response();
+    }
+    let body = Me {
+        access_token: &token,
+        expires_in: session.expires_in(),
+        scope: session.scope(),
+        client_id: session.client_id(),
+        user: user.map(|u| UserObject::from(u.as_ref())),
+    };
+    response::json(StatusCode::OK, &body)
+}

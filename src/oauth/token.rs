@@ -1,0 +1,329 @@
+//! `GET|POST /management/token` (RFC 6749 §3.2): the `authorization_code`,
+//! `password`, `client_credentials` and `refresh_token` grants, with the
+//! App Services extras (`ttl`, the `user` object, JSON bodies).
+
+use std::sync::Arc;
+
+use http::header::HeaderMap;
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::config::Grant;
+use crate::directory::{Client, User};
+use crate::request::Params;
+use crate::response::{self, OwnBody};
+use crate::state::AuthState;
+use crate::store::{CodeBinding, Family, Kind, Session, Token, TokenKey};
+
+use super::client_auth::{self, Caller};
+use super::error::OAuthError;
+use super::{grant_scope, narrow_scope, pkce, UserObject};
+
+/// A successful token response.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserObject<'a>>,
+}
+
+/// What a grant issued.
+struct Issued {
+    access: Token,
+    session: Session,
+    refresh: Option<Token>,
+}
+
+pub(super) async fn token(state: &AuthState, headers: &HeaderMap, params: &Params) -> Response<OwnBody> {
+    match grant(state, headers, params).await {
+        Ok((issued, user)) => {
+            let body = TokenResponse {
+                access_token: issued.access.as_str(),
+                token_type: "Bearer",
+                expires_in: issued.session.expires_in(),
+                scope: issued.session.scope(),
+                refresh_token: issued.refresh.as_ref().map(Token::as_str),
+                user: user.as_deref().map(UserObject::from),
+            };
+            let mut response = response::json(StatusCode::OK, &body);
+            response.headers_mut().insert(http::header::PRAGMA, http::HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(err) => {
+            tracing::info!(error = err.error(), description = err.description(), "token request refused");
+            err.into_response()
+        }
+    }
+}
+
+async fn grant(
+    state: &AuthState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(Issued, Option<Arc<User>>), OAuthError> {
+    if let Some(repeated) = params.first_repeated(&[
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "username",
+        "password",
+        "refresh_token",
+        "scope",
+        "ttl",
+    ]) {
+        return Err(OAuthError::invalid_request(format!(
+            "The parameter {} was sent more than once.",
+            repeated.0
+        )));
+    }
+    let grant_type = one(params, "grant_type")?
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required."))?;
+    let grant = match grant_type {
+        "authorization_code" => Grant::AuthorizationCode,
+        "password" => Grant::Password,
+        "client_credentials" => Grant::ClientCredentials,
+        "refresh_token" => Grant::RefreshToken,
+        other => {
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type {other:?} is not supported; use authorization_code, password, client_credentials or refresh_token."
+            )))
+        }
+    };
+    let ttl = access_ttl(state, params)?;
+    let caller = client_auth::authenticate(state, headers, params).await?;
+    if let Some(client) = caller.client() {
+        if !client.may_use(grant) {
+            return Err(OAuthError::unauthorized_client(format!(
+                "This client may not use the {} grant.",
+                grant.as_str()
+            )));
+        }
+    }
+    match grant {
+        Grant::AuthorizationCode => authorization_code(state, &caller, params, ttl).await.map(|i| (i, None)),
+        Grant::Password => password(state, &caller, params, ttl).await.map(|(i, u)| (i, Some(u))),
+        Grant::ClientCredentials => client_credentials(state, &caller, params, ttl).await.map(|i| (i, None)),
+        Grant::RefreshToken | Grant::Implicit => refresh(state, &caller, params, ttl).await.map(|i| (i, None)),
+    }
+}
+
+fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
+    params
+        .one(name)
+        .map_err(|r| OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0)))
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthError> {
+    one(params, name)?.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required.")))
+}
+
+/// The access token lifetime: App Services' `ttl` (milliseconds; `0` means
+/// the maximum), or `tokens.ttl_secs`.
+fn access_ttl(state: &AuthState, params: &Params) -> Result<u64, OAuthError> {
+    let max = state.config.max_ttl_secs;
+    let Some(ttl) = one(params, "ttl")? else {
+        return Ok(state.config.token_ttl_secs);
+    };
+    let millis: u64 = ttl
+        .parse()
+        .map_err(|_| OAuthError::invalid_request("ttl must be a whole number of milliseconds."))?;
+    match millis {
+        0 => Ok(max),
+        ms if ms > max.saturating_mul(1000) => Err(OAuthError::invalid_request(format!(
+            "ttl {ms} is above the maximum of {} ms ({} seconds).",
+            max * 1000,
+            max
+        ))),
+        ms => Ok(ms.div_ceil(1000).max(1)),
+    }
+}
+
+/// Keeps an access token (and, where asked, a refresh token) for `base`.
+async fn issue(
+    state: &AuthState,
+    base: &Session,
+    ttl: u64,
+    with_refresh: bool,
+    family: Option<Family>,
+) -> Result<Issued, OAuthError> {
+    let family = family.or_else(|| with_refresh.then(Family::generate));
+    let mut session = base.derive(Kind::Access, ttl);
+    if let Some(family) = family {
+        session = session.in_family(family);
+    }
+    let access = Token::generate();
+    state.store.insert(access.key(), session.clone()).await?;
+    let refresh = match (with_refresh, family) {
+        (true, Some(family)) => {
+            let refresh = Token::generate();
+            let refresh_session = base.derive(Kind::Refresh, state.config.refresh_ttl_secs).in_family(family);
+            state.store.insert(refresh.key(), refresh_session).await?;
+            Some(refresh)
+        }
+        _ => None,
+    };
+    Ok(Issued {
+        access,
+        session,
+        refresh,
+    })
+}
+
+fn offers_refresh(caller: &Caller) -> bool {
+    caller.client().is_some_and(|c| c.may_use(Grant::RefreshToken))
+}
+
+/// The client a grant is for: it must have identified itself.
+fn identified<'a>(caller: &'a Caller, grant: &str) -> Result<&'a Arc<Client>, OAuthError> {
+    caller
+        .client()
+        .ok_or_else(|| OAuthError::invalid_client(format!("The {grant} grant needs client_id (and the secret of a confidential client).")))
+}
+
+async fn authorization_code(
+    state: &AuthState,
+    caller: &Caller,
+    params: &Params,
+    ttl: u64,
+) -> Result<Issued, OAuthError> {
+    let client = identified(caller, "authorization_code")?;
+    let code = required(params, "code")?;
+    let key = TokenKey::of(code);
+    let invalid = || OAuthError::invalid_grant("The authorization code is invalid, expired or already used.");
+    let Some(found) = state.store.get(&key).await? else {
+        return Err(invalid());
+    };
+    if !matches!(found.kind(), Kind::Code(_) | Kind::SpentCode { .. }) {
+        return Err(invalid());
+    }
+    if found.client_id() != Some(client.client_id.as_str()) {
+        return Err(OAuthError::invalid_grant("The authorization code was issued to another client."));
+    }
+    let family = found.family().unwrap_or_else(Family::generate);
+    // Spend the code: of two concurrent redemptions, one sees it unspent.
+    let spent = found.derive(Kind::SpentCode { reused: false }, found.expires_in().max(1));
+    let previous = state.store.replace(key, spent.clone()).await?;
+    let binding: Arc<CodeBinding> = match previous.as_ref().map(Session::kind) {
+        Some(Kind::Code(binding)) => binding.clone(),
+        Some(Kind::SpentCode { .. }) => {
+            // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+            let reused = found.derive(Kind::SpentCode { reused: true }, found.expires_in().max(1));
+            state.store.insert(key, reused).await?;
+            let revoked = state.store.remove_family(family).await?;
+            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its tokens are revoked");
+            return Err(invalid());
+        }
+        _ => return Err(invalid()),
+    };
+    let redirect_uri = one(params, "redirect_uri")?;
+    match redirect_uri {
+        Some(uri) if uri != binding.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's."))
+        }
+        None if binding.redirect_uri_given => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is required: the authorization request named one.",
+            ))
+        }
+        _ => {}
+    }
+    let verifier = one(params, "code_verifier")?;
+    match (&binding.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = binding.code_challenge_method.as_deref().unwrap_or("plain");
+            if !pkce::verify(challenge, method, verifier) {
+                return Err(OAuthError::invalid_grant("The code_verifier does not match the code_challenge."));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required (PKCE).")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "A code_verifier was sent but the authorization request had no code_challenge.",
+            ))
+        }
+        (None, None) => {}
+    }
+    let issued = issue(state, &found, ttl, offers_refresh(caller), Some(family)).await?;
+    // A replay that raced this redemption marked the code; then nothing
+    // issued from it may stand.
+    if let Some(now) = state.store.get(&key).await? {
+        if matches!(now.kind(), Kind::SpentCode { reused: true }) {
+            state.store.remove_family(family).await?;
+            return Err(invalid());
+        }
+    }
+    Ok(issued)
+}
+
+async fn password(
+    state: &AuthState,
+    caller: &Caller,
+    params: &Params,
+    ttl: u64,
+) -> Result<(Issued, Arc<User>), OAuthError> {
+    let username = required(params, "username")?;
+    let password = required(params, "password")?;
+    let scope = grant_scope(caller.client().map(Arc::as_ref), one(params, "scope")?)?;
+    let Some(user) = state.directory.verify_password(username, password).await else {
+        tracing::info!(username, "password grant: wrong username or password");
+        return Err(OAuthError::invalid_grant("Username or password do not match."));
+    };
+    let mut base = Session::new(&user.username, user.email.as_deref(), ttl).with_scope_string(scope);
+    if let Some(client) = caller.client() {
+        base = base.for_client(&client.client_id);
+    }
+    let issued = issue(state, &base, ttl, offers_refresh(caller), None).await?;
+    Ok((issued, user))
+}
+
+async fn client_credentials(
+    state: &AuthState,
+    caller: &Caller,
+    params: &Params,
+    ttl: u64,
+) -> Result<Issued, OAuthError> {
+    let Caller::Confidential(client) = caller else {
+        return Err(OAuthError::invalid_client(
+            "The client_credentials grant needs a confidential client's id and secret.",
+        ));
+    };
+    let scope = grant_scope(Some(client), one(params, "scope")?)?;
+    let base = Session::new(&client.client_id, None, ttl).for_client(&client.client_id).with_scope_string(scope);
+    issue(state, &base, ttl, false, None).await
+}
+
+async fn refresh(state: &AuthState, caller: &Caller, params: &Params, ttl: u64) -> Result<Issued, OAuthError> {
+    let presented = required(params, "refresh_token")?;
+    let key = TokenKey::of(presented);
+    let invalid = || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
+    let Some(found) = state.store.get(&key).await? else {
+        return Err(invalid());
+    };
+    if !matches!(found.kind(), Kind::Refresh | Kind::RetiredRefresh) {
+        return Err(invalid());
+    }
+    if found.client_id() != caller.client().map(|c| c.client_id.as_str()) {
+        return Err(OAuthError::invalid_grant("The refresh token was issued to another client."));
+    }
+    let family = found.family().ok_or_else(invalid)?;
+    let retired = found.derive(Kind::RetiredRefresh, found.expires_in().max(1));
+    match state.store.replace(key, retired).await?.as_ref().map(Session::kind) {
+        Some(Kind::Refresh) => {}
+        Some(Kind::RetiredRefresh) => {
+            let revoked = state.store.remove_family(family).await?;
+            tracing::warn!(client_id = ?found.client_id(), revoked, "retired refresh token replayed; its family is revoked");
+            return Err(invalid());
+        }
+        _ => return Err(invalid()),
+    }
+    let scope = narrow_scope(found.scope(), one(params, "scope")?)?;
+    let base = found.clone().with_scope_string(scope);
+    issue(state, &base, ttl, true, Some(family)).await
+}
