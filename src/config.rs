@@ -555,13 +555,16 @@ impl Config {
             .transpose()?;
         let (upstream, upstream_connect_timeout, upstream_timeout) = check.upstream(raw.upstream)?;
         let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
-        let refresh_ttl_secs = check.seconds("tokens.refresh_ttl_secs", raw.tokens.refresh_ttl_secs, 30 * 86400)?;
+        let refresh_ttl_secs =
+            check.seconds("tokens.refresh_ttl_secs", raw.tokens.refresh_ttl_secs, 30 * 86400)?;
         let max_span = raw.tokens.max_ttl_secs.as_ref().map(Spanned::span);
         let max_ttl_secs = check.seconds("tokens.max_ttl_secs", raw.tokens.max_ttl_secs, 7 * 86400)?;
         if max_ttl_secs < token_ttl_secs {
             return check.fail(
                 &max_span.unwrap_or(0..0),
-                format!("tokens.max_ttl_secs ({max_ttl_secs}) is less than tokens.ttl_secs ({token_ttl_secs})"),
+                format!(
+                    "tokens.max_ttl_secs ({max_ttl_secs}) is less than tokens.ttl_secs ({token_ttl_secs})"
+                ),
             );
         }
         let public_paths = check.public_paths(raw.auth.public_paths)?;

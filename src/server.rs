@@ -93,10 +93,14 @@ impl Gateway {
             Upstream::Whoami => UpstreamService::Whoami(Whoami),
         };
         let listen = config.listen();
-        let layer = AuthLayer::new(config)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| Error::io(format_args!("cannot listen on {listen}"), e))?;
+        // With port 0, the issuer and the logs name the port really bound.
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        let layer = AuthLayer::new(config.with_listen(bound))?;
         Ok(Self {
             listener,
             service: layer.layer(upstream),

@@ -12,8 +12,8 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use url::Url;
 
-use crate::credential::{self, SESSION_COOKIE};
 use crate::config::Grant;
+use crate::credential::{self, SESSION_COOKIE};
 use crate::directory::{Client, User};
 use crate::pages::SignInPage;
 use crate::paths::safe_return_path;
@@ -153,7 +153,13 @@ fn check<'a>(
         ));
     };
     let back = |fragment: bool, error: &str, description: &str| {
-        Err(back_to_client(redirect_uri, fragment, error, description, asked.state))
+        Err(back_to_client(
+            redirect_uri,
+            fragment,
+            error,
+            description,
+            asked.state,
+        ))
     };
     let response_type = match asked.response_type {
         Some("token") => ResponseType::Token,
@@ -173,7 +179,11 @@ fn check<'a>(
         ResponseType::Code => Grant::AuthorizationCode,
     };
     if !client.may_use(grant) {
-        return back(fragment, "unauthorized_client", &format!("This client may not use the {} grant.", grant.as_str()));
+        return back(
+            fragment,
+            "unauthorized_client",
+            &format!("This client may not use the {} grant.", grant.as_str()),
+        );
     }
     if response_type == ResponseType::Code {
         if let Err(description) = check_pkce(client, asked) {
@@ -237,7 +247,9 @@ fn back_to_client(
 fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, &str)]) -> Response<OwnBody> {
     let mut url = Url::parse(redirect_uri).expect("redirect URIs are checked when the config loads");
     if fragment {
-        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
         url.set_fragment(Some(&encoded));
     } else {
         url.query_pairs_mut().extend_pairs(pairs);
@@ -305,11 +317,32 @@ where
     };
     let issued = match &target {
         Target::Gateway => state.issue(&user, None, None).await,
-        Target::Client { client, response_type: ResponseType::Token, scope, .. } => {
-            state.issue(&user, Some(&client.client_id), scope.as_deref()).await
+        Target::Client {
+            client,
+            response_type: ResponseType::Token,
+            scope,
+            ..
+        } => {
+            state
+                .issue(&user, Some(&client.client_id), scope.as_deref())
+                .await
         }
-        Target::Client { client, redirect_uri, response_type: ResponseType::Code, scope } => {
-            issue_code(state, &user, client, redirect_uri, asked.redirect_uri.is_some(), scope.clone(), &asked).await
+        Target::Client {
+            client,
+            redirect_uri,
+            response_type: ResponseType::Code,
+            scope,
+        } => {
+            issue_code(
+                state,
+                &user,
+                client,
+                redirect_uri,
+                asked.redirect_uri.is_some(),
+                scope.clone(),
+                &asked,
+            )
+            .await
         }
     };
     let (token, session) = match issued {
@@ -331,10 +364,16 @@ where
             let previous = cookie(&parts.headers, SESSION_COOKIE).map(TokenKey::of);
             signed_in_to_gateway(state, previous, &token, asked.rd).await
         }
-        Target::Client { redirect_uri, response_type: ResponseType::Token, .. } => {
-            implicit_grant(redirect_uri, &token, &session, asked.state)
-        }
-        Target::Client { redirect_uri, response_type: ResponseType::Code, .. } => {
+        Target::Client {
+            redirect_uri,
+            response_type: ResponseType::Token,
+            ..
+        } => implicit_grant(redirect_uri, &token, &session, asked.state),
+        Target::Client {
+            redirect_uri,
+            response_type: ResponseType::Code,
+            ..
+        } => {
             let mut pairs = vec![("code", token.as_str())];
             if let Some(state) = asked.state {
                 pairs.push(("state", state));
@@ -359,7 +398,9 @@ async fn issue_code(
         redirect_uri: redirect_uri.to_owned(),
         redirect_uri_given,
         code_challenge: asked.code_challenge.map(str::to_owned),
-        code_challenge_method: asked.code_challenge.map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
+        code_challenge_method: asked
+            .code_challenge
+            .map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
     };
     let session = Session::new(&user.username, user.email.as_deref(), CODE_TTL_SECS)
         .for_client(&client.client_id)

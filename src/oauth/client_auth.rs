@@ -64,8 +64,12 @@ pub(crate) async fn authenticate(
     };
     match (client.is_confidential(), secret) {
         (false, None) => Ok(Caller::Public(client)),
-        (false, Some(_)) => Err(OAuthError::invalid_client("This client is public: it has no secret to send.")),
-        (true, None) => Err(OAuthError::invalid_client("This client must authenticate with its secret.")),
+        (false, Some(_)) => Err(OAuthError::invalid_client(
+            "This client is public: it has no secret to send.",
+        )),
+        (true, None) => Err(OAuthError::invalid_client(
+            "This client must authenticate with its secret.",
+        )),
         (true, Some(secret)) => {
             if state.directory.verify_client_secret(&client, &secret).await {
                 Ok(Caller::Confidential(client))
@@ -98,6 +102,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let unescape = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     Ok(Some((unescape(id), unescape(secret))))
 }

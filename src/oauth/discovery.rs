@@ -41,8 +41,9 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
         "scopes_supported": scopes,
     });
     let mut response = response::json(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, http::HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        http::HeaderValue::from_static("*"),
+    );
     response
 }

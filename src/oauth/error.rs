@@ -57,7 +57,11 @@ impl OAuthError {
     }
 
     pub(crate) fn payload_too_large() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "The request body is too large.")
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "The request body is too large.",
+        )
     }
 
     pub(crate) fn unavailable() -> Self {
@@ -82,7 +86,10 @@ impl OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         match self.error {
             "invalid_client" => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"authgate\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"authgate\""),
+                );
             }
             "invalid_token" => {
                 headers.insert(

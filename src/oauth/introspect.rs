@@ -62,7 +62,11 @@ pub(super) async fn introspect(state: &AuthState, headers: &HeaderMap, params: &
             scope: session.scope(),
             client_id: session.client_id(),
             username: Some(session.username()),
-            token_type: Some(if session.is_access() { "Bearer" } else { "refresh_token" }),
+            token_type: Some(if session.is_access() {
+                "Bearer"
+            } else {
+                "refresh_token"
+            }),
             exp: Some(session.expires_at()),
             iat: Some(session.issued_at()),
             sub: Some(session.username()),

@@ -49,7 +49,8 @@ const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
-    path.strip_prefix("/management").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix("/management")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         || path == DISCOVERY_PATH
 }
 
@@ -68,7 +69,9 @@ where
         (AUTHORIZE_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (LOGOUT_PATH, &Method::GET | &Method::POST) => logout::logout(&state, &req.into_parts().0).await,
         (LOGOUT_PATH, _) => method_not_allowed(&req, "GET, POST"),
-        (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => cors::preflight(&state, req.headers()),
+        (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => {
+            cors::preflight(&state, req.headers())
+        }
         (TOKEN_PATH, &Method::GET | &Method::POST) | (REVOKE_PATH | INTROSPECT_PATH, &Method::POST) => {
             let (parts, params) = match read_params(req).await {
                 Ok(read) => read,
@@ -129,10 +132,21 @@ where
     let body = match request::read_body(body, request::MAX_FORM_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return Err(OAuthError::payload_too_large()),
-        Err(BodyError::Broken) => return Err(OAuthError::invalid_request("The request body did not arrive whole.")),
+        Err(BodyError::Broken) => {
+            return Err(OAuthError::invalid_request(
+                "The request body did not arrive whole.",
+            ))
+        }
     };
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map_or(&body[..0], |at| &body[at..]);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let trimmed = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&body[..0], |at| &body[at..]);
     let params = if content_type.contains("json")
         || (!content_type.starts_with("application/x-www-form-urlencoded") && trimmed.first() == Some(&b'{'))
     {
@@ -155,7 +169,11 @@ fn json_params(body: &[u8]) -> Result<Params, OAuthError> {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => continue,
-            _ => return Err(OAuthError::invalid_request(format!("The JSON field {name:?} must be a string."))),
+            _ => {
+                return Err(OAuthError::invalid_request(format!(
+                    "The JSON field {name:?} must be a string."
+                )))
+            }
         };
         pairs.push((name, text));
     }
@@ -174,7 +192,9 @@ async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Ses
     }
     match state.store.get(&TokenKey::of(&token)).await? {
         Some(session) if session.is_access() => Ok((token, session)),
-        _ => Err(OAuthError::invalid_token("The access token is unknown, revoked or expired.")),
+        _ => Err(OAuthError::invalid_token(
+            "The access token is unknown, revoked or expired.",
+        )),
     }
 }
 
@@ -214,7 +234,14 @@ pub(crate) fn error_page(
     message: &str,
     error: &str,
 ) -> Response<OwnBody> {
-    response::html(status, state.pages.error(&ErrorPage { title, message, error }))
+    response::html(
+        status,
+        state.pages.error(&ErrorPage {
+            title,
+            message,
+            error,
+        }),
+    )
 }
 
 /// An error for whoever asked: a page for a browser, JSON otherwise.
@@ -234,7 +261,13 @@ pub(crate) fn error_for(
 }
 
 fn not_found<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
-    error_for(state, req.headers(), StatusCode::NOT_FOUND, "not_found", "The gateway has no endpoint at this path.")
+    error_for(
+        state,
+        req.headers(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "The gateway has no endpoint at this path.",
+    )
 }
 
 fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<OwnBody> {
@@ -243,6 +276,8 @@ fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<OwnB
         "invalid_request",
         &format!("{} is not allowed here; use {allow}.", req.method()),
     );
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

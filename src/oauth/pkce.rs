@@ -9,7 +9,9 @@ use subtle::ConstantTimeEq;
 /// 128 unreserved characters (RFC 7636 §4.1, §4.2).
 pub(crate) fn is_well_formed(value: &str) -> bool {
     (43..=128).contains(&value.len())
-        && value.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Whether `verifier` answers `challenge` under `method` (`S256` or

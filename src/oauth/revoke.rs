@@ -12,9 +12,9 @@ use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 use crate::store::{Session, TokenKey};
 
+use super::access_session;
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;
-use super::access_session;
 
 /// RFC 7009: `200` whether or not the token existed. Confidential clients
 /// authenticate; a token issued to a client can only be revoked by that
@@ -45,7 +45,9 @@ async fn try_revoke(state: &AuthState, headers: &HeaderMap, params: &Params) -> 
                     "This token was issued to a client: that client must authenticate to revoke it.",
                 ));
             }
-            return Err(OAuthError::unauthorized_client("This token was issued to another client."));
+            return Err(OAuthError::unauthorized_client(
+                "This token was issued to another client.",
+            ));
         }
         _ => {}
     }
@@ -80,8 +82,10 @@ pub(super) async fn revoke_user_tokens(
         .is_some_and(|u| u.admin && caller.client_id() != Some(caller.username()));
     let is_self = caller.username() == username && caller.client_id() != Some(caller.username());
     if !is_self && !is_admin {
-        return OAuthError::forbidden("Only the user themselves or an administrator may revoke these tokens.")
-            .into_response();
+        return OAuthError::forbidden(
+            "Only the user themselves or an administrator may revoke these tokens.",
+        )
+        .into_response();
     }
     let result = if one_token {
         revoke_one_of_user(state, parts, username).await

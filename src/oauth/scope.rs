@@ -7,14 +7,19 @@ use super::error::OAuthError;
 
 /// Whether `scope` is one scope token: `%x21 / %x23-5B / %x5D-7E`.
 pub(crate) fn is_scope_token(scope: &str) -> bool {
-    !scope.is_empty() && scope.bytes().all(|c| c == 0x21 || (0x23..=0x5b).contains(&c) || (0x5d..=0x7e).contains(&c))
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|c| c == 0x21 || (0x23..=0x5b).contains(&c) || (0x5d..=0x7e).contains(&c))
 }
 
 fn tokens(scope: &str) -> Result<Vec<&str>, OAuthError> {
     let mut out: Vec<&str> = Vec::new();
     for token in scope.split(' ').filter(|t| !t.is_empty()) {
         if !is_scope_token(token) {
-            return Err(OAuthError::invalid_scope(format!("{token:?} is not a valid scope.")));
+            return Err(OAuthError::invalid_scope(format!(
+                "{token:?} is not a valid scope."
+            )));
         }
         if !out.contains(&token) {
             out.push(token);
@@ -27,7 +32,10 @@ fn tokens(scope: &str) -> Result<Vec<&str>, OAuthError> {
 /// asked-for scope must be one the client is configured with; asking for
 /// none grants all of them. A client with no `scopes` list, or no client,
 /// gets what it asks for.
-pub(crate) fn grant_scope(client: Option<&Client>, requested: Option<&str>) -> Result<Option<String>, OAuthError> {
+pub(crate) fn grant_scope(
+    client: Option<&Client>,
+    requested: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
     let allowed = client.and_then(|c| c.scopes.as_ref());
     let Some(requested) = requested else {
         return Ok(allowed.filter(|a| !a.is_empty()).map(|a| a.join(" ")));
@@ -35,21 +43,28 @@ pub(crate) fn grant_scope(client: Option<&Client>, requested: Option<&str>) -> R
     let asked = tokens(requested)?;
     if let Some(allowed) = allowed {
         if let Some(denied) = asked.iter().find(|s| !allowed.iter().any(|a| a == *s)) {
-            return Err(OAuthError::invalid_scope(format!("This client may not ask for the scope {denied:?}.")));
+            return Err(OAuthError::invalid_scope(format!(
+                "This client may not ask for the scope {denied:?}."
+            )));
         }
     }
     Ok(Some(asked.join(" ")).filter(|s| !s.is_empty()))
 }
 
 /// A refresh may ask for the original scope or less (RFC 6749 §6).
-pub(crate) fn narrow_scope(original: Option<&str>, requested: Option<&str>) -> Result<Option<String>, OAuthError> {
+pub(crate) fn narrow_scope(
+    original: Option<&str>,
+    requested: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
     let Some(requested) = requested else {
         return Ok(original.map(str::to_owned));
     };
     let granted: Vec<&str> = original.map(|o| o.split(' ').collect()).unwrap_or_default();
     let asked = tokens(requested)?;
     if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
-        return Err(OAuthError::invalid_scope(format!("The scope {extra:?} was not granted originally.")));
+        return Err(OAuthError::invalid_scope(format!(
+            "The scope {extra:?} was not granted originally."
+        )));
     }
     Ok(Some(asked.join(" ")).filter(|s| !s.is_empty()))
 }
@@ -68,8 +83,14 @@ mod tests {
 
     #[test]
     fn refresh_can_only_narrow() {
-        assert_eq!(narrow_scope(Some("a b"), Some("b")).unwrap().as_deref(), Some("b"));
+        assert_eq!(
+            narrow_scope(Some("a b"), Some("b")).unwrap().as_deref(),
+            Some("b")
+        );
         assert_eq!(narrow_scope(Some("a b"), None).unwrap().as_deref(), Some("a b"));
-        assert_eq!(narrow_scope(Some("a"), Some("a c")).unwrap_err().error(), "invalid_scope");
+        assert_eq!(
+            narrow_scope(Some("a"), Some("a c")).unwrap_err().error(),
+            "invalid_scope"
+        );
     }
 }

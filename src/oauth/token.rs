@@ -52,11 +52,17 @@ pub(super) async fn token(state: &AuthState, headers: &HeaderMap, params: &Param
                 user: user.as_deref().map(UserObject::from),
             };
             let mut response = response::json(StatusCode::OK, &body);
-            response.headers_mut().insert(http::header::PRAGMA, http::HeaderValue::from_static("no-cache"));
+            response
+                .headers_mut()
+                .insert(http::header::PRAGMA, http::HeaderValue::from_static("no-cache"));
             response
         }
         Err(err) => {
-            tracing::info!(error = err.error(), description = err.description(), "token request refused");
+            tracing::info!(
+                error = err.error(),
+                description = err.description(),
+                "token request refused"
+            );
             err.into_response()
         }
     }
@@ -83,8 +89,8 @@ async fn grant(
             repeated.0
         )));
     }
-    let grant_type = one(params, "grant_type")?
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required."))?;
+    let grant_type =
+        one(params, "grant_type")?.ok_or_else(|| OAuthError::invalid_request("grant_type is required."))?;
     let grant = match grant_type {
         "authorization_code" => Grant::AuthorizationCode,
         "password" => Grant::Password,
@@ -98,6 +104,9 @@ async fn grant(
     };
     let ttl = access_ttl(state, params)?;
     let caller = client_auth::authenticate(state, headers, params).await?;
+    if grant == Grant::ClientCredentials {
+        confidential(&caller)?;
+    }
     if let Some(client) = caller.client() {
         if !client.may_use(grant) {
             return Err(OAuthError::unauthorized_client(format!(
@@ -107,10 +116,18 @@ async fn grant(
         }
     }
     match grant {
-        Grant::AuthorizationCode => authorization_code(state, &caller, params, ttl).await.map(|i| (i, None)),
-        Grant::Password => password(state, &caller, params, ttl).await.map(|(i, u)| (i, Some(u))),
-        Grant::ClientCredentials => client_credentials(state, &caller, params, ttl).await.map(|i| (i, None)),
-        Grant::RefreshToken | Grant::Implicit => refresh(state, &caller, params, ttl).await.map(|i| (i, None)),
+        Grant::AuthorizationCode => authorization_code(state, &caller, params, ttl)
+            .await
+            .map(|i| (i, None)),
+        Grant::Password => password(state, &caller, params, ttl)
+            .await
+            .map(|(i, u)| (i, Some(u))),
+        Grant::ClientCredentials => client_credentials(state, &caller, params, ttl)
+            .await
+            .map(|i| (i, None)),
+        Grant::RefreshToken | Grant::Implicit => {
+            refresh(state, &caller, params, ttl).await.map(|i| (i, None))
+        }
     }
 }
 
@@ -163,7 +180,9 @@ async fn issue(
     let refresh = match (with_refresh, family) {
         (true, Some(family)) => {
             let refresh = Token::generate();
-            let refresh_session = base.derive(Kind::Refresh, state.config.refresh_ttl_secs).in_family(family);
+            let refresh_session = base
+                .derive(Kind::Refresh, state.config.refresh_ttl_secs)
+                .in_family(family);
             state.store.insert(refresh.key(), refresh_session).await?;
             Some(refresh)
         }
@@ -176,15 +195,27 @@ async fn issue(
     })
 }
 
+/// The client, if it proved itself with its secret.
+fn confidential(caller: &Caller) -> Result<&Arc<Client>, OAuthError> {
+    match caller {
+        Caller::Confidential(client) => Ok(client),
+        _ => Err(OAuthError::invalid_client(
+            "The client_credentials grant needs a confidential client's id and secret.",
+        )),
+    }
+}
+
 fn offers_refresh(caller: &Caller) -> bool {
     caller.client().is_some_and(|c| c.may_use(Grant::RefreshToken))
 }
 
 /// The client a grant is for: it must have identified itself.
 fn identified<'a>(caller: &'a Caller, grant: &str) -> Result<&'a Arc<Client>, OAuthError> {
-    caller
-        .client()
-        .ok_or_else(|| OAuthError::invalid_client(format!("The {grant} grant needs client_id (and the secret of a confidential client).")))
+    caller.client().ok_or_else(|| {
+        OAuthError::invalid_client(format!(
+            "The {grant} grant needs client_id (and the secret of a confidential client)."
+        ))
+    })
 }
 
 async fn authorization_code(
@@ -204,7 +235,9 @@ async fn authorization_code(
         return Err(invalid());
     }
     if found.client_id() != Some(client.client_id.as_str()) {
-        return Err(OAuthError::invalid_grant("The authorization code was issued to another client."));
+        return Err(OAuthError::invalid_grant(
+            "The authorization code was issued to another client.",
+        ));
     }
     let family = found.family().unwrap_or_else(Family::generate);
     // Spend the code: of two concurrent redemptions, one sees it unspent.
@@ -225,7 +258,9 @@ async fn authorization_code(
     let redirect_uri = one(params, "redirect_uri")?;
     match redirect_uri {
         Some(uri) if uri != binding.redirect_uri => {
-            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's."))
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request's.",
+            ))
         }
         None if binding.redirect_uri_given => {
             return Err(OAuthError::invalid_request(
@@ -239,7 +274,9 @@ async fn authorization_code(
         (Some(challenge), Some(verifier)) => {
             let method = binding.code_challenge_method.as_deref().unwrap_or("plain");
             if !pkce::verify(challenge, method, verifier) {
-                return Err(OAuthError::invalid_grant("The code_verifier does not match the code_challenge."));
+                return Err(OAuthError::invalid_grant(
+                    "The code_verifier does not match the code_challenge.",
+                ));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required (PKCE).")),
@@ -289,17 +326,20 @@ async fn client_credentials(
     params: &Params,
     ttl: u64,
 ) -> Result<Issued, OAuthError> {
-    let Caller::Confidential(client) = caller else {
-        return Err(OAuthError::invalid_client(
-            "The client_credentials grant needs a confidential client's id and secret.",
-        ));
-    };
+    let client = confidential(caller)?;
     let scope = grant_scope(Some(client), one(params, "scope")?)?;
-    let base = Session::new(&client.client_id, None, ttl).for_client(&client.client_id).with_scope_string(scope);
+    let base = Session::new(&client.client_id, None, ttl)
+        .for_client(&client.client_id)
+        .with_scope_string(scope);
     issue(state, &base, ttl, false, None).await
 }
 
-async fn refresh(state: &AuthState, caller: &Caller, params: &Params, ttl: u64) -> Result<Issued, OAuthError> {
+async fn refresh(
+    state: &AuthState,
+    caller: &Caller,
+    params: &Params,
+    ttl: u64,
+) -> Result<Issued, OAuthError> {
     let presented = required(params, "refresh_token")?;
     let key = TokenKey::of(presented);
     let invalid = || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
@@ -310,11 +350,19 @@ async fn refresh(state: &AuthState, caller: &Caller, params: &Params, ttl: u64) 
         return Err(invalid());
     }
     if found.client_id() != caller.client().map(|c| c.client_id.as_str()) {
-        return Err(OAuthError::invalid_grant("The refresh token was issued to another client."));
+        return Err(OAuthError::invalid_grant(
+            "The refresh token was issued to another client.",
+        ));
     }
     let family = found.family().ok_or_else(invalid)?;
     let retired = found.derive(Kind::RetiredRefresh, found.expires_in().max(1));
-    match state.store.replace(key, retired).await?.as_ref().map(Session::kind) {
+    match state
+        .store
+        .replace(key, retired)
+        .await?
+        .as_ref()
+        .map(Session::kind)
+    {
         Some(Kind::Refresh) => {}
         Some(Kind::RetiredRefresh) => {
             let revoked = state.store.remove_family(family).await?;

@@ -112,7 +112,9 @@ impl TokenStore for MemoryStore {
 
     fn remove_family(&self, family: Family) -> StoreFuture<usize> {
         let before = self.inner.sessions.len();
-        self.inner.sessions.retain(|_, session| session.family() != Some(family));
+        self.inner
+            .sessions
+            .retain(|_, session| session.family() != Some(family));
         StoreFuture::ready(Ok(before.saturating_sub(self.inner.sessions.len())))
     }
 
