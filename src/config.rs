@@ -48,7 +48,13 @@ pub struct Config {
     pub(crate) token_ttl_secs: u64,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_ttl_secs: u64,
+    pub(crate) idle_secs: Option<u64>,
+    pub(crate) persist_path: Option<PathBuf>,
+    pub(crate) persist_interval: Duration,
     pub(crate) public_paths: Vec<String>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) throttle: ThrottleConfig,
+    pub(crate) limits: Limits,
     pub(crate) templates_dir: Option<PathBuf>,
     pub(crate) users: Vec<UserConfig>,
     pub(crate) clients: Vec<ClientConfig>,
@@ -62,6 +68,26 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// Brute-force throttling (`[auth]`): failures counted in a sliding
+/// window, per username (or client) and per client address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ThrottleConfig {
+    pub(crate) max_failures_per_user: u32,
+    pub(crate) max_failures_per_address: u32,
+    pub(crate) window_secs: u64,
+    pub(crate) max_entries: usize,
+}
+
+/// Limits on what a client may send (`[limits]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_connections: usize,
 }
 
 /// A user who can sign in.
@@ -134,6 +160,8 @@ struct RawConfig {
     #[serde(default)]
     pages: RawPages,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     clients: Vec<Spanned<RawClient>>,
@@ -144,6 +172,18 @@ struct RawConfig {
 struct RawServer {
     listen: Option<Spanned<String>>,
     public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<Spanned<u64>>,
+    max_headers: Option<Spanned<u64>>,
+    max_body_bytes: Option<Spanned<u64>>,
+    header_read_timeout_secs: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +201,9 @@ struct RawTokens {
     ttl_secs: Option<Spanned<u64>>,
     refresh_ttl_secs: Option<Spanned<u64>>,
     max_ttl_secs: Option<Spanned<u64>>,
+    idle_secs: Option<Spanned<u64>>,
+    persist_path: Option<Spanned<String>>,
+    persist_interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -168,6 +211,10 @@ struct RawTokens {
 struct RawAuth {
     #[serde(default)]
     public_paths: Vec<Spanned<String>>,
+    max_failures_per_user: Option<Spanned<u64>>,
+    max_failures_per_address: Option<Spanned<u64>>,
+    failure_window_secs: Option<Spanned<u64>>,
+    throttle_max_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -321,6 +368,40 @@ impl Checker<'_> {
             }
             Some(value) => Ok(value.into_inner()),
         }
+    }
+
+    /// A count between `min` and `max`, or `default`.
+    fn count(
+        &self,
+        key: &str,
+        raw: Option<Spanned<u64>>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, Error> {
+        match raw {
+            None => Ok(default),
+            Some(value) if !(min..=max).contains(value.get_ref()) => {
+                self.fail(&value.span(), format!("{key} must be between {min} and {max}"))
+            }
+            Some(value) => Ok(value.into_inner()),
+        }
+    }
+
+    fn trusted_proxies(&self, raw: Vec<Spanned<String>>) -> Result<Vec<ipnet::IpNet>, Error> {
+        raw.iter()
+            .map(|entry| {
+                let text = entry.get_ref();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .or_else(|_| {
+                        self.fail(
+                            &entry.span(),
+                            format!("trusted proxy {text:?} is not an IP address or CIDR range (like \"10.0.0.0/8\")"),
+                        )
+                    })
+            })
+            .collect()
     }
 
     fn password_hash(&self, key: &str, raw: &Spanned<String>) -> Result<(), Error> {
@@ -526,6 +607,17 @@ impl Checker<'_> {
     }
 }
 
+/// `path` as written in `file`: relative paths are taken from the file's
+/// folder.
+fn relative_to(file: &Path, path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_relative() {
+        file.parent().unwrap_or(Path::new(".")).join(path)
+    } else {
+        path
+    }
+}
+
 impl Config {
     /// Reads and checks the configuration file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
@@ -567,15 +659,71 @@ impl Config {
                 ),
             );
         }
+        let idle_secs = match raw.tokens.idle_secs {
+            None => None,
+            some => Some(check.seconds("tokens.idle_secs", some, 0)?),
+        };
+        let persist_path = raw.tokens.persist_path.map(|p| relative_to(file, p.get_ref()));
+        let persist_interval = Duration::from_secs(check.seconds(
+            "tokens.persist_interval_secs",
+            raw.tokens.persist_interval_secs,
+            30,
+        )?);
         let public_paths = check.public_paths(raw.auth.public_paths)?;
-        let templates_dir = raw.pages.templates_dir.map(|dir| {
-            let dir_path = PathBuf::from(dir.get_ref());
-            if dir_path.is_relative() {
-                file.parent().unwrap_or(Path::new(".")).join(dir_path)
-            } else {
-                dir_path
-            }
-        });
+        let trusted_proxies = check.trusted_proxies(raw.server.trusted_proxies)?;
+        let throttle = ThrottleConfig {
+            max_failures_per_user: check.count(
+                "auth.max_failures_per_user",
+                raw.auth.max_failures_per_user,
+                10,
+                1,
+                1_000_000,
+            )? as u32,
+            max_failures_per_address: check.count(
+                "auth.max_failures_per_address",
+                raw.auth.max_failures_per_address,
+                50,
+                1,
+                1_000_000,
+            )? as u32,
+            window_secs: check.seconds("auth.failure_window_secs", raw.auth.failure_window_secs, 300)?,
+            max_entries: check.count(
+                "auth.throttle_max_entries",
+                raw.auth.throttle_max_entries,
+                100_000,
+                100,
+                100_000_000,
+            )? as usize,
+        };
+        let l = raw.limits;
+        let limits = Limits {
+            max_header_bytes: check.count(
+                "limits.max_header_bytes",
+                l.max_header_bytes,
+                64 * 1024,
+                8192,
+                16 << 20,
+            )? as usize,
+            max_headers: check.count("limits.max_headers", l.max_headers, 100, 16, 10_000)? as usize,
+            max_body_bytes: check.count(
+                "limits.max_body_bytes",
+                l.max_body_bytes,
+                64 * 1024,
+                1024,
+                64 << 20,
+            )? as usize,
+            header_read_timeout: Duration::from_secs(check.seconds(
+                "limits.header_read_timeout_secs",
+                l.header_read_timeout_secs,
+                10,
+            )?),
+            max_connections: check.count("limits.max_connections", l.max_connections, 10_000, 1, 1_000_000)?
+                as usize,
+        };
+        let templates_dir = raw
+            .pages
+            .templates_dir
+            .map(|dir| relative_to(file, dir.get_ref()));
         let users = check.users(raw.users)?;
         let clients = check.clients(raw.clients)?;
         let config = Self {
@@ -588,7 +736,13 @@ impl Config {
             token_ttl_secs,
             refresh_ttl_secs,
             max_ttl_secs,
+            idle_secs,
+            persist_path,
+            persist_interval,
             public_paths,
+            trusted_proxies,
+            throttle,
+            limits,
             templates_dir,
             users,
             clients,

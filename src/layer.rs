@@ -33,6 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -50,7 +51,7 @@ use crate::paths;
 use crate::request::{is_browser_navigation, wants_html};
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
-use crate::store::{MemoryStore, Session, StoreError, TokenKey, TokenStore};
+use crate::store::{unix_now, MemoryStore, Session, StoreError, TokenKey, TokenStore};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -81,8 +82,11 @@ const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope
 /// is also in the request's extensions as a [`Session`].
 #[derive(Clone)]
 pub struct AuthLayer {
-    state: Arc<AuthState>,
+    shared: Shared,
 }
+
+/// The state every service of one layer shares; replaced whole on reload.
+type Shared = Arc<ArcSwap<AuthState>>;
 
 impl AuthLayer {
     /// A layer for `config`, keeping tokens in memory.
@@ -94,20 +98,29 @@ impl AuthLayer {
     pub fn with_store(config: Config, store: impl TokenStore) -> Result<Self, Error> {
         let state = AuthState::new(config, Arc::new(store))?;
         Ok(Self {
-            state: Arc::new(state),
+            shared: Arc::new(ArcSwap::from_pointee(state)),
         })
     }
 
-    /// The configuration the layer runs on.
-    pub fn config(&self) -> &Config {
-        &self.state.config
+    /// The configuration the layer runs on now.
+    pub fn config(&self) -> Config {
+        self.shared.load().config.clone()
+    }
+
+    /// Puts a new configuration in force for every service of this layer:
+    /// users, clients, public paths, pages and limits change at once, and
+    /// sessions and connections stay. On error the old configuration stays.
+    pub fn reload(&self, config: Config) -> Result<(), Error> {
+        let next = self.shared.load().reloaded(config)?;
+        self.shared.store(Arc::new(next));
+        Ok(())
     }
 }
 
 impl fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
-            .field("config", &self.state.config.source())
+            .field("config", &self.shared.load().config.source())
             .finish_non_exhaustive()
     }
 }
@@ -118,7 +131,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            state: self.state.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -127,7 +140,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    state: Arc<AuthState>,
+    shared: Shared,
 }
 
 impl<S> fmt::Debug for AuthService<S> {
@@ -139,7 +152,11 @@ impl<S> fmt::Debug for AuthService<S> {
 /// What the check decided for one request.
 enum Verdict {
     Forward(Option<Session>),
-    Lookup(crate::store::StoreFuture<Option<Session>>, Option<HeaderValue>),
+    Lookup(
+        crate::store::StoreFuture<Option<Session>>,
+        TokenKey,
+        Option<HeaderValue>,
+    ),
     Answer(Response<OwnBody>),
 }
 
@@ -164,29 +181,28 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         normalize_uri(&mut req);
         if oauth::is_own_endpoint(req.uri().path()) {
-            let state = self.state.clone();
+            let state = self.shared.load_full();
             return ResponseFuture::own(Box::pin(oauth::handle(state, req)));
         }
         for name in &IDENTITY_HEADERS {
             req.headers_mut().remove(name);
         }
-        match self.check(&mut req) {
-            Verdict::Forward(session) => ResponseFuture::inner(self.forward(req, session)),
+        let state = self.shared.load();
+        match check(&state, &mut req) {
+            Verdict::Forward(session) => ResponseFuture::inner(forward(&mut self.inner, req, session)),
             Verdict::Answer(response) => ResponseFuture::ready(response),
-            Verdict::Lookup(pending, inject) => {
+            Verdict::Lookup(pending, key, inject) => {
                 let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                let state = self.state.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let state = self.shared.load_full();
                 ResponseFuture::deferred(Box::pin(async move {
                     let outcome = pending.await;
-                    let mut service = AuthService { inner, state };
-                    match service.settle(&mut req, outcome, inject) {
-                        Verdict::Forward(session) => {
-                            let response = service.forward(req, session).await?;
+                    match settle(&state, &mut req, outcome, key, inject) {
+                        Ok(session) => {
+                            let response = forward(&mut inner, req, Some(session)).await?;
                             Ok(response.map(Either::Left))
                         }
-                        Verdict::Answer(response) => Ok(response.map(Either::Right)),
-                        Verdict::Lookup(..) => unreachable!("settle never defers"),
+                        Err(response) => Ok(response.map(Either::Right)),
                     }
                 }))
             }
@@ -194,116 +210,116 @@ where
     }
 }
 
-impl<S> AuthService<S> {
-    /// Decides what to do with a request that is not for an own endpoint.
-    fn check<B>(&self, req: &mut Request<B>) -> Verdict {
-        let public = paths::is_public(req.uri().path(), &self.state.config.public_paths);
-        let found = credential::find(req.headers(), req.uri()).map(|presented| {
-            let inject = (presented.source != Source::Header)
-                .then(|| HeaderValue::try_from(format!("Bearer {}", presented.token)).ok())
-                .flatten();
-            let well_formed = credential::is_well_formed(&presented.token);
-            (TokenKey::of(&presented.token), inject, well_formed)
-        });
-        if let Some(uri) = credential::without_query_token(req.uri()) {
-            *req.uri_mut() = uri;
-        }
-        if public {
-            return Verdict::Forward(None);
-        }
-        match found {
-            Some((key, inject, true)) => match self.state.store.get(&key).into_ready() {
-                Ok(outcome) => self.settle(req, outcome, inject),
-                Err(pending) => Verdict::Lookup(pending, inject),
+/// Decides what to do with a request that is not for an own endpoint.
+fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
+    let public = paths::is_public(req.uri().path(), &state.config.public_paths);
+    let found = credential::find(req.headers(), req.uri()).map(|presented| {
+        let inject = (presented.source != Source::Header)
+            .then(|| HeaderValue::try_from(format!("Bearer {}", presented.token)).ok())
+            .flatten();
+        let well_formed = credential::is_well_formed(&presented.token);
+        (TokenKey::of(&presented.token), inject, well_formed)
+    });
+    if let Some(uri) = credential::without_query_token(req.uri()) {
+        *req.uri_mut() = uri;
+    }
+    if public {
+        return Verdict::Forward(None);
+    }
+    match found {
+        Some((key, inject, true)) => match state.store.get(&key).into_ready() {
+            Ok(outcome) => match settle(state, req, outcome, key, inject) {
+                Ok(session) => Verdict::Forward(Some(session)),
+                Err(response) => Verdict::Answer(response),
             },
-            Some((_, _, false)) => Verdict::Answer(self.reject(req, true)),
-            None => Verdict::Answer(self.reject(req, false)),
+            Err(pending) => Verdict::Lookup(pending, key, inject),
+        },
+        Some((_, _, false)) => Verdict::Answer(reject(req, true)),
+        None => Verdict::Answer(reject(req, false)),
+    }
+}
+
+/// Turns a store's answer into the session to forward with, setting the
+/// headers the inner service sees, or the response to refuse with.
+#[allow(clippy::result_large_err)] // the error is the response itself, sent at once
+fn settle<B>(
+    state: &AuthState,
+    req: &mut Request<B>,
+    outcome: Result<Option<Session>, StoreError>,
+    key: TokenKey,
+    inject: Option<HeaderValue>,
+) -> Result<Session, Response<OwnBody>> {
+    let session = match outcome {
+        Ok(Some(session)) if session.is_access() => session,
+        Ok(_) => return Err(reject(req, true)),
+        Err(err) => {
+            tracing::error!(error = %err, "token store lookup failed");
+            return Err(unavailable(state, req));
+        }
+    };
+    let now = unix_now();
+    if session.needs_touch(now) {
+        if let Err(pending) = state.store.touch(&key, now).into_ready() {
+            tokio::spawn(pending);
         }
     }
-
-    /// Turns a store's answer into a verdict, setting the headers the inner
-    /// service sees.
-    fn settle<B>(
-        &self,
-        req: &mut Request<B>,
-        outcome: Result<Option<Session>, StoreError>,
-        inject: Option<HeaderValue>,
-    ) -> Verdict {
-        let session = match outcome {
-            Ok(Some(session)) if session.is_access() => session,
-            Ok(_) => return Verdict::Answer(self.reject(req, true)),
-            Err(err) => {
-                tracing::error!(error = %err, "token store lookup failed");
-                return Verdict::Answer(self.unavailable(req));
-            }
-        };
-        let headers = req.headers_mut();
-        if let Some(value) = inject {
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        if let Ok(user) = HeaderValue::from_bytes(session.username().as_bytes()) {
-            headers.insert(X_FORWARDED_USER, user);
-        }
-        if let Some(email) = session
-            .email()
-            .and_then(|e| HeaderValue::from_bytes(e.as_bytes()).ok())
-        {
-            headers.insert(X_FORWARDED_EMAIL, email);
-        }
-        if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
-            headers.insert(X_FORWARDED_SCOPE, scope);
-        }
-        req.extensions_mut().insert(session.clone());
-        Verdict::Forward(Some(session))
+    let headers = req.headers_mut();
+    if let Some(value) = inject {
+        headers.insert(header::AUTHORIZATION, value);
     }
-
-    fn forward<B>(&mut self, req: Request<B>, session: Option<Session>) -> Inner<S::Future>
-    where
-        S: Service<Request<B>>,
+    if let Ok(user) = HeaderValue::from_bytes(session.username().as_bytes()) {
+        headers.insert(X_FORWARDED_USER, user);
+    }
+    if let Some(email) = session
+        .email()
+        .and_then(|e| HeaderValue::from_bytes(e.as_bytes()).ok())
     {
-        Inner {
-            future: self.inner.call(req),
-            session,
-        }
+        headers.insert(X_FORWARDED_EMAIL, email);
     }
+    if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(X_FORWARDED_SCOPE, scope);
+    }
+    req.extensions_mut().insert(session.clone());
+    Ok(session)
+}
 
-    /// No valid credential: a browser is sent to sign in, keeping the page
-    /// it asked for; anything else gets a 401.
-    fn reject<B>(&self, req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
-        if is_browser_navigation(req.method(), req.headers()) {
-            let asked = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-            let location = format!(
-                "{}?{}",
-                oauth::AUTHORIZE_PATH,
-                form_urlencoded::Serializer::new(String::new())
-                    .append_pair("rd", asked)
-                    .finish()
-            );
-            if let Some(redirect) = response::redirect(StatusCode::FOUND, &location) {
-                return redirect;
-            }
-        }
-        response::unauthorized(token_presented)
+fn forward<S, B>(inner: &mut S, req: Request<B>, session: Option<Session>) -> Inner<S::Future>
+where
+    S: Service<Request<B>>,
+{
+    Inner {
+        future: inner.call(req),
+        session,
     }
+}
 
-    fn unavailable<B>(&self, req: &Request<B>) -> Response<OwnBody> {
-        let description = "The token store cannot be reached; try again in a moment.";
-        if wants_html(req.headers()) {
-            oauth::error_page(
-                &self.state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in is unavailable",
-                description,
-                "temporarily_unavailable",
-            )
-        } else {
-            response::json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                description,
-            )
+/// No valid credential: a browser is sent to sign in, keeping the page it
+/// asked for; anything else gets a 401.
+fn reject<B>(req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
+    if is_browser_navigation(req.method(), req.headers()) {
+        let asked = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let location = format!(
+            "{}?{}",
+            oauth::AUTHORIZE_PATH,
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", asked)
+                .finish()
+        );
+        if let Some(redirect) = response::redirect(StatusCode::FOUND, &location) {
+            return redirect;
         }
     }
+    response::unauthorized(token_presented)
+}
+
+fn unavailable<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
+    oauth::error_for(
+        state,
+        req.headers(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "The token store cannot be reached; try again in a moment.",
+    )
 }
 
 /// Rewrites the request's path to its normalized form, the one that is

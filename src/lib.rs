@@ -41,8 +41,10 @@
 
 mod config;
 mod credential;
+mod csrf;
 mod directory;
 mod error;
+mod forwarding;
 mod layer;
 mod oauth;
 mod pages;
@@ -53,13 +55,15 @@ mod response;
 mod server;
 mod state;
 mod store;
+mod throttle;
 mod whoami;
 
 pub use config::{Config, Upstream};
 pub use directory::hash_password;
 pub use error::{Error, ErrorKind, Location};
+pub use forwarding::ClientAddr;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
-pub use proxy::{ClientAddr, Proxy, ProxyBody};
+pub use proxy::{Proxy, ProxyBody};
 pub use server::{shutdown_signal, Gateway};
 pub use store::{Family, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore};
 pub use whoami::Whoami;

@@ -28,6 +28,7 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) rd: &'a str,
     pub(crate) code_challenge: &'a str,
     pub(crate) code_challenge_method: &'a str,
+    pub(crate) csrf: &'a str,
     pub(crate) username: &'a str,
 }
 

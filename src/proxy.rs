@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,16 +20,12 @@ use hyper_util::rt::TokioExecutor;
 use tower::Service;
 use url::Url;
 
+use crate::forwarding::ClientAddr;
 use crate::response::{self, OwnBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
 /// gateway's own when the upstream failed.
 pub type ProxyBody = Either<Incoming, OwnBody>;
-
-/// The address of the client at the other end of the connection, set by
-/// the server on each request's extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [

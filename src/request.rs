@@ -7,9 +7,6 @@ use http::Method;
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
-/// The largest body the gateway's own endpoints read.
-pub(crate) const MAX_FORM_BODY: usize = 64 * 1024;
-
 /// Name/value pairs from a query string or a form body.
 #[derive(Debug, Default)]
 pub(crate) struct Params(Vec<(String, String)>);

@@ -19,8 +19,9 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::config::{Config, Upstream};
 use crate::error::Error;
+use crate::forwarding::ClientAddr;
 use crate::layer::{AuthBody, AuthLayer, AuthService};
-use crate::proxy::{ClientAddr, Proxy, ProxyBody};
+use crate::proxy::{Proxy, ProxyBody};
 use crate::store::Session;
 use crate::whoami::Whoami;
 

@@ -1,19 +1,28 @@
-//! What the layer's services share: the configuration, the directory, the
-//! token store and the pages.
+//! What the layer's services share: the configuration, the directory and
+//! the pages (replaced whole on reload), and the token store, throttle and
+//! CSRF key (kept across reloads).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use http::header::HeaderMap;
+
 use crate::config::Config;
+use crate::csrf::CsrfKey;
 use crate::directory::{Directory, User};
 use crate::error::Error;
+use crate::forwarding::{self, ClientAddr};
 use crate::pages::Pages;
-use crate::store::{Session, StoreError, Token, TokenStore};
+use crate::store::{unix_now, Session, StoreError, Token, TokenStore};
+use crate::throttle::Throttle;
 
 pub(crate) struct AuthState {
     pub(crate) config: Config,
     pub(crate) directory: Directory,
-    pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) pages: Pages,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) throttle: Arc<Throttle>,
+    pub(crate) csrf: Arc<CsrfKey>,
 }
 
 impl AuthState {
@@ -23,6 +32,20 @@ impl AuthState {
             pages: Pages::load(config.templates_dir.as_deref())?,
             config,
             store,
+            throttle: Arc::default(),
+            csrf: Arc::new(CsrfKey::generate()),
+        })
+    }
+
+    /// The same store, throttle and CSRF key with a new configuration.
+    pub(crate) fn reloaded(&self, config: Config) -> Result<Self, Error> {
+        Ok(Self {
+            directory: Directory::from_config(&config),
+            pages: Pages::load(config.templates_dir.as_deref())?,
+            config,
+            store: self.store.clone(),
+            throttle: self.throttle.clone(),
+            csrf: self.csrf.clone(),
         })
     }
 
@@ -35,7 +58,21 @@ impl AuthState {
         }
     }
 
-    /// Issues a fresh token for `user` and keeps its session.
+    /// The client's address, from the connection and the forwarding headers
+    /// of trusted proxies.
+    pub(crate) fn client_ip(&self, extensions: &http::Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = extensions.get::<ClientAddr>().map(|a| a.0.ip());
+        forwarding::client_ip(peer, headers, &self.config.trusted_proxies)
+    }
+
+    /// A new access-token session for `user`, with the configured lifetime
+    /// and idle timeout.
+    pub(crate) fn access_session(&self, user: &User, ttl_secs: u64) -> Session {
+        Session::new(&user.username, user.email.as_deref(), ttl_secs)
+            .with_idle(self.config.idle_secs, unix_now())
+    }
+
+    /// Issues a fresh access token for `user` and keeps its session.
     pub(crate) async fn issue(
         &self,
         user: &User,
@@ -43,8 +80,9 @@ impl AuthState {
         scope: Option<&str>,
     ) -> Result<(Token, Session), StoreError> {
         let token = Token::generate();
-        let mut session =
-            Session::new(&user.username, user.email.as_deref(), self.config.token_ttl_secs).with_scope(scope);
+        let mut session = self
+            .access_session(user, self.config.token_ttl_secs)
+            .with_scope(scope);
         if let Some(client_id) = client_id {
             session = session.for_client(client_id);
         }

@@ -167,12 +167,13 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     let mut running = start_binary(&write_config(&dir, &toml));
     let base = format!("http://{}", running.addr);
 
-    let signed_in = browser()
-        .post(format!("{base}/management/authorize"))
-        .form(&[("username", "alice"), ("password", PASSWORD), ("rd", "/")])
-        .send()
-        .await
-        .unwrap();
+    let signed_in = submit_sign_in(
+        &browser(),
+        &format!("{base}/management/authorize?rd=/"),
+        "alice",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(signed_in.status(), 303);
     let token = session_token(&signed_in);
     let via_query = api()
@@ -213,7 +214,7 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     assert!(!log.contains(&token), "a token leaked into the log:\n{log}");
     assert!(!log.contains(PASSWORD), "a password leaked into the log:\n{log}");
     let access: Vec<&str> = log.lines().filter(|l| l.contains("authgate::access")).collect();
-    assert_eq!(access.len(), 3, "one line per request:\n{log}");
+    assert_eq!(access.len(), 4, "one line per request:\n{log}");
     let slow_line = access
         .iter()
         .find(|l| l.contains("path=\"/slow\""))

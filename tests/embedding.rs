@@ -38,12 +38,7 @@ async fn the_layer_guards_an_axum_app() {
     let browser = browser();
     let asked = browser.get(url("/")).send().await.unwrap();
     assert_eq!(asked.status(), 302);
-    let signed_in = browser
-        .post(url("/management/authorize"))
-        .form(&[("username", "carol"), ("password", PASSWORD), ("rd", "/")])
-        .send()
-        .await
-        .unwrap();
+    let signed_in = submit_sign_in(&browser, &url("/management/authorize?rd=/"), "carol", PASSWORD).await;
     assert_eq!(signed_in.status(), 303);
     let hello = browser.get(url("/")).send().await.unwrap().text().await.unwrap();
     assert!(hello.starts_with("hello, carol!"), "{hello}");

@@ -223,19 +223,13 @@ async fn implicit_grant_puts_the_token_in_the_fragment() {
             "{name} in {html}"
         );
     }
-    let response = browser
-        .post(gateway.url("/management/authorize"))
-        .form(&[
-            ("response_type", "token"),
-            ("client_id", CLIENT_ID),
-            ("redirect_uri", REDIRECT_URI),
-            ("state", "xyz 123"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = submit_sign_in(
+        &browser,
+        &gateway.url(&format!("/management/authorize?{query}")),
+        "alice",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(response.status(), 303);
     assert!(
         response.headers().get("set-cookie").is_none(),

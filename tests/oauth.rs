@@ -99,26 +99,7 @@ fn http() -> reqwest::Client {
 /// Opens `auth_url` in a "browser", signs in as `username` on the page,
 /// and answers where the gateway sent the browser.
 async fn sign_in_at(auth_url: &str, username: &str) -> url::Url {
-    let browser = browser();
-    let page = browser.get(auth_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "{auth_url}");
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .filter_map(|name| hidden_value(&html, name).map(|v| (name.to_string(), v)))
-    .collect();
-    form.push(("username".into(), username.into()));
-    form.push(("password".into(), PASSWORD.into()));
-    let url = auth_url.split('?').next().unwrap();
-    let response = browser.post(url).form(&form).send().await.unwrap();
+    let response = submit_sign_in(&browser(), auth_url, username, PASSWORD).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
 }

@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use url::Url;
 
 use crate::config::Grant;
 use crate::credential::{self, SESSION_COOKIE};
+use crate::csrf::{self, CSRF_COOKIE};
 use crate::directory::{Client, User};
 use crate::pages::SignInPage;
 use crate::paths::safe_return_path;
@@ -21,12 +22,31 @@ use crate::request::{self, cookie, BodyError, Params};
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
+use crate::throttle::Subject;
 
 use super::{error_page, grant_scope, pkce, BoxError};
 
 const TITLE: &str = "Sign in";
 const WRONG_PASSWORD: &str = "Username or password do not match";
-const FIELDS: [&str; 10] = [
+const FORM_EXPIRED: &str =
+    "This sign-in form has expired or did not come from this site. Please sign in again.";
+
+/// What a failed sign-in counts against: the username and the address.
+pub(super) fn throttle_subjects(username: &str, ip: Option<std::net::IpAddr>) -> Vec<Subject> {
+    let mut subjects = vec![Subject::User(username.to_owned())];
+    subjects.extend(ip.map(Subject::Address));
+    subjects
+}
+
+/// "3 minutes", "45 seconds".
+fn human_wait(secs: u64) -> String {
+    match secs {
+        0..=90 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+const FIELDS: [&str; 11] = [
+    "csrf",
     "code_challenge",
     "code_challenge_method",
     "response_type",
@@ -92,6 +112,7 @@ impl<'a> AuthorizeParams<'a> {
             rd: self.rd.unwrap_or(""),
             code_challenge: self.code_challenge.unwrap_or(""),
             code_challenge_method: self.code_challenge_method.unwrap_or(""),
+            csrf: "",
             username,
         }
     }
@@ -262,9 +283,34 @@ pub(super) fn show<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> 
     let params = Params::from_query(req.uri().query());
     let asked = AuthorizeParams::from(&params);
     match check(state, &params, &asked) {
-        Ok(_) => response::html(StatusCode::OK, state.pages.sign_in(&asked.page("", ""))),
+        Ok(_) => sign_in_page(state, req.headers(), StatusCode::OK, &asked, "", ""),
         Err(response) => response,
     }
+}
+
+/// The sign-in page with `error` and the `username` kept, carrying a CSRF
+/// field for the browser's CSRF cookie (set now if it has none).
+fn sign_in_page(
+    state: &AuthState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    asked: &AuthorizeParams<'_>,
+    error: &str,
+    username: &str,
+) -> Response<OwnBody> {
+    let existing = cookie(headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
+    let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
+    let field = state.csrf.field_for(&cookie_value);
+    let mut page = asked.page(error, username);
+    page.csrf = &field;
+    let mut response = response::html(status, state.pages.sign_in(&page));
+    if existing.is_none() {
+        let set = csrf::set_cookie(&cookie_value, state.config.secure_cookies());
+        if let Ok(value) = HeaderValue::try_from(set) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// `POST /management/authorize`: checks the password and answers as the
@@ -275,7 +321,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = req.into_parts();
-    let body = match request::read_body(body, request::MAX_FORM_BODY).await {
+    let body = match request::read_body(body, state.config.limits.max_body_bytes).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             return error_page(
@@ -304,15 +350,52 @@ where
     };
     let username = params.one("username").ok().flatten().unwrap_or("");
     let password = params.one("password").ok().flatten().unwrap_or("");
+    let headers = &parts.headers;
+    if !state
+        .csrf
+        .verify(cookie(headers, CSRF_COOKIE), params.one("csrf").ok().flatten())
+    {
+        tracing::info!(username, "sign-in form without a valid CSRF token");
+        return sign_in_page(
+            state,
+            headers,
+            StatusCode::FORBIDDEN,
+            &asked,
+            FORM_EXPIRED,
+            username,
+        );
+    }
+    let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, headers));
+    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects) {
+        tracing::warn!(username, retry_after = wait, "sign-in throttled");
+        let message = format!("Too many failed sign-ins. Try again in {}.", human_wait(wait));
+        let mut response = sign_in_page(
+            state,
+            headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &asked,
+            &message,
+            username,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return response;
+    }
     let user = match username.is_empty() || password.is_empty() {
         true => None,
         false => state.directory.verify_password(username, password).await,
     };
     let Some(user) = user else {
         tracing::info!(username, "sign-in failed");
-        return response::html(
+        state.throttle.record_failure(&state.config.throttle, &subjects);
+        return sign_in_page(
+            state,
+            headers,
             StatusCode::UNAUTHORIZED,
-            state.pages.sign_in(&asked.page(WRONG_PASSWORD, username)),
+            &asked,
+            WRONG_PASSWORD,
+            username,
         );
     };
     let issued = match &target {

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::header::{self, HeaderMap};
+use http::request::Parts;
 use percent_encoding::percent_decode_str;
 
 use crate::directory::Client;
 use crate::request::Params;
 use crate::state::AuthState;
+use crate::throttle::Subject;
 
 use super::error::OAuthError;
 
@@ -37,9 +39,10 @@ impl Caller {
 /// Identifies and authenticates the calling client.
 pub(crate) async fn authenticate(
     state: &AuthState,
-    headers: &HeaderMap,
+    parts: &Parts,
     params: &Params,
 ) -> Result<Caller, OAuthError> {
+    let headers = &parts.headers;
     let body_id = params.one("client_id").map_err(repeated)?;
     let body_secret = params.one("client_secret").map_err(repeated)?;
     let basic = basic_credentials(headers)?;
@@ -71,10 +74,17 @@ pub(crate) async fn authenticate(
             "This client must authenticate with its secret.",
         )),
         (true, Some(secret)) => {
+            let mut subjects = vec![Subject::Client(client.client_id.clone())];
+            subjects.extend(state.client_ip(&parts.extensions, headers).map(Subject::Address));
+            state
+                .throttle
+                .check(&state.config.throttle, &subjects)
+                .map_err(OAuthError::throttled)?;
             if state.directory.verify_client_secret(&client, &secret).await {
                 Ok(Caller::Confidential(client))
             } else {
                 tracing::info!(client_id = %client.client_id, "client authentication failed");
+                state.throttle.record_failure(&state.config.throttle, &subjects);
                 Err(OAuthError::invalid_client("Client authentication failed."))
             }
         }

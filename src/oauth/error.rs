@@ -12,6 +12,7 @@ pub(crate) struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -20,6 +21,19 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Too many failures: `429` with `Retry-After`.
+    pub(crate) fn throttled(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!("Too many failed attempts; try again in {retry_after} seconds."),
+            )
         }
     }
 
@@ -84,6 +98,9 @@ impl OAuthError {
         let mut response = response::json_error(self.status, self.error, &self.description);
         let headers = response.headers_mut();
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(wait) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        }
         match self.error {
             "invalid_client" => {
                 headers.insert(

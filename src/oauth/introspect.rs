@@ -1,7 +1,7 @@
 //! `POST /management/introspect` (RFC 7662), for upstreams and resource
 //! servers, which authenticate as confidential clients.
 
-use http::header::HeaderMap;
+use http::request::Parts;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -34,8 +34,8 @@ struct Introspection<'a> {
     email: Option<&'a str>,
 }
 
-pub(super) async fn introspect(state: &AuthState, headers: &HeaderMap, params: &Params) -> Response<OwnBody> {
-    let caller = match client_auth::authenticate(state, headers, params).await {
+pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
+    let caller = match client_auth::authenticate(state, parts, params).await {
         Ok(Caller::Confidential(client)) => client,
         Ok(_) => {
             return OAuthError::invalid_client("Introspection needs a confidential client's id and secret.")

@@ -73,14 +73,14 @@ where
             cors::preflight(&state, req.headers())
         }
         (TOKEN_PATH, &Method::GET | &Method::POST) | (REVOKE_PATH | INTROSPECT_PATH, &Method::POST) => {
-            let (parts, params) = match read_params(req).await {
+            let (parts, params) = match read_params(req, state.config.limits.max_body_bytes).await {
                 Ok(read) => read,
                 Err(err) => return err.into_response(),
             };
             let mut response = match parts.uri.path() {
-                TOKEN_PATH => token::token(&state, &parts.headers, &params).await,
-                REVOKE_PATH => revoke::revoke(&state, &parts.headers, &params).await,
-                _ => introspect::introspect(&state, &parts.headers, &params).await,
+                TOKEN_PATH => token::token(&state, &parts, &params).await,
+                REVOKE_PATH => revoke::revoke(&state, &parts, &params).await,
+                _ => introspect::introspect(&state, &parts, &params).await,
             };
             cors::decorate(&state, &parts.headers, &mut response);
             response
@@ -119,7 +119,7 @@ fn user_revocation(path: &str) -> Option<(String, bool)> {
 /// `POST`, a form body or a JSON object (also JSON sent with no or another
 /// Content-Type, as App Services clients do), or the query if the body is
 /// empty.
-async fn read_params<B>(req: Request<B>) -> Result<(Parts, Params), OAuthError>
+async fn read_params<B>(req: Request<B>, limit: usize) -> Result<(Parts, Params), OAuthError>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -129,7 +129,7 @@ where
         let params = Params::from_query(parts.uri.query());
         return Ok((parts, params));
     }
-    let body = match request::read_body(body, request::MAX_FORM_BODY).await {
+    let body = match request::read_body(body, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return Err(OAuthError::payload_too_large()),
         Err(BodyError::Broken) => {

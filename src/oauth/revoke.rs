@@ -2,7 +2,6 @@
 //! `PUT|POST /management/users/{user}/revoketokens` and
 //! `…/revoketoken?token=`.
 
-use http::header::HeaderMap;
 use http::request::Parts;
 use http::{Response, StatusCode};
 use serde_json::json;
@@ -20,19 +19,19 @@ use super::error::OAuthError;
 /// authenticate; a token issued to a client can only be revoked by that
 /// client; a token issued to no client (a gateway session) is revoked by
 /// whoever holds it.
-pub(super) async fn revoke(state: &AuthState, headers: &HeaderMap, params: &Params) -> Response<OwnBody> {
-    match try_revoke(state, headers, params).await {
+pub(super) async fn revoke(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
+    match try_revoke(state, parts, params).await {
         Ok(()) => response::json(StatusCode::OK, &json!({})),
         Err(err) => err.into_response(),
     }
 }
 
-async fn try_revoke(state: &AuthState, headers: &HeaderMap, params: &Params) -> Result<(), OAuthError> {
+async fn try_revoke(state: &AuthState, parts: &Parts, params: &Params) -> Result<(), OAuthError> {
     let token = params
         .one("token")
         .map_err(|r| OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0)))?
         .ok_or_else(|| OAuthError::invalid_request("token is required."))?;
-    let caller = client_auth::authenticate(state, headers, params).await?;
+    let caller = client_auth::authenticate(state, parts, params).await?;
     let key = TokenKey::of(token);
     let Some(session) = state.store.get(&key).await? else {
         return Ok(());

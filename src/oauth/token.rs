@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::header::HeaderMap;
+use http::request::Parts;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -13,8 +13,9 @@ use crate::directory::{Client, User};
 use crate::request::Params;
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
-use crate::store::{CodeBinding, Family, Kind, Session, Token, TokenKey};
+use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey};
 
+use super::authorize::throttle_subjects;
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;
 use super::{grant_scope, narrow_scope, pkce, UserObject};
@@ -40,8 +41,8 @@ struct Issued {
     refresh: Option<Token>,
 }
 
-pub(super) async fn token(state: &AuthState, headers: &HeaderMap, params: &Params) -> Response<OwnBody> {
-    match grant(state, headers, params).await {
+pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
+    match grant(state, parts, params).await {
         Ok((issued, user)) => {
             let body = TokenResponse {
                 access_token: issued.access.as_str(),
@@ -70,7 +71,7 @@ pub(super) async fn token(state: &AuthState, headers: &HeaderMap, params: &Param
 
 async fn grant(
     state: &AuthState,
-    headers: &HeaderMap,
+    parts: &Parts,
     params: &Params,
 ) -> Result<(Issued, Option<Arc<User>>), OAuthError> {
     if let Some(repeated) = params.first_repeated(&[
@@ -103,7 +104,7 @@ async fn grant(
         }
     };
     let ttl = access_ttl(state, params)?;
-    let caller = client_auth::authenticate(state, headers, params).await?;
+    let caller = client_auth::authenticate(state, parts, params).await?;
     if grant == Grant::ClientCredentials {
         confidential(&caller)?;
     }
@@ -119,7 +120,7 @@ async fn grant(
         Grant::AuthorizationCode => authorization_code(state, &caller, params, ttl)
             .await
             .map(|i| (i, None)),
-        Grant::Password => password(state, &caller, params, ttl)
+        Grant::Password => password(state, parts, &caller, params, ttl)
             .await
             .map(|(i, u)| (i, Some(u))),
         Grant::ClientCredentials => client_credentials(state, &caller, params, ttl)
@@ -171,7 +172,9 @@ async fn issue(
     family: Option<Family>,
 ) -> Result<Issued, OAuthError> {
     let family = family.or_else(|| with_refresh.then(Family::generate));
-    let mut session = base.derive(Kind::Access, ttl);
+    let mut session = base
+        .derive(Kind::Access, ttl)
+        .with_idle(state.config.idle_secs, unix_now());
     if let Some(family) = family {
         session = session.in_family(family);
     }
@@ -301,6 +304,7 @@ async fn authorization_code(
 
 async fn password(
     state: &AuthState,
+    parts: &Parts,
     caller: &Caller,
     params: &Params,
     ttl: u64,
@@ -308,11 +312,17 @@ async fn password(
     let username = required(params, "username")?;
     let password = required(params, "password")?;
     let scope = grant_scope(caller.client().map(Arc::as_ref), one(params, "scope")?)?;
+    let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, &parts.headers));
+    state
+        .throttle
+        .check(&state.config.throttle, &subjects)
+        .map_err(OAuthError::throttled)?;
     let Some(user) = state.directory.verify_password(username, password).await else {
         tracing::info!(username, "password grant: wrong username or password");
+        state.throttle.record_failure(&state.config.throttle, &subjects);
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
-    let mut base = Session::new(&user.username, user.email.as_deref(), ttl).with_scope_string(scope);
+    let mut base = state.access_session(&user, ttl).with_scope_string(scope);
     if let Some(client) = caller.client() {
         base = base.for_client(&client.client_id);
     }

@@ -118,6 +118,13 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(before.saturating_sub(self.inner.sessions.len())))
     }
 
+    fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
+        if let Some(mut session) = self.inner.sessions.get_mut(key) {
+            session.touch(now);
+        }
+        StoreFuture::ready(Ok(()))
+    }
+
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         StoreFuture::ready(Ok(self.inner.sessions.remove(key).is_some()))
     }

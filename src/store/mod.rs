@@ -56,6 +56,11 @@ pub struct Session {
     expires_at: u64,
     kind: Kind,
     family: Option<Family>,
+    /// With an idle timeout, the session ends `idle_secs` after `last_seen`.
+    #[serde(default)]
+    idle_secs: Option<u32>,
+    #[serde(default)]
+    last_seen: u64,
 }
 
 /// What kind of token a session belongs to.
@@ -114,7 +119,28 @@ impl Session {
             expires_at: now.saturating_add(ttl_secs),
             kind: Kind::Access,
             family: None,
+            idle_secs: None,
+            last_seen: now,
         }
+    }
+
+    /// The same session, ending `idle_secs` after its last use (as well as
+    /// at its absolute expiry); `now` counts as a use.
+    pub(crate) fn with_idle(mut self, idle_secs: Option<u64>, now: u64) -> Self {
+        self.idle_secs = idle_secs.map(|s| s.min(u64::from(u32::MAX)) as u32);
+        self.last_seen = now;
+        self
+    }
+
+    /// Whether a use at `now` should be recorded (the session has an idle
+    /// timeout and was last seen in an earlier second).
+    pub(crate) fn needs_touch(&self, now: u64) -> bool {
+        self.idle_secs.is_some() && self.last_seen < now
+    }
+
+    /// Records a use at `now`.
+    pub(crate) fn touch(&mut self, now: u64) {
+        self.last_seen = self.last_seen.max(now);
     }
 
     /// The same session, issued to an OAuth client.
@@ -137,6 +163,8 @@ impl Session {
             issued_at: now,
             expires_at: now.saturating_add(ttl_secs),
             kind,
+            idle_secs: None,
+            last_seen: now,
             ..self.clone()
         }
     }
@@ -197,9 +225,13 @@ impl Session {
         self.expires_at
     }
 
-    /// Whether the session has expired at `now` (seconds since the epoch).
+    /// Whether the session has expired at `now` (seconds since the epoch):
+    /// past its absolute expiry, or idle too long.
     pub fn is_expired_at(&self, now: u64) -> bool {
         now >= self.expires_at
+            || self
+                .idle_secs
+                .is_some_and(|idle| now >= self.last_seen.saturating_add(u64::from(idle)))
     }
 
     /// Seconds left before expiry, counted from now.
@@ -306,6 +338,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// same key, exactly one sees the earlier session.
     fn replace(&self, key: TokenKey, session: Session) -> StoreFuture<Option<Session>>;
 
+    /// Records that the session under `key` was used at `now` (seconds since
+    /// the epoch), for its idle timeout.
+    fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()>;
+
     /// Forgets `key`; answers whether it was there.
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool>;
 
@@ -328,6 +364,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn remove_family(&self, family: Family) -> StoreFuture<usize> {
         (**self).remove_family(family)
+    }
+    fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
+        (**self).touch(key, now)
     }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         (**self).remove(key)

@@ -239,8 +239,8 @@ pub fn api() -> reqwest::Client {
         .unwrap()
 }
 
-/// Signs `username` in to the gateway itself with `client`; answers the
-/// response to the POST.
+/// Signs `username` in to the gateway itself with `client` (which keeps
+/// cookies): opens the sign-in page as a browser would, then posts its form.
 pub async fn sign_in(
     client: &reqwest::Client,
     gateway: &Gateway,
@@ -248,12 +248,42 @@ pub async fn sign_in(
     password: &str,
     rd: &str,
 ) -> reqwest::Response {
-    client
-        .post(gateway.url("/management/authorize"))
-        .form(&[("username", username), ("password", password), ("rd", rd)])
-        .send()
-        .await
-        .unwrap()
+    let page = gateway.url(&format!(
+        "/management/authorize?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", rd)
+            .finish()
+    ));
+    submit_sign_in(client, &page, username, password).await
+}
+
+/// Opens the sign-in page at `page_url` with `client` and posts its form,
+/// every hidden input included, with `username` and `password`.
+pub async fn submit_sign_in(
+    client: &reqwest::Client,
+    page_url: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client.get(page_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the sign-in page at {page_url}");
+    let html = page.text().await.unwrap();
+    let mut form = hidden_inputs(&html);
+    form.push(("username".into(), username.into()));
+    form.push(("password".into(), password.into()));
+    let action = page_url.split('?').next().unwrap();
+    client.post(action).form(&form).send().await.unwrap()
+}
+
+/// Every hidden input of a page, entities decoded.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.split('"').next()?;
+            Some((name.to_owned(), hidden_value(html, name)?))
+        })
+        .collect()
 }
 
 /// The session token in a sign-in response's `Set-Cookie`.

@@ -1,0 +1,93 @@
+//! CSRF protection for the sign-in form: a random cookie bound to the
+//! browser, and a hidden form field holding its HMAC under a key only the
+//! gateway knows. A cross-site form cannot read the cookie, and a cookie
+//! planted from a sibling domain cannot come with a matching field.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The cookie that binds the form to the browser.
+pub(crate) const CSRF_COOKIE: &str = "authgate_csrf";
+
+/// The key the form field is an HMAC under.
+pub(crate) struct CsrfKey([u8; 32]);
+
+impl std::fmt::Debug for CsrfKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfKey(..)")
+    }
+}
+
+impl CsrfKey {
+    pub(crate) fn generate() -> Self {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system's random source failed");
+        Self(key)
+    }
+
+    fn mac(&self, cookie: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(cookie.as_bytes());
+        mac
+    }
+
+    /// The form field for a browser holding `cookie`.
+    pub(crate) fn field_for(&self, cookie: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(cookie).finalize().into_bytes())
+    }
+
+    /// Whether `field` was made for `cookie` (compared in constant time).
+    pub(crate) fn verify(&self, cookie: Option<&str>, field: Option<&str>) -> bool {
+        let (Some(cookie), Some(field)) = (cookie, field) else {
+            return false;
+        };
+        let Ok(field) = URL_SAFE_NO_PAD.decode(field) else {
+            return false;
+        };
+        self.mac(cookie).verify_slice(&field).is_ok()
+    }
+}
+
+/// A fresh random cookie value.
+pub(crate) fn new_cookie_value() -> String {
+    crate::store::Token::generate().as_str().to_owned()
+}
+
+/// Whether a cookie value could be one the gateway made.
+pub(crate) fn is_cookie_value(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// The `Set-Cookie` value for `value`: only sent to the sign-in endpoint.
+pub(crate) fn set_cookie(value: &str, secure: bool) -> String {
+    format!(
+        "{CSRF_COOKIE}={value}; Path=/management; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_verifies_only_with_its_cookie_and_key() {
+        let key = CsrfKey::generate();
+        let cookie = new_cookie_value();
+        let field = key.field_for(&cookie);
+        assert!(key.verify(Some(&cookie), Some(&field)));
+        assert!(!key.verify(Some(&new_cookie_value()), Some(&field)));
+        assert!(!CsrfKey::generate().verify(Some(&cookie), Some(&field)));
+        assert!(!key.verify(None, Some(&field)));
+        assert!(!key.verify(Some(&cookie), None));
+        assert!(
+            !key.verify(Some(&cookie), Some(&cookie)),
+            "double-submitting the cookie is not enough"
+        );
+    }
+}
