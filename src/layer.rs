@@ -48,7 +48,7 @@ use crate::credential::{self, Source};
 use crate::error::Error;
 use crate::oauth;
 use crate::paths;
-use crate::request::{is_browser_navigation, wants_html};
+use crate::request::is_browser_navigation;
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 use crate::store::{unix_now, MemoryStore, Session, StoreError, TokenKey, TokenStore};

@@ -17,10 +17,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use ipnet::IpNet;
 use tower::Service;
 use url::Url;
 
-use crate::forwarding::ClientAddr;
+use crate::forwarding::{is_trusted, ClientAddr};
 use crate::response::{self, OwnBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
@@ -56,13 +57,22 @@ struct ProxyInner {
     authority: Authority,
     forwarded_proto: HeaderValue,
     timeout: Duration,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl Proxy {
     /// A proxy to `upstream` (an `http://` origin). `connect_timeout` bounds
     /// opening a connection; `timeout` bounds the wait for the response
     /// head. `forwarded_proto` is what `X-Forwarded-Proto` says.
-    pub fn new(upstream: &Url, connect_timeout: Duration, timeout: Duration, forwarded_proto: &str) -> Self {
+    /// `trusted_proxies` are the peers whose `X-Forwarded-*` headers are
+    /// kept (and appended to); anyone else's are replaced.
+    pub fn new(
+        upstream: &Url,
+        connect_timeout: Duration,
+        timeout: Duration,
+        forwarded_proto: &str,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
@@ -81,6 +91,7 @@ impl Proxy {
             forwarded_proto: HeaderValue::from_str(forwarded_proto)
                 .unwrap_or(HeaderValue::from_static("http")),
             timeout,
+            trusted_proxies,
         };
         Self {
             inner: Arc::new(inner),
@@ -109,19 +120,38 @@ impl ProxyInner {
             .path_and_query(path_and_query)
             .build()?;
         *req.version_mut() = Version::HTTP_11;
-        let client = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+        let peer = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+        let from_trusted_proxy = peer.is_some_and(|ip| is_trusted(ip, &self.trusted_proxies));
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
         headers.remove(header::HOST);
-        match client.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()) {
-            Some(ip) => headers.insert(X_FORWARDED_FOR, ip),
+        let chain = from_trusted_proxy
+            .then(|| {
+                let earlier: Vec<&str> = headers
+                    .get_all(X_FORWARDED_FOR)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                (!earlier.is_empty()).then(|| earlier.join(", "))
+            })
+            .flatten();
+        let forwarded_for = match (chain, peer) {
+            (Some(chain), Some(peer)) => HeaderValue::try_from(format!("{chain}, {peer}")).ok(),
+            (_, peer) => peer.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()),
+        };
+        match forwarded_for {
+            Some(value) => headers.insert(X_FORWARDED_FOR, value),
             None => headers.remove(X_FORWARDED_FOR),
         };
-        headers.insert(X_FORWARDED_PROTO, self.forwarded_proto.clone());
-        match original_host {
-            Some(host) => headers.insert(X_FORWARDED_HOST, host),
-            None => headers.remove(X_FORWARDED_HOST),
-        };
+        if !(from_trusted_proxy && headers.contains_key(X_FORWARDED_PROTO)) {
+            headers.insert(X_FORWARDED_PROTO, self.forwarded_proto.clone());
+        }
+        if !(from_trusted_proxy && headers.contains_key(X_FORWARDED_HOST)) {
+            match original_host {
+                Some(host) => headers.insert(X_FORWARDED_HOST, host),
+                None => headers.remove(X_FORWARDED_HOST),
+            };
+        }
         Ok(())
     }
 }

@@ -1,20 +1,31 @@
-//! The gateway binary's server: accepts connections (HTTP/1.1 and h2c),
-//! runs [`AuthLayer`] in front of the upstream, logs one line per request,
-//! and shuts down gracefully.
+//! The gateway binary's server: accepts connections (HTTP/1.1 and h2c)
+//! within the configured limits, runs [`AuthLayer`] in front of the
+//! upstream, logs one line per request, turns a panic into a `500`, keeps
+//! sessions across restarts, reloads on `SIGHUP`, and shuts down
+//! gracefully.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use futures_util::FutureExt;
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::config::{Config, Upstream};
@@ -22,11 +33,21 @@ use crate::error::Error;
 use crate::forwarding::ClientAddr;
 use crate::layer::{AuthBody, AuthLayer, AuthService};
 use crate::proxy::{Proxy, ProxyBody};
-use crate::store::Session;
+use crate::response;
+use crate::store::persist::{self, Loaded};
+use crate::store::{MemoryStore, Session};
 use crate::whoami::Whoami;
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Sent to a client that started a request and did not finish its header
+/// in time.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+/// Sent when every connection slot is taken.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 91\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"The gateway is at its connections.\"}";
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -67,7 +88,10 @@ impl Service<Request<Incoming>> for UpstreamService {
 /// ```
 pub struct Gateway {
     listener: TcpListener,
+    layer: AuthLayer,
     service: AuthService<UpstreamService>,
+    store: MemoryStore,
+    config: Config,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -79,7 +103,8 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Builds the service stack for `config` and binds its listen address.
+    /// Builds the service stack for `config`, restores the sessions of its
+    /// `persist_path`, and binds its listen address.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let upstream = match config.upstream() {
             Upstream::Url(url) => {
@@ -89,6 +114,7 @@ impl Gateway {
                     config.upstream_connect_timeout,
                     config.upstream_timeout,
                     proto,
+                    config.trusted_proxies.clone(),
                 ))
             }
             Upstream::Whoami => UpstreamService::Whoami(Whoami),
@@ -101,10 +127,18 @@ impl Gateway {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", e))?;
-        let layer = AuthLayer::new(config.with_listen(bound))?;
+        let config = config.with_listen(bound);
+        let store = MemoryStore::new();
+        if let Some(path) = &config.persist_path {
+            restore_sessions(&store, path).await;
+        }
+        let layer = AuthLayer::with_store(config.clone(), store.clone())?;
         Ok(Self {
             listener,
             service: layer.layer(upstream),
+            layer,
+            store,
+            config,
         })
     }
 
@@ -115,11 +149,23 @@ impl Gateway {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and waits
-    /// (up to 30 seconds) for the requests in flight to finish.
+    /// Serves until `shutdown` completes, then stops accepting, waits (up
+    /// to 30 seconds) for the requests in flight, and saves the sessions.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let limits = self.config.limits.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers);
+        builder
+            .http2()
+            .max_header_list_size(limits.max_header_bytes as u32);
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let background = self.start_background_tasks();
         let mut shutdown = pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -134,16 +180,37 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max_connections = limits.max_connections, "connection refused: at the limit");
+                tokio::spawn(refuse_connection(stream));
+                continue;
+            };
+            let Ok((stream, spare)) = split_off_spare(stream) else {
+                continue;
+            };
+            let started_request = Arc::new(AtomicBool::new(false));
+            let io = TokioIo::new(Watched {
+                io: stream,
+                started_request: started_request.clone(),
+            });
             let service = self.service.clone();
             let handler = hyper::service::service_fn(move |req| handle(service.clone(), peer, req));
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), handler)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let connection = graceful.watch(builder.serve_connection_with_upgrades(io, handler).into_owned());
             tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                let result = connection.await;
+                if let Err(err) = result {
+                    let timed_out = err
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timed_out && started_request.load(Ordering::Acquire) {
+                        tracing::info!(%peer, "request header not received in time: 408");
+                        let _ = (&spare).write(REQUEST_TIMEOUT);
+                    } else {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
                 }
+                let _ = spare.shutdown(std::net::Shutdown::Both);
+                drop(slot);
             });
         }
         drop(self.listener);
@@ -154,22 +221,213 @@ impl Gateway {
                 tracing::warn!("gave up waiting for connections after {}s", SHUTDOWN_GRACE.as_secs());
             }
         }
+        for task in background {
+            task.abort();
+        }
+        if let Some(path) = &self.config.persist_path {
+            save_sessions(&self.store, path.clone()).await;
+        }
         Ok(())
+    }
+
+    /// The periodic snapshot and the `SIGHUP` reload.
+    fn start_background_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(path) = self.config.persist_path.clone() {
+            let store = self.store.clone();
+            let every = self.config.persist_interval;
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    save_sessions(&store, path.clone()).await;
+                }
+            }));
+        }
+        #[cfg(unix)]
+        {
+            let layer = self.layer.clone();
+            let current = self.config.clone();
+            tasks.push(tokio::spawn(reload_on_sighup(layer, current)));
+        }
+        tasks
+    }
+}
+
+async fn restore_sessions(store: &MemoryStore, path: &std::path::Path) {
+    let (store, path) = (store.clone(), path.to_path_buf());
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(move || persist::load(&store, &path)).await {
+        Ok(Loaded::Nothing) => tracing::info!(path = shown, "no session snapshot yet"),
+        Ok(Loaded::Restored(n)) => tracing::info!(path = shown, sessions = n, "sessions restored"),
+        Ok(Loaded::Corrupt { reason, set_aside }) => tracing::error!(
+            path = shown,
+            %reason,
+            set_aside = %set_aside.display(),
+            "the session snapshot is unreadable: set aside, starting with no sessions"
+        ),
+        Err(err) => tracing::error!(error = %err, "restoring sessions failed"),
+    }
+}
+
+async fn save_sessions(store: &MemoryStore, path: PathBuf) {
+    let store = store.clone();
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(move || persist::save(&store, &path)).await {
+        Ok(Ok(n)) => tracing::debug!(path = shown, sessions = n, "sessions saved"),
+        Ok(Err(err)) => tracing::error!(path = shown, error = %err, "cannot save the sessions"),
+        Err(err) => tracing::error!(error = %err, "saving sessions failed"),
+    }
+}
+
+/// Reloads the config file on each `SIGHUP`; a config that fails its check
+/// is refused with its reason and the one in force stays.
+#[cfg(unix)]
+async fn reload_on_sighup(layer: AuthLayer, current: Config) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let path = current.source().to_path_buf();
+        match Config::load(&path) {
+            Ok(next) => {
+                for (what, changed) in [
+                    (
+                        "server.listen",
+                        next.listen() != current.listen() && next.listen().port() != 0,
+                    ),
+                    ("upstream", next.upstream() != current.upstream()),
+                    (
+                        "server.trusted_proxies",
+                        next.trusted_proxies != current.trusted_proxies,
+                    ),
+                    ("tokens.persist_path", next.persist_path != current.persist_path),
+                    ("limits", next.limits != current.limits),
+                ] {
+                    if changed {
+                        tracing::warn!("{what} changed in {}: that takes a restart", path.display());
+                    }
+                }
+                match layer.reload(next.with_listen(current.listen())) {
+                    Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                    Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
+                }
+            }
+            Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
+        }
+    }
+}
+
+/// A second handle on the connection's socket, to answer `408` after hyper
+/// has given the connection up.
+fn split_off_spare(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std()?;
+    let spare = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, spare))
+}
+
+/// Answers `503` to a connection over the limit, then closes it after
+/// reading what the client sent (so the answer is not lost to a reset).
+async fn refuse_connection(mut stream: TcpStream) {
+    let _ = stream.write_all(TOO_MANY_CONNECTIONS).await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// The connection's socket, noting whether a request has started arriving
+/// since the last response was written.
+struct Watched {
+    io: TcpStream,
+    started_request: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.started_request.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.started_request.store(false, Ordering::Release);
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.started_request.store(false, Ordering::Release);
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
 /// One request through the stack, and its line in the log: method, path
-/// (never the query, which may hold a token), status, latency, user.
-async fn handle(
-    service: AuthService<UpstreamService>,
+/// (never the query, which may hold a token), status, latency, user. A
+/// panic anywhere in handling becomes a `500` for this request alone.
+async fn handle<S, ReqBody, B>(
+    service: S,
     peer: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Result<Response<AuthBody<ProxyBody>>, Infallible> {
+    mut req: Request<ReqBody>,
+) -> Result<Response<AuthBody<B>>, Infallible>
+where
+    S: Service<Request<ReqBody>, Response = Response<AuthBody<B>>, Error = Infallible>,
+{
     let started = Instant::now();
     req.extensions_mut().insert(ClientAddr(peer));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = service.oneshot(req).await?;
+    let response = match AssertUnwindSafe(service.oneshot(req)).catch_unwind().await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%method, path, panic = what, "request handling panicked");
+            response::json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The gateway failed while handling this request; it has been logged.",
+            )
+            .map(Either::Right)
+        }
+    };
     let user = response.extensions().get::<Session>().map(Session::username);
     tracing::info!(
         target: "authgate::access",
@@ -181,6 +439,46 @@ async fn handle(
         client = %peer.ip(),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    /// A panic while handling one request is that request's `500`; the
+    /// connection and the server go on.
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_and_the_next_request_is_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = listener.accept().await.unwrap();
+                let panicky = tower::service_fn(|req: Request<Incoming>| async move {
+                    assert_ne!(req.uri().path(), "/boom", "a bug in some handler");
+                    Ok::<_, Infallible>(Response::new(Either::<Full<Bytes>, _>::Left(Full::new(
+                        Bytes::from("fine"),
+                    ))))
+                });
+                let handler = hyper::service::service_fn(move |req| handle(panicky, peer, req));
+                let connection = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), handler)
+                    .into_owned();
+                tokio::spawn(connection);
+            }
+        });
+        let client = reqwest::Client::new();
+        let boom = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(boom.status(), 500);
+        assert_eq!(
+            boom.json::<serde_json::Value>().await.unwrap()["error"],
+            "server_error"
+        );
+        let fine = client.get(format!("http://{addr}/ok")).send().await.unwrap();
+        assert_eq!(fine.text().await.unwrap(), "fine");
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -49,6 +49,26 @@ impl MemoryStore {
         sweep(&self.inner)
     }
 
+    /// Every live session, for a snapshot.
+    pub(crate) fn live_entries(&self) -> Vec<(TokenKey, Session)> {
+        let now = unix_now();
+        self.inner
+            .sessions
+            .iter()
+            .filter(|e| !e.value().is_expired_at(now))
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect()
+    }
+
+    /// Puts back a session from a snapshot, unless it has expired since.
+    pub(crate) fn restore(&self, key: TokenKey, session: Session) -> bool {
+        if session.is_expired_at(unix_now()) {
+            return false;
+        }
+        self.inner.sessions.insert(key, session);
+        true
+    }
+
     fn ensure_sweeper(&self) {
         if self.inner.sweeper_started.load(Ordering::Relaxed) {
             return;

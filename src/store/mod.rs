@@ -18,6 +18,7 @@
 //! ```
 
 mod memory;
+pub(crate) mod persist;
 mod token;
 
 pub use memory::MemoryStore;
