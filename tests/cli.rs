@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -125,40 +125,6 @@ async fn hash_password_reads_stdin_and_prints_a_hash_that_signs_in() {
     );
 }
 
-/// The real binary, its address read from its log.
-struct Running {
-    child: std::process::Child,
-    addr: String,
-    log: std::sync::mpsc::Receiver<String>,
-}
-
-fn start_binary(config: &std::path::Path) -> Running {
-    let mut child = Command::new(BIN)
-        .args(["--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, log) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let first = log
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the gateway logs its address");
-    let addr = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    Running { child, addr, log }
-}
-
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     let upstream = start_upstream().await;
@@ -203,13 +169,10 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     let response = slow.await.unwrap().expect("the request in flight completes");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slow");
-    let status = tokio::task::spawn_blocking(move || running.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = running.wait();
     assert!(status.success(), "{status}");
 
-    let log: Vec<String> = running.log.try_iter().collect();
+    let log: Vec<String> = running.log_lines();
     let log = log.join("\n");
     assert!(!log.contains(&token), "a token leaked into the log:\n{log}");
     assert!(!log.contains(PASSWORD), "a password leaked into the log:\n{log}");

@@ -320,3 +320,101 @@ pub fn unescape_html(text: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+/// The real binary, its address read from its log; killed on drop.
+pub struct Running {
+    pub child: std::process::Child,
+    pub addr: String,
+    log: std::sync::mpsc::Receiver<String>,
+    /// Lines read while waiting for the address.
+    early: std::sync::Mutex<Vec<String>>,
+}
+
+/// Starts `authgate --config CONFIG` and waits until it listens.
+pub fn start_binary(config: &std::path::Path) -> Running {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut early = Vec::new();
+    let addr = loop {
+        let line = log.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the gateway never said where it listens; it logged {early:#?}")
+        });
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        early.push(line);
+    };
+    Running {
+        child,
+        addr,
+        log,
+        early: std::sync::Mutex::new(early),
+    }
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `signal` (TERM, HUP, KILL) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Waits for a log line containing `text`, up to `within`.
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> String {
+        let mut early = self.early.lock().unwrap();
+        if let Some(at) = early.iter().position(|l| l.contains(text)) {
+            return early.remove(at);
+        }
+        drop(early);
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => self.early.lock().unwrap().push(line),
+                Err(_) => panic!("no log line with {text:?} within {within:?}"),
+            }
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut *self.early.lock().unwrap());
+        lines.extend(self.log.try_iter());
+        lines
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
