@@ -41,6 +41,7 @@ pub(crate) const PUBLISHED_PASSWORDS: &[&str] = &["authgate-demo", "demo-client-
 pub struct Config {
     pub(crate) source: PathBuf,
     pub(crate) listen: SocketAddr,
+    pub(crate) workers: Option<usize>,
     pub(crate) public_url: Option<Url>,
     pub(crate) upstream: Upstream,
     pub(crate) upstream_connect_timeout: Duration,
@@ -174,6 +175,7 @@ struct RawServer {
     public_url: Option<Spanned<String>>,
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
+    workers: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -639,6 +641,10 @@ impl Config {
         })?;
         let check = Checker { file, source };
         let listen = check.listen(raw.server.listen)?;
+        let workers = match raw.server.workers {
+            None => None,
+            some => Some(check.count("server.workers", some, 1, 1, 1024)? as usize),
+        };
         let public_url = raw
             .server
             .public_url
@@ -729,6 +735,7 @@ impl Config {
         let config = Self {
             source: file.to_path_buf(),
             listen,
+            workers,
             public_url,
             upstream,
             upstream_connect_timeout,
@@ -808,6 +815,13 @@ impl Config {
     pub fn with_listen(mut self, listen: SocketAddr) -> Self {
         self.listen = listen;
         self
+    }
+
+    /// How many threads serve requests (`server.workers`): by default one
+    /// per core this process may run on (its CPU affinity, so `taskset`
+    /// is honoured).
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// The gateway's public base URL (`server.public_url`), if set.

@@ -93,7 +93,17 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let workers = config.workers();
+    // One worker: a current-thread runtime, with no cross-thread wake-ups.
+    let mut builder = match workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("authgate: cannot start the runtime: {err}");

@@ -408,8 +408,8 @@ where
 {
     let started = Instant::now();
     req.extensions_mut().insert(ClientAddr(peer));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let logged = tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let response = match AssertUnwindSafe(service.oneshot(req)).catch_unwind().await {
         Ok(Ok(response)) => response,
         Ok(Err(never)) => match never {},
@@ -419,7 +419,7 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(%method, path, panic = what, "request handling panicked");
+            tracing::error!(panic = what, "request handling panicked");
             response::json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -428,16 +428,18 @@ where
             .map(Either::Right)
         }
     };
-    let user = response.extensions().get::<Session>().map(Session::username);
-    tracing::info!(
-        target: "authgate::access",
-        %method,
-        path,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        user,
-        client = %peer.ip(),
-    );
+    if let Some((method, path)) = logged {
+        let user = response.extensions().get::<Session>().map(Session::username);
+        tracing::info!(
+            target: "authgate::access",
+            %method,
+            path,
+            status = response.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            user,
+            client = %peer.ip(),
+        );
+    }
     Ok(response)
 }
 

@@ -1,0 +1,329 @@
+//! The load benchmark: authgate's authenticated pass-through side by side
+//! with the upstream alone and with nginx (plain reverse proxy, and with an
+//! `auth_request` subrequest), in one run, driven by the same load
+//! generator (wrk), and printed as one table of ratios.
+//!
+//! ```text
+//! scripts/bench                          # installs wrk and nginx if missing, then runs this
+//! cargo bench --bench proxy              # 3 × 10 s a row, medians
+//! cargo bench --bench proxy -- --quick   # 1 × 3 s a row
+//! ```
+//!
+//! Servers run on CPU 0 (`taskset -c 0`; CPUs 0-1 for the two-core rows),
+//! wrk on CPU 1. The upstream is nginx returning `ok` (the rigs in
+//! `benches/nginx/`), or, without nginx, a small hyper server; rows that
+//! need nginx are then skipped, and the table says so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
+const UPSTREAM: u16 = 9001;
+const NGINX_PROXY: u16 = 9002;
+const NGINX_AUTH: u16 = 9003;
+const NGINX_PROXY_BIG: u16 = 9007;
+const GATEWAY: u16 = 9100;
+
+struct Row {
+    name: String,
+    cores: u8,
+    conns: u32,
+    result: Result<Measured, String>,
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// A process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--serve-upstream") {
+        return serve_upstream(args[at + 1].parse().expect("a port"));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let (runs, seconds) = if quick { (1, 3) } else { (3, 10) };
+    if !have("wrk") {
+        eprintln!("wrk is not installed: run scripts/bench, which installs it (apt-get install wrk)");
+        std::process::exit(1);
+    }
+    let nginx = have("nginx");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut rows = Vec::new();
+    let measure = |port: u16, conns: u32, headers: &[String], core_spec: &str| -> Result<Measured, String> {
+        let mut all: Vec<Measured> = (0..runs).map(|_| wrk(port, conns, seconds, headers, core_spec)).collect::<Result<_, _>>()?;
+        all.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        Ok(all[all.len() / 2])
+    };
+
+    let _upstream = if nginx {
+        Some(start_nginx(dir.path(), "up", "up-nginx.conf.tmpl", 1, "0"))
+    } else {
+        let me = std::env::current_exe().unwrap();
+        Some(Running(
+            taskset("0", &me).args(["--serve-upstream", &UPSTREAM.to_string()]).spawn().expect("the upstream"),
+        ))
+    };
+    wait_for_port(UPSTREAM);
+    let skip = |why: &str| Err::<Measured, String>(why.to_owned());
+    let no_nginx = "skipped: nginx is not installed (scripts/bench installs it)";
+
+    rows.push(Row { name: "direct to the upstream".into(), cores: 1, conns: 32, result: measure(UPSTREAM, 32, &[], "1") });
+
+    // One core: nginx, then authgate.
+    {
+        let _proxy = nginx.then(|| start_nginx(dir.path(), "px1", "px-nginx.conf.tmpl", 1, "0"));
+        if nginx {
+            wait_for_port(NGINX_PROXY);
+        }
+        let auth = vec!["Authorization: Bearer testtoken".to_owned()];
+        rows.push(Row {
+            name: "nginx reverse proxy (keepalive 64)".into(),
+            cores: 1,
+            conns: 32,
+            result: if nginx { measure(NGINX_PROXY, 32, &[], "1") } else { skip(no_nginx) },
+        });
+        rows.push(Row {
+            name: "nginx + auth_request".into(),
+            cores: 1,
+            conns: 32,
+            result: if nginx { measure(NGINX_AUTH, 32, &auth, "1") } else { skip(no_nginx) },
+        });
+        rows.push(Row {
+            name: "nginx reverse proxy (keepalive 512)".into(),
+            cores: 1,
+            conns: 256,
+            result: if nginx { measure(NGINX_PROXY_BIG, 256, &[], "1") } else { skip(no_nginx) },
+        });
+        if nginx {
+            rows.push(Row { name: "  TIME_WAIT to the upstream after it".into(), cores: 1, conns: 256, result: time_wait() });
+        }
+    }
+    {
+        let (_gateway, token) = start_authgate(dir.path(), 1, "0");
+        let bearer = vec![format!("Authorization: Bearer {token}")];
+        let cookie = vec![format!("Cookie: authgate_session={token}")];
+        for (name, conns, headers) in [
+            ("authgate, bearer token", 32, &bearer),
+            ("authgate, session cookie", 32, &cookie),
+            ("authgate, no credential (401, not forwarded)", 32, &vec![]),
+            ("authgate, bearer token", 256, &bearer),
+        ] {
+            rows.push(Row { name: name.into(), cores: 1, conns, result: measure(GATEWAY, conns, headers, "1") });
+        }
+        rows.push(Row { name: "  TIME_WAIT to the upstream after it".into(), cores: 1, conns: 256, result: time_wait() });
+    }
+
+    // Two cores.
+    {
+        let _proxy = nginx.then(|| start_nginx(dir.path(), "px2", "px-nginx.conf.tmpl", 2, "0-1"));
+        if nginx {
+            wait_for_port(NGINX_PROXY);
+        }
+        rows.push(Row {
+            name: "nginx reverse proxy (keepalive 64)".into(),
+            cores: 2,
+            conns: 32,
+            result: if nginx { measure(NGINX_PROXY, 32, &[], "1") } else { skip(no_nginx) },
+        });
+    }
+    {
+        let (_gateway, token) = start_authgate(dir.path(), 2, "0-1");
+        let bearer = vec![format!("Authorization: Bearer {token}")];
+        rows.push(Row { name: "authgate, bearer token".into(), cores: 2, conns: 32, result: measure(GATEWAY, 32, &bearer, "1") });
+    }
+    print_table(&rows, runs, seconds);
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn taskset(cores: &str, program: &Path) -> Command {
+    let mut command = Command::new("taskset");
+    command.args(["-c", cores]).arg(program).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str) -> Running {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/nginx").join(template))
+        .unwrap()
+        .replace("__W__", &workers.to_string())
+        .replace("__DIR__", folder.to_str().unwrap());
+    let conf = folder.join("nginx.conf");
+    std::fs::write(&conf, text).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", cores, "nginx", "-g", "daemon off;", "-p"])
+        .arg(&folder)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx");
+    Running(child)
+}
+
+/// Starts the release authgate in front of the upstream; answers it and a
+/// bearer token from its token endpoint.
+fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
+    let hash = Command::new(AUTHGATE)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"bench-password\n")?;
+            child.wait_with_output()
+        })
+        .expect("authgate hash-password");
+    let hash = String::from_utf8(hash.stdout).unwrap().trim().to_owned();
+    let config: PathBuf = dir.join(format!("authgate-{workers}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{GATEWAY}\"\nworkers = {workers}\n[upstream]\nurl = \"http://127.0.0.1:{UPSTREAM}\"\n\
+             [limits]\nheader_read_timeout_secs = 60\n[[users]]\nusername = \"bench\"\npassword_hash = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", cores, AUTHGATE, "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("authgate");
+    wait_for_port(GATEWAY);
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{GATEWAY}/management/token"), "-d", "grant_type=password"])
+        .args(["-d", "username=bench", "-d", "password=bench-password"])
+        .output()
+        .expect("curl");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a token response");
+    (Running(child), body["access_token"].as_str().expect("an access token").to_owned())
+}
+
+fn wrk(port: u16, conns: u32, seconds: u32, headers: &[String], cores: &str) -> Result<Measured, String> {
+    let mut command = Command::new("taskset");
+    command.args(["-c", cores, "wrk", "-t1", &format!("-c{conns}"), &format!("-d{seconds}s"), "--latency"]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let out = command.arg(format!("http://127.0.0.1:{port}/")).output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk said: {text}"))?;
+    let percentile = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .map(|v| parse_latency(v.trim()))
+            .unwrap_or(f64::NAN)
+    };
+    Ok(Measured { rps, p50_ms: percentile("50%"), p99_ms: percentile("99%") })
+}
+
+/// wrk's "241.00us", "1.59ms", "1.02s" in milliseconds.
+fn parse_latency(text: &str) -> f64 {
+    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (text, f64::NAN)
+    };
+    number.parse::<f64>().map_or(f64::NAN, |n| n * scale)
+}
+
+/// Sockets in TIME_WAIT towards the upstream: a proxy that opens and
+/// closes a connection per request leaves thousands.
+fn time_wait() -> Result<Measured, String> {
+    let out = Command::new("ss")
+        .args(["-Htan", "state", "time-wait", &format!("( dport = :{UPSTREAM} )")])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let count = String::from_utf8_lossy(&out.stdout).lines().count();
+    Err(format!("{count} sockets in TIME_WAIT"))
+}
+
+fn print_table(rows: &[Row], runs: u32, seconds: u32) {
+    let find = |name: &str, cores: u8, conns: u32| {
+        rows.iter().find(|r| r.name.starts_with(name) && r.cores == cores && r.conns == conns).and_then(|r| r.result.as_ref().ok().copied())
+    };
+    let direct = find("direct", 1, 32);
+    println!("\nauthgate proxy benchmark: wrk -t1 on CPU 1, servers on CPU 0 (0-1 for 2 cores), {runs} × {seconds} s, medians\n");
+    println!("| row | server cores | conns | req/s | p50 | p99 | ratio to direct | ratio to nginx proxy | ratio to nginx + auth_request |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        match row.result {
+            Ok(m) => {
+                let nginx = find("nginx reverse proxy", row.cores, row.conns);
+                let auth = find("nginx + auth_request", row.cores, row.conns);
+                let ratio = |base: Option<Measured>| base.map_or("—".to_owned(), |b| format!("{:.2}", m.rps / b.rps));
+                println!(
+                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+                    row.name,
+                    row.cores,
+                    row.conns,
+                    m.rps,
+                    m.p50_ms,
+                    m.p99_ms,
+                    ratio(direct),
+                    ratio(nginx),
+                    ratio(auth)
+                );
+            }
+            Err(ref why) => println!("| {} | {} | {} | {why} | | | | | |", row.name, row.cores, row.conns),
+        }
+    }
+}
+
+/// Without nginx: a trivial upstream answering `ok`, on one thread.
+fn serve_upstream(port: u16) {
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+}
