@@ -64,7 +64,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut rows = Vec::new();
     let measure = |port: u16, conns: u32, headers: &[String], core_spec: &str| -> Result<Measured, String> {
-        let mut all: Vec<Measured> = (0..runs).map(|_| wrk(port, conns, seconds, headers, core_spec)).collect::<Result<_, _>>()?;
+        let mut all: Vec<Measured> = (0..runs)
+            .map(|_| wrk(port, conns, seconds, headers, core_spec))
+            .collect::<Result<_, _>>()?;
         all.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         Ok(all[all.len() / 2])
     };
@@ -74,14 +76,22 @@ fn main() {
     } else {
         let me = std::env::current_exe().unwrap();
         Some(Running(
-            taskset("0", &me).args(["--serve-upstream", &UPSTREAM.to_string()]).spawn().expect("the upstream"),
+            taskset("0", &me)
+                .args(["--serve-upstream", &UPSTREAM.to_string()])
+                .spawn()
+                .expect("the upstream"),
         ))
     };
     wait_for_port(UPSTREAM);
     let skip = |why: &str| Err::<Measured, String>(why.to_owned());
     let no_nginx = "skipped: nginx is not installed (scripts/bench installs it)";
 
-    rows.push(Row { name: "direct to the upstream".into(), cores: 1, conns: 32, result: measure(UPSTREAM, 32, &[], "1") });
+    rows.push(Row {
+        name: "direct to the upstream".into(),
+        cores: 1,
+        conns: 32,
+        result: measure(UPSTREAM, 32, &[], "1"),
+    });
 
     // One core: nginx, then authgate.
     {
@@ -94,22 +104,39 @@ fn main() {
             name: "nginx reverse proxy (keepalive 64)".into(),
             cores: 1,
             conns: 32,
-            result: if nginx { measure(NGINX_PROXY, 32, &[], "1") } else { skip(no_nginx) },
+            result: if nginx {
+                measure(NGINX_PROXY, 32, &[], "1")
+            } else {
+                skip(no_nginx)
+            },
         });
         rows.push(Row {
             name: "nginx + auth_request".into(),
             cores: 1,
             conns: 32,
-            result: if nginx { measure(NGINX_AUTH, 32, &auth, "1") } else { skip(no_nginx) },
+            result: if nginx {
+                measure(NGINX_AUTH, 32, &auth, "1")
+            } else {
+                skip(no_nginx)
+            },
         });
         rows.push(Row {
             name: "nginx reverse proxy (keepalive 512)".into(),
             cores: 1,
             conns: 256,
-            result: if nginx { measure(NGINX_PROXY_BIG, 256, &[], "1") } else { skip(no_nginx) },
+            result: if nginx {
+                measure(NGINX_PROXY_BIG, 256, &[], "1")
+            } else {
+                skip(no_nginx)
+            },
         });
         if nginx {
-            rows.push(Row { name: "  TIME_WAIT to the upstream after it".into(), cores: 1, conns: 256, result: time_wait() });
+            rows.push(Row {
+                name: "  TIME_WAIT to the upstream after it".into(),
+                cores: 1,
+                conns: 256,
+                result: time_wait(),
+            });
         }
     }
     {
@@ -122,9 +149,19 @@ fn main() {
             ("authgate, no credential (401, not forwarded)", 32, &vec![]),
             ("authgate, bearer token", 256, &bearer),
         ] {
-            rows.push(Row { name: name.into(), cores: 1, conns, result: measure(GATEWAY, conns, headers, "1") });
+            rows.push(Row {
+                name: name.into(),
+                cores: 1,
+                conns,
+                result: measure(GATEWAY, conns, headers, "1"),
+            });
         }
-        rows.push(Row { name: "  TIME_WAIT to the upstream after it".into(), cores: 1, conns: 256, result: time_wait() });
+        rows.push(Row {
+            name: "  TIME_WAIT to the upstream after it".into(),
+            cores: 1,
+            conns: 256,
+            result: time_wait(),
+        });
     }
 
     // Two cores.
@@ -137,24 +174,41 @@ fn main() {
             name: "nginx reverse proxy (keepalive 64)".into(),
             cores: 2,
             conns: 32,
-            result: if nginx { measure(NGINX_PROXY, 32, &[], "1") } else { skip(no_nginx) },
+            result: if nginx {
+                measure(NGINX_PROXY, 32, &[], "1")
+            } else {
+                skip(no_nginx)
+            },
         });
     }
     {
         let (_gateway, token) = start_authgate(dir.path(), 2, "0-1");
         let bearer = vec![format!("Authorization: Bearer {token}")];
-        rows.push(Row { name: "authgate, bearer token".into(), cores: 2, conns: 32, result: measure(GATEWAY, 32, &bearer, "1") });
+        rows.push(Row {
+            name: "authgate, bearer token".into(),
+            cores: 2,
+            conns: 32,
+            result: measure(GATEWAY, 32, &bearer, "1"),
+        });
     }
     print_table(&rows, runs, seconds);
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn taskset(cores: &str, program: &Path) -> Command {
     let mut command = Command::new("taskset");
-    command.args(["-c", cores]).arg(program).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+        .args(["-c", cores])
+        .arg(program)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     command
 }
 
@@ -169,10 +223,14 @@ fn wait_for_port(port: u16) {
 fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str) -> Running {
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder).unwrap();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/nginx").join(template))
-        .unwrap()
-        .replace("__W__", &workers.to_string())
-        .replace("__DIR__", folder.to_str().unwrap());
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/nginx")
+            .join(template),
+    )
+    .unwrap()
+    .replace("__W__", &workers.to_string())
+    .replace("__DIR__", folder.to_str().unwrap());
     let conf = folder.join("nginx.conf");
     std::fs::write(&conf, text).unwrap();
     let child = Command::new("taskset")
@@ -221,21 +279,40 @@ fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
         .expect("authgate");
     wait_for_port(GATEWAY);
     let out = Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{GATEWAY}/management/token"), "-d", "grant_type=password"])
+        .args([
+            "-s",
+            &format!("http://127.0.0.1:{GATEWAY}/management/token"),
+            "-d",
+            "grant_type=password",
+        ])
         .args(["-d", "username=bench", "-d", "password=bench-password"])
         .output()
         .expect("curl");
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a token response");
-    (Running(child), body["access_token"].as_str().expect("an access token").to_owned())
+    (
+        Running(child),
+        body["access_token"].as_str().expect("an access token").to_owned(),
+    )
 }
 
 fn wrk(port: u16, conns: u32, seconds: u32, headers: &[String], cores: &str) -> Result<Measured, String> {
     let mut command = Command::new("taskset");
-    command.args(["-c", cores, "wrk", "-t1", &format!("-c{conns}"), &format!("-d{seconds}s"), "--latency"]);
+    command.args([
+        "-c",
+        cores,
+        "wrk",
+        "-t1",
+        &format!("-c{conns}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
     for header in headers {
         command.args(["-H", header]);
     }
-    let out = command.arg(format!("http://127.0.0.1:{port}/")).output().map_err(|e| e.to_string())?;
+    let out = command
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
@@ -248,7 +325,11 @@ fn wrk(port: u16, conns: u32, seconds: u32, headers: &[String], cores: &str) -> 
             .map(|v| parse_latency(v.trim()))
             .unwrap_or(f64::NAN)
     };
-    Ok(Measured { rps, p50_ms: percentile("50%"), p99_ms: percentile("99%") })
+    Ok(Measured {
+        rps,
+        p50_ms: percentile("50%"),
+        p99_ms: percentile("99%"),
+    })
 }
 
 /// wrk's "241.00us", "1.59ms", "1.02s" in milliseconds.
@@ -278,7 +359,9 @@ fn time_wait() -> Result<Measured, String> {
 
 fn print_table(rows: &[Row], runs: u32, seconds: u32) {
     let find = |name: &str, cores: u8, conns: u32| {
-        rows.iter().find(|r| r.name.starts_with(name) && r.cores == cores && r.conns == conns).and_then(|r| r.result.as_ref().ok().copied())
+        rows.iter()
+            .find(|r| r.name.starts_with(name) && r.cores == cores && r.conns == conns)
+            .and_then(|r| r.result.as_ref().ok().copied())
     };
     let direct = find("direct", 1, 32);
     println!("\nauthgate proxy benchmark: wrk -t1 on CPU 1, servers on CPU 0 (0-1 for 2 cores), {runs} × {seconds} s, medians\n");
@@ -289,7 +372,9 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
             Ok(m) => {
                 let nginx = find("nginx reverse proxy", row.cores, row.conns);
                 let auth = find("nginx + auth_request", row.cores, row.conns);
-                let ratio = |base: Option<Measured>| base.map_or("—".to_owned(), |b| format!("{:.2}", m.rps / b.rps));
+                let ratio = |base: Option<Measured>| {
+                    base.map_or("—".to_owned(), |b| format!("{:.2}", m.rps / b.rps))
+                };
                 println!(
                     "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} |",
                     row.name,
@@ -303,7 +388,10 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
                     ratio(auth)
                 );
             }
-            Err(ref why) => println!("| {} | {} | {} | {why} | | | | | |", row.name, row.cores, row.conns),
+            Err(ref why) => println!(
+                "| {} | {} | {} | {why} | | | | | |",
+                row.name, row.cores, row.conns
+            ),
         }
     }
 }
@@ -312,7 +400,10 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
 fn serve_upstream(port: u16) {
     use http_body_util::Full;
     use hyper_util::rt::TokioIo;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         loop {
@@ -320,9 +411,13 @@ fn serve_upstream(port: u16) {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from_static(b"ok"))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        bytes::Bytes::from_static(b"ok"),
+                    )))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });

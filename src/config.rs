@@ -821,7 +821,8 @@ impl Config {
     /// per core this process may run on (its CPU affinity, so `taskset`
     /// is honoured).
     pub fn workers(&self) -> usize {
-        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// The gateway's public base URL (`server.public_url`), if set.

@@ -9,12 +9,15 @@ use argon2::Argon2;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Grant};
+use crate::store::Identity;
 
 /// A user who can sign in.
 #[derive(Debug)]
 pub(crate) struct User {
     pub(crate) username: Arc<str>,
     pub(crate) email: Option<Arc<str>>,
+    /// Shared by all of this user's sessions.
+    pub(crate) identity: Arc<Identity>,
     pub(crate) name: String,
     pub(crate) admin: bool,
     /// Stable across restarts: derived from the username.
@@ -99,6 +102,7 @@ impl Directory {
                 let user = User {
                     username: u.username.as_str().into(),
                     email: u.email.as_deref().map(Into::into),
+                    identity: Identity::new(&u.username, u.email.as_deref()),
                     name: u.name.clone().unwrap_or_else(|| u.username.clone()),
                     admin: u.admin,
                     uuid: user_uuid(&u.username),

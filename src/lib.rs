@@ -65,5 +65,7 @@ pub use forwarding::ClientAddr;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
 pub use proxy::{Proxy, ProxyBody};
 pub use server::{shutdown_signal, Gateway};
-pub use store::{Family, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore};
+pub use store::{
+    Family, Identity, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore,
+};
 pub use whoami::Whoami;

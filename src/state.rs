@@ -68,8 +68,7 @@ impl AuthState {
     /// A new access-token session for `user`, with the configured lifetime
     /// and idle timeout.
     pub(crate) fn access_session(&self, user: &User, ttl_secs: u64) -> Session {
-        Session::new(&user.username, user.email.as_deref(), ttl_secs)
-            .with_idle(self.config.idle_secs, unix_now())
+        Session::for_identity(user.identity.clone(), ttl_secs).with_idle(self.config.idle_secs, unix_now())
     }
 
     /// Issues a fresh access token for `user` and keeps its session.

@@ -485,7 +485,7 @@ async fn issue_code(
             .code_challenge
             .map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
     };
-    let session = Session::new(&user.username, user.email.as_deref(), CODE_TTL_SECS)
+    let session = Session::for_identity(user.identity.clone(), CODE_TTL_SECS)
         .for_client(&client.client_id)
         .with_scope_string(scope)
         .derive(Kind::Code(Arc::new(binding)), CODE_TTL_SECS)

@@ -49,10 +49,10 @@ pub(crate) fn unix_now() -> u64 {
 /// token's session ever authenticates a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    username: Arc<str>,
-    email: Option<Arc<str>>,
-    client_id: Option<Arc<str>>,
-    scope: Option<Arc<str>>,
+    /// Shared by every session of the user: no allocation per session.
+    identity: Arc<Identity>,
+    /// The OAuth client and scope, for tokens issued through one.
+    grant: Option<Arc<ClientGrant>>,
     issued_at: u64,
     expires_at: u64,
     kind: Kind,
@@ -62,6 +62,41 @@ pub struct Session {
     idle_secs: Option<u32>,
     #[serde(default)]
     last_seen: u64,
+}
+
+/// Who a session is for: a user's name and email, shared by all of that
+/// user's sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    username: Box<str>,
+    email: Option<Box<str>>,
+}
+
+impl Identity {
+    /// The identity of `username`, with an email address where known.
+    pub fn new(username: &str, email: Option<&str>) -> Arc<Self> {
+        Arc::new(Self {
+            username: username.into(),
+            email: email.map(Into::into),
+        })
+    }
+
+    /// The user's name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The user's email address.
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+}
+
+/// The client a token was issued to, and the scope granted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ClientGrant {
+    client_id: Option<Box<str>>,
+    scope: Option<Box<str>>,
 }
 
 /// What kind of token a session belongs to.
@@ -96,13 +131,13 @@ pub(crate) struct CodeBinding {
 /// refresh tokens rotated from it, and the access tokens they issued. A
 /// replayed code or refresh token revokes the whole family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Family(u64);
+pub struct Family(std::num::NonZeroU64);
 
 impl Family {
     pub(crate) fn generate() -> Self {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-        Self(u64::from_le_bytes(bytes))
+        Self(std::num::NonZeroU64::new(u64::from_le_bytes(bytes)).unwrap_or(std::num::NonZeroU64::MIN))
     }
 }
 
@@ -110,12 +145,16 @@ impl Session {
     /// An access-token session for `username` that expires `ttl_secs` from
     /// now.
     pub fn new(username: &str, email: Option<&str>, ttl_secs: u64) -> Self {
+        Self::for_identity(Identity::new(username, email), ttl_secs)
+    }
+
+    /// Like [`Session::new`], sharing `identity` with the user's other
+    /// sessions (no allocation per session).
+    pub fn for_identity(identity: Arc<Identity>, ttl_secs: u64) -> Self {
         let now = unix_now();
         Self {
-            username: username.into(),
-            email: email.map(Into::into),
-            client_id: None,
-            scope: None,
+            identity,
+            grant: None,
             issued_at: now,
             expires_at: now.saturating_add(ttl_secs),
             kind: Kind::Access,
@@ -146,13 +185,23 @@ impl Session {
 
     /// The same session, issued to an OAuth client.
     pub fn for_client(mut self, client_id: &str) -> Self {
-        self.client_id = Some(client_id.into());
+        let scope = self.grant.as_ref().and_then(|g| g.scope.clone());
+        self.grant = Some(Arc::new(ClientGrant {
+            client_id: Some(client_id.into()),
+            scope,
+        }));
         self
+    }
+
+    fn set_scope(&mut self, scope: Option<Box<str>>) {
+        let client_id = self.grant.as_ref().and_then(|g| g.client_id.clone());
+        self.grant =
+            (client_id.is_some() || scope.is_some()).then(|| Arc::new(ClientGrant { client_id, scope }));
     }
 
     /// The same session, with a granted scope.
     pub fn with_scope(mut self, scope: Option<&str>) -> Self {
-        self.scope = scope.filter(|s| !s.is_empty()).map(Into::into);
+        self.set_scope(scope.filter(|s| !s.is_empty()).map(Into::into));
         self
     }
 
@@ -176,7 +225,7 @@ impl Session {
     }
 
     pub(crate) fn with_scope_string(mut self, scope: Option<String>) -> Self {
-        self.scope = scope.filter(|s| !s.is_empty()).map(Into::into);
+        self.set_scope(scope.filter(|s| !s.is_empty()).map(Into::into));
         self
     }
 
@@ -197,23 +246,28 @@ impl Session {
     /// The user the token was issued to (for a client-credentials token,
     /// the client).
     pub fn username(&self) -> &str {
-        &self.username
+        &self.identity.username
+    }
+
+    /// Who the session is for.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
     }
 
     /// The user's email address, where the directory knows it.
     pub fn email(&self) -> Option<&str> {
-        self.email.as_deref()
+        self.identity.email.as_deref()
     }
 
     /// The OAuth client the token was issued to; `None` for the gateway's
     /// own sign-in.
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.grant.as_ref().and_then(|g| g.client_id.as_deref())
     }
 
     /// The granted scope, if any.
     pub fn scope(&self) -> Option<&str> {
-        self.scope.as_deref()
+        self.grant.as_ref().and_then(|g| g.scope.as_deref())
     }
 
     /// When the token was issued, in seconds since the Unix epoch.
