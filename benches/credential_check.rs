@@ -78,7 +78,10 @@ fn sign_in_page(c: &mut Criterion) {
         b.iter_batched(
             || {
                 Request::get("/management/authorize?rd=%2Freports%3Fq%3D1&state=abc")
-                    .header("cookie", "authgate_csrf=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                    .header(
+                        "cookie",
+                        "authgate_csrf=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                    )
                     .body(Full::new(Bytes::new()))
                     .unwrap()
             },

@@ -324,21 +324,9 @@ async fn an_expired_token_is_refused() {
     let (_upstream, gateway) = setup("[tokens]\nttl_secs = 2\n").await;
     let browser = browser();
     let token = session_token(&sign_in(&browser, &gateway, "alice", PASSWORD, "/").await);
-    let ok = api()
-        .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
+    assert_eq!(bearer_status(&gateway, "/x", &token).await, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let expired = api()
-        .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expired.status(), 401);
+    assert_eq!(bearer_status(&gateway, "/x", &token).await, 401);
     assert_eq!(browser.get(gateway.url("/x")).send().await.unwrap().status(), 302);
 }
 
@@ -362,38 +350,17 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
         .contains("Max-Age=0"));
 
     assert_eq!(browser.get(gateway.url("/x")).send().await.unwrap().status(), 302);
-    let reused = api()
-        .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        reused.status(),
+        bearer_status(&gateway, "/x", &token).await,
         401,
         "the token itself is revoked, not just the cookie"
     );
 
     // An API client logs out with its bearer token and gets JSON.
     let token = session_token(&sign_in(&browser, &gateway, "bob", PASSWORD, "/").await);
-    let out = api()
-        .get(gateway.url("/management/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 200);
+    assert_eq!(bearer_status(&gateway, "/management/logout", &token).await, 200);
     assert_eq!(out.json::<Value>().await.unwrap()["signed_out"], true);
-    assert_eq!(
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(bearer_status(&gateway, "/x", &token).await, 401);
 }
 
 #[tokio::test]
@@ -403,26 +370,8 @@ async fn signing_in_again_replaces_and_revokes_the_old_session() {
     let first = session_token(&sign_in(&browser, &gateway, "alice", PASSWORD, "/").await);
     let second = session_token(&sign_in(&browser, &gateway, "alice", PASSWORD, "/").await);
     assert_ne!(first, second);
-    assert_eq!(
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&first)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&second)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(bearer_status(&gateway, "/x", &first).await, 401);
+    assert_eq!(bearer_status(&gateway, "/x", &second).await, 200);
 }
 
 #[tokio::test]
@@ -620,24 +569,16 @@ async fn upstream_down_is_502_and_slow_is_504_and_the_gateway_goes_on() {
     let (_upstream, gateway) = setup("").await;
     let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
     let started = std::time::Instant::now();
-    let response = api()
-        .get(gateway.url("/slow"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 504);
+    assert_eq!(bearer_status(&gateway, "/slow", &token).await, 504);
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "timed out at timeout_secs = 2"
     );
-    let response = api()
-        .get(gateway.url("/fine"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "the gateway keeps serving");
+    assert_eq!(
+        bearer_status(&gateway, "/fine", &token).await,
+        200,
+        "the gateway keeps serving"
+    );
 }
 
 #[tokio::test]
@@ -788,14 +729,6 @@ async fn the_cookie_is_secure_when_the_public_url_is_https() {
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
     let token = session_token(&response);
-    let seen: Value = api()
-        .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen: Value = bearer_json(&gateway, "/x", &token).await;
     assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
 }

@@ -162,16 +162,7 @@ async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
     let bob = sign_in(&crate::browser(), &gateway, "bob", PASSWORD, "/").await;
     assert_eq!(bob.status(), 303);
     let token = session_token(&bob);
-    assert_eq!(
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(bearer_status(&gateway, "/x", &token).await, 200);
 
     // Two more failures (of anyone) reach the address limit: everyone there waits.
     for _ in 0..2 {
@@ -186,16 +177,7 @@ async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
             .status(),
         429
     );
-    assert_eq!(
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(bearer_status(&gateway, "/x", &token).await, 200);
 }
 
 #[tokio::test]
@@ -229,22 +211,18 @@ async fn an_idle_session_ends_and_a_used_one_goes_on() {
     let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let used = api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(used.status(), 200, "a session in use does not go idle");
+        assert_eq!(
+            bearer_status(&gateway, "/x", &token).await,
+            200,
+            "a session in use does not go idle"
+        );
     }
     tokio::time::sleep(Duration::from_millis(4100)).await;
-    let idle = api()
-        .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(idle.status(), 401, "idle longer than idle_secs");
+    assert_eq!(
+        bearer_status(&gateway, "/x", &token).await,
+        401,
+        "idle longer than idle_secs"
+    );
 }
 
 #[tokio::test]
@@ -314,15 +292,7 @@ async fn over_limit_requests_get_their_status_and_others_are_unaffected() {
     })
     .await;
     let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
-    let fine = || async {
-        api()
-            .get(gateway.url("/x"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let fine = || async { bearer_status(&gateway, "/x", &token).await };
 
     let big = format!(
         "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",

@@ -91,6 +91,23 @@ fn oauth_client(gateway: &Gateway, id: &str, secret: Option<&str>, redirect: &st
     client
 }
 
+/// A token for `username` by the password grant, through the library.
+async fn password_token(
+    client: &Client,
+    username: &str,
+    scope: Option<&str>,
+) -> oauth2::basic::BasicTokenResponse {
+    let (username, password) = (
+        ResourceOwnerUsername::new(username.into()),
+        ResourceOwnerPassword::new(PASSWORD.into()),
+    );
+    let mut request = client.exchange_password(&username, &password);
+    if let Some(scope) = scope {
+        request = request.add_scope(Scope::new(scope.into()));
+    }
+    request.request_async(&http()).await.unwrap()
+}
+
 /// The HTTP client the library uses (redirects off, as oauth2 requires).
 fn http() -> reqwest::Client {
     api()
@@ -207,15 +224,7 @@ async fn code_flow_for_a_public_client_needs_pkce() {
 async fn password_grant_and_client_credentials_through_the_library() {
     let (_upstream, gateway) = setup().await;
     let client = oauth_client(&gateway, "web", Some(WEB_SECRET), WEB_CALLBACK);
-    let token = client
-        .exchange_password(
-            &ResourceOwnerUsername::new("alice".into()),
-            &ResourceOwnerPassword::new(PASSWORD.into()),
-        )
-        .add_scope(Scope::new("write".into()))
-        .request_async(&http())
-        .await
-        .unwrap();
+    let token = password_token(&client, "alice", Some("write")).await;
     assert!(token.refresh_token().is_some());
     assert_eq!(
         through_proxy(&gateway, token.access_token().secret())
@@ -313,14 +322,7 @@ async fn two_concurrent_refreshes_do_not_both_succeed() {
     let (_upstream, gateway) = setup().await;
     let client = oauth_client(&gateway, "web", Some(WEB_SECRET), WEB_CALLBACK);
     for _ in 0..3 {
-        let token = client
-            .exchange_password(
-                &ResourceOwnerUsername::new("bob".into()),
-                &ResourceOwnerPassword::new(PASSWORD.into()),
-            )
-            .request_async(&http())
-            .await
-            .unwrap();
+        let token = password_token(&client, "bob", None).await;
         let refresh = RefreshToken::new(token.refresh_token().unwrap().secret().clone());
         let (one, two) = (http(), http());
         let (a, b) = tokio::join!(
@@ -336,15 +338,7 @@ async fn revoke_and_introspect_through_the_library() {
     let (_upstream, gateway) = setup().await;
     let client = oauth_client(&gateway, "web", Some(WEB_SECRET), WEB_CALLBACK);
     let resource = oauth_client(&gateway, "resource", Some(WEB_SECRET), WEB_CALLBACK);
-    let token = client
-        .exchange_password(
-            &ResourceOwnerUsername::new("alice".into()),
-            &ResourceOwnerPassword::new(PASSWORD.into()),
-        )
-        .add_scope(Scope::new("read".into()))
-        .request_async(&http())
-        .await
-        .unwrap();
+    let token = password_token(&client, "alice", Some("read")).await;
     let access = token.access_token().clone();
 
     let info = resource.introspect(&access).request_async(&http()).await.unwrap();
@@ -396,14 +390,7 @@ async fn revoke_and_introspect_through_the_library() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     // A token issued to a client cannot be revoked by another one.
-    let other = client
-        .exchange_password(
-            &ResourceOwnerUsername::new("bob".into()),
-            &ResourceOwnerPassword::new(PASSWORD.into()),
-        )
-        .request_async(&http())
-        .await
-        .unwrap();
+    let other = password_token(&client, "bob", None).await;
     let refused = api()
         .post(gateway.url("/management/revoke"))
         .form(&[
@@ -521,65 +508,47 @@ async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
 async fn a_code_is_bound_to_its_client_redirect_uri_and_verifier() {
     let (_upstream, gateway) = setup().await;
     let spa = oauth_client(&gateway, "spa", None, SPA_CALLBACK);
-
-    let (code, verifier) = code_for(&spa, "bob", None).await;
-    let (status, body) = post_token(
-        &gateway,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", "legacy"),
-            ("code", &code),
-            ("redirect_uri", SPA_CALLBACK),
-            ("code_verifier", verifier.secret()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "another client"
-    );
-
-    let (code, verifier) = code_for(&spa, "bob", None).await;
-    let (status, body) = post_token(
-        &gateway,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", "spa"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:3000/elsewhere"),
-            ("code_verifier", verifier.secret()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "another redirect_uri"
-    );
-
-    let (code, _verifier) = code_for(&spa, "bob", None).await;
-    let wrong = PkceCodeChallenge::new_random_sha256().1;
-    let (status, body) = post_token(
-        &gateway,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", "spa"),
-            ("code", &code),
-            ("redirect_uri", SPA_CALLBACK),
-            ("code_verifier", wrong.secret()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "a wrong verifier"
-    );
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("code_verifier"));
+    // (what differs from the authorization request, client, redirect_uri, a wrong verifier?)
+    let cases = [
+        ("another client", "legacy", SPA_CALLBACK, false),
+        (
+            "another redirect_uri",
+            "spa",
+            "http://127.0.0.1:3000/elsewhere",
+            false,
+        ),
+        ("a wrong verifier", "spa", SPA_CALLBACK, true),
+    ];
+    for (what, client_id, redirect_uri, wrong_verifier) in cases {
+        let (code, verifier) = code_for(&spa, "bob", None).await;
+        let verifier = if wrong_verifier {
+            PkceCodeChallenge::new_random_sha256().1
+        } else {
+            verifier
+        };
+        let (status, body) = post_token(
+            &gateway,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.secret()),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{what}"
+        );
+        if wrong_verifier {
+            assert!(body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("code_verifier"));
+        }
+    }
 }
 
 #[tokio::test]
@@ -885,14 +854,7 @@ async fn refresh_and_code_tokens_never_authenticate_a_request() {
         Err(401),
         "a code is not an access token"
     );
-    let token = client
-        .exchange_password(
-            &ResourceOwnerUsername::new("alice".into()),
-            &ResourceOwnerPassword::new(PASSWORD.into()),
-        )
-        .request_async(&http())
-        .await
-        .unwrap();
+    let token = password_token(&client, "alice", None).await;
     let refresh = token.refresh_token().unwrap().secret();
     assert_eq!(
         through_proxy(&gateway, refresh).await,

@@ -43,8 +43,8 @@ pub(crate) async fn authenticate(
     params: &Params,
 ) -> Result<Caller, OAuthError> {
     let headers = &parts.headers;
-    let body_id = params.one("client_id").map_err(repeated)?;
-    let body_secret = params.one("client_secret").map_err(repeated)?;
+    let body_id = params.one("client_id")?;
+    let body_secret = params.one("client_secret")?;
     let basic = basic_credentials(headers)?;
     let (client_id, secret) = match (basic, body_id, body_secret) {
         (Some(_), _, Some(_)) => {
@@ -89,10 +89,6 @@ pub(crate) async fn authenticate(
             }
         }
     }
-}
-
-fn repeated(r: crate::request::Repeated) -> OAuthError {
-    OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0))
 }
 
 /// The client id and secret of an `Authorization: Basic` header, each

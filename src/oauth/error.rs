@@ -120,6 +120,12 @@ impl OAuthError {
     }
 }
 
+impl From<crate::request::Repeated> for OAuthError {
+    fn from(repeated: crate::request::Repeated) -> Self {
+        Self::invalid_request(format!("The parameter {} was sent more than once.", repeated.0))
+    }
+}
+
 impl From<crate::store::StoreError> for OAuthError {
     fn from(err: crate::store::StoreError) -> Self {
         tracing::error!(error = %err, "token store failed");

@@ -12,6 +12,7 @@ use crate::store::{Kind, TokenKey};
 
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;
+use super::required_param;
 
 #[derive(Serialize, Default)]
 struct Introspection<'a> {
@@ -43,13 +44,9 @@ pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params
         }
         Err(err) => return err.into_response(),
     };
-    let token = match params.one("token") {
-        Ok(Some(token)) => token,
-        Ok(None) => return OAuthError::invalid_request("token is required.").into_response(),
-        Err(r) => {
-            return OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0))
-                .into_response()
-        }
+    let token = match required_param(params, "token") {
+        Ok(token) => token,
+        Err(err) => return err.into_response(),
     };
     let session = match state.store.get(&TokenKey::of(token)).await {
         Ok(session) => session,

@@ -180,6 +180,16 @@ fn json_params(body: &[u8]) -> Result<Params, OAuthError> {
     Ok(Params::from_pairs(pairs))
 }
 
+/// The value of `name`, if sent (once).
+fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
+    Ok(params.one(name)?)
+}
+
+/// The value of `name`, which must be sent (once).
+fn required_param<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthError> {
+    param(params, name)?.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required.")))
+}
+
 /// The access token a request carries and its session; `401
 /// invalid_token` if there is none or it is not valid.
 async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Session), OAuthError> {

@@ -11,9 +11,9 @@ use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 use crate::store::{Session, TokenKey};
 
-use super::access_session;
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;
+use super::{access_session, required_param};
 
 /// RFC 7009: `200` whether or not the token existed. Confidential clients
 /// authenticate; a token issued to a client can only be revoked by that
@@ -27,10 +27,7 @@ pub(super) async fn revoke(state: &AuthState, parts: &Parts, params: &Params) ->
 }
 
 async fn try_revoke(state: &AuthState, parts: &Parts, params: &Params) -> Result<(), OAuthError> {
-    let token = params
-        .one("token")
-        .map_err(|r| OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0)))?
-        .ok_or_else(|| OAuthError::invalid_request("token is required."))?;
+    let token = required_param(params, "token")?;
     let caller = client_auth::authenticate(state, parts, params).await?;
     let key = TokenKey::of(token);
     let Some(session) = state.store.get(&key).await? else {
@@ -99,10 +96,7 @@ pub(super) async fn revoke_user_tokens(
 
 async fn revoke_one_of_user(state: &AuthState, parts: &Parts, username: &str) -> Result<usize, OAuthError> {
     let params = Params::from_query(parts.uri.query());
-    let token = params
-        .one("token")
-        .map_err(|r| OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0)))?
-        .ok_or_else(|| OAuthError::invalid_request("token is required (…/revoketoken?token=…)."))?;
+    let token = required_param(&params, "token")?;
     let key = TokenKey::of(token);
     match state.store.get(&key).await? {
         Some(session) if session.username() == username => {

@@ -18,7 +18,7 @@ use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey
 use super::authorize::throttle_subjects;
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;
-use super::{grant_scope, narrow_scope, pkce, UserObject};
+use super::{grant_scope, narrow_scope, param, pkce, required_param, UserObject};
 
 /// A successful token response.
 #[derive(Serialize)]
@@ -85,13 +85,10 @@ async fn grant(
         "scope",
         "ttl",
     ]) {
-        return Err(OAuthError::invalid_request(format!(
-            "The parameter {} was sent more than once.",
-            repeated.0
-        )));
+        return Err(repeated.into());
     }
     let grant_type =
-        one(params, "grant_type")?.ok_or_else(|| OAuthError::invalid_request("grant_type is required."))?;
+        param(params, "grant_type")?.ok_or_else(|| OAuthError::invalid_request("grant_type is required."))?;
     let grant = match grant_type {
         "authorization_code" => Grant::AuthorizationCode,
         "password" => Grant::Password,
@@ -132,21 +129,11 @@ async fn grant(
     }
 }
 
-fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
-    params
-        .one(name)
-        .map_err(|r| OAuthError::invalid_request(format!("The parameter {} was sent more than once.", r.0)))
-}
-
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthError> {
-    one(params, name)?.ok_or_else(|| OAuthError::invalid_request(format!("{name} is required.")))
-}
-
 /// The access token lifetime: App Services' `ttl` (milliseconds; `0` means
 /// the maximum), or `tokens.ttl_secs`.
 fn access_ttl(state: &AuthState, params: &Params) -> Result<u64, OAuthError> {
     let max = state.config.max_ttl_secs;
-    let Some(ttl) = one(params, "ttl")? else {
+    let Some(ttl) = param(params, "ttl")? else {
         return Ok(state.config.token_ttl_secs);
     };
     let millis: u64 = ttl
@@ -228,7 +215,7 @@ async fn authorization_code(
     ttl: u64,
 ) -> Result<Issued, OAuthError> {
     let client = identified(caller, "authorization_code")?;
-    let code = required(params, "code")?;
+    let code = required_param(params, "code")?;
     let key = TokenKey::of(code);
     let invalid = || OAuthError::invalid_grant("The authorization code is invalid, expired or already used.");
     let Some(found) = state.store.get(&key).await? else {
@@ -258,7 +245,7 @@ async fn authorization_code(
         }
         _ => return Err(invalid()),
     };
-    let redirect_uri = one(params, "redirect_uri")?;
+    let redirect_uri = param(params, "redirect_uri")?;
     match redirect_uri {
         Some(uri) if uri != binding.redirect_uri => {
             return Err(OAuthError::invalid_grant(
@@ -272,7 +259,7 @@ async fn authorization_code(
         }
         _ => {}
     }
-    let verifier = one(params, "code_verifier")?;
+    let verifier = param(params, "code_verifier")?;
     match (&binding.code_challenge, verifier) {
         (Some(challenge), Some(verifier)) => {
             let method = binding.code_challenge_method.as_deref().unwrap_or("plain");
@@ -309,9 +296,9 @@ async fn password(
     params: &Params,
     ttl: u64,
 ) -> Result<(Issued, Arc<User>), OAuthError> {
-    let username = required(params, "username")?;
-    let password = required(params, "password")?;
-    let scope = grant_scope(caller.client().map(Arc::as_ref), one(params, "scope")?)?;
+    let username = required_param(params, "username")?;
+    let password = required_param(params, "password")?;
+    let scope = grant_scope(caller.client().map(Arc::as_ref), param(params, "scope")?)?;
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, &parts.headers));
     state
         .throttle
@@ -337,7 +324,7 @@ async fn client_credentials(
     ttl: u64,
 ) -> Result<Issued, OAuthError> {
     let client = confidential(caller)?;
-    let scope = grant_scope(Some(client), one(params, "scope")?)?;
+    let scope = grant_scope(Some(client), param(params, "scope")?)?;
     let base = Session::new(&client.client_id, None, ttl)
         .for_client(&client.client_id)
         .with_scope_string(scope);
@@ -350,7 +337,7 @@ async fn refresh(
     params: &Params,
     ttl: u64,
 ) -> Result<Issued, OAuthError> {
-    let presented = required(params, "refresh_token")?;
+    let presented = required_param(params, "refresh_token")?;
     let key = TokenKey::of(presented);
     let invalid = || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
     let Some(found) = state.store.get(&key).await? else {
@@ -381,7 +368,7 @@ async fn refresh(
         }
         _ => return Err(invalid()),
     }
-    let scope = narrow_scope(found.scope(), one(params, "scope")?)?;
+    let scope = narrow_scope(found.scope(), param(params, "scope")?)?;
     let base = found.clone().with_scope_string(scope);
     issue(state, &base, ttl, true, Some(family)).await
 }

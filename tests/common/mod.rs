@@ -286,6 +286,31 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The status of `GET path` at `gateway` with `token` as a bearer token.
+pub async fn bearer_status(gateway: &Gateway, path: &str, token: &str) -> reqwest::StatusCode {
+    api()
+        .get(gateway.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// What `GET path` at `gateway` with `token` as a bearer token answers, as
+/// JSON (the test upstream's echo of what it received).
+pub async fn bearer_json(gateway: &Gateway, path: &str, token: &str) -> serde_json::Value {
+    api()
+        .get(gateway.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The session token in a sign-in response's `Set-Cookie`.
 pub fn session_token(response: &reqwest::Response) -> String {
     let cookie = response
