@@ -52,6 +52,7 @@ pub struct Config {
     pub(crate) idle_secs: Option<u64>,
     pub(crate) persist_path: Option<PathBuf>,
     pub(crate) persist_interval: Duration,
+    pub(crate) store: StoreConfig,
     pub(crate) public_paths: Vec<String>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) throttle: ThrottleConfig,
@@ -69,6 +70,17 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// Where tokens are kept (`[tokens] store`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreConfig {
+    Memory,
+    Redis {
+        url: String,
+        prefix: String,
+        cache_for: Duration,
+    },
 }
 
 /// Brute-force throttling (`[auth]`): failures counted in a sliding
@@ -206,6 +218,10 @@ struct RawTokens {
     idle_secs: Option<Spanned<u64>>,
     persist_path: Option<Spanned<String>>,
     persist_interval_secs: Option<Spanned<u64>>,
+    store: Option<Spanned<String>>,
+    redis_url: Option<Spanned<String>>,
+    redis_prefix: Option<String>,
+    cache_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -387,6 +403,48 @@ impl Checker<'_> {
                 self.fail(&value.span(), format!("{key} must be between {min} and {max}"))
             }
             Some(value) => Ok(value.into_inner()),
+        }
+    }
+
+    fn store(
+        &self,
+        store: &Option<Spanned<String>>,
+        redis_url: &Option<Spanned<String>>,
+        redis_prefix: &Option<String>,
+        cache_secs: &Option<Spanned<u64>>,
+    ) -> Result<StoreConfig, Error> {
+        let kind = store.as_ref().map_or("memory", |s| s.get_ref().as_str());
+        match kind {
+            "memory" => Ok(StoreConfig::Memory),
+            "redis" if !cfg!(feature = "redis") => self.fail(
+                &store.as_ref().map_or(0..0, Spanned::span),
+                "tokens.store = \"redis\", but this authgate was built without the redis feature",
+            ),
+            "redis" => {
+                let url = redis_url
+                    .as_ref()
+                    .map_or("redis://127.0.0.1:6379", |u| u.get_ref().as_str());
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"))
+                {
+                    let span = redis_url.as_ref().map_or(0..0, Spanned::span);
+                    return self.fail(
+                        &span,
+                        format!("tokens.redis_url = {url:?} must start with redis://"),
+                    );
+                }
+                let cache = cache_secs.clone();
+                Ok(StoreConfig::Redis {
+                    url: url.to_owned(),
+                    prefix: redis_prefix.clone().unwrap_or_else(|| "authgate:".to_owned()),
+                    cache_for: Duration::from_secs(self.seconds("tokens.cache_secs", cache, 10)?),
+                })
+            }
+            other => self.fail(
+                &store.as_ref().map_or(0..0, Spanned::span),
+                format!("tokens.store = {other:?}: use \"memory\" or \"redis\""),
+            ),
         }
     }
 
@@ -665,6 +723,18 @@ impl Config {
                 ),
             );
         }
+        let store = check.store(
+            &raw.tokens.store,
+            &raw.tokens.redis_url,
+            &raw.tokens.redis_prefix,
+            &raw.tokens.cache_secs,
+        )?;
+        if store != StoreConfig::Memory && raw.tokens.persist_path.is_some() {
+            return check.fail(
+                &raw.tokens.persist_path.as_ref().map_or(0..0, Spanned::span),
+                "tokens.persist_path is for store = \"memory\"; Redis keeps the sessions itself",
+            );
+        }
         let idle_secs = match raw.tokens.idle_secs {
             None => None,
             some => Some(check.seconds("tokens.idle_secs", some, 0)?),
@@ -746,6 +816,7 @@ impl Config {
             idle_secs,
             persist_path,
             persist_interval,
+            store,
             public_paths,
             trusted_proxies,
             throttle,

@@ -65,6 +65,8 @@ pub use forwarding::ClientAddr;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
 pub use proxy::{Proxy, ProxyBody};
 pub use server::{shutdown_signal, Gateway};
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 pub use store::{
     Family, Identity, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore,
 };

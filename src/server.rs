@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::config::{Config, Upstream};
+use crate::config::{Config, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::ClientAddr;
 use crate::layer::{AuthBody, AuthLayer, AuthService};
@@ -90,7 +90,8 @@ pub struct Gateway {
     listener: TcpListener,
     layer: AuthLayer,
     service: AuthService<UpstreamService>,
-    store: MemoryStore,
+    /// The in-memory store, when that is the store (for snapshots).
+    memory: Option<MemoryStore>,
     config: Config,
 }
 
@@ -128,16 +129,32 @@ impl Gateway {
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", e))?;
         let config = config.with_listen(bound);
-        let store = MemoryStore::new();
-        if let Some(path) = &config.persist_path {
-            restore_sessions(&store, path).await;
-        }
-        let layer = AuthLayer::with_store(config.clone(), store.clone())?;
+        let (layer, memory) = match &config.store {
+            StoreConfig::Memory => {
+                let store = MemoryStore::new();
+                if let Some(path) = &config.persist_path {
+                    restore_sessions(&store, path).await;
+                }
+                (AuthLayer::with_store(config.clone(), store.clone())?, Some(store))
+            }
+            #[cfg(feature = "redis")]
+            StoreConfig::Redis {
+                url,
+                prefix,
+                cache_for,
+            } => {
+                let store = crate::store::RedisStore::new(url, prefix, *cache_for)
+                    .map_err(|e| Error::new(crate::error::ErrorKind::Config, e.to_string()))?;
+                (AuthLayer::with_store(config.clone(), store)?, None)
+            }
+            #[cfg(not(feature = "redis"))]
+            StoreConfig::Redis { .. } => unreachable!("the config refuses redis without the feature"),
+        };
         Ok(Self {
             listener,
             service: layer.layer(upstream),
             layer,
-            store,
+            memory,
             config,
         })
     }
@@ -224,8 +241,8 @@ impl Gateway {
         for task in background {
             task.abort();
         }
-        if let Some(path) = &self.config.persist_path {
-            save_sessions(&self.store, path.clone()).await;
+        if let (Some(store), Some(path)) = (&self.memory, &self.config.persist_path) {
+            save_sessions(store, path.clone()).await;
         }
         Ok(())
     }
@@ -233,8 +250,7 @@ impl Gateway {
     /// The periodic snapshot and the `SIGHUP` reload.
     fn start_background_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
-        if let Some(path) = self.config.persist_path.clone() {
-            let store = self.store.clone();
+        if let (Some(store), Some(path)) = (self.memory.clone(), self.config.persist_path.clone()) {
             let every = self.config.persist_interval;
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);

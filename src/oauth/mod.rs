@@ -46,12 +46,14 @@ const INTROSPECT_PATH: &str = "/management/introspect";
 const ME_PATH: &str = "/management/me";
 const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
+const HEALTHZ_PATH: &str = "/healthz";
+const READYZ_PATH: &str = "/readyz";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
     path.strip_prefix("/management")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || path == DISCOVERY_PATH
+        || matches!(path, DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH)
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -91,6 +93,11 @@ where
         (ME_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (HEALTHZ_PATH, &Method::GET | &Method::HEAD) => {
+            response::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        }
+        (READYZ_PATH, &Method::GET | &Method::HEAD) => readiness(&state).await,
+        (HEALTHZ_PATH | READYZ_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         _ => match user_revocation(&path) {
             Some((username, one)) if method == Method::PUT || method == Method::POST => {
                 revoke::revoke_user_tokens(&state, &req.into_parts().0, &username, one).await
@@ -98,6 +105,18 @@ where
             Some(_) => method_not_allowed(&req, "PUT, POST"),
             None => not_found(&state, &req),
         },
+    }
+}
+
+/// `/readyz`: ready when the configuration is loaded (it is, or nothing
+/// would run) and the token store answers.
+async fn readiness(state: &AuthState) -> Response<OwnBody> {
+    match state.store.ready().await {
+        Ok(()) => response::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(err) => response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not ready", "reason": err.to_string()}),
+        ),
     }
 }
 

@@ -19,8 +19,12 @@
 
 mod memory;
 pub(crate) mod persist;
+#[cfg(feature = "redis")]
+mod redis;
 mod token;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 pub use token::{Token, TokenKey};
 
@@ -131,7 +135,7 @@ pub(crate) struct CodeBinding {
 /// refresh tokens rotated from it, and the access tokens they issued. A
 /// replayed code or refresh token revokes the whole family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Family(std::num::NonZeroU64);
+pub struct Family(pub(crate) std::num::NonZeroU64);
 
 impl Family {
     pub(crate) fn generate() -> Self {
@@ -405,6 +409,12 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets every session of a token family; answers how many there were.
     fn remove_family(&self, family: Family) -> StoreFuture<usize>;
+
+    /// Whether the store can answer now (`/readyz`); an in-memory store
+    /// always can.
+    fn ready(&self) -> StoreFuture<()> {
+        StoreFuture::ready(Ok(()))
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -422,6 +432,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
         (**self).touch(key, now)
+    }
+    fn ready(&self) -> StoreFuture<()> {
+        (**self).ready()
     }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         (**self).remove(key)
