@@ -31,8 +31,8 @@ impl AuthState {
             directory: Directory::from_config(&config),
             pages: Pages::load(config.templates_dir.as_deref())?,
             config,
+            throttle: Arc::new(Throttle::new(store.failure_counters())),
             store,
-            throttle: Arc::default(),
             csrf: Arc::new(CsrfKey::generate()),
         })
     }

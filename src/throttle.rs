@@ -2,12 +2,14 @@
 //! an address) in a sliding window, bounded in memory whatever the number
 //! of keys.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
 use crate::config::ThrottleConfig;
-use crate::store::unix_now;
+use crate::store::{unix_now, FailureCounters};
 
 /// What failures are counted against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -27,6 +29,16 @@ struct Counter {
     window_start: u64,
     previous: u32,
     current: u32,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::User(name) => write!(f, "u:{name}"),
+            Subject::Client(id) => write!(f, "c:{id}"),
+            Subject::Address(ip) => write!(f, "a:{ip}"),
+        }
+    }
 }
 
 impl Counter {
@@ -67,20 +79,59 @@ impl Counter {
     }
 }
 
-/// Failure counters for every subject, at most `max_entries` of them.
-#[derive(Debug, Default)]
+/// Failure counters for every subject: in this process (at most
+/// `max_entries` of them), or shared by every gateway on the same store.
+#[derive(Default)]
 pub(crate) struct Throttle {
     counters: DashMap<Subject, Counter>,
+    shared: Option<Arc<dyn FailureCounters>>,
+}
+
+impl fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Throttle {
-    /// `Err(seconds to wait)` if any of `subjects` is over its limit.
-    pub(crate) fn check(&self, config: &ThrottleConfig, subjects: &[Subject]) -> Result<(), u64> {
+    /// Counters shared through `shared` (a networked store), or local ones.
+    pub(crate) fn new(shared: Option<Arc<dyn FailureCounters>>) -> Self {
+        Self {
+            counters: DashMap::new(),
+            shared,
+        }
+    }
+
+    /// `Err(seconds to wait)` if any of `subjects` is over its limit. A
+    /// shared store that cannot answer throttles nothing (it cannot keep a
+    /// sign-in either).
+    pub(crate) async fn check(&self, config: &ThrottleConfig, subjects: &[Subject]) -> Result<(), u64> {
         let now = unix_now();
+        let window = config.window_secs;
+        let current_start = now - now % window;
         let mut wait = 0;
         for subject in subjects {
-            let Some(counter) = self.counters.get(subject).map(|c| c.at(now, config.window_secs)) else {
-                continue;
+            let counter = match &self.shared {
+                Some(shared) => match shared
+                    .get(&subject.to_string(), [current_start - window, current_start])
+                    .await
+                {
+                    Ok([previous, current]) => Counter {
+                        window_start: current_start,
+                        previous,
+                        current,
+                    },
+                    Err(err) => {
+                        tracing::warn!(error = %err, "throttle counters unavailable");
+                        continue;
+                    }
+                },
+                None => match self.counters.get(subject).map(|c| c.at(now, window)) {
+                    Some(counter) => counter,
+                    None => continue,
+                },
             };
             let limit = limit_for(config, subject);
             if counter.estimate(now, config.window_secs) >= f64::from(limit) {
@@ -95,8 +146,20 @@ impl Throttle {
     }
 
     /// Counts one failure against each of `subjects`.
-    pub(crate) fn record_failure(&self, config: &ThrottleConfig, subjects: &[Subject]) {
+    pub(crate) async fn record_failure(&self, config: &ThrottleConfig, subjects: &[Subject]) {
         let now = unix_now();
+        if let Some(shared) = &self.shared {
+            let window_start = now - now % config.window_secs;
+            for subject in subjects {
+                if let Err(err) = shared
+                    .add(&subject.to_string(), window_start, 2 * config.window_secs)
+                    .await
+                {
+                    tracing::warn!(error = %err, "throttle counters unavailable");
+                }
+            }
+            return;
+        }
         for subject in subjects {
             if !self.counters.contains_key(subject) && self.counters.len() >= config.max_entries {
                 self.make_room(config, now);
@@ -159,17 +222,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_subject_is_throttled_at_its_limit_and_others_are_not() {
+    #[tokio::test]
+    async fn a_subject_is_throttled_at_its_limit_and_others_are_not() {
         let throttle = Throttle::default();
         let alice = [Subject::User("alice".into())];
         for _ in 0..3 {
-            assert!(throttle.check(&config(), &alice).is_ok());
-            throttle.record_failure(&config(), &alice);
+            assert!(throttle.check(&config(), &alice).await.is_ok());
+            throttle.record_failure(&config(), &alice).await;
         }
-        let wait = throttle.check(&config(), &alice).unwrap_err();
+        let wait = throttle.check(&config(), &alice).await.unwrap_err();
         assert!((1..=121).contains(&wait), "{wait}");
-        assert!(throttle.check(&config(), &[Subject::User("bob".into())]).is_ok());
+        assert!(throttle
+            .check(&config(), &[Subject::User("bob".into())])
+            .await
+            .is_ok());
     }
 
     #[test]
@@ -191,12 +257,14 @@ mod tests {
         assert!(wait > 50 && wait <= 66, "{wait}");
     }
 
-    #[test]
-    fn memory_stays_bounded_whatever_the_number_of_addresses() {
+    #[tokio::test]
+    async fn memory_stays_bounded_whatever_the_number_of_addresses() {
         let throttle = Throttle::default();
         for i in 0..10_000u32 {
             let addr = IpAddr::from(i.to_be_bytes());
-            throttle.record_failure(&config(), &[Subject::Address(addr)]);
+            throttle
+                .record_failure(&config(), &[Subject::Address(addr)])
+                .await;
         }
         assert!(throttle.len() <= 100, "{}", throttle.len());
     }

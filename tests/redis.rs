@@ -225,3 +225,31 @@ async fn a_replica_restarted_keeps_every_session_and_redis_down_at_start_is_not_
     wait_ready(&third).await;
     assert_eq!(bearer_status(&third, "/x", &token).await, 200);
 }
+
+#[tokio::test]
+async fn throttling_counts_failures_across_replicas() {
+    let Some(redis) = RedisServer::start() else { return };
+    let upstream = start_upstream().await;
+    let config = replica_config(&redis, &upstream).replace("[auth]\n", "[auth]\nmax_failures_per_user = 3\n");
+    let (a, b) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    for gateway in [&a, &b, &a] {
+        assert_eq!(
+            sign_in(&browser(), gateway, "alice", "wrong", "/").await.status(),
+            401
+        );
+    }
+    let throttled = sign_in(&browser(), &b, "alice", PASSWORD, "/").await;
+    assert_eq!(
+        throttled.status(),
+        429,
+        "three failures across two replicas reach the limit of three"
+    );
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_eq!(
+        sign_in(&browser(), &a, "bob", PASSWORD, "/").await.status(),
+        303,
+        "others are not slowed"
+    );
+}

@@ -366,7 +366,7 @@ where
         );
     }
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, headers));
-    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects) {
+    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
         tracing::warn!(username, retry_after = wait, "sign-in throttled");
         let message = format!("Too many failed sign-ins. Try again in {}.", human_wait(wait));
         let mut response = sign_in_page(
@@ -388,7 +388,10 @@ where
     };
     let Some(user) = user else {
         tracing::info!(username, "sign-in failed");
-        state.throttle.record_failure(&state.config.throttle, &subjects);
+        state
+            .throttle
+            .record_failure(&state.config.throttle, &subjects)
+            .await;
         return sign_in_page(
             state,
             headers,

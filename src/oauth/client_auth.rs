@@ -79,12 +79,16 @@ pub(crate) async fn authenticate(
             state
                 .throttle
                 .check(&state.config.throttle, &subjects)
+                .await
                 .map_err(OAuthError::throttled)?;
             if state.directory.verify_client_secret(&client, &secret).await {
                 Ok(Caller::Confidential(client))
             } else {
                 tracing::info!(client_id = %client.client_id, "client authentication failed");
-                state.throttle.record_failure(&state.config.throttle, &subjects);
+                state
+                    .throttle
+                    .record_failure(&state.config.throttle, &subjects)
+                    .await;
                 Err(OAuthError::invalid_client("Client authentication failed."))
             }
         }

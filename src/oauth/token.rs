@@ -303,10 +303,14 @@ async fn password(
     state
         .throttle
         .check(&state.config.throttle, &subjects)
+        .await
         .map_err(OAuthError::throttled)?;
     let Some(user) = state.directory.verify_password(username, password).await else {
         tracing::info!(username, "password grant: wrong username or password");
-        state.throttle.record_failure(&state.config.throttle, &subjects);
+        state
+            .throttle
+            .record_failure(&state.config.throttle, &subjects)
+            .await;
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
     let mut base = state.access_session(&user, ttl).with_scope_string(scope);

@@ -415,6 +415,23 @@ pub trait TokenStore: Send + Sync + 'static {
     fn ready(&self) -> StoreFuture<()> {
         StoreFuture::ready(Ok(()))
     }
+
+    /// Brute-force failure counters shared by every gateway on this store;
+    /// `None` (the default) keeps them in each process.
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        None
+    }
+}
+
+/// Failure counters per subject (a username, a client, an address) and
+/// fixed window, shared between gateways.
+pub trait FailureCounters: Send + Sync + 'static {
+    /// Adds one failure for `subject` in the window starting at
+    /// `window_start` (seconds since the epoch), kept for `keep_secs`.
+    fn add(&self, subject: &str, window_start: u64, keep_secs: u64) -> StoreFuture<()>;
+
+    /// The failures of `subject` in the windows starting at `window_starts`.
+    fn get(&self, subject: &str, window_starts: [u64; 2]) -> StoreFuture<[u32; 2]>;
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -435,6 +452,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn ready(&self) -> StoreFuture<()> {
         (**self).ready()
+    }
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        (**self).failure_counters()
     }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         (**self).remove(key)

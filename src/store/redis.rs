@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
-use super::{unix_now, Family, Session, StoreError, StoreFuture, TokenKey, TokenStore};
+use super::{unix_now, FailureCounters, Family, Session, StoreError, StoreFuture, TokenKey, TokenStore};
 
 /// Sessions in Redis, with a local cache.
 #[derive(Clone)]
@@ -352,6 +352,10 @@ impl TokenStore for RedisStore {
         StoreFuture::pending(async move { inner.delete_indexed(index).await })
     }
 
+    fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
+        Some(Arc::new(self.clone()))
+    }
+
     fn ready(&self) -> StoreFuture<()> {
         let inner = self.inner.clone();
         StoreFuture::pending(async move {
@@ -363,6 +367,39 @@ impl TokenStore for RedisStore {
                 ));
             }
             Ok(())
+        })
+    }
+}
+
+impl FailureCounters for RedisStore {
+    fn add(&self, subject: &str, window_start: u64, keep_secs: u64) -> StoreFuture<()> {
+        let inner = self.inner.clone();
+        let key = format!("{}th:{subject}:{window_start}", inner.prefix);
+        StoreFuture::pending(async move {
+            let mut redis = inner.manager.clone();
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .incr(&key, 1)
+                .ignore()
+                .expire(&key, keep_secs as i64)
+                .ignore();
+            inner.noted(pipe.query_async::<()>(&mut redis).await)
+        })
+    }
+
+    fn get(&self, subject: &str, window_starts: [u64; 2]) -> StoreFuture<[u32; 2]> {
+        let inner = self.inner.clone();
+        let keys: Vec<String> = window_starts
+            .iter()
+            .map(|w| format!("{}th:{subject}:{w}", inner.prefix))
+            .collect();
+        StoreFuture::pending(async move {
+            let mut redis = inner.manager.clone();
+            let counts: Vec<Option<u32>> = inner.noted(redis.mget(&keys).await)?;
+            Ok([
+                counts.first().copied().flatten().unwrap_or(0),
+                counts.get(1).copied().flatten().unwrap_or(0),
+            ])
         })
     }
 }
