@@ -58,6 +58,7 @@ pub struct Config {
     pub(crate) throttle: ThrottleConfig,
     pub(crate) limits: Limits,
     pub(crate) templates_dir: Option<PathBuf>,
+    pub(crate) log_format: LogFormat,
     pub(crate) users: Vec<UserConfig>,
     pub(crate) clients: Vec<ClientConfig>,
 }
@@ -70,6 +71,17 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// How log lines are written (`[log] format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Where tokens are kept (`[tokens] store`).
@@ -175,6 +187,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
     users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     clients: Vec<Spanned<RawClient>>,
@@ -188,6 +202,12 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
     workers: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
 }
 
 #[derive(Deserialize, Default)]
@@ -822,6 +842,7 @@ impl Config {
             throttle,
             limits,
             templates_dir,
+            log_format: raw.log.format.unwrap_or(LogFormat::Text),
             users,
             clients,
         };
@@ -894,6 +915,11 @@ impl Config {
     pub fn workers(&self) -> usize {
         self.workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// How log lines are written (`log.format`).
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
     }
 
     /// The gateway's public base URL (`server.public_url`), if set.

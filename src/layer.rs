@@ -46,6 +46,7 @@ use tower::{Layer, Service};
 use crate::config::Config;
 use crate::credential::{self, Source};
 use crate::error::Error;
+use crate::metrics::{Metrics, RouteKind};
 use crate::oauth;
 use crate::paths;
 use crate::request::is_browser_navigation;
@@ -100,6 +101,11 @@ impl AuthLayer {
         Ok(Self {
             shared: Arc::new(ArcSwap::from_pointee(state)),
         })
+    }
+
+    /// The layer's metrics (the same registry across reloads).
+    pub(crate) fn metrics(&self) -> Arc<Metrics> {
+        self.shared.load().metrics.clone()
     }
 
     /// The configuration the layer runs on now.
@@ -202,7 +208,10 @@ where
                             let response = forward(&mut inner, req, Some(session)).await?;
                             Ok(response.map(Either::Left))
                         }
-                        Err(response) => Ok(response.map(Either::Right)),
+                        Err(mut response) => {
+                            response.extensions_mut().insert(RouteKind::Refused);
+                            Ok(response.map(Either::Right))
+                        }
                     }
                 }))
             }
@@ -413,9 +422,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.future.poll(cx))?;
-        if let Some(session) = this.session.take() {
-            response.extensions_mut().insert(session);
-        }
+        let route = match this.session.take() {
+            Some(session) => {
+                response.extensions_mut().insert(session);
+                RouteKind::Authenticated
+            }
+            None => RouteKind::Public,
+        };
+        response.extensions_mut().insert(route);
         Poll::Ready(Ok(response))
     }
 }
@@ -429,11 +443,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { inner } => inner.poll(cx).map_ok(|r| r.map(Either::Left)),
-            KindProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion")
-                .map(Either::Right))),
-            KindProj::Own { future } => future.as_mut().poll(cx).map(|r| Ok(r.map(Either::Right))),
+            KindProj::Ready { response } => {
+                let mut response = response.take().expect("ResponseFuture polled after completion");
+                response.extensions_mut().insert(RouteKind::Refused);
+                Poll::Ready(Ok(response.map(Either::Right)))
+            }
+            KindProj::Own { future } => future.as_mut().poll(cx).map(|mut r| {
+                r.extensions_mut().insert(RouteKind::Own);
+                Ok(r.map(Either::Right))
+            }),
             KindProj::Deferred { future } => future.as_mut().poll(cx),
         }
     }

@@ -46,6 +46,7 @@ mod directory;
 mod error;
 mod forwarding;
 mod layer;
+mod metrics;
 mod oauth;
 mod pages;
 mod paths;
@@ -58,11 +59,12 @@ mod store;
 mod throttle;
 mod whoami;
 
-pub use config::{Config, Upstream};
+pub use config::{Config, LogFormat, Upstream};
 pub use directory::hash_password;
 pub use error::{Error, ErrorKind, Location};
 pub use forwarding::ClientAddr;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
+pub use metrics::{RouteKind, UpstreamError};
 pub use proxy::{Proxy, ProxyBody};
 pub use server::{shutdown_signal, Gateway};
 #[cfg(feature = "redis")]

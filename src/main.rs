@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authgate::{Config, Gateway};
+use authgate::{Config, Gateway, LogFormat};
 
 const USAGE: &str = "\
 authgate: a sign-in gateway in front of any HTTP app
@@ -88,11 +88,11 @@ fn refuse(err: &authgate::Error) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    init_logging();
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
+    init_logging(config.log_format());
     let workers = config.workers();
     // One worker: a current-thread runtime, with no cross-thread wake-ups.
     let mut builder = match workers {
@@ -124,14 +124,21 @@ fn run(path: &std::path::Path) -> ExitCode {
     })
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Reads a password without echo on a terminal (asking twice), or one line

@@ -22,6 +22,7 @@ use tower::Service;
 use url::Url;
 
 use crate::forwarding::{is_trusted, ClientAddr};
+use crate::metrics::UpstreamError;
 use crate::response::{self, OwnBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
@@ -173,12 +174,10 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// A short plain-text answer for a failed upstream.
-fn upstream_failure(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+/// A short JSON answer for a failed upstream, noting why for the metrics.
+fn upstream_failure(status: StatusCode, kind: UpstreamError, message: &'static str) -> Response<ProxyBody> {
     let mut response = response::json_error(status, "upstream_unavailable", message);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(kind);
     response.map(Either::Right)
 }
 
@@ -215,6 +214,7 @@ impl Service<Request<Incoming>> for Proxy {
                     tracing::warn!(error = %err, "upstream refused the connection");
                     Ok(upstream_failure(
                         StatusCode::BAD_GATEWAY,
+                        UpstreamError::Connect,
                         "The upstream service cannot be reached.",
                     ))
                 }
@@ -222,6 +222,7 @@ impl Service<Request<Incoming>> for Proxy {
                     tracing::warn!(error = %err, "upstream failed");
                     Ok(upstream_failure(
                         StatusCode::BAD_GATEWAY,
+                        UpstreamError::Broken,
                         "The upstream service closed the connection without answering.",
                     ))
                 }
@@ -229,6 +230,7 @@ impl Service<Request<Incoming>> for Proxy {
                     tracing::warn!(timeout_secs = timeout.as_secs(), "upstream timed out");
                     Ok(upstream_failure(
                         StatusCode::GATEWAY_TIMEOUT,
+                        UpstreamError::Timeout,
                         "The upstream service did not answer in time.",
                     ))
                 }

@@ -27,11 +27,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
 
 use crate::config::{Config, StoreConfig, Upstream};
 use crate::error::Error;
-use crate::forwarding::ClientAddr;
+use crate::forwarding::{is_trusted, ClientAddr};
 use crate::layer::{AuthBody, AuthLayer, AuthService};
+use crate::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::proxy::{Proxy, ProxyBody};
 use crate::response;
 use crate::store::persist::{self, Loaded};
@@ -211,7 +213,17 @@ impl Gateway {
                 started_request: started_request.clone(),
             });
             let service = self.service.clone();
-            let handler = hyper::service::service_fn(move |req| handle(service.clone(), peer, req));
+            let metrics = self.layer.metrics();
+            let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
+            let handler = hyper::service::service_fn(move |req| {
+                let (service, metrics) = (service.clone(), metrics.clone());
+                async move {
+                    let started = Instant::now();
+                    let response = handle(service, peer, peer_trusted, req).await?;
+                    record(&metrics, &response, started.elapsed());
+                    Ok::<_, Infallible>(response)
+                }
+            });
             let connection = graceful.watch(builder.serve_connection_with_upgrades(io, handler).into_owned());
             tokio::spawn(async move {
                 let result = connection.await;
@@ -417,6 +429,7 @@ impl AsyncWrite for Watched {
 async fn handle<S, ReqBody, B>(
     service: S,
     peer: SocketAddr,
+    peer_trusted: bool,
     mut req: Request<ReqBody>,
 ) -> Result<Response<AuthBody<B>>, Infallible>
 where
@@ -424,9 +437,15 @@ where
 {
     let started = Instant::now();
     req.extensions_mut().insert(ClientAddr(peer));
+    let request_id = request_id(req.headers(), peer_trusted);
+    req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    let span = tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes()));
     let logged = tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let response = match AssertUnwindSafe(service.oneshot(req)).catch_unwind().await {
+    let handling = AssertUnwindSafe(service.oneshot(req))
+        .catch_unwind()
+        .instrument(span.clone());
+    let mut response = match handling.await {
         Ok(Ok(response)) => response,
         Ok(Err(never)) => match never {},
         Err(panic) => {
@@ -435,7 +454,7 @@ where
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(panic = what, "request handling panicked");
+            span.in_scope(|| tracing::error!(panic = what, "request handling panicked"));
             response::json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -446,17 +465,59 @@ where
     };
     if let Some((method, path)) = logged {
         let user = response.extensions().get::<Session>().map(Session::username);
-        tracing::info!(
-            target: "authgate::access",
-            %method,
-            path,
-            status = response.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-            user,
-            client = %peer.ip(),
-        );
+        span.in_scope(|| {
+            tracing::info!(
+                target: "authgate::access",
+                %method,
+                path,
+                status = response.status().as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+                user,
+                client = %peer.ip(),
+            )
+        });
     }
+    response.headers_mut().insert(X_REQUEST_ID, request_id);
     Ok(response)
+}
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The request's id: the one a trusted proxy already set, or a new one
+/// (a per-process random prefix and a counter: unique, and cheap).
+fn request_id(headers: &http::HeaderMap, peer_trusted: bool) -> http::HeaderValue {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    if peer_trusted {
+        if let Some(id) = headers
+            .get(X_REQUEST_ID)
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+        {
+            return id.clone();
+        }
+    }
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        u32::from_le_bytes(bytes)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    http::HeaderValue::try_from(format!("{prefix:08x}-{n:012x}")).expect("hex is a valid header value")
+}
+
+/// Counts a finished request in the metrics.
+fn record<B>(metrics: &Metrics, response: &Response<B>, took: Duration) {
+    let route = response
+        .extensions()
+        .get::<RouteKind>()
+        .copied()
+        .unwrap_or(RouteKind::Own);
+    metrics.request(route, response.status().as_u16(), took);
+    if let Some(kind) = response.extensions().get::<UpstreamError>() {
+        metrics.upstream_error(*kind);
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -501,7 +562,7 @@ mod tests {
                         Bytes::from("fine"),
                     ))))
                 });
-                let handler = hyper::service::service_fn(move |req| handle(panicky, peer, req));
+                let handler = hyper::service::service_fn(move |req| handle(panicky, peer, false, req));
                 let connection = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), handler)
                     .into_owned();

@@ -12,6 +12,7 @@ use crate::csrf::CsrfKey;
 use crate::directory::{Directory, User};
 use crate::error::Error;
 use crate::forwarding::{self, ClientAddr};
+use crate::metrics::{MeteredStore, Metrics};
 use crate::pages::Pages;
 use crate::store::{unix_now, Session, StoreError, Token, TokenStore};
 use crate::throttle::Throttle;
@@ -23,11 +24,15 @@ pub(crate) struct AuthState {
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) throttle: Arc<Throttle>,
     pub(crate) csrf: Arc<CsrfKey>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl AuthState {
     pub(crate) fn new(config: Config, store: Arc<dyn TokenStore>) -> Result<Self, Error> {
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
         Ok(Self {
+            metrics,
             directory: Directory::from_config(&config),
             pages: Pages::load(config.templates_dir.as_deref())?,
             config,
@@ -46,6 +51,7 @@ impl AuthState {
             store: self.store.clone(),
             throttle: self.throttle.clone(),
             csrf: self.csrf.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -86,6 +92,7 @@ impl AuthState {
             session = session.for_client(client_id);
         }
         self.store.insert(token.key(), session.clone()).await?;
+        self.metrics.tokens_issued.inc();
         Ok((token, session))
     }
 }

@@ -16,6 +16,7 @@ use crate::config::Grant;
 use crate::credential::{self, SESSION_COOKIE};
 use crate::csrf::{self, CSRF_COOKIE};
 use crate::directory::{Client, User};
+use crate::metrics::SignIn;
 use crate::pages::SignInPage;
 use crate::paths::safe_return_path;
 use crate::request::{self, cookie, BodyError, Params};
@@ -368,6 +369,7 @@ where
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, headers));
     if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
         tracing::warn!(username, retry_after = wait, "sign-in throttled");
+        state.metrics.sign_in(SignIn::Throttled);
         let message = format!("Too many failed sign-ins. Try again in {}.", human_wait(wait));
         let mut response = sign_in_page(
             state,
@@ -388,6 +390,7 @@ where
     };
     let Some(user) = user else {
         tracing::info!(username, "sign-in failed");
+        state.metrics.sign_in(SignIn::Failed);
         state
             .throttle
             .record_failure(&state.config.throttle, &subjects)
@@ -445,6 +448,7 @@ where
         }
     };
     tracing::info!(username = %user.username, client_id = session.client_id(), "signed in");
+    state.metrics.sign_in(SignIn::Succeeded);
     match target {
         Target::Gateway => {
             let previous = cookie(&parts.headers, SESSION_COOKIE).map(TokenKey::of);

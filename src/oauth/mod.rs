@@ -48,12 +48,13 @@ const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
 const HEALTHZ_PATH: &str = "/healthz";
 const READYZ_PATH: &str = "/readyz";
+const METRICS_PATH: &str = "/metrics";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
     path.strip_prefix("/management")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || matches!(path, DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH)
+        || matches!(path, DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH | METRICS_PATH)
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -97,7 +98,8 @@ where
             response::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
         (READYZ_PATH, &Method::GET | &Method::HEAD) => readiness(&state).await,
-        (HEALTHZ_PATH | READYZ_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (METRICS_PATH, &Method::GET | &Method::HEAD) => metrics(&state),
+        (HEALTHZ_PATH | READYZ_PATH | METRICS_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         _ => match user_revocation(&path) {
             Some((username, one)) if method == Method::PUT || method == Method::POST => {
                 revoke::revoke_user_tokens(&state, &req.into_parts().0, &username, one).await
@@ -106,6 +108,27 @@ where
             None => not_found(&state, &req),
         },
     }
+}
+
+/// `/metrics`: the Prometheus (OpenMetrics) text exposition.
+fn metrics(state: &AuthState) -> Response<OwnBody> {
+    if let Some(live) = state.store.live_count() {
+        state
+            .metrics
+            .tokens_live
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+    }
+    let mut response = Response::new(http_body_util::Full::new(bytes::Bytes::from(
+        state.metrics.render(),
+    )));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `/readyz`: ready when the configuration is loaded (it is, or nothing

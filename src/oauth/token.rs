@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::Grant;
 use crate::directory::{Client, User};
+use crate::metrics::SignIn;
 use crate::request::Params;
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
@@ -167,6 +168,7 @@ async fn issue(
     }
     let access = Token::generate();
     state.store.insert(access.key(), session.clone()).await?;
+    state.metrics.tokens_issued.inc();
     let refresh = match (with_refresh, family) {
         (true, Some(family)) => {
             let refresh = Token::generate();
@@ -300,19 +302,20 @@ async fn password(
     let password = required_param(params, "password")?;
     let scope = grant_scope(caller.client().map(Arc::as_ref), param(params, "scope")?)?;
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, &parts.headers));
-    state
-        .throttle
-        .check(&state.config.throttle, &subjects)
-        .await
-        .map_err(OAuthError::throttled)?;
+    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
+        state.metrics.sign_in(SignIn::Throttled);
+        return Err(OAuthError::throttled(wait));
+    }
     let Some(user) = state.directory.verify_password(username, password).await else {
         tracing::info!(username, "password grant: wrong username or password");
+        state.metrics.sign_in(SignIn::Failed);
         state
             .throttle
             .record_failure(&state.config.throttle, &subjects)
             .await;
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
+    state.metrics.sign_in(SignIn::Succeeded);
     let mut base = state.access_session(&user, ttl).with_scope_string(scope);
     if let Some(client) = caller.client() {
         base = base.for_client(&client.client_id);

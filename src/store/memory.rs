@@ -138,6 +138,10 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(before.saturating_sub(self.inner.sessions.len())))
     }
 
+    fn live_count(&self) -> Option<usize> {
+        Some(self.len())
+    }
+
     fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
         if let Some(mut session) = self.inner.sessions.get_mut(key) {
             session.touch(now);

@@ -421,6 +421,12 @@ pub trait TokenStore: Send + Sync + 'static {
     fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
         None
     }
+
+    /// How many tokens the store holds, where that is cheap to know (the
+    /// in-memory store); for `/metrics`.
+    fn live_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Failure counters per subject (a username, a client, an address) and
@@ -455,6 +461,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn failure_counters(&self) -> Option<Arc<dyn FailureCounters>> {
         (**self).failure_counters()
+    }
+    fn live_count(&self) -> Option<usize> {
+        (**self).live_count()
     }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         (**self).remove(key)
