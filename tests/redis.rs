@@ -253,3 +253,39 @@ async fn throttling_counts_failures_across_replicas() {
         "others are not slowed"
     );
 }
+
+#[tokio::test]
+async fn two_gateway_processes_on_one_redis_share_sign_ins_and_revocations() {
+    let Some(redis) = RedisServer::start() else { return };
+    let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("authgate.toml");
+    std::fs::write(&config, replica_config(&redis, &upstream)).unwrap();
+    let (one, two) = (start_binary(&config), start_binary(&config));
+    for running in [&one, &two] {
+        running.wait_for_log("listening for revocations", Duration::from_secs(5));
+    }
+    let response = submit_sign_in(&browser(), &one.url("/management/authorize"), "alice", PASSWORD).await;
+    let token = session_token(&response);
+    let at = |running: &Running| {
+        let url = running.url("/x");
+        let token = token.clone();
+        async move { api().get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(at(&two).await, 200, "signed in at one, used at two");
+    let out = api()
+        .post(two.url("/management/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let revoked = Instant::now();
+    while at(&one).await != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still accepted at one after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
