@@ -71,6 +71,13 @@ impl AuthState {
         forwarding::client_ip(peer, headers, &self.config.trusted_proxies)
     }
 
+    /// Whether the request came straight from a trusted proxy.
+    pub(crate) fn from_trusted_proxy(&self, extensions: &http::Extensions) -> bool {
+        extensions
+            .get::<ClientAddr>()
+            .is_some_and(|peer| forwarding::is_trusted(peer.0.ip(), &self.config.trusted_proxies))
+    }
+
     /// A new access-token session for `user`, with the configured lifetime
     /// and idle timeout.
     pub(crate) fn access_session(&self, user: &User, ttl_secs: u64) -> Session {

@@ -5,6 +5,8 @@ mod common;
 
 #[path = "../examples/axum_app.rs"]
 mod axum_app;
+#[path = "../examples/hyper_server.rs"]
+mod hyper_server;
 
 use common::*;
 
@@ -43,4 +45,23 @@ async fn the_layer_guards_an_axum_app() {
     let hello = browser.get(url("/")).send().await.unwrap().text().await.unwrap();
     assert!(hello.starts_with("hello, carol!"), "{hello}");
     assert!(hello.contains("Authorization header present: true"), "{hello}");
+}
+
+#[tokio::test]
+async fn the_layer_guards_a_plain_hyper_server() {
+    let toml = format!(
+        "[upstream]\nbuiltin = \"whoami\"\n[[users]]\nusername = \"dora\"\npassword_hash = \"{}\"\n",
+        password_hash()
+    );
+    let config = authgate::Config::from_toml_str(&toml).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(hyper_server::serve(listener, config));
+    let url = |path: &str| format!("http://{addr}{path}");
+    assert_eq!(api().get(url("/")).send().await.unwrap().status(), 401);
+    let browser = browser();
+    let signed_in = submit_sign_in(&browser, &url("/management/authorize?rd=/"), "dora", PASSWORD).await;
+    assert_eq!(signed_in.status(), 303);
+    let hello = browser.get(url("/")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(hello, "hello from hyper, dora\n");
 }

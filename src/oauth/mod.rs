@@ -6,6 +6,7 @@ mod client_auth;
 mod cors;
 mod discovery;
 mod error;
+mod forward_auth;
 mod introspect;
 mod logout;
 mod me;
@@ -44,6 +45,7 @@ const TOKEN_PATH: &str = "/management/token";
 const REVOKE_PATH: &str = "/management/revoke";
 const INTROSPECT_PATH: &str = "/management/introspect";
 const ME_PATH: &str = "/management/me";
+const FORWARD_AUTH_PATH: &str = "/management/auth";
 const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
 const HEALTHZ_PATH: &str = "/healthz";
@@ -92,6 +94,10 @@ where
         (REVOKE_PATH | INTROSPECT_PATH, _) => method_not_allowed(&req, "POST, OPTIONS"),
         (ME_PATH, &Method::GET | &Method::HEAD) => me::me(&state, &req.into_parts().0).await,
         (ME_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (FORWARD_AUTH_PATH, &Method::GET | &Method::HEAD) => {
+            forward_auth::check(&state, &req.into_parts().0).await
+        }
+        (FORWARD_AUTH_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (HEALTHZ_PATH, &Method::GET | &Method::HEAD) => {
