@@ -16,7 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 use tower::Service;
 use url::Url;
@@ -102,9 +102,12 @@ impl Proxy {
 
 impl ProxyInner {
     /// Rewrites `req` to go upstream: the upstream's origin with the same
-    /// path and query, HTTP/1.1, no hop-by-hop headers, and
-    /// `X-Forwarded-For/Proto/Host` set.
-    fn rewrite(&self, req: &mut Request<Incoming>) -> Result<(), http::Error> {
+    /// path and query, HTTP/1.1, no hop-by-hop headers (but a protocol
+    /// upgrade asked for, such as WebSocket, is asked of the upstream too),
+    /// and `X-Forwarded-For/Proto/Host` set. Answers whether it is an
+    /// upgrade.
+    fn rewrite(&self, req: &mut Request<Incoming>) -> Result<bool, http::Error> {
+        let upgrade = upgrade_asked(req.headers());
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -153,7 +156,39 @@ impl ProxyInner {
                 None => headers.remove(X_FORWARDED_HOST),
             };
         }
-        Ok(())
+        if let Some(protocol) = &upgrade {
+            headers.insert(header::UPGRADE, protocol.clone());
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        Ok(upgrade.is_some())
+    }
+}
+
+/// The protocol of an `Upgrade` the request asks for (with `Connection:
+/// upgrade`), such as `websocket`.
+fn upgrade_asked(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Splices an upgraded client connection to the upgraded upstream
+/// connection, both ways, until either side closes.
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, upstream) {
+        Ok((client, upstream)) => {
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                tracing::debug!(error = %err, "upgraded connection ended");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "protocol upgrade failed"),
     }
 }
 
@@ -192,7 +227,7 @@ impl Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let inner = &self.inner;
-        if inner.rewrite(&mut req).is_err() {
+        let Ok(upgrade) = inner.rewrite(&mut req) else {
             return Box::pin(async {
                 Ok(response::json_error(
                     StatusCode::BAD_REQUEST,
@@ -201,13 +236,20 @@ impl Service<Request<Incoming>> for Proxy {
                 )
                 .map(Either::Right))
             });
-        }
+        };
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let future = inner.client.request(req);
         let timeout = inner.timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, future).await {
                 Ok(Ok(mut response)) => {
-                    remove_hop_by_hop(response.headers_mut());
+                    match client_upgrade {
+                        Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                            let upstream = hyper::upgrade::on(&mut response);
+                            tokio::spawn(splice(client, upstream));
+                        }
+                        _ => remove_hop_by_hop(response.headers_mut()),
+                    }
                     Ok(response.map(Either::Left))
                 }
                 Ok(Err(err)) if err.is_connect() => {

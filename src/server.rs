@@ -234,11 +234,14 @@ impl Gateway {
                     if timed_out && started_request.load(Ordering::Acquire) {
                         tracing::info!(%peer, "request header not received in time: 408");
                         let _ = (&spare).write(REQUEST_TIMEOUT);
+                        let _ = spare.shutdown(std::net::Shutdown::Both);
                     } else {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                 }
-                let _ = spare.shutdown(std::net::Shutdown::Both);
+                // Dropping the spare handle closes only it: an upgraded
+                // connection (WebSocket) lives on in its splice.
+                drop(spare);
                 drop(slot);
             });
         }
