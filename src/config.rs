@@ -44,6 +44,7 @@ pub struct Config {
     pub(crate) workers: Option<usize>,
     pub(crate) public_url: Option<Url>,
     pub(crate) upstream: Upstream,
+    pub(crate) routes: Vec<Route>,
     pub(crate) upstream_connect_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
     pub(crate) token_ttl_secs: u64,
@@ -71,6 +72,67 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// A route (`[[routes]]`): requests for a host and path prefix go to their
+/// own upstream under their own policy. First match wins; `[upstream]` is
+/// the default route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) host: Option<String>,
+    pub(crate) path_prefix: String,
+    pub(crate) upstream: Upstream,
+    pub(crate) policy: Policy,
+    pub(crate) strip_prefix: bool,
+}
+
+/// Who may use a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Anyone, signed in or not.
+    Public,
+    /// Anyone signed in.
+    Authenticated,
+    /// Only these users (others get `403`).
+    Users(Vec<String>),
+}
+
+impl Route {
+    /// Whether a request for `host` (port ignored) and the normalized
+    /// `path` takes this route.
+    pub(crate) fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        let host_ok = self.host.as_deref().is_none_or(|want| {
+            host.map(|h| {
+                h.rsplit_once(':').map_or(h, |(name, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) {
+                        name
+                    } else {
+                        h
+                    }
+                })
+            })
+            .is_some_and(|h| h.eq_ignore_ascii_case(want))
+        });
+        host_ok
+            && path
+                .strip_prefix(self.path_prefix.trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || self.path_prefix == "/")
+    }
+
+    /// `path` as the route's upstream sees it.
+    pub(crate) fn upstream_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.strip_prefix {
+            true => {
+                let rest = &path[self.path_prefix.trim_end_matches('/').len().min(path.len())..];
+                if rest.starts_with('/') {
+                    rest.into()
+                } else {
+                    format!("/{rest}").into()
+                }
+            }
+            false => path.into(),
+        }
+    }
 }
 
 /// How log lines are written (`[log] format`).
@@ -189,6 +251,8 @@ struct RawConfig {
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
+    routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
     users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     clients: Vec<Spanned<RawClient>>,
@@ -259,6 +323,19 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawPages {
     templates_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    host: Option<String>,
+    path_prefix: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    builtin: Option<Spanned<String>>,
+    policy: Option<Spanned<String>>,
+    allowed_users: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    strip_prefix: bool,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +430,51 @@ impl Checker<'_> {
             );
         }
         Ok(url)
+    }
+
+    fn routes(&self, raw: Vec<Spanned<RawRoute>>, users: &[UserConfig]) -> Result<Vec<Route>, Error> {
+        raw.into_iter()
+            .map(|route| {
+                let span = route.span();
+                let route = route.into_inner();
+                let upstream = match (&route.url, &route.builtin) {
+                    (Some(url), None) => Upstream::Url(self.http_url("routes.url", url)?),
+                    (None, Some(b)) if b.get_ref() == "whoami" => Upstream::Whoami,
+                    _ => return self.fail(&span, "a route needs url = \"http://HOST:PORT\" (or builtin = \"whoami\"), one of them"),
+                };
+                let path_prefix = match &route.path_prefix {
+                    None => "/".to_owned(),
+                    Some(prefix) => {
+                        let text = prefix.get_ref();
+                        if crate::paths::normalize(text).as_deref() != Some(text.as_str()) || text.contains(['?', '#', '%']) {
+                            return self.fail(&prefix.span(), format!("path_prefix {text:?} must be a normalized path starting with /"));
+                        }
+                        text.clone()
+                    }
+                };
+                let policy = match (route.policy.as_ref().map(|p| p.get_ref().as_str()), &route.allowed_users) {
+                    (Some("public"), None) => Policy::Public,
+                    (Some("authenticated") | None, None) => Policy::Authenticated,
+                    (Some("authenticated") | None, Some(allowed)) => {
+                        if let Some(unknown) = allowed.get_ref().iter().find(|u| !users.iter().any(|c| &c.username == *u)) {
+                            return self.fail(&allowed.span(), format!("allowed_users names {unknown:?}, who is not in [[users]]"));
+                        }
+                        Policy::Users(allowed.get_ref().clone())
+                    }
+                    (Some(other), _) => {
+                        let at = route.policy.as_ref().map_or(span.clone(), Spanned::span);
+                        return self.fail(
+                            &at,
+                            format!("policy {other:?}: use \"public\" or \"authenticated\" (with allowed_users to name who)"),
+                        );
+                    }
+                };
+                if route.strip_prefix && path_prefix == "/" {
+                    return self.fail(&span, "strip_prefix needs a path_prefix other than /");
+                }
+                Ok(Route { host: route.host.map(|h| h.to_ascii_lowercase()), path_prefix, upstream, policy, strip_prefix: route.strip_prefix })
+            })
+            .collect()
     }
 
     fn upstream(&self, raw: Option<Spanned<RawUpstream>>) -> Result<(Upstream, Duration, Duration), Error> {
@@ -821,6 +943,7 @@ impl Config {
             .templates_dir
             .map(|dir| relative_to(file, dir.get_ref()));
         let users = check.users(raw.users)?;
+        let routes = check.routes(raw.routes, &users)?;
         let clients = check.clients(raw.clients)?;
         let config = Self {
             source: file.to_path_buf(),
@@ -828,6 +951,7 @@ impl Config {
             workers,
             public_url,
             upstream,
+            routes,
             upstream_connect_timeout,
             upstream_timeout,
             token_ttl_secs,
@@ -941,6 +1065,15 @@ impl Config {
     /// Access token lifetime in seconds (`tokens.ttl_secs`, default 3600).
     pub fn token_ttl_secs(&self) -> u64 {
         self.token_ttl_secs
+    }
+
+    /// The first route (`[[routes]]`) a request for `host` and `path` takes,
+    /// with its index; `None` for the default route (`[upstream]`).
+    pub(crate) fn route_for(&self, host: Option<&str>, path: &str) -> Option<(usize, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.matches(host, path))
     }
 
     /// Paths that pass without sign-in (`auth.public_paths`).

@@ -43,7 +43,7 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::credential::{self, Source};
 use crate::error::Error;
 use crate::metrics::{Metrics, RouteKind};
@@ -219,9 +219,25 @@ where
     }
 }
 
+/// The `[[routes]]` entry a request takes (its index), set by the layer
+/// for the gateway's upstream service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RouteIndex(pub(crate) usize);
+
 /// Decides what to do with a request that is not for an own endpoint.
 fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
-    let public = paths::is_public(req.uri().path(), &state.config.public_paths);
+    let mut public = paths::is_public(req.uri().path(), &state.config.public_paths);
+    if !state.config.routes.is_empty() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri().host());
+        if let Some((index, route)) = state.config.route_for(host, req.uri().path()) {
+            public |= route.policy == Policy::Public;
+            req.extensions_mut().insert(RouteIndex(index));
+        }
+    }
     let found = credential::find(req.headers(), req.uri()).map(|presented| {
         let inject = (presented.source != Source::Header)
             .then(|| HeaderValue::try_from(format!("Bearer {}", presented.token)).ok())
@@ -266,6 +282,19 @@ fn settle<B>(
             return Err(unavailable(state, req));
         }
     };
+    if let Some(RouteIndex(index)) = req.extensions().get::<RouteIndex>() {
+        if let Some(Policy::Users(allowed)) = state.config.routes.get(*index).map(|r| &r.policy) {
+            if !allowed.iter().any(|u| u == session.username()) {
+                return Err(oauth::error_for(
+                    state,
+                    req.headers(),
+                    StatusCode::FORBIDDEN,
+                    "access_denied",
+                    "You are signed in, but this part of the site is not open to you.",
+                ));
+            }
+        }
+    }
     let now = unix_now();
     if session.needs_touch(now) {
         if let Err(pending) = state.store.touch(&key, now).into_ready() {

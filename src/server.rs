@@ -29,10 +29,10 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
-use crate::config::{Config, StoreConfig, Upstream};
+use crate::config::{Config, Route, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::{is_trusted, ClientAddr};
-use crate::layer::{AuthBody, AuthLayer, AuthService};
+use crate::layer::{AuthBody, AuthLayer, AuthService, RouteIndex};
 use crate::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::proxy::{Proxy, ProxyBody};
 use crate::response;
@@ -53,12 +53,56 @@ const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnec
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// The service behind the layer: the reverse proxy, or the built-in
+/// Where a route's traffic goes: the reverse proxy, or the built-in
 /// upstream.
 #[derive(Clone, Debug)]
-enum UpstreamService {
+enum Target {
     Proxy(Proxy),
     Whoami(Whoami),
+}
+
+impl Target {
+    fn new(upstream: &Upstream, config: &Config) -> Self {
+        match upstream {
+            Upstream::Url(url) => Target::Proxy(Proxy::new(
+                url,
+                config.upstream_connect_timeout,
+                config.upstream_timeout,
+                config.public_url().map_or("http", |u| u.scheme()),
+                config.trusted_proxies.clone(),
+            )),
+            Upstream::Whoami => Target::Whoami(Whoami),
+        }
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
+        match self {
+            Self::Proxy(proxy) => proxy.call(req),
+            Self::Whoami(whoami) => Box::pin(whoami.call(req)),
+        }
+    }
+}
+
+/// The service behind the layer: the route the layer chose
+/// (`[[routes]]`), or the default upstream.
+#[derive(Clone, Debug)]
+struct UpstreamService {
+    default: Target,
+    routes: Arc<[(Route, Target)]>,
+}
+
+impl UpstreamService {
+    fn new(config: &Config) -> Self {
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| (r.clone(), Target::new(&r.upstream, config)))
+            .collect();
+        Self {
+            default: Target::new(config.upstream(), config),
+            routes,
+        }
+    }
 }
 
 impl Service<Request<Incoming>> for UpstreamService {
@@ -70,11 +114,24 @@ impl Service<Request<Incoming>> for UpstreamService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        match self {
-            Self::Proxy(proxy) => proxy.call(req),
-            Self::Whoami(whoami) => Box::pin(whoami.call(req)),
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        let Some(RouteIndex(index)) = req.extensions().get::<RouteIndex>().copied() else {
+            return self.default.call(req);
+        };
+        let Some((route, target)) = self.routes.get(index) else {
+            return self.default.call(req);
+        };
+        if route.strip_prefix {
+            let path = route.upstream_path(req.uri().path()).into_owned();
+            let target_uri = match req.uri().query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            if let Ok(uri) = target_uri.parse() {
+                *req.uri_mut() = uri;
+            }
         }
+        target.clone().call(req)
     }
 }
 
@@ -109,19 +166,7 @@ impl Gateway {
     /// Builds the service stack for `config`, restores the sessions of its
     /// `persist_path`, and binds its listen address.
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let upstream = match config.upstream() {
-            Upstream::Url(url) => {
-                let proto = config.public_url().map_or("http", |u| u.scheme());
-                UpstreamService::Proxy(Proxy::new(
-                    url,
-                    config.upstream_connect_timeout,
-                    config.upstream_timeout,
-                    proto,
-                    config.trusted_proxies.clone(),
-                ))
-            }
-            Upstream::Whoami => UpstreamService::Whoami(Whoami),
-        };
+        let upstream = UpstreamService::new(&config);
         let listen = config.listen();
         let listener = TcpListener::bind(listen)
             .await
@@ -337,12 +382,15 @@ async fn reload_on_sighup(layer: AuthLayer, current: Config) {
                     ),
                     ("tokens.persist_path", next.persist_path != current.persist_path),
                     ("limits", next.limits != current.limits),
+                    ("routes", next.routes != current.routes),
                 ] {
                     if changed {
                         tracing::warn!("{what} changed in {}: that takes a restart", path.display());
                     }
                 }
-                match layer.reload(next.with_listen(current.listen())) {
+                let mut next = next.with_listen(current.listen());
+                next.routes = current.routes.clone();
+                match layer.reload(next) {
                     Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
                     Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
                 }
