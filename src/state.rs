@@ -72,7 +72,7 @@ impl AuthState {
     }
 
     /// Whether the request came straight from a trusted proxy.
-    pub(crate) fn from_trusted_proxy(&self, extensions: &http::Extensions) -> bool {
+    pub(crate) fn is_from_trusted_proxy(&self, extensions: &http::Extensions) -> bool {
         extensions
             .get::<ClientAddr>()
             .is_some_and(|peer| forwarding::is_trusted(peer.0.ip(), &self.config.trusted_proxies))

@@ -23,7 +23,7 @@ const X_FORWARDED_URI: &str = "x-forwarded-uri";
 const X_ORIGINAL_URI: &str = "x-original-uri";
 
 pub(super) async fn check(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
-    let trusted = state.from_trusted_proxy(&parts.extensions);
+    let trusted = state.is_from_trusted_proxy(&parts.extensions);
     let original = trusted
         .then(|| {
             [X_FORWARDED_URI, X_ORIGINAL_URI]
