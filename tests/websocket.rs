@@ -2,6 +2,8 @@
 //! to the upstream both ways; refused before the upgrade without a
 //! credential. A real WebSocket server and client (tokio-tungstenite).
 
+#![allow(clippy::result_large_err)] // tungstenite's handshake callback returns its own response as the error
+
 mod common;
 
 use common::*;
