@@ -47,6 +47,8 @@ pub struct Config {
     pub(crate) routes: Vec<Route>,
     pub(crate) upstream_connect_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
+    pub(crate) upstream_ca_file: Option<PathBuf>,
+    pub(crate) tls: Option<TlsFiles>,
     pub(crate) token_ttl_secs: u64,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_ttl_secs: u64,
@@ -72,6 +74,14 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// The certificate chain and key that terminate TLS (`[server] tls_cert`,
+/// `tls_key`), both PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// A route (`[[routes]]`): requests for a host and path prefix go to their
@@ -266,6 +276,8 @@ struct RawServer {
     #[serde(default)]
     trusted_proxies: Vec<Spanned<String>>,
     workers: Option<Spanned<u64>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,6 +303,7 @@ struct RawUpstream {
     builtin: Option<Spanned<String>>,
     connect_timeout_secs: Option<Spanned<u64>>,
     timeout_secs: Option<Spanned<u64>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -403,11 +416,13 @@ impl Checker<'_> {
         })?;
         match url.scheme() {
             "http" => {}
-            "https" if key == "server.public_url" => {}
+            "https" if key == "server.public_url" || cfg!(feature = "tls") => {}
             "https" => {
                 return self.fail(
                     &raw.span(),
-                    format!("{key}: https upstreams are not supported yet; use http://"),
+                    format!(
+                        "{key}: https upstreams need the tls feature, which this authgate was built without"
+                    ),
                 )
             }
             other => {
@@ -475,6 +490,40 @@ impl Checker<'_> {
                 Ok(Route { host: route.host.map(|h| h.to_ascii_lowercase()), path_prefix, upstream, policy, strip_prefix: route.strip_prefix })
             })
             .collect()
+    }
+
+    /// `[server] tls_cert` and `tls_key`: both or neither, each readable and
+    /// matching.
+    fn tls(
+        &self,
+        cert: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+    ) -> Result<Option<TlsFiles>, Error> {
+        let (cert, key) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(one), None) | (None, Some(one)) => {
+                return self.fail(
+                    &one.span(),
+                    "set both server.tls_cert and server.tls_key (PEM files), or neither",
+                )
+            }
+        };
+        let files = TlsFiles {
+            cert: relative_to(self.file, cert.get_ref()),
+            key: relative_to(self.file, key.get_ref()),
+        };
+        #[cfg(feature = "tls")]
+        if let Err(reason) = crate::tls::server_config(&files.cert, &files.key) {
+            return self.fail(&cert.span(), reason);
+        }
+        #[cfg(not(feature = "tls"))]
+        return self.fail(
+            &cert.span(),
+            "TLS needs the tls feature, which this authgate was built without",
+        );
+        #[allow(unreachable_code)]
+        Ok(Some(files))
     }
 
     fn upstream(&self, raw: Option<Spanned<RawUpstream>>) -> Result<(Upstream, Duration, Duration), Error> {
@@ -851,7 +900,13 @@ impl Config {
             .as_ref()
             .map(|url| check.http_url("server.public_url", url))
             .transpose()?;
+        let upstream_ca_file = raw
+            .upstream
+            .as_ref()
+            .and_then(|u| u.get_ref().ca_file.as_ref())
+            .map(|path| relative_to(file, path.get_ref()));
         let (upstream, upstream_connect_timeout, upstream_timeout) = check.upstream(raw.upstream)?;
+        let tls = check.tls(raw.server.tls_cert, raw.server.tls_key)?;
         let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
         let refresh_ttl_secs =
             check.seconds("tokens.refresh_ttl_secs", raw.tokens.refresh_ttl_secs, 30 * 86400)?;
@@ -954,6 +1009,8 @@ impl Config {
             routes,
             upstream_connect_timeout,
             upstream_timeout,
+            upstream_ca_file,
+            tls,
             token_ttl_secs,
             refresh_ttl_secs,
             max_ttl_secs,
@@ -1081,9 +1138,15 @@ impl Config {
         &self.public_paths
     }
 
-    /// Whether cookies must be `Secure`: the public URL is https.
+    /// Whether the gateway itself terminates TLS (`server.tls_cert`).
+    pub(crate) fn terminates_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether cookies must be `Secure`: the gateway terminates TLS, or its
+    /// public URL is https.
     pub(crate) fn secure_cookies(&self) -> bool {
-        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
+        self.terminates_tls() || self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
     }
 }
 

@@ -57,6 +57,8 @@ mod server;
 mod state;
 mod store;
 mod throttle;
+#[cfg(feature = "tls")]
+mod tls;
 mod whoami;
 
 pub use config::{Config, LogFormat, Upstream};

@@ -21,6 +21,8 @@ use ipnet::IpNet;
 use tower::Service;
 use url::Url;
 
+use crate::config::Config;
+use crate::error::Error;
 use crate::forwarding::{is_trusted, ClientAddr};
 use crate::metrics::UpstreamError;
 use crate::response::{self, OwnBody};
@@ -53,7 +55,7 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct ProxyInner {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<Connector, Incoming>,
     scheme: Scheme,
     authority: Authority,
     forwarded_proto: HeaderValue,
@@ -62,41 +64,41 @@ struct ProxyInner {
 }
 
 impl Proxy {
-    /// A proxy to `upstream` (an `http://` origin). `connect_timeout` bounds
-    /// opening a connection; `timeout` bounds the wait for the response
-    /// head. `forwarded_proto` is what `X-Forwarded-Proto` says.
-    /// `trusted_proxies` are the peers whose `X-Forwarded-*` headers are
-    /// kept (and appended to); anyone else's are replaced.
-    pub fn new(
-        upstream: &Url,
-        connect_timeout: Duration,
-        timeout: Duration,
-        forwarded_proto: &str,
-        trusted_proxies: Vec<IpNet>,
-    ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
+    /// A proxy to `upstream` (an `http://` or, with the `tls` feature,
+    /// `https://` origin) with the timeouts, forwarding headers, trusted
+    /// proxies and CA of `config`.
+    pub fn new(upstream: &Url, config: &Config) -> Result<Self, Error> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.upstream_connect_timeout));
+        http.enforce_http(false);
+        let connector = connector(http, config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(connector);
+        let https = config.terminates_tls() || config.public_url().is_some_and(|u| u.scheme() == "https");
+        let forwarded_proto = if https { "https" } else { "http" };
+        let scheme = if upstream.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let authority = match upstream.port() {
             Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or("127.0.0.1")),
             None => upstream.host_str().unwrap_or("127.0.0.1").to_owned(),
         };
         let inner = ProxyInner {
             client,
-            scheme: Scheme::HTTP,
+            scheme,
             authority: Authority::try_from(authority).expect("the config checked the upstream URL"),
-            forwarded_proto: HeaderValue::from_str(forwarded_proto)
-                .unwrap_or(HeaderValue::from_static("http")),
-            timeout,
-            trusted_proxies,
+            forwarded_proto: HeaderValue::from_static(forwarded_proto),
+            timeout: config.upstream_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(inner),
-        }
+        })
     }
 }
 
@@ -162,6 +164,22 @@ impl ProxyInner {
         }
         Ok(upgrade.is_some())
     }
+}
+
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+
+#[cfg(feature = "tls")]
+fn connector(http: HttpConnector, config: &Config) -> Result<Connector, Error> {
+    crate::tls::connector(http, config.upstream_ca_file.as_deref())
+        .map_err(|reason| Error::new(crate::error::ErrorKind::Config, reason))
+}
+
+#[cfg(not(feature = "tls"))]
+fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> {
+    Ok(http)
 }
 
 /// The protocol of an `Upgrade` the request asks for (with `Connection:

@@ -62,17 +62,11 @@ enum Target {
 }
 
 impl Target {
-    fn new(upstream: &Upstream, config: &Config) -> Self {
-        match upstream {
-            Upstream::Url(url) => Target::Proxy(Proxy::new(
-                url,
-                config.upstream_connect_timeout,
-                config.upstream_timeout,
-                config.public_url().map_or("http", |u| u.scheme()),
-                config.trusted_proxies.clone(),
-            )),
+    fn new(upstream: &Upstream, config: &Config) -> Result<Self, Error> {
+        Ok(match upstream {
+            Upstream::Url(url) => Target::Proxy(Proxy::new(url, config)?),
             Upstream::Whoami => Target::Whoami(Whoami),
-        }
+        })
     }
 
     fn call(&mut self, req: Request<Incoming>) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
@@ -92,16 +86,16 @@ struct UpstreamService {
 }
 
 impl UpstreamService {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config) -> Result<Self, Error> {
         let routes = config
             .routes
             .iter()
-            .map(|r| (r.clone(), Target::new(&r.upstream, config)))
-            .collect();
-        Self {
-            default: Target::new(config.upstream(), config),
+            .map(|r| Ok((r.clone(), Target::new(&r.upstream, config)?)))
+            .collect::<Result<_, Error>>()?;
+        Ok(Self {
+            default: Target::new(config.upstream(), config)?,
             routes,
-        }
+        })
     }
 }
 
@@ -152,6 +146,8 @@ pub struct Gateway {
     /// The in-memory store, when that is the store (for snapshots).
     memory: Option<MemoryStore>,
     config: Config,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -166,7 +162,7 @@ impl Gateway {
     /// Builds the service stack for `config`, restores the sessions of its
     /// `persist_path`, and binds its listen address.
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let upstream = UpstreamService::new(&config);
+        let upstream = UpstreamService::new(&config)?;
         let listen = config.listen();
         let listener = TcpListener::bind(listen)
             .await
@@ -197,12 +193,22 @@ impl Gateway {
             #[cfg(not(feature = "redis"))]
             StoreConfig::Redis { .. } => unreachable!("the config refuses redis without the feature"),
         };
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(&files.cert, &files.key)
+                    .map_err(|reason| Error::new(crate::error::ErrorKind::Config, reason))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             service: layer.layer(upstream),
             layer,
             memory,
             config,
+            #[cfg(feature = "tls")]
+            tls,
         })
     }
 
@@ -249,14 +255,6 @@ impl Gateway {
                 tokio::spawn(refuse_connection(stream));
                 continue;
             };
-            let Ok((stream, spare)) = split_off_spare(stream) else {
-                continue;
-            };
-            let started_request = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Watched {
-                io: stream,
-                started_request: started_request.clone(),
-            });
             let service = self.service.clone();
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
@@ -269,10 +267,37 @@ impl Gateway {
                     Ok::<_, Infallible>(response)
                 }
             });
-            let connection = graceful.watch(builder.serve_connection_with_upgrades(io, handler).into_owned());
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = self.tls.clone() {
+                let handshake_within = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
+                            let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
+                            if let Err(err) = watcher.watch(connection).await {
+                                tracing::debug!(error = %err, %peer, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(err)) => tracing::debug!(error = %err, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
+                    }
+                });
+                continue;
+            }
+            let Ok((stream, spare)) = split_off_spare(stream) else {
+                continue;
+            };
+            let started_request = Arc::new(AtomicBool::new(false));
+            let io = TokioIo::new(Watched {
+                io: stream,
+                started_request: started_request.clone(),
+            });
             tokio::spawn(async move {
-                let result = connection.await;
-                if let Err(err) = result {
+                let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
+                if let Err(err) = watcher.watch(connection).await {
                     let timed_out = err
                         .downcast_ref::<hyper::Error>()
                         .is_some_and(hyper::Error::is_timeout);
