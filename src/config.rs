@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) throttle: ThrottleConfig,
     pub(crate) limits: Limits,
     pub(crate) templates_dir: Option<PathBuf>,
+    pub(crate) branding: Branding,
     pub(crate) log_format: LogFormat,
     pub(crate) users: Vec<UserConfig>,
     pub(crate) clients: Vec<ClientConfig>,
@@ -74,6 +75,15 @@ pub enum Upstream {
     Url(Url),
     /// The built-in upstream that answers with the request it received.
     Whoami,
+}
+
+/// How the sign-in page looks (`[pages] title`, `logo_url`,
+/// `accent_color`), without editing the template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Branding {
+    pub(crate) title: String,
+    pub(crate) logo_url: Option<String>,
+    pub(crate) accent_color: String,
 }
 
 /// The certificate chain and key that terminate TLS (`[server] tls_cert`,
@@ -336,6 +346,9 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawPages {
     templates_dir: Option<Spanned<String>>,
+    title: Option<Spanned<String>>,
+    logo_url: Option<Spanned<String>>,
+    accent_color: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -637,6 +650,61 @@ impl Checker<'_> {
                 format!("tokens.store = {other:?}: use \"memory\" or \"redis\""),
             ),
         }
+    }
+
+    fn branding(&self, pages: &RawPages) -> Result<Branding, Error> {
+        let title = match &pages.title {
+            Some(t)
+                if t.get_ref().trim().is_empty()
+                    || t.get_ref().len() > 120
+                    || t.get_ref().chars().any(char::is_control) =>
+            {
+                return self.fail(
+                    &t.span(),
+                    "pages.title must be 1 to 120 characters, with no control characters",
+                )
+            }
+            Some(t) => t.get_ref().clone(),
+            None => "Sign in".to_owned(),
+        };
+        let logo_url = match &pages.logo_url {
+            Some(u) => {
+                let text = u.get_ref();
+                let web = Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "https" | "http"));
+                let local = crate::paths::safe_return_path(text).is_some();
+                if !(web || local) || text.contains(['"', '\'', ' ', '<', '>']) {
+                    return self.fail(
+                        &u.span(),
+                        format!("pages.logo_url {text:?} must be an http(s) URL or a path on this site"),
+                    );
+                }
+                Some(text.clone())
+            }
+            None => None,
+        };
+        let accent_color = match &pages.accent_color {
+            Some(c) => {
+                let text = c.get_ref();
+                let hex = text.strip_prefix('#').is_some_and(|h| {
+                    matches!(h.len(), 3 | 4 | 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+                let named =
+                    !text.is_empty() && text.len() <= 24 && text.bytes().all(|b| b.is_ascii_alphabetic());
+                if !(hex || named) {
+                    return self.fail(
+                        &c.span(),
+                        format!("pages.accent_color {text:?} must be #rgb, #rrggbb or a CSS colour name"),
+                    );
+                }
+                text.clone()
+            }
+            None => "#2557d6".to_owned(),
+        };
+        Ok(Branding {
+            title,
+            logo_url,
+            accent_color,
+        })
     }
 
     fn trusted_proxies(&self, raw: Vec<Spanned<String>>) -> Result<Vec<ipnet::IpNet>, Error> {
@@ -993,6 +1061,7 @@ impl Config {
             max_connections: check.count("limits.max_connections", l.max_connections, 10_000, 1, 1_000_000)?
                 as usize,
         };
+        let branding = check.branding(&raw.pages)?;
         let templates_dir = raw
             .pages
             .templates_dir
@@ -1023,6 +1092,7 @@ impl Config {
             throttle,
             limits,
             templates_dir,
+            branding,
             log_format: raw.log.format.unwrap_or(LogFormat::Text),
             users,
             clients,

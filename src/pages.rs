@@ -19,6 +19,8 @@ const BUILT_IN: [(&str, &str); 2] = [
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct SignInPage<'a> {
     pub(crate) title: &'a str,
+    pub(crate) logo_url: Option<&'a str>,
+    pub(crate) accent_color: &'a str,
     pub(crate) error: &'a str,
     pub(crate) response_type: &'a str,
     pub(crate) client_id: &'a str,

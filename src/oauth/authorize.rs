@@ -27,7 +27,6 @@ use crate::throttle::Subject;
 
 use super::{error_page, grant_scope, pkce, BoxError};
 
-const TITLE: &str = "Sign in";
 const WRONG_PASSWORD: &str = "Username or password do not match";
 const FORM_EXPIRED: &str =
     "This sign-in form has expired or did not come from this site. Please sign in again.";
@@ -103,7 +102,9 @@ impl<'a> AuthorizeParams<'a> {
 
     fn page(&self, error: &'a str, username: &'a str) -> SignInPage<'a> {
         SignInPage {
-            title: TITLE,
+            title: "Sign in",
+            logo_url: None,
+            accent_color: "#2557d6",
             error,
             response_type: self.response_type.unwrap_or(""),
             client_id: self.client_id.unwrap_or(""),
@@ -302,8 +303,12 @@ fn sign_in_page(
     let existing = cookie(headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
     let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
     let field = state.csrf.field_for(&cookie_value);
+    let branding = &state.config.branding;
     let mut page = asked.page(error, username);
     page.csrf = &field;
+    page.title = &branding.title;
+    page.logo_url = branding.logo_url.as_deref();
+    page.accent_color = &branding.accent_color;
     let mut response = response::html(status, state.pages.sign_in(&page));
     if existing.is_none() {
         let set = csrf::set_cookie(&cookie_value, state.config.secure_cookies());
