@@ -64,6 +64,21 @@ fn start_chromedriver() -> Option<Driver> {
     })
 }
 
+/// Waits (up to 5 s) until `script` returns `expected`: a click that
+/// submits a form answers before the next page has loaded.
+async fn until(browser: &fantoccini::Client, script: &str, expected: serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(value) = browser.execute(script, vec![]).await {
+            if value == expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{script} is {value}, not {expected}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn browser_session(driver: &Driver) -> fantoccini::Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -160,6 +175,12 @@ async fn a_person_signs_in_and_out_in_chromium() {
         .click()
         .await
         .unwrap();
+    until(
+        &browser,
+        "const e = document.getElementById('error'); return e ? e.textContent : null",
+        json!("Username or password do not match"),
+    )
+    .await;
     let error = browser
         .find(Locator::Id("error"))
         .await
@@ -201,8 +222,7 @@ async fn a_person_signs_in_and_out_in_chromium() {
         .click()
         .await
         .unwrap();
-    let url = browser.current_url().await.unwrap();
-    assert_eq!(url.path(), "/reports/q3");
+    until(&browser, "return location.pathname", json!("/reports/q3")).await;
     let body = browser
         .find(Locator::Css("body"))
         .await
@@ -214,6 +234,12 @@ async fn a_person_signs_in_and_out_in_chromium() {
 
     // Signing out returns to the sign-in page, and the page is closed again.
     browser.goto(&gateway.url("/management/logout")).await.unwrap();
+    until(
+        &browser,
+        "return location.pathname",
+        json!("/management/authorize"),
+    )
+    .await;
     assert_eq!(
         browser.current_url().await.unwrap().path(),
         "/management/authorize"
