@@ -91,6 +91,49 @@ pub(crate) struct Directory {
     /// Bounds how many argon2 verifications run at once (each takes its
     /// memory cost in RAM and a core for tens of milliseconds).
     hashing: Arc<Semaphore>,
+    /// Client secrets already verified once with argon2, as an HMAC under a
+    /// key of this directory's own: the expensive hash is paid once per
+    /// distinct secret, and no secret is kept in clear. A reload makes a new
+    /// directory, so a changed secret stops working at once.
+    verified_secrets: VerifiedSecrets,
+    /// How many argon2 verifications ran (for the tests of the shortcut).
+    argon2_runs: std::sync::atomic::AtomicUsize,
+}
+
+/// Keyed digests of client secrets that passed argon2.
+#[derive(Debug)]
+struct VerifiedSecrets {
+    key: [u8; 32],
+    digests: dashmap::DashMap<String, [u8; 32]>,
+}
+
+impl VerifiedSecrets {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system's random source failed");
+        Self {
+            key,
+            digests: dashmap::DashMap::new(),
+        }
+    }
+
+    fn digest(&self, client_id: &str, secret: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(client_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `digest` is the one remembered for `client_id` (constant time).
+    fn knows(&self, client_id: &str, digest: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.digests
+            .get(client_id)
+            .is_some_and(|known| bool::from(known.ct_eq(digest)))
+    }
 }
 
 impl Directory {
@@ -132,6 +175,8 @@ impl Directory {
             users,
             clients,
             hashing: Arc::new(Semaphore::new(cores)),
+            verified_secrets: VerifiedSecrets::new(),
+            argon2_runs: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -154,13 +199,25 @@ impl Directory {
         let Some(hash) = client.secret_hash.clone() else {
             return false;
         };
-        self.verify_blocking(hash, secret.to_owned()).await
+        let digest = self.verified_secrets.digest(&client.client_id, secret);
+        if self.verified_secrets.knows(&client.client_id, &digest) {
+            return true;
+        }
+        let matches = self.verify_blocking(hash, secret.to_owned()).await;
+        if matches {
+            self.verified_secrets
+                .digests
+                .insert(client.client_id.clone(), digest);
+        }
+        matches
     }
 
     async fn verify_blocking(&self, hash: String, password: String) -> bool {
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
         };
+        self.argon2_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
             .await
             .unwrap_or(false)
@@ -224,6 +281,44 @@ mod tests {
         assert!(!verify_hash(&hash, "S3cret"));
         assert!(!verify_hash("not a hash", "s3cret"));
         assert_ne!(hash, hash_password("s3cret"), "salts are random");
+    }
+
+    #[tokio::test]
+    async fn a_client_secret_is_hashed_once_and_kept_only_as_a_keyed_digest() {
+        let hash = hash_password("s3cret");
+        let config = crate::Config::from_toml_str(&format!(
+            "[upstream]\nbuiltin = \"whoami\"\n[[clients]]\nclient_id = \"c\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
+        ))
+        .unwrap();
+        let directory = Directory::from_config(&config);
+        let client = directory.client("c").unwrap().clone();
+        assert!(!directory.verify_client_secret(&client, "wrong").await);
+        assert!(
+            directory.verified_secrets.digests.is_empty(),
+            "a wrong secret is never remembered"
+        );
+        assert!(directory.verify_client_secret(&client, "s3cret").await);
+        let remembered = *directory.verified_secrets.digests.get("c").unwrap();
+        assert_ne!(&remembered[..6], b"s3cret", "a digest, not the secret");
+        assert_eq!(remembered, directory.verified_secrets.digest("c", "s3cret"));
+        // The shortcut: verified again without argon2.
+        let runs = |d: &Directory| d.argon2_runs.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(runs(&directory), 2);
+        for _ in 0..100 {
+            assert!(directory.verify_client_secret(&client, "s3cret").await);
+        }
+        assert_eq!(runs(&directory), 2, "no argon2 for a secret already verified");
+        for _ in 0..3 {
+            assert!(
+                !directory.verify_client_secret(&client, "s3cret ").await,
+                "a wrong secret, every time"
+            );
+        }
+        assert_eq!(runs(&directory), 5, "a wrong secret always pays the full argon2");
+        // Another directory (a reload) remembers nothing and uses another key.
+        let reloaded = Directory::from_config(&config);
+        assert!(reloaded.verified_secrets.digests.is_empty());
+        assert_ne!(reloaded.verified_secrets.digest("c", "s3cret"), remembered);
     }
 
     #[test]

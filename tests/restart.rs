@@ -186,3 +186,42 @@ async fn sigkill_loses_at_most_the_last_snapshot_interval_and_a_torn_snapshot_do
     assert!(set_aside, "the torn file was kept for inspection");
     stop(third);
 }
+
+#[tokio::test]
+async fn a_client_secret_changed_by_reload_stops_working_at_once() {
+    let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("authgate.toml");
+    let (old, new) = (
+        authgate::hash_password("old-secret"),
+        authgate::hash_password("new-secret"),
+    );
+    let client = |hash: &str| {
+        format!("[[clients]]\nclient_id = \"machine\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n")
+    };
+    std::fs::write(&config, config_toml(upstream.addr, &client(&old))).unwrap();
+    let running = start_binary(&config);
+    let issue = |secret: &'static str| {
+        api()
+            .post(running.url("/management/token"))
+            .basic_auth("machine", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            issue("old-secret").await.unwrap().status(),
+            200,
+            "remembered after the first argon2"
+        );
+    }
+    std::fs::write(&config, config_toml(upstream.addr, &client(&new))).unwrap();
+    running.signal("HUP");
+    running.wait_for_log("configuration reloaded", Duration::from_secs(5));
+    assert_eq!(
+        issue("old-secret").await.unwrap().status(),
+        401,
+        "the old secret stops at once"
+    );
+    assert_eq!(issue("new-secret").await.unwrap().status(), 200);
+}
