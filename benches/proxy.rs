@@ -14,9 +14,12 @@
 //! `benches/nginx/`), or, without nginx, a small hyper server; rows that
 //! need nginx are then skipped, and the table says so.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use support::{have, taskset, wait_for_port, wrk, Measured, Running};
 
 const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
 const UPSTREAM: u16 = 9001;
@@ -30,23 +33,6 @@ struct Row {
     cores: u8,
     conns: u32,
     result: Result<Measured, String>,
-}
-
-#[derive(Clone, Copy)]
-struct Measured {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-/// A process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {
@@ -194,32 +180,6 @@ fn main() {
     print_table(&rows, runs, seconds);
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn taskset(cores: &str, program: &Path) -> Command {
-    let mut command = Command::new("taskset");
-    command
-        .args(["-c", cores])
-        .arg(program)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str) -> Running {
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder).unwrap();
@@ -293,57 +253,6 @@ fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
         Running(child),
         body["access_token"].as_str().expect("an access token").to_owned(),
     )
-}
-
-fn wrk(port: u16, conns: u32, seconds: u32, headers: &[String], cores: &str) -> Result<Measured, String> {
-    let mut command = Command::new("taskset");
-    command.args([
-        "-c",
-        cores,
-        "wrk",
-        "-t1",
-        &format!("-c{conns}"),
-        &format!("-d{seconds}s"),
-        "--latency",
-    ]);
-    for header in headers {
-        command.args(["-H", header]);
-    }
-    let out = command
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("wrk said: {text}"))?;
-    let percentile = |p: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(p))
-            .map(|v| parse_latency(v.trim()))
-            .unwrap_or(f64::NAN)
-    };
-    Ok(Measured {
-        rps,
-        p50_ms: percentile("50%"),
-        p99_ms: percentile("99%"),
-    })
-}
-
-/// wrk's "241.00us", "1.59ms", "1.02s" in milliseconds.
-fn parse_latency(text: &str) -> f64 {
-    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
-        (v, 0.001)
-    } else if let Some(v) = text.strip_suffix("ms") {
-        (v, 1.0)
-    } else if let Some(v) = text.strip_suffix('s') {
-        (v, 1000.0)
-    } else {
-        (text, f64::NAN)
-    };
-    number.parse::<f64>().map_or(f64::NAN, |n| n * scale)
 }
 
 /// Sockets in TIME_WAIT towards the upstream: a proxy that opens and

@@ -9,7 +9,7 @@ use argon2::Argon2;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Grant};
-use crate::store::Identity;
+use crate::store::{ClientGrant, Identity};
 
 /// A user who can sign in.
 #[derive(Debug)]
@@ -56,9 +56,29 @@ pub(crate) struct Client {
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) allow_plain_pkce: bool,
     pub(crate) cors_origins: Vec<String>,
+    /// The client as the subject of its own (client-credentials) tokens.
+    pub(crate) identity: Arc<Identity>,
+    /// Grants by scope, shared by this client's tokens (a few at most).
+    shared_grants: dashmap::DashMap<Option<String>, Arc<ClientGrant>>,
 }
 
+/// Past this many distinct scopes, a client's grants are no longer shared.
+const SHARED_GRANTS: usize = 64;
+
 impl Client {
+    /// The grant of this client with `scope`, shared between its tokens.
+    pub(crate) fn grant(&self, scope: Option<&str>) -> Arc<ClientGrant> {
+        let key = scope.filter(|s| !s.is_empty()).map(str::to_owned);
+        if let Some(grant) = self.shared_grants.get(&key) {
+            return grant.clone();
+        }
+        let grant = ClientGrant::new(&self.client_id, scope);
+        if self.shared_grants.len() < SHARED_GRANTS {
+            self.shared_grants.insert(key, grant.clone());
+        }
+        grant
+    }
+
     /// Whether the client has a secret (RFC 6749 §2.1).
     pub(crate) fn is_confidential(&self) -> bool {
         self.secret_hash.is_some()
@@ -166,6 +186,8 @@ impl Directory {
                     scopes: c.scopes.clone(),
                     allow_plain_pkce: c.allow_plain_pkce,
                     cors_origins: c.cors_origins.clone(),
+                    identity: Identity::new(&c.client_id, None),
+                    shared_grants: dashmap::DashMap::new(),
                 };
                 (c.client_id.clone(), Arc::new(client))
             })

@@ -9,7 +9,7 @@ use http::header::HeaderMap;
 
 use crate::config::Config;
 use crate::csrf::CsrfKey;
-use crate::directory::{Directory, User};
+use crate::directory::{Client, Directory, User};
 use crate::error::Error;
 use crate::forwarding::{self, ClientAddr};
 use crate::metrics::{MeteredStore, Metrics};
@@ -88,16 +88,15 @@ impl AuthState {
     pub(crate) async fn issue(
         &self,
         user: &User,
-        client_id: Option<&str>,
+        client: Option<&Client>,
         scope: Option<&str>,
     ) -> Result<(Token, Session), StoreError> {
         let token = Token::generate();
-        let mut session = self
-            .access_session(user, self.config.token_ttl_secs)
-            .with_scope(scope);
-        if let Some(client_id) = client_id {
-            session = session.for_client(client_id);
-        }
+        let session = self.access_session(user, self.config.token_ttl_secs);
+        let session = match client {
+            Some(client) => session.with_grant(client.grant(scope)),
+            None => session.with_scope(scope),
+        };
         self.store.insert(token.key(), session.clone()).await?;
         self.metrics.tokens_issued.inc();
         Ok((token, session))

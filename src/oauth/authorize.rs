@@ -416,11 +416,7 @@ where
             response_type: ResponseType::Token,
             scope,
             ..
-        } => {
-            state
-                .issue(&user, Some(&client.client_id), scope.as_deref())
-                .await
-        }
+        } => state.issue(&user, Some(client), scope.as_deref()).await,
         Target::Client {
             client,
             redirect_uri,
@@ -498,8 +494,7 @@ async fn issue_code(
             .map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
     };
     let session = Session::for_identity(user.identity.clone(), CODE_TTL_SECS)
-        .for_client(&client.client_id)
-        .with_scope_string(scope)
+        .with_grant(client.grant(scope.as_deref()))
         .derive(Kind::Code(Arc::new(binding)), CODE_TTL_SECS)
         .in_family(Family::generate());
     let code = Token::generate();

@@ -316,10 +316,12 @@ async fn password(
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
     state.metrics.sign_in(SignIn::Succeeded);
-    let mut base = state.access_session(&user, ttl).with_scope_string(scope);
-    if let Some(client) = caller.client() {
-        base = base.for_client(&client.client_id);
-    }
+    let base = match caller.client() {
+        Some(client) => state
+            .access_session(&user, ttl)
+            .with_grant(client.grant(scope.as_deref())),
+        None => state.access_session(&user, ttl).with_scope_string(scope),
+    };
     let issued = issue(state, &base, ttl, offers_refresh(caller), None).await?;
     Ok((issued, user))
 }
@@ -332,9 +334,7 @@ async fn client_credentials(
 ) -> Result<Issued, OAuthError> {
     let client = confidential(caller)?;
     let scope = grant_scope(Some(client), param(params, "scope")?)?;
-    let base = Session::new(&client.client_id, None, ttl)
-        .for_client(&client.client_id)
-        .with_scope_string(scope);
+    let base = Session::for_identity(client.identity.clone(), ttl).with_grant(client.grant(scope.as_deref()));
     issue(state, &base, ttl, false, None).await
 }
 

@@ -96,11 +96,21 @@ impl Identity {
     }
 }
 
-/// The client a token was issued to, and the scope granted.
+/// The client a token was issued to, and the scope granted; shared by the
+/// tokens of the same client and scope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct ClientGrant {
+pub(crate) struct ClientGrant {
     client_id: Option<Box<str>>,
     scope: Option<Box<str>>,
+}
+
+impl ClientGrant {
+    pub(crate) fn new(client_id: &str, scope: Option<&str>) -> Arc<Self> {
+        Arc::new(Self {
+            client_id: Some(client_id.into()),
+            scope: scope.filter(|s| !s.is_empty()).map(Into::into),
+        })
+    }
 }
 
 /// What kind of token a session belongs to.
@@ -194,6 +204,13 @@ impl Session {
             client_id: Some(client_id.into()),
             scope,
         }));
+        self
+    }
+
+    /// The same session, issued to a client with a scope, sharing `grant`
+    /// with the other tokens of that client and scope.
+    pub(crate) fn with_grant(mut self, grant: Arc<ClientGrant>) -> Self {
+        self.grant = Some(grant);
         self
     }
 
