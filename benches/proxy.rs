@@ -19,7 +19,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{have, taskset, wait_for_port, wrk, Measured, Running};
+use support::{hash_secret, have, taskset, wait_for_port, wrk, Measured, Running};
 
 const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
 const UPSTREAM: u16 = 9001;
@@ -208,18 +208,7 @@ fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str
 /// Starts the release authgate in front of the upstream; answers it and a
 /// bearer token from its token endpoint.
 fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
-    let hash = Command::new(AUTHGATE)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"bench-password\n")?;
-            child.wait_with_output()
-        })
-        .expect("authgate hash-password");
-    let hash = String::from_utf8(hash.stdout).unwrap().trim().to_owned();
+    let hash = hash_secret(AUTHGATE, "bench-password");
     let config: PathBuf = dir.join(format!("authgate-{workers}.toml"));
     std::fs::write(
         &config,
@@ -229,15 +218,7 @@ fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
         ),
     )
     .unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", cores, AUTHGATE, "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("authgate");
-    wait_for_port(GATEWAY);
+    let gateway = support::start_authgate(AUTHGATE, &config, cores, GATEWAY);
     let out = Command::new("curl")
         .args([
             "-s",
@@ -250,7 +231,7 @@ fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
         .expect("curl");
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a token response");
     (
-        Running(child),
+        gateway,
         body["access_token"].as_str().expect("an access token").to_owned(),
     )
 }

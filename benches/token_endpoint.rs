@@ -21,7 +21,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::{have, wait_for_port, wrk_with, Measured, Running};
+use support::{hash_secret, have, wait_for_port, wrk_with, Measured, Running};
 
 const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
 const GATEWAY: u16 = 9110;
@@ -163,22 +163,7 @@ fn introspect(url: &str, token: &str) -> bool {
 }
 
 fn start_authgate(dir: &Path) -> Running {
-    let hash = Command::new(AUTHGATE)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{SECRET}\n").as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("authgate hash-password");
-    let hash = String::from_utf8(hash.stdout).unwrap().trim().to_owned();
+    let hash = hash_secret(AUTHGATE, SECRET);
     let config = write(
         dir,
         "authgate.toml",
@@ -187,16 +172,7 @@ fn start_authgate(dir: &Path) -> Running {
              [tokens]\nttl_secs = 86400\n[[clients]]\nclient_id = \"{CLIENT}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
         ),
     );
-    let child = Command::new("taskset")
-        .args(["-c", "0", AUTHGATE, "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("authgate");
-    wait_for_port(GATEWAY);
-    Running(child)
+    support::start_authgate(AUTHGATE, &config, "0", GATEWAY)
 }
 
 /// Installs oidc-provider 9 into `dir` with npm and starts it on CPU 0.

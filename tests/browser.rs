@@ -26,26 +26,10 @@ impl Drop for Driver {
 }
 
 fn start_chromedriver() -> Option<Driver> {
-    let installed = |tool: &str| {
-        Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !installed("chromedriver") || !installed("chromium") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium and chromium-driver are not installed: scripts/test installs them"
-        );
-        eprintln!("SKIPPED: chromium or chromedriver is not installed here (scripts/test installs them; CI fails without them)");
+    if !require_tools(&["chromium", "chromedriver"]) {
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

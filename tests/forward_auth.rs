@@ -26,25 +26,11 @@ impl Drop for Nginx {
 }
 
 fn start_nginx(upstream: std::net::SocketAddr, gateway: std::net::SocketAddr) -> Option<Nginx> {
-    if Command::new("nginx")
-        .arg("-v")
-        .stderr(Stdio::null())
-        .status()
-        .map_or(true, |s| !s.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx is not installed: scripts/test installs it"
-        );
-        eprintln!("SKIPPED: nginx is not installed here (scripts/test installs it; CI fails without it)");
+    if !require_tools(&["nginx"]) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let d = dir.path().display();
     let conf = format!(
         r#"

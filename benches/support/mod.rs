@@ -121,3 +121,37 @@ pub fn parse_latency(text: &str) -> f64 {
     };
     number.parse::<f64>().map_or(f64::NAN, |n| n * scale)
 }
+
+/// The argon2id hash `authgate hash-password` prints for `secret`.
+pub fn hash_secret(authgate: &str, secret: &str) -> String {
+    let out = Command::new(authgate)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{secret}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("authgate hash-password");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts `authgate --config CONFIG` on `cores`, quiet, and waits for `port`.
+pub fn start_authgate(authgate: &str, config: &Path, cores: &str, port: u16) -> Running {
+    let child = Command::new("taskset")
+        .args(["-c", cores, authgate, "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("authgate");
+    wait_for_port(port);
+    Running(child)
+}

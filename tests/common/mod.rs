@@ -444,6 +444,40 @@ impl Drop for Running {
     }
 }
 
+/// A free port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether every one of `tools` is on the PATH. Where one is not, the test
+/// is skipped with a message, except in CI, where it fails.
+pub fn require_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|tool| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing:?} not installed: scripts/test installs them"
+    );
+    eprintln!("SKIPPED: {missing:?} not installed here (scripts/test installs them; CI fails without them)");
+    false
+}
+
 /// A real `redis-server` on a free port, stopped on drop. Its data
 /// survives [`RedisServer::restart`] (append-only file in its own folder).
 pub struct RedisServer {
@@ -456,26 +490,10 @@ impl RedisServer {
     /// Starts one; `None` (with a message) where redis-server is not
     /// installed and this is not CI. In CI a missing redis-server fails.
     pub fn start() -> Option<Self> {
-        let installed = std::process::Command::new("redis-server")
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed: scripts/test installs it"
-            );
-            eprintln!(
-                "SKIPPED: redis-server is not installed here (scripts/test installs it; CI fails without it)"
-            );
+        if !require_tools(&["redis-server"]) {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = Self {
             port,
             dir: tempfile::tempdir().unwrap(),
