@@ -17,21 +17,38 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// entries so memory does not grow with dead tokens. The task starts with
 /// the first insert made inside a Tokio runtime and ends when the store is
 /// dropped.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+/// Many small shards: a shard that grows, or is swept, is locked for
+/// microseconds, not the milliseconds a few large ones take at millions of
+/// tokens (which shows as tail latency).
+const SHARDS: usize = 256;
+
+#[derive(Debug)]
 struct Inner {
     sessions: DashMap<TokenKey, Session>,
     sweeper_started: AtomicBool,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self::default()
+        let inner = Inner {
+            sessions: DashMap::with_capacity_and_shard_amount(0, SHARDS),
+            sweeper_started: AtomicBool::new(false),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// How many sessions are held, expired ones not yet swept included.
@@ -87,7 +104,9 @@ impl MemoryStore {
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                sweep(&inner);
+                // Off the async threads: a sweep of millions of sessions
+                // must not stall the requests being served.
+                let _ = tokio::task::spawn_blocking(move || sweep(&inner)).await;
             }
         });
     }
