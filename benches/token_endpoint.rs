@@ -72,6 +72,7 @@ fn main() {
     let issued = ag_issue
         .as_ref()
         .map_or(0.0, |m| m.rps * f64::from(seconds * runs));
+    let kept = every_token_kept(dir.path(), seconds);
     drop(gateway);
 
     // oidc-provider
@@ -113,10 +114,78 @@ fn main() {
     }
     println!(
         "\nauthgate issued about {:.0} tokens in the issuance runs; a token issued before them introspects active: {still_active}; \
-         resident memory grew {:.0} bytes per issued token.",
+         resident memory grew {:.0} bytes per issued token.\n{kept}",
         issued,
         (rss_after.saturating_sub(rss_before) as f64 * 1024.0) / issued.max(1.0)
     );
+}
+
+/// Issues tokens for `seconds` more, writing down every 20th, then
+/// introspects every token written down (wrk cycling through them) and
+/// counts those not active: authgate keeps every token until it expires.
+fn every_token_kept(dir: &Path, seconds: u32) -> String {
+    let tokens = dir.join("tokens.txt");
+    let record = write(
+        dir,
+        "record.lua",
+        &format!(
+            "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
+             local n, out = 0, nil\n\
+             response = function(status, headers, body)\n\
+               n = n + 1\n\
+               if n % 20 == 0 then\n\
+                 out = out or io.open(\"{}\", \"a\")\n\
+                 local t = body:match('\"access_token\":\"([^\"]+)\"')\n\
+                 if t then out:write(t, \"\\n\") out:flush() end\n\
+               end\n\
+             end\n",
+            tokens.display()
+        ),
+    );
+    let url = format!("http://127.0.0.1:{GATEWAY}/management/token");
+    if let Err(why) = wrk_with(&url, 32, seconds, &[BASIC.to_owned()], Some(&record), "1") {
+        return format!("token check skipped: {why}");
+    }
+    let written = std::fs::read_to_string(&tokens)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    let check = write(
+        dir,
+        "check.lua",
+        &format!(
+            "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\n\
+             local i = 0\ninactive, checked = 0, 0\n\
+             request = function()\n\
+               i = i % #tokens + 1\n\
+               local headers = {{[\"Content-Type\"] = \"application/x-www-form-urlencoded\", [\"Authorization\"] = \"{basic}\"}}\n\
+               return wrk.format(\"POST\", nil, headers, \"token=\" .. tokens[i])\n\
+             end\n\
+             response = function(status, headers, body)\n\
+               checked = checked + 1\n\
+               if not body:find('\"active\":true', 1, true) then inactive = inactive + 1 end\n\
+             end\n\
+             local threads = {{}}\n\
+             setup = function(thread) threads[#threads + 1] = thread end\n\
+             done = function()\n\
+               for _, t in ipairs(threads) do print(\"checked \" .. t:get(\"checked\") .. \" inactive \" .. t:get(\"inactive\")) end\n\
+             end\n",
+            tokens.display(),
+            basic = BASIC.trim_start_matches("Authorization: ")
+        ),
+    );
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c32", &format!("-d{seconds}s"), "-s"])
+        .arg(&check)
+        .arg(format!("http://127.0.0.1:{GATEWAY}/management/introspect"))
+        .output()
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("checked "))
+        .unwrap_or("no result from wrk");
+    format!("{written} tokens written down while issuing, then introspected in a cycle: {line} (inactive must be 0).")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
