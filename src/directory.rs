@@ -240,9 +240,12 @@ impl Directory {
         };
         self.argon2_runs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || {
+            yield_to_requests();
+            verify_hash(&hash, &password)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// The user, if `password` is theirs.
@@ -259,6 +262,25 @@ impl Directory {
         let matches = self.verify_blocking(hash, password.to_owned()).await;
         user.filter(|_| matches)
     }
+}
+
+/// Lowers the priority of the blocking-pool thread about to run argon2
+/// (once per thread): on a busy machine a storm of sign-ins then takes the
+/// CPU the proxied traffic leaves, instead of taking it from the requests.
+fn yield_to_requests() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.get() {
+            if let Err(err) =
+                thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+            {
+                tracing::debug!(error = ?err, "could not lower the priority of a hashing thread");
+            }
+            lowered.set(true);
+        }
+    });
 }
 
 /// Whether `password` matches the PHC string `hash`. Blocking: call it off
