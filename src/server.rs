@@ -262,7 +262,7 @@ impl Gateway {
                 let (service, metrics) = (service.clone(), metrics.clone());
                 async move {
                     let started = Instant::now();
-                    let response = handle(service, peer, peer_trusted, req).await?;
+                    let response = handle(service, peer, peer_trusted, started, req).await?;
                     record(&metrics, &response, started.elapsed());
                     Ok::<_, Infallible>(response)
                 }
@@ -506,12 +506,12 @@ async fn handle<S, ReqBody, B>(
     service: S,
     peer: SocketAddr,
     peer_trusted: bool,
+    started: Instant,
     mut req: Request<ReqBody>,
 ) -> Result<Response<AuthBody<B>>, Infallible>
 where
     S: Service<Request<ReqBody>, Response = Response<AuthBody<B>>, Error = Infallible>,
 {
-    let started = Instant::now();
     req.extensions_mut().insert(ClientAddr(peer));
     let request_id = request_id(req.headers(), peer_trusted);
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
@@ -638,7 +638,8 @@ mod tests {
                         Bytes::from("fine"),
                     ))))
                 });
-                let handler = hyper::service::service_fn(move |req| handle(panicky, peer, false, req));
+                let handler =
+                    hyper::service::service_fn(move |req| handle(panicky, peer, false, Instant::now(), req));
                 let connection = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), handler)
                     .into_owned();
