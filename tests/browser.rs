@@ -63,6 +63,28 @@ async fn until(browser: &fantoccini::Client, script: &str, expected: serde_json:
     }
 }
 
+/// Types `text` into the field with id `id`.
+async fn type_into(browser: &fantoccini::Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Presses the form's submit button.
+async fn submit(browser: &fantoccini::Client) {
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn browser_session(driver: &Driver) -> fantoccini::Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -138,27 +160,9 @@ async fn a_person_signs_in_and_out_in_chromium() {
     );
 
     // A wrong password shows the message and keeps the username.
-    browser
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("not it")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "username", "alice").await;
+    type_into(&browser, "password", "not it").await;
+    submit(&browser).await;
     until(
         &browser,
         "const e = document.getElementById('error'); return e ? e.textContent : null",
@@ -192,20 +196,8 @@ async fn a_person_signs_in_and_out_in_chromium() {
     );
 
     // The right one lands on the page first asked for, with the upstream's answer.
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "password", PASSWORD).await;
+    submit(&browser).await;
     until(&browser, "return location.pathname", json!("/reports/q3")).await;
     let body = browser
         .find(Locator::Css("body"))

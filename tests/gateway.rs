@@ -634,8 +634,8 @@ async fn large_bodies_stream_both_ways() {
 }
 
 #[tokio::test]
-async fn http2_clients_work_against_an_http1_upstream() {
-    let (_upstream, gateway) = setup("").await;
+async fn http2_clients_work_against_an_http1upstream() {
+    let (upstream, gateway) = setup("").await;
     let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -653,7 +653,7 @@ async fn http2_clients_work_against_an_http1_upstream() {
     assert_eq!(seen["version"], "HTTP/1.1");
     assert_eq!(seen["path"], "/over/h2");
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
-    assert_eq!(seen["headers"]["host"], _upstream.addr.to_string());
+    assert_eq!(seen["headers"]["host"], upstream.addr.to_string());
 }
 
 #[tokio::test]
