@@ -1273,6 +1273,26 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_clients_and_unsafe_branding_are_refused_with_their_lines() {
+        let up = "[upstream]\nbuiltin = \"whoami\"\n";
+        let client = "[[clients]]\nclient_id = \"c\"\nredirect_uris = [\"https://app.example/cb\"]\n";
+        let err = refused(&format!("{up}{client}{client}"));
+        assert!(err.message().contains("duplicate client"), "{err}");
+        assert_eq!(err.location().unwrap().line, 7, "the second client_id: {err}");
+        let err = refused(&format!(
+            "{up}[pages]\naccent_color = \"red; }} body {{ display: none\"\n"
+        ));
+        assert_eq!(err.location().unwrap().line, 4, "{err}");
+        let err = refused(&format!("{up}[pages]\nlogo_url = \"javascript:alert(1)\"\n"));
+        assert!(err.message().contains("logo_url"), "{err}");
+        let ok = Config::from_toml_str(&format!(
+            "{up}[pages]\ntitle = \"Acme\"\naccent_color = \"#0a7c4a\"\nlogo_url = \"/static/logo.svg\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.branding.accent_color, "#0a7c4a");
+    }
+
+    #[test]
     fn public_paths_must_be_normalized() {
         let err = refused("[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/a/../b\"]\n");
         assert_eq!(err.location().unwrap().line, 4, "{err}");
