@@ -225,22 +225,28 @@ async fn an_idle_session_ends_and_a_used_one_goes_on() {
     );
 }
 
-#[tokio::test]
-async fn forwarding_headers_count_only_from_trusted_proxies() {
-    let (_upstream, gateway) = gateway_with(|c| c).await;
-    let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
-    let seen: Value = api()
+/// What the upstream saw of a request carrying `X-Forwarded-For`, `-Host`
+/// and `-Proto` as a client set them.
+async fn with_forwarding_headers(gateway: &Gateway, token: &str, [for_, host, proto]: [&str; 3]) -> Value {
+    api()
         .get(gateway.url("/x"))
-        .bearer_auth(&token)
-        .header("X-Forwarded-For", "6.6.6.6")
-        .header("X-Forwarded-Host", "evil.example")
-        .header("X-Forwarded-Proto", "https")
+        .bearer_auth(token)
+        .header("X-Forwarded-For", for_)
+        .header("X-Forwarded-Host", host)
+        .header("X-Forwarded-Proto", proto)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forwarding_headers_count_only_from_trusted_proxies() {
+    let (_upstream, gateway) = gateway_with(|c| c).await;
+    let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
+    let seen = with_forwarding_headers(&gateway, &token, ["6.6.6.6", "evil.example", "https"]).await;
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen["headers"]["x-forwarded-host"], gateway.addr.to_string());
     assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
@@ -268,18 +274,7 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     let (_upstream, trusting) =
         gateway_with(|c| c.replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n")).await;
     let token = session_token(&sign_in(&crate::browser(), &trusting, "alice", PASSWORD, "/").await);
-    let seen: Value = api()
-        .get(trusting.url("/x"))
-        .bearer_auth(&token)
-        .header("X-Forwarded-For", "203.0.113.7")
-        .header("X-Forwarded-Host", "app.example")
-        .header("X-Forwarded-Proto", "https")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = with_forwarding_headers(&trusting, &token, ["203.0.113.7", "app.example", "https"]).await;
     assert_eq!(seen["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(seen["headers"]["x-forwarded-host"], "app.example");
     assert_eq!(seen["headers"]["x-forwarded-proto"], "https");

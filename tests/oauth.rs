@@ -747,28 +747,10 @@ async fn client_authentication_errors_have_their_rfc_codes() {
 #[tokio::test]
 async fn users_revoke_their_own_tokens_and_admins_anyones() {
     let (_upstream, gateway) = setup().await;
-    let token_of = |user: &'static str| {
-        let gateway_url = gateway.url("/management/token");
-        async move {
-            let body: Value = api()
-                .post(gateway_url)
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", user),
-                    ("password", PASSWORD),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    let alice = token_of("alice").await;
-    let bob = token_of("bob").await;
-    let bob2 = token_of("bob").await;
+    let token_url = gateway.url("/management/token");
+    let alice = password_grant(&token_url, "alice").await;
+    let bob = password_grant(&token_url, "bob").await;
+    let bob2 = password_grant(&token_url, "bob").await;
 
     let response = api()
         .put(gateway.url("/management/users/alice/revoketokens"))

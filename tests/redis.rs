@@ -65,20 +65,7 @@ async fn a_sign_in_at_one_replica_works_at_the_others_and_a_revocation_reaches_t
         .await
         .unwrap();
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
-    let body: Value = api()
-        .post(b.url("/management/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "bob"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api_token = body["access_token"].as_str().unwrap().to_owned();
+    let api_token = password_grant(&b.url("/management/token"), "bob").await;
     assert_eq!(bearer_status(c, "/x", &api_token).await, 200);
 
     // Every replica has both cached now. Revoke at A: refused everywhere within 1 s.

@@ -68,20 +68,7 @@ async fn a_graceful_restart_keeps_every_session() {
     let setup = setup("").await;
     let first = start_binary(&setup.config);
     let cookie_session = sign_in_at(&first, "alice").await;
-    let body: serde_json::Value = api()
-        .post(first.url("/management/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "bob"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api_token = body["access_token"].as_str().unwrap().to_owned();
+    let api_token = password_grant(&first.url("/management/token"), "bob").await;
     stop(first);
     assert!(setup.snapshot.exists(), "the sessions were saved on shutdown");
 

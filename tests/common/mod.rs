@@ -311,6 +311,28 @@ pub async fn bearer_json(gateway: &Gateway, path: &str, token: &str) -> serde_js
         .unwrap()
 }
 
+/// An access token for `username` from the password grant at `token_url`
+/// (no client, as App Services clients ask).
+pub async fn password_grant(token_url: &str, username: &str) -> String {
+    let body: serde_json::Value = api()
+        .post(token_url)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_owned()
+}
+
 /// The session token in a sign-in response's `Set-Cookie`.
 pub fn session_token(response: &reqwest::Response) -> String {
     let cookie = response
