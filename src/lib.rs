@@ -59,6 +59,7 @@ mod store;
 mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
+mod upstream;
 mod whoami;
 
 pub use config::{Config, LogFormat, Upstream};
@@ -74,4 +75,5 @@ pub use store::RedisStore;
 pub use store::{
     Family, Identity, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore,
 };
+pub use upstream::UpstreamBody;
 pub use whoami::Whoami;

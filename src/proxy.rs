@@ -1,5 +1,6 @@
-//! The upstream forwarding service: a reverse proxy on hyper-util's pooled
-//! client.
+//! The upstream forwarding service: a reverse proxy that rewrites each
+//! request for the upstream and sends it on a connection of
+//! [`crate::upstream`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,9 +15,7 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use tower::Service;
 use url::Url;
@@ -26,10 +25,11 @@ use crate::error::Error;
 use crate::forwarding::{is_trusted, ClientAddr};
 use crate::metrics::UpstreamError;
 use crate::response::{self, OwnBody};
+use crate::upstream::{ConnectionLink, Origin, SendError, UpstreamBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
 /// gateway's own when the upstream failed.
-pub type ProxyBody = Either<Incoming, OwnBody>;
+pub type ProxyBody = Either<UpstreamBody, OwnBody>;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -47,7 +47,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Forwards requests to one upstream origin. Cloning is cheap: clones
-/// share one connection pool.
+/// share the origin's connections.
 #[derive(Clone, Debug)]
 pub struct Proxy {
     inner: Arc<ProxyInner>,
@@ -55,9 +55,8 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct ProxyInner {
-    client: Client<Connector, Incoming>,
-    scheme: Scheme,
-    authority: Authority,
+    origin: Arc<Origin>,
+    host: HeaderValue,
     forwarded_proto: HeaderValue,
     timeout: Duration,
     trusted_proxies: Vec<IpNet>,
@@ -68,15 +67,6 @@ impl Proxy {
     /// `https://` origin) with the timeouts, forwarding headers, trusted
     /// proxies and CA of `config`.
     pub fn new(upstream: &Url, config: &Config) -> Result<Self, Error> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.upstream_connect_timeout));
-        http.enforce_http(false);
-        let connector = connector(http, config)?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let https = config.terminates_tls() || config.public_url().is_some_and(|u| u.scheme() == "https");
         let forwarded_proto = if https { "https" } else { "http" };
         let scheme = if upstream.scheme() == "https" {
@@ -88,10 +78,10 @@ impl Proxy {
             Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or("127.0.0.1")),
             None => upstream.host_str().unwrap_or("127.0.0.1").to_owned(),
         };
+        let authority = Authority::try_from(authority).expect("the config checked the upstream URL");
         let inner = ProxyInner {
-            client,
-            scheme,
-            authority: Authority::try_from(authority).expect("the config checked the upstream URL"),
+            host: HeaderValue::from_str(authority.as_str()).expect("an authority is a header value"),
+            origin: Origin::new(scheme, authority, config)?,
             forwarded_proto: HeaderValue::from_static(forwarded_proto),
             timeout: config.upstream_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
@@ -103,8 +93,8 @@ impl Proxy {
 }
 
 impl ProxyInner {
-    /// Rewrites `req` to go upstream: the upstream's origin with the same
-    /// path and query, HTTP/1.1, no hop-by-hop headers (but a protocol
+    /// Rewrites `req` to go upstream: the same path and query (origin
+    /// form) with the upstream's `Host`, HTTP/1.1, no hop-by-hop headers (but a protocol
     /// upgrade asked for, such as WebSocket, is asked of the upstream too),
     /// and `X-Forwarded-For/Proto/Host` set. Answers whether it is an
     /// upgrade.
@@ -120,17 +110,13 @@ impl ProxyInner {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        *req.uri_mut() = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()?;
+        *req.uri_mut() = Uri::from(path_and_query);
         *req.version_mut() = Version::HTTP_11;
         let peer = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
         let from_trusted_proxy = peer.is_some_and(|ip| is_trusted(ip, &self.trusted_proxies));
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
-        headers.remove(header::HOST);
+        headers.insert(header::HOST, self.host.clone());
         let chain = from_trusted_proxy
             .then(|| {
                 let earlier: Vec<&str> = headers
@@ -166,22 +152,6 @@ impl ProxyInner {
     }
 }
 
-#[cfg(feature = "tls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-#[cfg(not(feature = "tls"))]
-type Connector = HttpConnector;
-
-#[cfg(feature = "tls")]
-fn connector(http: HttpConnector, config: &Config) -> Result<Connector, Error> {
-    crate::tls::connector(http, config.upstream_ca_file.as_deref())
-        .map_err(|reason| Error::new(crate::error::ErrorKind::Config, reason))
-}
-
-#[cfg(not(feature = "tls"))]
-fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> {
-    Ok(http)
-}
-
 /// The protocol of an `Upgrade` the request asks for (with `Connection:
 /// upgrade`), such as `websocket`.
 fn upgrade_asked(headers: &HeaderMap) -> Option<HeaderValue> {
@@ -212,6 +182,14 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 
 /// Drops hop-by-hop headers and those the `Connection` header names.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests and responses carry none: one pass over the names
+    // instead of a lookup for each hop-by-hop name.
+    let any = headers
+        .keys()
+        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -245,6 +223,7 @@ impl Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let inner = &self.inner;
+        let link = req.extensions_mut().remove::<ConnectionLink>();
         let Ok(upgrade) = inner.rewrite(&mut req) else {
             return Box::pin(async {
                 Ok(response::json_error(
@@ -256,10 +235,10 @@ impl Service<Request<Incoming>> for Proxy {
             });
         };
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let future = inner.client.request(req);
+        let origin = inner.origin.clone();
         let timeout = inner.timeout;
         Box::pin(async move {
-            match tokio::time::timeout(timeout, future).await {
+            match tokio::time::timeout(timeout, origin.send(req, link)).await {
                 Ok(Ok(mut response)) => {
                     match client_upgrade {
                         Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -270,7 +249,7 @@ impl Service<Request<Incoming>> for Proxy {
                     }
                     Ok(response.map(Either::Left))
                 }
-                Ok(Err(err)) if err.is_connect() => {
+                Ok(Err(err @ SendError::Connect(_))) => {
                     tracing::warn!(error = %err, "upstream refused the connection");
                     Ok(upstream_failure(
                         StatusCode::BAD_GATEWAY,

@@ -38,6 +38,7 @@ use crate::proxy::{Proxy, ProxyBody};
 use crate::response;
 use crate::store::persist::{self, Loaded};
 use crate::store::{MemoryStore, Session};
+use crate::upstream::ConnectionLink;
 use crate::whoami::Whoami;
 
 /// How long a graceful shutdown waits for requests in flight.
@@ -258,8 +259,12 @@ impl Gateway {
             let service = self.service.clone();
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
-            let handler = hyper::service::service_fn(move |req| {
+            // The upstream connection this client connection last used,
+            // for its next request.
+            let link = ConnectionLink::default();
+            let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let (service, metrics) = (service.clone(), metrics.clone());
+                req.extensions_mut().insert(link.clone());
                 async move {
                     let started = Instant::now();
                     let response = handle(service, peer, peer_trusted, started, req).await?;
@@ -580,7 +585,20 @@ fn request_id(headers: &http::HeaderMap, peer_trusted: bool) -> http::HeaderValu
         u32::from_le_bytes(bytes)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    http::HeaderValue::try_from(format!("{prefix:08x}-{n:012x}")).expect("hex is a valid header value")
+    // `{prefix:08x}-{n:012x}`, written without the formatting machinery:
+    // this runs for every request.
+    let mut id = [b'-'; 21];
+    write_hex(&mut id[..8], u64::from(*prefix));
+    write_hex(&mut id[9..], n);
+    http::HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+}
+
+/// Writes the low `out.len()` hex digits of `n` into `out`.
+fn write_hex(out: &mut [u8], mut n: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 /// Counts a finished request in the metrics.
@@ -622,6 +640,21 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use http_body_util::Full;
+
+    #[test]
+    fn request_ids_are_a_process_prefix_and_a_counter_in_hex() {
+        let mut digits = [0u8; 12];
+        write_hex(&mut digits, 0xfe35a);
+        assert_eq!(&digits, b"0000000fe35a");
+        let first = request_id(&http::HeaderMap::new(), false);
+        let second = request_id(&http::HeaderMap::new(), false);
+        let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
+        assert_eq!(first.len(), 21);
+        assert_eq!(first[..9], second[..9], "one prefix per process");
+        assert_eq!(&first[8..9], "-");
+        let count = |id: &str| u64::from_str_radix(&id[9..], 16).unwrap();
+        assert!(count(second) > count(first));
+    }
 
     /// A panic while handling one request is that request's `500`; the
     /// connection and the server go on.

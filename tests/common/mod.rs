@@ -63,6 +63,8 @@ redirect_uris = ["{REDIRECT_URI}", "http://127.0.0.1:3000/other"]
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     /// Released by the test to let `/hold` finish its body.
     pub release: Arc<Notify>,
 }
@@ -71,6 +73,10 @@ impl Upstream {
     pub fn hits(&self) -> usize {
         self.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Starts the test upstream:
@@ -78,18 +84,22 @@ impl Upstream {
 /// - `/download?bytes=N`: N bytes in 64 KiB chunks;
 /// - `/hold`: one chunk, then the rest when the test releases it;
 /// - `/upload`: reads the body and answers its length;
+/// - `/close`: answers and closes the connection;
+/// - `/empty`: `204`, no body;
 /// - anything else: the request as JSON (method, path, query, headers).
 pub async fn start_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let release = Arc::new(Notify::new());
-    let (hits2, release2) = (hits.clone(), release.clone());
+    let (hits2, release2, connections2) = (hits.clone(), release.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            connections2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let (hits, release) = (hits2.clone(), release2.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -102,7 +112,12 @@ pub async fn start_upstream() -> Upstream {
             });
         }
     });
-    Upstream { addr, hits, release }
+    Upstream {
+        addr,
+        hits,
+        connections,
+        release,
+    }
 }
 
 type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -136,6 +151,18 @@ async fn upstream_answer(
             });
             let stream = tokio_stream_from(rx);
             Ok(Response::new(StreamBody::new(stream).boxed()))
+        }
+        "/close" => {
+            let mut response = Response::new(full("closing"));
+            response
+                .headers_mut()
+                .insert("connection", "close".parse().unwrap());
+            Ok(response)
+        }
+        "/empty" => {
+            let mut response = Response::new(full(""));
+            *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+            Ok(response)
         }
         "/upload" => {
             let mut body = req.into_body();

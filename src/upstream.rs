@@ -1,0 +1,337 @@
+//! Connections to one upstream origin, with client-connection affinity.
+//!
+//! A client connection keeps the upstream connection it last used (its
+//! [`ConnectionLink`]) and sends its next request on it again, so a
+//! keep-alive client costs no pool lookup per request. When the client
+//! connection ends, what it held goes back to the origin's idle list for
+//! the next client connection; only when neither has one is a connection
+//! opened. An upstream connection is handed back only once the response
+//! it carried has been read to its end, so it is never shared by two
+//! requests at a time (HTTP/1.1 has no multiplexing).
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme, Uri};
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+
+/// How long an idle upstream connection is kept for reuse.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// At most this many idle connections are kept per origin.
+const MAX_IDLE: usize = 1024;
+
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+
+/// Why a request could not be sent upstream.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// No connection could be opened.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// The connection failed before the response head arrived.
+    Broken(hyper::Error),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(err) => write!(f, "cannot connect: {err}"),
+            Self::Broken(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// The upstream connections of one origin: its connector and its idle
+/// connections. Shared by every request to that origin.
+pub(crate) struct Origin {
+    connector: Connector,
+    uri: Uri,
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    sender: SendRequest<Incoming>,
+    since: Instant,
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Origin {
+    /// The origin `scheme://authority`, reached with the connect timeout
+    /// and (for `https`) the CA of `config`.
+    pub(crate) fn new(scheme: Scheme, authority: Authority, config: &Config) -> Result<Arc<Self>, Error> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.upstream_connect_timeout));
+        http.enforce_http(false);
+        let uri = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query("/")
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
+        Ok(Arc::new(Self {
+            connector: connector(http, config)?,
+            uri,
+            idle: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Sends `req` (origin-form target, `Host` set) on the connection the
+    /// client connection `link` holds for this origin, else on an idle
+    /// one, else on a new one. A request the connection closed under
+    /// before sending it is sent once more on a new connection.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        link: Option<ConnectionLink>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let mut sender = match self.reuse(link.as_ref()).await {
+            Some(sender) => sender,
+            None => self.connect().await?,
+        };
+        let response = match sender.try_send_request(req).await {
+            Ok(response) => response,
+            Err(mut failed) => match failed.take_message() {
+                Some(req) => {
+                    tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
+                    sender = self.connect().await?;
+                    sender.send_request(req).await.map_err(SendError::Broken)?
+                }
+                None => return Err(SendError::Broken(failed.into_error())),
+            },
+        };
+        let give_back = GiveBack {
+            sender,
+            origin: self.clone(),
+            link,
+        };
+        Ok(UpstreamBody::wrap(response, give_back))
+    }
+
+    /// A connection ready for a request: the link's, or an idle one.
+    async fn reuse(&self, link: Option<&ConnectionLink>) -> Option<SendRequest<Incoming>> {
+        let mut held = link.and_then(|link| link.take(self));
+        loop {
+            let mut sender = match held.take() {
+                Some(sender) => sender,
+                None => self.take_idle()?,
+            };
+            // The previous response was read to its end; its connection
+            // is ready at once, or closed.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(Idle { sender, since }) = idle.pop() {
+            if !sender.is_closed() && since.elapsed() < IDLE_FOR {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Incoming>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= MAX_IDLE {
+            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < IDLE_FOR);
+        }
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Opens a connection, driven by a task of its own (which also carries
+    /// a protocol upgrade, such as WebSocket, once the upstream agrees).
+    async fn connect(&self) -> Result<SendRequest<Incoming>, SendError> {
+        let io = self
+            .connector
+            .clone()
+            .oneshot(self.uri.clone())
+            .await
+            .map_err(connect_error)?;
+        let (sender, connection) = http1::handshake(io).await.map_err(SendError::Broken)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// The connector's error (already boxed with `tls`, not without).
+#[allow(clippy::useless_conversion)]
+fn connect_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SendError {
+    SendError::Connect(err.into())
+}
+
+#[cfg(feature = "tls")]
+fn connector(http: HttpConnector, config: &Config) -> Result<Connector, Error> {
+    crate::tls::connector(http, config.upstream_ca_file.as_deref())
+        .map_err(|r| Error::new(ErrorKind::Config, r))
+}
+
+#[cfg(not(feature = "tls"))]
+fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> {
+    Ok(http)
+}
+
+/// The upstream connections one client connection holds between its
+/// requests, put in each request's extensions by the gateway. When the
+/// client connection ends, they go back to their origins' idle lists.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ConnectionLink(Arc<Held>);
+
+#[derive(Debug, Default)]
+struct Held(Mutex<Vec<(Arc<Origin>, SendRequest<Incoming>)>>);
+
+impl ConnectionLink {
+    fn take(&self, origin: &Origin) -> Option<SendRequest<Incoming>> {
+        let mut held = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        let at = held
+            .iter()
+            .position(|(o, _)| std::ptr::eq(Arc::as_ptr(o), origin))?;
+        Some(held.swap_remove(at).1)
+    }
+
+    /// Keeps `sender` for this client connection's next request, unless
+    /// it already keeps one for `origin` (HTTP/2 clients send requests
+    /// side by side): then it goes to the idle list.
+    fn keep(&self, origin: Arc<Origin>, sender: SendRequest<Incoming>) {
+        let mut held = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        if held.iter().any(|(o, _)| Arc::ptr_eq(o, &origin)) {
+            drop(held);
+            origin.put_idle(sender);
+        } else {
+            held.push((origin, sender));
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let held = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (origin, sender) in held.drain(..) {
+            origin.put_idle(sender);
+        }
+    }
+}
+
+/// Hands an upstream connection back once its response has been read.
+struct GiveBack {
+    sender: SendRequest<Incoming>,
+    origin: Arc<Origin>,
+    link: Option<ConnectionLink>,
+}
+
+impl GiveBack {
+    fn give_back(self) {
+        match self.link {
+            Some(link) => link.keep(self.origin, self.sender),
+            None => self.origin.put_idle(self.sender),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body streamed from the upstream. When it has been read
+    /// to its end, its connection is handed back for the next request;
+    /// dropped before its end, the connection closes with it.
+    pub struct UpstreamBody {
+        #[pin]
+        inner: Incoming,
+        give_back: Option<GiveBack>,
+    }
+}
+
+impl fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBody {
+    fn wrap(response: Response<Incoming>, give_back: GiveBack) -> Response<Self> {
+        let upgrading = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        let done = response.body().is_end_stream();
+        let mut give_back = (!upgrading).then_some(give_back);
+        if done {
+            // No body to wait for (204, 304, HEAD, Content-Length: 0): the
+            // server may never poll it.
+            if let Some(give_back) = give_back.take() {
+                give_back.give_back();
+            }
+        }
+        response.map(|inner| Self { inner, give_back })
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut this = self.project();
+        let frame = this.inner.as_mut().poll_frame(cx);
+        let finished = match &frame {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                this.give_back.take();
+                false
+            }
+            Poll::Pending => false,
+        };
+        if finished {
+            if let Some(give_back) = this.give_back.take() {
+                give_back.give_back();
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
