@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use zeroize::Zeroizing;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -225,7 +226,9 @@ impl Directory {
         if self.verified_secrets.knows(&client.client_id, &digest) {
             return true;
         }
-        let matches = self.verify_blocking(hash, secret.to_owned()).await;
+        let matches = self
+            .verify_blocking(hash, Zeroizing::new(secret.to_owned()))
+            .await;
         if matches {
             self.verified_secrets
                 .digests
@@ -234,14 +237,16 @@ impl Directory {
         matches
     }
 
-    async fn verify_blocking(&self, hash: String, password: String) -> bool {
+    /// Runs argon2 on the blocking pool; the copy of the password it
+    /// takes there is wiped when done.
+    async fn verify_blocking(&self, hash: String, password: Zeroizing<String>) -> bool {
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
         };
         self.argon2_runs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            yield_to_requests();
+            crate::background::yield_to_requests();
             verify_hash(&hash, &password)
         })
         .await
@@ -259,28 +264,11 @@ impl Directory {
             Some(user) => user.password_hash.clone(),
             None => dummy_hash().to_owned(),
         };
-        let matches = self.verify_blocking(hash, password.to_owned()).await;
+        let matches = self
+            .verify_blocking(hash, Zeroizing::new(password.to_owned()))
+            .await;
         user.filter(|_| matches)
     }
-}
-
-/// Lowers the priority of the blocking-pool thread about to run argon2
-/// (once per thread): on a busy machine a storm of sign-ins then takes the
-/// CPU the proxied traffic leaves, instead of taking it from the requests.
-fn yield_to_requests() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    LOWERED.with(|lowered| {
-        if !lowered.get() {
-            if let Err(err) =
-                thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-            {
-                tracing::debug!(error = ?err, "could not lower the priority of a hashing thread");
-            }
-            lowered.set(true);
-        }
-    });
 }
 
 /// Whether `password` matches the PHC string `hash`. Blocking: call it off

@@ -39,6 +39,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod background;
 mod config;
 mod credential;
 mod csrf;

@@ -104,19 +104,48 @@ impl MemoryStore {
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                // Off the async threads: a sweep of millions of sessions
-                // must not stall the requests being served.
-                let _ = tokio::task::spawn_blocking(move || sweep(&inner)).await;
+                // Off the async threads, at the lowest priority: a sweep of
+                // millions of sessions must not stall the requests served.
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::background::yield_to_requests();
+                    sweep(&inner)
+                })
+                .await;
             }
         });
     }
 }
 
+/// At most this many expired keys are collected before they are removed.
+const SWEEP_BATCH: usize = 65_536;
+
+/// Drops the expired sessions. Looking takes only read locks, one shard at
+/// a time, so lookups never wait on a sweep; each removal takes its
+/// shard's write lock for one entry.
 fn sweep(inner: &Inner) -> usize {
     let now = unix_now();
-    let before = inner.sessions.len();
-    inner.sessions.retain(|_, session| !session.is_expired_at(now));
-    before.saturating_sub(inner.sessions.len())
+    let mut removed = 0;
+    loop {
+        let expired: Vec<TokenKey> = inner
+            .sessions
+            .iter()
+            .filter(|entry| entry.value().is_expired_at(now))
+            .map(|entry| *entry.key())
+            .take(SWEEP_BATCH)
+            .collect();
+        for key in &expired {
+            if inner
+                .sessions
+                .remove_if(key, |_, session| session.is_expired_at(now))
+                .is_some()
+            {
+                removed += 1;
+            }
+        }
+        if expired.len() < SWEEP_BATCH {
+            return removed;
+        }
+    }
 }
 
 impl TokenStore for MemoryStore {
@@ -186,6 +215,12 @@ mod tests {
     use super::*;
     use crate::store::Token;
 
+    impl MemoryStore {
+        fn restore_unchecked(&self, key: TokenKey, session: Session) {
+            self.inner.sessions.insert(key, session);
+        }
+    }
+
     fn expired(username: &str) -> Session {
         let mut session = Session::new(username, None, 0);
         session.expires_at = session.issued_at;
@@ -208,6 +243,21 @@ mod tests {
         assert_eq!(store.sweep_expired(), 1);
         assert_eq!(store.len(), 1);
         assert_eq!(store.get(&live.key()).await.unwrap().unwrap().username(), "a");
+    }
+
+    #[test]
+    fn a_sweep_goes_on_past_one_batch_and_keeps_the_live() {
+        let store = MemoryStore::new();
+        let dead = SWEEP_BATCH + 1000;
+        for _ in 0..dead {
+            store.restore_unchecked(Token::generate().key(), expired("old"));
+        }
+        let live: Vec<Token> = (0..100).map(|_| Token::generate()).collect();
+        for token in &live {
+            store.restore_unchecked(token.key(), Session::new("new", None, 60));
+        }
+        assert_eq!(store.sweep_expired(), dead);
+        assert_eq!(store.len(), live.len());
     }
 
     #[tokio::test]
