@@ -9,6 +9,7 @@ use base64::Engine;
 use http::header::{self, HeaderMap};
 use http::request::Parts;
 use percent_encoding::percent_decode_str;
+use zeroize::Zeroizing;
 
 use crate::directory::Client;
 use crate::request::Params;
@@ -58,7 +59,7 @@ pub(crate) async fn authenticate(
             ))
         }
         (Some((id, secret)), _, None) => (id, Some(secret)),
-        (None, Some(id), secret) => (id.to_owned(), secret.map(str::to_owned)),
+        (None, Some(id), secret) => (id.to_owned(), secret.map(|s| Zeroizing::new(s.to_owned()))),
         (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret needs a client_id.")),
         (None, None, None) => return Ok(Caller::Anonymous),
     };
@@ -96,8 +97,9 @@ pub(crate) async fn authenticate(
 }
 
 /// The client id and secret of an `Authorization: Basic` header, each
-/// form-urlencoded as RFC 6749 §2.3.1 says.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+/// form-urlencoded as RFC 6749 §2.3.1 says. Every copy of the secret made
+/// here is wiped when dropped.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Zeroizing<String>)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -109,13 +111,12 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let decoded = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| bad())?);
+    let decoded = std::str::from_utf8(&decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let unescape = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
+        let spaced = Zeroizing::new(s.replace('+', " "));
+        Zeroizing::new(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
     };
-    Ok(Some((unescape(id), unescape(secret))))
+    Ok(Some((unescape(id).to_string(), unescape(secret))))
 }
