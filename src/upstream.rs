@@ -7,9 +7,12 @@
 //! the next client connection; only when neither has one is a connection
 //! opened. An upstream connection is handed back only once the response
 //! it carried has been read to its end, so it is never shared by two
-//! requests at a time (HTTP/1.1 has no multiplexing).
+//! requests at a time (HTTP/1.1 has no multiplexing). A client that goes
+//! away while its request is upstream does not close that connection: the
+//! exchange is finished in the background and the connection kept.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -19,8 +22,10 @@ use bytes::Bytes;
 use http::uri::{Authority, Scheme, Uri};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
 
@@ -111,21 +116,31 @@ impl Origin {
             Some(sender) => sender,
             None => self.connect().await?,
         };
-        let response = match sender.try_send_request(req).await {
+        let mut exchange = Exchange {
+            response: Some(Box::pin(sender.try_send_request(req))),
+            give_back: Some(GiveBack {
+                sender,
+                origin: self.clone(),
+                link,
+            }),
+        };
+        let outcome = exchange.response.as_mut().expect("just set").await;
+        exchange.response = None;
+        let mut give_back = exchange.give_back.take().expect("just set");
+        let response = match outcome {
             Ok(response) => response,
             Err(mut failed) => match failed.take_message() {
                 Some(req) => {
                     tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
-                    sender = self.connect().await?;
-                    sender.send_request(req).await.map_err(SendError::Broken)?
+                    give_back.sender = self.connect().await?;
+                    give_back
+                        .sender
+                        .send_request(req)
+                        .await
+                        .map_err(SendError::Broken)?
                 }
                 None => return Err(SendError::Broken(failed.into_error())),
             },
-        };
-        let give_back = GiveBack {
-            sender,
-            origin: self.clone(),
-            link,
         };
         Ok(UpstreamBody::wrap(response, give_back))
     }
@@ -248,6 +263,59 @@ impl Drop for Held {
         }
     }
 }
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send>>;
+
+/// A request sent upstream, its response not yet come. If the client goes
+/// away meanwhile (dropping this), the exchange is finished in the
+/// background and the connection kept, rather than closed mid-request:
+/// a load balancer's or a benchmark's disconnects do not turn into
+/// upstream connection churn.
+struct Exchange {
+    response: Option<ResponseFuture>,
+    give_back: Option<GiveBack>,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let (Some(response), Some(mut give_back)) = (self.response.take(), self.give_back.take()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        give_back.link = None;
+        runtime.spawn(async move {
+            let finished = tokio::time::timeout(ABANDONED_WAIT, async {
+                let response = response.await.ok()?;
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    return None;
+                }
+                let mut body = response.into_body();
+                let mut read = 0;
+                while let Some(frame) = body.frame().await {
+                    read += frame.ok()?.data_ref().map_or(0, Bytes::len);
+                    if read > ABANDONED_MAX_BYTES {
+                        return None;
+                    }
+                }
+                Some(())
+            });
+            if let Ok(Some(())) = finished.await {
+                give_back.give_back();
+            }
+        });
+    }
+}
+
+/// How long an abandoned exchange may take to finish before its
+/// connection is closed instead.
+const ABANDONED_WAIT: Duration = Duration::from_secs(10);
+
+/// An abandoned response longer than this is not read to its end: its
+/// connection is closed instead.
+const ABANDONED_MAX_BYTES: usize = 64 * 1024;
 
 /// Hands an upstream connection back once its response has been read.
 struct GiveBack {

@@ -125,6 +125,29 @@ async fn an_abandoned_download_does_not_break_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_client_gone_before_the_answer_leaves_the_connection_open_for_others() {
+    let (upstream, gateway, token) = gateway_with_token().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .get(gateway.url("/pause"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(gone.unwrap_err().is_timeout());
+    // The gateway finishes that exchange in the background and keeps the
+    // connection, instead of closing it mid-request.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let client = api();
+    for _ in 0..3 {
+        assert_eq!(get_path(&client, &gateway, &token, "/next").await.0, 200);
+    }
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
 async fn concurrent_clients_each_get_their_own_answers() {
     let (upstream, gateway, token) = gateway_with_token().await;
     let gateway = std::sync::Arc::new(gateway);

@@ -84,6 +84,7 @@ impl Upstream {
 /// - `/download?bytes=N`: N bytes in 64 KiB chunks;
 /// - `/hold`: one chunk, then the rest when the test releases it;
 /// - `/upload`: reads the body and answers its length;
+/// - `/pause`: answers after 300 ms;
 /// - `/close`: answers and closes the connection;
 /// - `/empty`: `204`, no body;
 /// - anything else: the request as JSON (method, path, query, headers).
@@ -151,6 +152,10 @@ async fn upstream_answer(
             });
             let stream = tokio_stream_from(rx);
             Ok(Response::new(StreamBody::new(stream).boxed()))
+        }
+        "/pause" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(Response::new(full("paused")))
         }
         "/close" => {
             let mut response = Response::new(full("closing"));
