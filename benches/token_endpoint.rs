@@ -11,10 +11,12 @@
 //! oidc-provider 9 is installed with npm into a temporary folder by the
 //! benchmark itself (default in-memory adapter, opaque tokens, a
 //! confidential client with a plain secret); without Node.js its rows are
-//! skipped and the table says so. Servers on CPU 0, wrk on CPU 1. After the
-//! issuance runs, a token issued before them is introspected again (it
-//! must still be active), and authgate's resident memory per issued token
-//! is printed.
+//! skipped and the table says so. Both servers run side by side on CPU 0
+//! and their runs alternate (wrk on CPU 1), so drift on a shared machine
+//! falls on both alike. After the runs, a token issued before them is
+//! introspected again (it must still be active), authgate's resident
+//! memory per issued token is printed, and every token of a further
+//! issuance run is introspected (all must be active).
 
 mod support;
 
@@ -42,51 +44,62 @@ fn main() {
         std::process::exit(1);
     }
     let dir = tempfile::tempdir().unwrap();
-    let measure = |url: &str, script: &Path| -> Result<Measured, String> {
-        let mut all: Vec<Measured> = (0..runs)
-            .map(|_| wrk_with(url, 32, seconds, &[BASIC.to_owned()], Some(script), "1"))
-            .collect::<Result<_, _>>()?;
-        all.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-        Ok(all[all.len() / 2])
-    };
     let issue_script = write(dir.path(), "issue.lua", "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n");
+    let ag_token = format!("http://127.0.0.1:{GATEWAY}/management/token");
+    let ag_introspection = format!("http://127.0.0.1:{GATEWAY}/management/introspect");
+    let op_token = format!("http://127.0.0.1:{OIDC}/token");
+    let op_introspection = format!("http://127.0.0.1:{OIDC}/token/introspection");
 
-    // authgate
+    // Both servers run side by side and their runs alternate, so that
+    // drift on a shared machine falls on both alike.
     let gateway = start_authgate(dir.path());
-    let first = issue(&format!("http://127.0.0.1:{GATEWAY}/management/token"));
+    let node = start_oidc_provider(dir.path());
+    let first = issue(&ag_token);
+    let ag_introspect_script = write(dir.path(), "introspect-ag.lua", &introspect_lua(&first));
+    let op_introspect_script = node.as_ref().ok().map(|_| {
+        write(
+            dir.path(),
+            "introspect-op.lua",
+            &introspect_lua(&issue(&op_token)),
+        )
+    });
+    let run = |url: &str, script: &Path| wrk_with(url, 32, seconds, &[BASIC.to_owned()], Some(script), "1");
+    let alternate = |ours: (&str, &Path), theirs: Option<(&str, &Path)>| {
+        let (mut ag, mut op) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            ag.push(run(ours.0, ours.1));
+            if let Some((url, script)) = theirs {
+                op.push(run(url, script));
+            }
+        }
+        let op = match &node {
+            Ok(_) => median(op),
+            Err(why) => Err(why.clone()),
+        };
+        (median(ag), op)
+    };
+
     let rss_before = rss_kib(gateway.0.id());
-    let ag_issue = measure(
-        &format!("http://127.0.0.1:{GATEWAY}/management/token"),
-        &issue_script,
+    let (ag_issue, op_issue) = alternate(
+        (&ag_token, &issue_script),
+        node.as_ref()
+            .ok()
+            .map(|_| (op_token.as_str(), issue_script.as_path())),
     );
     let rss_after = rss_kib(gateway.0.id());
-    let introspect_script = write(dir.path(), "introspect-ag.lua", &introspect_lua(&first));
-    let ag_introspect = measure(
-        &format!("http://127.0.0.1:{GATEWAY}/management/introspect"),
-        &introspect_script,
+    let (ag_introspect, op_introspect) = alternate(
+        (&ag_introspection, &ag_introspect_script),
+        op_introspect_script
+            .as_deref()
+            .map(|script| (op_introspection.as_str(), script)),
     );
-    let still_active = introspect(
-        &format!("http://127.0.0.1:{GATEWAY}/management/introspect"),
-        &first,
-    );
+    drop(node);
+    let still_active = introspect(&ag_introspection, &first);
     let issued = ag_issue
         .as_ref()
         .map_or(0.0, |m| m.rps * f64::from(seconds * runs));
     let kept = every_token_kept(dir.path(), seconds);
     drop(gateway);
-
-    // oidc-provider
-    let (op_issue, op_introspect) = match start_oidc_provider(dir.path()) {
-        Ok(_node) => {
-            let token = issue(&format!("http://127.0.0.1:{OIDC}/token"));
-            let script = write(dir.path(), "introspect-op.lua", &introspect_lua(&token));
-            (
-                measure(&format!("http://127.0.0.1:{OIDC}/token"), &issue_script),
-                measure(&format!("http://127.0.0.1:{OIDC}/token/introspection"), &script),
-            )
-        }
-        Err(why) => (Err(why.clone()), Err(why)),
-    };
 
     println!("\ntoken endpoint benchmark: wrk -t1 -c32 on CPU 1, servers on CPU 0, {runs} × {seconds} s, medians\n");
     println!("| endpoint | server | req/s | p50 | p99 | ratio to oidc-provider |");
@@ -120,9 +133,11 @@ fn main() {
     );
 }
 
-/// Issues tokens for `seconds` more, writing down every 20th, then
-/// introspects every token written down (wrk cycling through them) and
-/// counts those not active: authgate keeps every token until it expires.
+/// Issues tokens for `seconds` more, writing every one down, then
+/// introspects every token written down (wrk walking the list in order
+/// until it has been through all of it), and compares the store's count of
+/// live tokens with the number issued since the start: authgate keeps
+/// every token until it expires.
 fn every_token_kept(dir: &Path, seconds: u32) -> String {
     let tokens = dir.join("tokens.txt");
     let record = write(
@@ -131,15 +146,13 @@ fn every_token_kept(dir: &Path, seconds: u32) -> String {
         &format!(
             "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials\"\n\
              wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
-             local n, out = 0, nil\n\
+             local out = nil\n\
              response = function(status, headers, body)\n\
-               n = n + 1\n\
-               if n % 20 == 0 then\n\
-                 out = out or io.open(\"{}\", \"a\")\n\
-                 local t = body:match('\"access_token\":\"([^\"]+)\"')\n\
-                 if t then out:write(t, \"\\n\") out:flush() end\n\
-               end\n\
-             end\n",
+               out = out or io.open(\"{}\", \"a\")\n\
+               local t = body:match('\"access_token\":\"([^\"]+)\"')\n\
+               if t then out:write(t, \"\\n\") end\n\
+             end\n\
+             done = function() if out then out:close() end end\n",
             tokens.display()
         ),
     );
@@ -147,6 +160,8 @@ fn every_token_kept(dir: &Path, seconds: u32) -> String {
     if let Err(why) = wrk_with(&url, 32, seconds, &[BASIC.to_owned()], Some(&record), "1") {
         return format!("token check skipped: {why}");
     }
+    // wrk's `done` runs in another Lua state: give the writer a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let written = std::fs::read_to_string(&tokens)
         .map(|t| t.lines().count())
         .unwrap_or(0);
@@ -174,18 +189,63 @@ fn every_token_kept(dir: &Path, seconds: u32) -> String {
             basic = BASIC.trim_start_matches("Authorization: ")
         ),
     );
+    // Long enough to go through the whole list at a conservative 30k/s.
+    let check_for = (written as u64 / 30_000 + 3).max(u64::from(seconds));
     let out = Command::new("taskset")
-        .args(["-c", "1", "wrk", "-t1", "-c32", &format!("-d{seconds}s"), "-s"])
+        .args(["-c", "1", "wrk", "-t1", "-c32", &format!("-d{check_for}s"), "-s"])
         .arg(&check)
         .arg(format!("http://127.0.0.1:{GATEWAY}/management/introspect"))
         .output()
         .expect("wrk");
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
+    let counts: Vec<u64> = text
         .lines()
-        .find(|l| l.starts_with("checked "))
-        .unwrap_or("no result from wrk");
-    format!("{written} tokens written down while issuing, then introspected in a cycle: {line} (inactive must be 0).")
+        .find_map(|l| l.strip_prefix("checked "))
+        .map(|l| {
+            l.split(" inactive ")
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let walked = match counts[..] {
+        [checked, inactive] => format!(
+            "introspected {checked} times in order, so each at least once: {}; inactive answers: {inactive} (must be 0)",
+            if checked >= written as u64 { "yes" } else { "NO" }
+        ),
+        _ => format!("no result from wrk: {text}"),
+    };
+    let metrics = metric_values(&format!("http://127.0.0.1:{GATEWAY}/metrics"));
+    let (issued, live) = (
+        metrics("authgate_tokens_issued_total"),
+        metrics("authgate_tokens_live"),
+    );
+    format!(
+        "Every token written down while issuing ({written}) was then {walked}.\n\
+         The store holds {live} live tokens for {issued} issued since the start (equal: {}).",
+        if issued == live { "yes" } else { "NO" }
+    )
+}
+
+/// Reads `url` (Prometheus text) and answers a lookup of a metric's value.
+fn metric_values(url: &str) -> impl Fn(&str) -> u64 {
+    let out = Command::new("curl").args(["-s", url]).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    move |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+}
+
+/// The run with the median throughput, or the first failure.
+fn median(runs: Vec<Result<Measured, String>>) -> Result<Measured, String> {
+    let mut all: Vec<Measured> = runs.into_iter().collect::<Result<_, _>>()?;
+    if all.is_empty() {
+        return Err("no runs".into());
+    }
+    all.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    Ok(all[all.len() / 2])
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
