@@ -6,11 +6,6 @@ use std::process::ExitCode;
 
 use authgate::{Config, Gateway, LogFormat};
 
-/// mimalloc: fewer cycles per allocation than glibc's malloc on the
-/// request path, and no arena growth across worker threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "\
 authgate: a sign-in gateway in front of any HTTP app
 

@@ -28,6 +28,18 @@ pub enum RouteKind {
     Own,
 }
 
+impl RouteKind {
+    /// Its place in [`Metrics`]' per-route handles (the order of `new`).
+    fn index(self) -> usize {
+        match self {
+            Self::Authenticated => 0,
+            Self::Public => 1,
+            Self::Refused => 2,
+            Self::Own => 3,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: RouteKind,
@@ -84,11 +96,23 @@ lower_case_label!(RouteKind { Authenticated => "authenticated", Public => "publi
 lower_case_label!(SignIn { Succeeded => "succeeded", Failed => "failed", Throttled => "throttled" });
 lower_case_label!(UpstreamError { Connect => "connect", Timeout => "timeout", Broken => "broken" });
 
+/// Statuses whose request counters are kept at hand per route kind, so
+/// that counting the usual request takes no lookup in the family's map.
+const COMMON_STATUSES: [u16; 8] = [200, 201, 204, 302, 304, 400, 401, 404];
+
+/// A route kind's latency histogram and its common statuses' counters
+/// (each created on first use, so /metrics shows only what happened).
+struct RouteHandles {
+    latency: Histogram,
+    statuses: [std::sync::OnceLock<Counter>; COMMON_STATUSES.len()],
+}
+
 /// The gateway's metrics.
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    /// Indexed by [`RouteKind::index`].
+    by_route: [RouteHandles; 4],
     sign_ins: Family<SignInLabels, Counter>,
     pub(crate) tokens_issued: Counter,
     pub(crate) tokens_revoked: Counter,
@@ -142,10 +166,20 @@ impl Metrics {
             "Token store operations that failed",
             store_errors.clone(),
         );
+        let by_route = [
+            RouteKind::Authenticated,
+            RouteKind::Public,
+            RouteKind::Refused,
+            RouteKind::Own,
+        ]
+        .map(|route| RouteHandles {
+            latency: latency.get_or_create(&RouteLabels { route }).clone(),
+            statuses: Default::default(),
+        });
         Self {
             registry,
             requests,
-            latency,
+            by_route,
             sign_ins,
             tokens_issued,
             tokens_revoked,
@@ -156,12 +190,15 @@ impl Metrics {
     }
 
     pub(crate) fn request(&self, route: RouteKind, status: u16, took: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(took.as_secs_f64());
+        let handles = &self.by_route[route.index()];
+        let labels = || RequestLabels { route, status };
+        match COMMON_STATUSES.iter().position(|&common| common == status) {
+            Some(at) => handles.statuses[at]
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
+        handles.latency.observe(took.as_secs_f64());
     }
 
     pub(crate) fn sign_in(&self, outcome: SignIn) {
@@ -269,5 +306,48 @@ impl TokenStore for MeteredStore {
     }
     fn live_count(&self) -> Option<usize> {
         self.inner.live_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_and_status_whether_common_or_not() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.request(RouteKind::Authenticated, 200, Duration::from_micros(300));
+        }
+        metrics.request(RouteKind::Own, 418, Duration::from_millis(2));
+        metrics.request(RouteKind::Refused, 401, Duration::from_micros(50));
+        let text = metrics.render();
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+                .to_owned()
+        };
+        assert_eq!(
+            value(r#"authgate_requests_total{route="authenticated",status="200"}"#),
+            "3"
+        );
+        assert_eq!(value(r#"authgate_requests_total{route="own",status="418"}"#), "1");
+        assert_eq!(
+            value(r#"authgate_requests_total{route="refused",status="401"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(r#"authgate_request_duration_seconds_count{route="authenticated"}"#),
+            "3"
+        );
+        assert_eq!(
+            value(r#"authgate_request_duration_seconds_count{route="own"}"#),
+            "1"
+        );
+        assert!(
+            !text.contains(r#"route="public",status"#),
+            "no series for what never happened"
+        );
     }
 }
