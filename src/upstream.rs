@@ -9,7 +9,8 @@
 //! it carried has been read to its end, so it is never shared by two
 //! requests at a time (HTTP/1.1 has no multiplexing). A client that goes
 //! away while its request is upstream does not close that connection: the
-//! exchange is finished in the background and the connection kept.
+//! exchange (or the rest of its response) is finished in the background,
+//! within bounds, and the connection kept.
 
 use std::fmt;
 use std::future::Future;
@@ -279,34 +280,44 @@ struct Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        let (Some(response), Some(mut give_back)) = (self.response.take(), self.give_back.take()) else {
+        let (Some(response), Some(give_back)) = (self.response.take(), self.give_back.take()) else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        give_back.link = None;
-        runtime.spawn(async move {
-            let finished = tokio::time::timeout(ABANDONED_WAIT, async {
-                let response = response.await.ok()?;
-                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    return None;
-                }
-                let mut body = response.into_body();
-                let mut read = 0;
-                while let Some(frame) = body.frame().await {
-                    read += frame.ok()?.data_ref().map_or(0, Bytes::len);
-                    if read > ABANDONED_MAX_BYTES {
-                        return None;
-                    }
-                }
-                Some(())
-            });
-            if let Ok(Some(())) = finished.await {
-                give_back.give_back();
-            }
+        finish_in_background(give_back, async move {
+            let response = response.await.ok()?;
+            (response.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| response.into_body())
         });
     }
+}
+
+/// Reads what is left of an exchange nobody waits for any more (the
+/// response `rest` resolves to, to its end, within a time and size bound),
+/// then hands the connection back; past the bounds it is closed instead.
+fn finish_in_background(
+    mut give_back: GiveBack,
+    rest: impl Future<Output = Option<Incoming>> + Send + 'static,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    // The client connection is gone: the connection goes to the idle list.
+    give_back.link = None;
+    runtime.spawn(async move {
+        let finished = tokio::time::timeout(ABANDONED_WAIT, async {
+            let mut body = rest.await?;
+            let mut read = 0;
+            while let Some(frame) = body.frame().await {
+                read += frame.ok()?.data_ref().map_or(0, Bytes::len);
+                if read > ABANDONED_MAX_BYTES {
+                    return None;
+                }
+            }
+            Some(())
+        });
+        if let Ok(Some(())) = finished.await {
+            give_back.give_back();
+        }
+    });
 }
 
 /// How long an abandoned exchange may take to finish before its
@@ -333,15 +344,14 @@ impl GiveBack {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body streamed from the upstream. When it has been read
-    /// to its end, its connection is handed back for the next request;
-    /// dropped before its end, the connection closes with it.
-    pub struct UpstreamBody {
-        #[pin]
-        inner: Incoming,
-        give_back: Option<GiveBack>,
-    }
+/// A response body streamed from the upstream. When it has been read to
+/// its end, its connection is handed back for the next request; dropped
+/// before its end (the client went away), the rest is read in the
+/// background, within bounds, so that the connection can still be reused.
+pub struct UpstreamBody {
+    /// `None` only once handed to the background on drop.
+    inner: Option<Incoming>,
+    give_back: Option<GiveBack>,
 }
 
 impl fmt::Debug for UpstreamBody {
@@ -364,7 +374,18 @@ impl UpstreamBody {
                 give_back.give_back();
             }
         }
-        response.map(|inner| Self { inner, give_back })
+        response.map(|inner| Self {
+            inner: Some(inner),
+            give_back,
+        })
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let (Some(give_back), Some(rest)) = (self.give_back.take(), self.inner.take()) {
+            finish_in_background(give_back, async move { Some(rest) });
+        }
     }
 }
 
@@ -373,14 +394,17 @@ impl Body for UpstreamBody {
     type Error = hyper::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let mut this = self.project();
-        let frame = this.inner.as_mut().poll_frame(cx);
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = Pin::new(&mut *inner).poll_frame(cx);
         let finished = match &frame {
             Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
             Poll::Ready(Some(Err(_))) => {
                 this.give_back.take();
                 false
@@ -396,10 +420,12 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }

@@ -148,6 +148,30 @@ async fn a_client_gone_before_the_answer_leaves_the_connection_open_for_others()
 }
 
 #[tokio::test]
+async fn a_client_gone_in_the_middle_of_a_short_answer_leaves_the_connection_open() {
+    let (upstream, gateway, token) = gateway_with_token().await;
+    let response = api()
+        .get(gateway.url("/hold"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first;");
+    drop(stream);
+    // The gateway reads the rest of the answer itself, then keeps the
+    // connection for others.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    upstream.release.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = api();
+    for _ in 0..3 {
+        assert_eq!(get_path(&client, &gateway, &token, "/next").await.0, 200);
+    }
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
 async fn concurrent_clients_each_get_their_own_answers() {
     let (upstream, gateway, token) = gateway_with_token().await;
     let gateway = std::sync::Arc::new(gateway);
