@@ -29,6 +29,20 @@ async fn get_path(client: &reqwest::Client, gateway: &Gateway, token: &str, path
     (status, response.text().await.unwrap())
 }
 
+/// A new client connection's requests are served, and the upstream has
+/// still seen a single connection: the earlier one was kept for them.
+async fn assert_the_connection_was_kept(upstream: &Upstream, gateway: &Gateway, token: &str) {
+    let client = api();
+    for _ in 0..3 {
+        assert_eq!(get_path(&client, gateway, token, "/next").await.0, 200);
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "the upstream connection was kept and reused"
+    );
+}
+
 #[tokio::test]
 async fn keep_alive_clients_reuse_one_upstream_connection() {
     let (upstream, gateway, token) = gateway_with_token().await;
@@ -140,11 +154,7 @@ async fn a_client_gone_before_the_answer_leaves_the_connection_open_for_others()
     // The gateway finishes that exchange in the background and keeps the
     // connection, instead of closing it mid-request.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let client = api();
-    for _ in 0..3 {
-        assert_eq!(get_path(&client, &gateway, &token, "/next").await.0, 200);
-    }
-    assert_eq!(upstream.connections(), 1);
+    assert_the_connection_was_kept(&upstream, &gateway, &token).await;
 }
 
 #[tokio::test]
@@ -164,11 +174,7 @@ async fn a_client_gone_in_the_middle_of_a_short_answer_leaves_the_connection_ope
     tokio::time::sleep(Duration::from_millis(100)).await;
     upstream.release.notify_one();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let client = api();
-    for _ in 0..3 {
-        assert_eq!(get_path(&client, &gateway, &token, "/next").await.0, 200);
-    }
-    assert_eq!(upstream.connections(), 1);
+    assert_the_connection_was_kept(&upstream, &gateway, &token).await;
 }
 
 #[tokio::test]
