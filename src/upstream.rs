@@ -15,6 +15,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -67,7 +68,9 @@ impl fmt::Display for SendError {
 pub(crate) struct Origin {
     connector: Connector,
     uri: Uri,
+    /// Oldest first: connections are taken from and put back at the end.
     idle: Mutex<Vec<Idle>>,
+    reaper_started: AtomicBool,
 }
 
 struct Idle {
@@ -101,6 +104,7 @@ impl Origin {
             connector: connector(http, config)?,
             uri,
             idle: Mutex::new(Vec::new()),
+            reaper_started: AtomicBool::new(false),
         }))
     }
 
@@ -113,6 +117,7 @@ impl Origin {
         req: Request<Incoming>,
         link: Option<ConnectionLink>,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        self.ensure_reaper();
         let mut sender = match self.reuse(link.as_ref()).await {
             Some(sender) => sender,
             None => self.connect().await?,
@@ -162,6 +167,30 @@ impl Origin {
         }
     }
 
+    /// Starts the task that closes connections idle for longer than
+    /// `IDLE_FOR` (an upstream may never close them itself), once; it ends
+    /// with the origin.
+    fn ensure_reaper(self: &Arc<Self>) {
+        if self.reaper_started.load(Ordering::Relaxed) || self.reaper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let origin = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(IDLE_FOR / 3);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(origin) = origin.upgrade() else { return };
+                origin.close_stale();
+            }
+        });
+    }
+
+    /// Drops the idle connections that are closed or idle for too long.
+    fn close_stale(&self) {
+        retain_fresh(&mut self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     fn take_idle(&self) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(Idle { sender, since }) = idle.pop() {
@@ -178,7 +207,7 @@ impl Origin {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() >= MAX_IDLE {
-            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < IDLE_FOR);
+            retain_fresh(&mut idle);
         }
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
@@ -205,6 +234,10 @@ impl Origin {
         });
         Ok(sender)
     }
+}
+
+fn retain_fresh(idle: &mut Vec<Idle>) {
+    idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < IDLE_FOR);
 }
 
 /// The connector's error (already boxed with `tls`, not without).
@@ -427,5 +460,92 @@ impl Body for UpstreamBody {
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An upstream that answers each request on a connection with `ok`
+    /// and reports when a connection ends.
+    async fn upstream() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ended, ends) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let ended = ended.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = ended.send(());
+                });
+            }
+        });
+        (addr, ends)
+    }
+
+    async fn get(origin: &Arc<Origin>, addr: std::net::SocketAddr) -> Vec<u8> {
+        // An `Incoming` to send: the body of a request served here.
+        let (server, client) = tokio::io::duplex(4096);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new().serve_connection(
+                hyper_util::rt::TokioIo::new(server),
+                hyper::service::service_fn(move |req: Request<Incoming>| {
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send(req);
+                    }
+                    std::future::pending::<
+                        Result<Response<http_body_util::Empty<Bytes>>, std::convert::Infallible>,
+                    >()
+                }),
+            ),
+        );
+        let mut client = client;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut req = rx.await.unwrap();
+        req.headers_mut()
+            .insert(http::header::HOST, addr.to_string().parse().unwrap());
+        let response = origin.send(req, None).await.unwrap();
+        response.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_then_closed_when_stale() {
+        let (addr, mut ends) = upstream().await;
+        let config = Config::from_toml_str(&format!(
+            "[upstream]\nurl = \"http://{addr}\"\n[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU\"\n"
+        ))
+        .unwrap();
+        let origin = Origin::new(Scheme::HTTP, addr.to_string().parse().unwrap(), &config).unwrap();
+        assert_eq!(get(&origin, addr).await, b"ok");
+        assert_eq!(get(&origin, addr).await, b"ok");
+        assert_eq!(origin.idle.lock().unwrap().len(), 1, "one connection, reused");
+
+        origin.close_stale();
+        assert_eq!(origin.idle.lock().unwrap().len(), 1, "a fresh connection stays");
+        origin.idle.lock().unwrap()[0].since -= IDLE_FOR;
+        origin.close_stale();
+        assert!(origin.idle.lock().unwrap().is_empty());
+        tokio::time::timeout(Duration::from_secs(5), ends.recv())
+            .await
+            .expect("the stale connection is closed")
+            .unwrap();
     }
 }
