@@ -47,6 +47,7 @@ pub struct Config {
     pub(crate) routes: Vec<Route>,
     pub(crate) upstream_connect_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) upstream_ca_file: Option<PathBuf>,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) token_ttl_secs: u64,
@@ -531,10 +532,13 @@ impl Checker<'_> {
             return self.fail(&cert.span(), reason);
         }
         #[cfg(not(feature = "tls"))]
-        return self.fail(
-            &cert.span(),
-            "TLS needs the tls feature, which this authgate was built without",
-        );
+        {
+            drop(files);
+            return self.fail(
+                &cert.span(),
+                "TLS needs the tls feature, which this authgate was built without",
+            );
+        }
         #[allow(unreachable_code)]
         Ok(Some(files))
     }
