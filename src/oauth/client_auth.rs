@@ -114,9 +114,37 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Zeroizing<St
     let decoded = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| bad())?);
     let decoded = std::str::from_utf8(&decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        let spaced = Zeroizing::new(s.replace('+', " "));
-        Zeroizing::new(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
-    };
-    Ok(Some((unescape(id).to_string(), unescape(secret))))
+    Ok(Some((form_unescape(id).to_string(), form_unescape(secret))))
+}
+
+/// `text` with form-urlencoding undone (`+` is a space, `%XX` a byte); one
+/// copy, wiped when dropped, and only one when nothing is encoded.
+fn form_unescape(text: &str) -> Zeroizing<String> {
+    if !text.contains(['+', '%']) {
+        return Zeroizing::new(text.to_owned());
+    }
+    let spaced = Zeroizing::new(text.replace('+', " "));
+    Zeroizing::new(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(user_pass));
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_unescaped_as_rfc_6749_says() {
+        let plain = basic_credentials(&basic("app:s3cret")).unwrap().unwrap();
+        assert_eq!((plain.0.as_str(), plain.1.as_str()), ("app", "s3cret"));
+        let encoded = basic_credentials(&basic("my+app:a%3Ab+c%25")).unwrap().unwrap();
+        assert_eq!((encoded.0.as_str(), encoded.1.as_str()), ("my app", "a:b c%"));
+        assert!(basic_credentials(&basic("no-colon")).is_err());
+        assert!(basic_credentials(&HeaderMap::new()).unwrap().is_none());
+    }
 }
