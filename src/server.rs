@@ -228,6 +228,11 @@ impl Gateway {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
+            // One buffer, one plain write per response: 2-4% more small
+            // answers a second (token endpoint, introspection) than
+            // vectored writes, and no slower for large streamed bodies
+            // (measured, see the README).
+            .writev(false)
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes)
