@@ -94,11 +94,11 @@ impl Proxy {
 
 impl ProxyInner {
     /// Rewrites `req` to go upstream: the same path and query (origin
-    /// form) with the upstream's `Host`, HTTP/1.1, no hop-by-hop headers (but a protocol
-    /// upgrade asked for, such as WebSocket, is asked of the upstream too),
-    /// and `X-Forwarded-For/Proto/Host` set. Answers whether it is an
-    /// upgrade.
-    fn rewrite(&self, req: &mut Request<Incoming>) -> Result<bool, http::Error> {
+    /// form) with the upstream's `Host`, HTTP/1.1, no hop-by-hop headers
+    /// (but a protocol upgrade asked for, such as WebSocket, is asked of
+    /// the upstream too), and `X-Forwarded-For/Proto/Host` set. Answers
+    /// whether it is an upgrade.
+    fn rewrite(&self, req: &mut Request<Incoming>) -> bool {
         let upgrade = upgrade_asked(req.headers());
         let path_and_query = req
             .uri()
@@ -148,7 +148,7 @@ impl ProxyInner {
             headers.insert(header::UPGRADE, protocol.clone());
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        Ok(upgrade.is_some())
+        upgrade.is_some()
     }
 }
 
@@ -224,16 +224,7 @@ impl Service<Request<Incoming>> for Proxy {
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let inner = &self.inner;
         let link = req.extensions_mut().remove::<ConnectionLink>();
-        let Ok(upgrade) = inner.rewrite(&mut req) else {
-            return Box::pin(async {
-                Ok(response::json_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "The request target cannot be forwarded.",
-                )
-                .map(Either::Right))
-            });
-        };
+        let upgrade = inner.rewrite(&mut req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let origin = inner.origin.clone();
         let timeout = inner.timeout;
