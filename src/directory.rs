@@ -1,14 +1,14 @@
 //! Users and clients, and password checks that never block the async
 //! worker threads.
 
-use hmac::{Hmac, Mac};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use zeroize::Zeroizing;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use hmac::{Hmac, Mac};
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 use crate::config::{Config, Grant};
 use crate::store::{ClientGrant, Identity};
