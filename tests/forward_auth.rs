@@ -139,12 +139,7 @@ async fn forward_auth_answers_traefik_and_trusts_the_original_uri_only_from_trus
         config_toml(upstream.addr, "").replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n");
     let gateway = Gateway::start(&config).await;
     let token = session_token(&sign_in(&browser(), &gateway, "bob", PASSWORD, "/").await);
-    let ok = api()
-        .get(gateway.url("/management/auth"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let ok = bearer_get(&gateway, "/management/auth", &token).await;
     assert_eq!(ok.status(), 202);
     assert_eq!(ok.headers()["x-auth-request-user"], "bob");
     assert_eq!(ok.headers()["x-auth-request-access-token"], token.as_str());

@@ -143,12 +143,7 @@ async fn api_clients_get_401_json_and_browsers_get_a_redirect() {
     assert_eq!(body["error"], "unauthorized");
     assert!(body["error_description"].as_str().unwrap().contains("Bearer"));
 
-    let response = api()
-        .get(gateway.url("/data"))
-        .bearer_auth("not-a-real-token")
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_get(&gateway, "/data", "not-a-real-token").await;
     assert_eq!(response.status(), 401);
     assert!(response.headers()["www-authenticate"]
         .to_str()
@@ -554,12 +549,7 @@ async fn upstream_down_is_502_and_slow_is_504_and_the_gateway_goes_on() {
         .unwrap();
     let down = Gateway::start(&config_toml(free, "")).await;
     let token = session_token(&sign_in(&browser(), &down, "alice", PASSWORD, "/").await);
-    let response = api()
-        .get(down.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_get(&down, "/x", &token).await;
     assert_eq!(response.status(), 502);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"],

@@ -145,12 +145,7 @@ async fn an_https_upstream_is_verified_against_the_configured_ca() {
     ))
     .await;
     let token = session_token(&sign_in(&browser(), &trusting, "alice", PASSWORD, "/").await);
-    let response = api()
-        .get(trusting.url("/x"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_get(&trusting, "/x", &token).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "secure ok");
 

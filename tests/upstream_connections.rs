@@ -118,13 +118,7 @@ async fn a_connection_the_upstream_closed_is_replaced() {
 #[tokio::test]
 async fn an_abandoned_download_does_not_break_the_next_request() {
     let (upstream, gateway, token) = gateway_with_token().await;
-    let client = api();
-    let response = client
-        .get(gateway.url("/download?bytes=50000000"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_get(&gateway, "/download?bytes=50000000", &token).await;
     let mut stream = response.bytes_stream();
     assert!(!stream.next().await.unwrap().unwrap().is_empty());
     drop(stream);
@@ -160,12 +154,7 @@ async fn a_client_gone_before_the_answer_leaves_the_connection_open_for_others()
 #[tokio::test]
 async fn a_client_gone_in_the_middle_of_a_short_answer_leaves_the_connection_open() {
     let (upstream, gateway, token) = gateway_with_token().await;
-    let response = api()
-        .get(gateway.url("/hold"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_get(&gateway, "/hold", &token).await;
     let mut stream = response.bytes_stream();
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first;");
     drop(stream);

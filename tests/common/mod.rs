@@ -318,29 +318,26 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The status of `GET path` at `gateway` with `token` as a bearer token.
-pub async fn bearer_status(gateway: &Gateway, path: &str, token: &str) -> reqwest::StatusCode {
+/// `GET path` at `gateway` with `token` as a bearer token, from a fresh
+/// API client.
+pub async fn bearer_get(gateway: &Gateway, path: &str, token: &str) -> reqwest::Response {
     api()
         .get(gateway.url(path))
         .bearer_auth(token)
         .send()
         .await
         .unwrap()
-        .status()
+}
+
+/// The status of `GET path` at `gateway` with `token` as a bearer token.
+pub async fn bearer_status(gateway: &Gateway, path: &str, token: &str) -> reqwest::StatusCode {
+    bearer_get(gateway, path, token).await.status()
 }
 
 /// What `GET path` at `gateway` with `token` as a bearer token answers, as
 /// JSON (the test upstream's echo of what it received).
 pub async fn bearer_json(gateway: &Gateway, path: &str, token: &str) -> serde_json::Value {
-    api()
-        .get(gateway.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    bearer_get(gateway, path, token).await.json().await.unwrap()
 }
 
 /// An access token for `username` from the password grant at `token_url`
