@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -129,7 +130,7 @@ impl ProxyInner {
             .flatten();
         let forwarded_for = match (chain, peer) {
             (Some(chain), Some(peer)) => HeaderValue::try_from(format!("{chain}, {peer}")).ok(),
-            (_, peer) => peer.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()),
+            (_, peer) => peer.map(address_header),
         };
         match forwarded_for {
             Some(value) => headers.insert(X_FORWARDED_FOR, value),
@@ -150,6 +151,33 @@ impl ProxyInner {
         }
         upgrade.is_some()
     }
+}
+
+/// An address as a header value. IPv4, the common case, is written
+/// without the formatting machinery: this runs for every request.
+fn address_header(ip: IpAddr) -> HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::try_from(ip.to_string()).expect("an address is a header value");
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let first = match octet {
+            100.. => 0,
+            10..=99 => 1,
+            _ => 2,
+        };
+        for digit in &digits[first..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len]).expect("digits and dots are a header value")
 }
 
 /// The protocol of an `Upgrade` the request asks for (with `Connection:
@@ -182,12 +210,18 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 
 /// Drops hop-by-hop headers and those the `Connection` header names.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests and responses carry none: one pass over the names
-    // instead of a lookup for each hop-by-hop name.
-    let any = headers
-        .keys()
-        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
-    if !any {
+    // Most requests carry none, and most upstream answers only
+    // `Connection: keep-alive`: one pass over the names, and no allocation
+    // unless `Connection` names some other header.
+    // At most the eight hop-by-hop names and `Upgrade`.
+    let mut present: [Option<HeaderName>; 9] = Default::default();
+    for (slot, name) in present
+        .iter_mut()
+        .zip(headers.keys().filter(|name| is_hop_by_hop(name)))
+    {
+        *slot = Some(name.clone());
+    }
+    if present[0].is_none() {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -195,14 +229,25 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .map(str::trim)
+        .filter(|token| !is_connection_option(token))
+        .filter_map(|name| HeaderName::try_from(name).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named.iter().chain(present.iter().flatten()) {
         headers.remove(name);
     }
-    if headers.get(header::UPGRADE).is_some() {
-        headers.remove(header::UPGRADE);
-    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::UPGRADE || HOP_BY_HOP.contains(name)
+}
+
+/// A `Connection` option that is not a header's name, or one removed
+/// anyway.
+fn is_connection_option(token: &str) -> bool {
+    ["keep-alive", "close", "upgrade"]
+        .iter()
+        .any(|option| token.eq_ignore_ascii_case(option))
 }
 
 /// A short JSON answer for a failed upstream, noting why for the metrics.
@@ -221,9 +266,20 @@ impl Service<Request<Incoming>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        self.forward(req, None)
+    }
+}
+
+impl Proxy {
+    /// Forwards `req`, on the upstream connection `link` keeps for its
+    /// client connection when there is one.
+    pub(crate) fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        link: Option<ConnectionLink>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> {
         let inner = &self.inner;
-        let link = req.extensions_mut().remove::<ConnectionLink>();
         let upgrade = inner.rewrite(&mut req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let origin = inner.origin.clone();
@@ -278,4 +334,41 @@ pub(crate) fn text_response(status: StatusCode, body: String) -> Response<ProxyB
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_their_usual_text() {
+        for text in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.20.30.40",
+            "192.168.100.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(address_header(ip), text);
+        }
+    }
+
+    #[test]
+    fn connection_options_are_not_taken_for_header_names() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive, X-Secret, close"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        remove_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
+    }
 }

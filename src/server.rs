@@ -32,7 +32,7 @@ use tracing::Instrument;
 use crate::config::{Config, Route, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::{is_trusted, ClientAddr};
-use crate::layer::{AuthBody, AuthLayer, AuthService, RouteIndex};
+use crate::layer::{AuthBody, AuthLayer, RouteIndex};
 use crate::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::proxy::{Proxy, ProxyBody};
 use crate::response;
@@ -70,9 +70,13 @@ impl Target {
         })
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
+    fn call(
+        &mut self,
+        req: Request<Incoming>,
+        link: Option<&ConnectionLink>,
+    ) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
         match self {
-            Self::Proxy(proxy) => proxy.call(req),
+            Self::Proxy(proxy) => proxy.forward(req, link.cloned()),
             Self::Whoami(whoami) => Box::pin(whoami.call(req)),
         }
     }
@@ -84,6 +88,9 @@ impl Target {
 struct UpstreamService {
     default: Target,
     routes: Arc<[(Route, Target)]>,
+    /// The upstream connections one client connection keeps between its
+    /// requests (set in each connection's copy of the service).
+    link: Option<ConnectionLink>,
 }
 
 impl UpstreamService {
@@ -96,7 +103,17 @@ impl UpstreamService {
         Ok(Self {
             default: Target::new(config.upstream(), config)?,
             routes,
+            link: None,
         })
+    }
+
+    /// This service for one client connection, which keeps the upstream
+    /// connection its last request used for its next one.
+    fn for_connection(&self) -> Self {
+        Self {
+            link: Some(ConnectionLink::default()),
+            ..self.clone()
+        }
     }
 }
 
@@ -110,11 +127,12 @@ impl Service<Request<Incoming>> for UpstreamService {
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        let link = self.link.as_ref();
         let Some(RouteIndex(index)) = req.extensions().get::<RouteIndex>().copied() else {
-            return self.default.call(req);
+            return self.default.call(req, link);
         };
         let Some((route, target)) = self.routes.get(index) else {
-            return self.default.call(req);
+            return self.default.call(req, link);
         };
         if route.strip_prefix {
             let path = route.upstream_path(req.uri().path()).into_owned();
@@ -126,7 +144,7 @@ impl Service<Request<Incoming>> for UpstreamService {
                 *req.uri_mut() = uri;
             }
         }
-        target.clone().call(req)
+        target.clone().call(req, link)
     }
 }
 
@@ -143,7 +161,7 @@ impl Service<Request<Incoming>> for UpstreamService {
 pub struct Gateway {
     listener: TcpListener,
     layer: AuthLayer,
-    service: AuthService<UpstreamService>,
+    upstream: UpstreamService,
     /// The in-memory store, when that is the store (for snapshots).
     memory: Option<MemoryStore>,
     config: Config,
@@ -204,7 +222,7 @@ impl Gateway {
         };
         Ok(Self {
             listener,
-            service: layer.layer(upstream),
+            upstream,
             layer,
             memory,
             config,
@@ -261,15 +279,11 @@ impl Gateway {
                 tokio::spawn(refuse_connection(stream));
                 continue;
             };
-            let service = self.service.clone();
+            let service = self.layer.layer(self.upstream.for_connection());
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
-            // The upstream connection this client connection last used,
-            // for its next request.
-            let link = ConnectionLink::default();
-            let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (service, metrics) = (service.clone(), metrics.clone());
-                req.extensions_mut().insert(link.clone());
                 async move {
                     let started = Instant::now();
                     let response = handle(service, peer, peer_trusted, started, req).await?;
@@ -595,7 +609,8 @@ fn request_id(headers: &http::HeaderMap, peer_trusted: bool) -> http::HeaderValu
     let mut id = [b'-'; 21];
     write_hex(&mut id[..8], u64::from(*prefix));
     write_hex(&mut id[9..], n);
-    http::HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+    // Owned once: the copies for the request and the response share it.
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id)).expect("hex is a valid header value")
 }
 
 /// Writes the low `out.len()` hex digits of `n` into `out`.

@@ -258,7 +258,7 @@ fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> 
 }
 
 /// The upstream connections one client connection holds between its
-/// requests, put in each request's extensions by the gateway. When the
+/// requests, kept in the gateway's service for that connection. When the
 /// client connection ends, they go back to their origins' idle lists.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ConnectionLink(Arc<Held>);
