@@ -16,8 +16,11 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
+use pin_project_lite::pin_project;
+use tokio::time::Timeout;
 use tower::Service;
 use url::Url;
 
@@ -282,46 +285,74 @@ impl Proxy {
         let inner = &self.inner;
         let upgrade = inner.rewrite(&mut req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let origin = inner.origin.clone();
-        let timeout = inner.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, origin.send(req, link)).await {
-                Ok(Ok(mut response)) => {
-                    match client_upgrade {
-                        Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                            let upstream = hyper::upgrade::on(&mut response);
-                            tokio::spawn(splice(client, upstream));
-                        }
-                        _ => remove_hop_by_hop(response.headers_mut()),
-                    }
-                    Ok(response.map(Either::Left))
-                }
-                Ok(Err(err @ SendError::Connect(_))) => {
-                    tracing::warn!(error = %err, "upstream refused the connection");
-                    Ok(upstream_failure(
-                        StatusCode::BAD_GATEWAY,
-                        UpstreamError::Connect,
-                        "The upstream service cannot be reached.",
-                    ))
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "upstream failed");
-                    Ok(upstream_failure(
-                        StatusCode::BAD_GATEWAY,
-                        UpstreamError::Broken,
-                        "The upstream service closed the connection without answering.",
-                    ))
-                }
-                Err(_) => {
-                    tracing::warn!(timeout_secs = timeout.as_secs(), "upstream timed out");
-                    Ok(upstream_failure(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        UpstreamError::Timeout,
-                        "The upstream service did not answer in time.",
-                    ))
-                }
-            }
+        let sending = inner.origin.clone().send(req, link);
+        Box::pin(Forwarding {
+            sending: tokio::time::timeout(inner.timeout, sending),
+            client_upgrade,
+            timeout: inner.timeout,
         })
+    }
+}
+
+pin_project! {
+    /// A request on its way upstream, and then its answer: the upstream's,
+    /// or the gateway's own when the upstream fails or is too slow.
+    ///
+    /// A future of its own rather than an `async` block, which would hold
+    /// the sending future twice (captured, and being awaited).
+    struct Forwarding<F> {
+        #[pin]
+        sending: Timeout<F>,
+        client_upgrade: Option<OnUpgrade>,
+        timeout: Duration,
+    }
+}
+
+impl<F> Future for Forwarding<F>
+where
+    F: Future<Output = Result<Response<UpstreamBody>, SendError>>,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = match std::task::ready!(this.sending.poll(cx)) {
+            Ok(Ok(mut response)) => {
+                match this.client_upgrade.take() {
+                    Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                        let upstream = hyper::upgrade::on(&mut response);
+                        tokio::spawn(splice(client, upstream));
+                    }
+                    _ => remove_hop_by_hop(response.headers_mut()),
+                }
+                response.map(Either::Left)
+            }
+            Ok(Err(err @ SendError::Connect(_))) => {
+                tracing::warn!(error = %err, "upstream refused the connection");
+                upstream_failure(
+                    StatusCode::BAD_GATEWAY,
+                    UpstreamError::Connect,
+                    "The upstream service cannot be reached.",
+                )
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "upstream failed");
+                upstream_failure(
+                    StatusCode::BAD_GATEWAY,
+                    UpstreamError::Broken,
+                    "The upstream service closed the connection without answering.",
+                )
+            }
+            Err(_) => {
+                tracing::warn!(timeout_secs = this.timeout.as_secs(), "upstream timed out");
+                upstream_failure(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    UpstreamError::Timeout,
+                    "The upstream service did not answer in time.",
+                )
+            }
+        };
+        Poll::Ready(Ok(answer))
     }
 }
 

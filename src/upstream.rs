@@ -112,43 +112,66 @@ impl Origin {
     /// client connection `link` holds for this origin, else on an idle
     /// one, else on a new one. A request the connection closed under
     /// before sending it is sent once more on a new connection.
-    pub(crate) async fn send(
-        self: &Arc<Self>,
+    ///
+    /// An `async` block, not an `async fn`: an `async fn` would keep its
+    /// request argument twice in its state.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send(
+        self: Arc<Self>,
         req: Request<Incoming>,
         link: Option<ConnectionLink>,
-    ) -> Result<Response<UpstreamBody>, SendError> {
-        self.ensure_reaper();
-        let mut sender = match self.reuse(link.as_ref()).await {
-            Some(sender) => sender,
-            None => self.connect().await?,
-        };
-        let mut exchange = Exchange {
-            response: Some(Box::pin(sender.try_send_request(req))),
-            give_back: Some(GiveBack {
-                sender,
-                origin: self.clone(),
-                link,
-            }),
-        };
-        let outcome = exchange.response.as_mut().expect("just set").await;
-        exchange.response = None;
-        let mut give_back = exchange.give_back.take().expect("just set");
-        let response = match outcome {
-            Ok(response) => response,
-            Err(mut failed) => match failed.take_message() {
-                Some(req) => {
-                    tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
-                    give_back.sender = self.connect().await?;
-                    give_back
-                        .sender
-                        .send_request(req)
-                        .await
-                        .map_err(SendError::Broken)?
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
+        async move {
+            self.ensure_reaper();
+            let mut sender = match self.reuse(link.as_ref()).await {
+                Some(sender) => sender,
+                None => self.connect().await?,
+            };
+            let mut exchange = Exchange {
+                response: Some(Box::pin(sender.try_send_request(req))),
+                give_back: Some(GiveBack {
+                    sender,
+                    origin: self.clone(),
+                    link,
+                }),
+            };
+            // A failure is rare and large: boxed, it keeps this state small.
+            let outcome = exchange
+                .response
+                .as_mut()
+                .expect("just set")
+                .await
+                .map_err(Box::new);
+            exchange.response = None;
+            let mut give_back = exchange.give_back.take().expect("just set");
+            let response = match outcome {
+                Ok(response) => response,
+                Err(failed) => {
+                    // Rare, and boxed: unboxed, this path's state would make
+                    // every request's future larger.
+                    let (resent, sender) = Box::pin(self.resend(failed)).await?;
+                    give_back.sender = sender;
+                    resent
                 }
-                None => return Err(SendError::Broken(failed.into_error())),
-            },
+            };
+            Ok(UpstreamBody::wrap(response, give_back))
+        }
+    }
+
+    /// Sends once more, on a new connection, a request the connection
+    /// closed under before sending it.
+    async fn resend(
+        &self,
+        mut failed: Box<TrySendError<Request<Incoming>>>,
+    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+        let Some(req) = failed.take_message() else {
+            return Err(SendError::Broken(failed.into_error()));
         };
-        Ok(UpstreamBody::wrap(response, give_back))
+        tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
+        drop(failed);
+        let mut sender = self.connect().await?;
+        let response = sender.send_request(req).await.map_err(SendError::Broken)?;
+        Ok((response, sender))
     }
 
     /// A connection ready for a request: the link's, or an idle one.
@@ -219,20 +242,25 @@ impl Origin {
 
     /// Opens a connection, driven by a task of its own (which also carries
     /// a protocol upgrade, such as WebSocket, once the upstream agrees).
-    async fn connect(&self) -> Result<SendRequest<Incoming>, SendError> {
-        let io = self
-            .connector
-            .clone()
-            .oneshot(self.uri.clone())
-            .await
-            .map_err(connect_error)?;
-        let (sender, connection) = http1::handshake(io).await.map_err(SendError::Broken)?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+    ///
+    /// Boxed: the connector's future is kilobytes, and unboxed it would
+    /// make every request's future as large, though few requests connect.
+    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<SendRequest<Incoming>, SendError>> + Send + '_>> {
+        Box::pin(async move {
+            let io = self
+                .connector
+                .clone()
+                .oneshot(self.uri.clone())
+                .await
+                .map_err(connect_error)?;
+            let (sender, connection) = http1::handshake(io).await.map_err(SendError::Broken)?;
+            tokio::spawn(async move {
+                if let Err(err) = connection.with_upgrades().await {
+                    tracing::debug!(error = %err, "upstream connection ended");
+                }
+            });
+            Ok(sender)
+        })
     }
 }
 
@@ -522,7 +550,7 @@ mod tests {
         let mut req = rx.await.unwrap();
         req.headers_mut()
             .insert(http::header::HOST, addr.to_string().parse().unwrap());
-        let response = origin.send(req, None).await.unwrap();
+        let response = origin.clone().send(req, None).await.unwrap();
         response.into_body().collect().await.unwrap().to_bytes().to_vec()
     }
 
