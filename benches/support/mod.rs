@@ -14,11 +14,25 @@ pub struct Measured {
     pub p99_ms: f64,
 }
 
-/// A process killed on drop.
+/// A process stopped on drop: asked to stop (SIGTERM), so that nginx's
+/// master stops its workers too (killed, it would leave them running,
+/// still listening and holding upstream connections, into later rows and
+/// runs), then killed if it has not stopped within five seconds.
 pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
