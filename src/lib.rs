@@ -62,6 +62,7 @@ mod throttle;
 mod tls;
 mod upstream;
 mod whoami;
+mod workers;
 
 pub use config::{Config, LogFormat, Upstream};
 pub use directory::hash_password;

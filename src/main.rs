@@ -93,17 +93,10 @@ fn run(path: &std::path::Path) -> ExitCode {
         Err(err) => return refuse(&err),
     };
     init_logging(config.log_format());
-    let workers = config.workers();
-    // One worker: a current-thread runtime, with no cross-thread wake-ups.
-    let mut builder = match workers {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(n);
-            builder
-        }
-    };
-    let runtime = match builder.enable_all().build() {
+    // A single-threaded runtime: with `server.workers` above one, the
+    // gateway starts the other workers' threads itself, each with a
+    // runtime of its own.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("authgate: cannot start the runtime: {err}");

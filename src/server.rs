@@ -40,6 +40,7 @@ use crate::store::persist::{self, Loaded};
 use crate::store::{MemoryStore, Session};
 use crate::upstream::ConnectionLink;
 use crate::whoami::Whoami;
+use crate::workers::{Connections, Workers};
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -240,113 +241,39 @@ impl Gateway {
 
     /// Serves until `shutdown` completes, then stops accepting, waits (up
     /// to 30 seconds) for the requests in flight, and saves the sessions.
+    ///
+    /// With `server.workers` above one, it also starts that many threads
+    /// less one, each with a single-threaded runtime, and hands accepted
+    /// connections to each thread in turn, as nginx spreads them over its
+    /// worker processes. A connection is served start to end by one
+    /// thread, with no wake-ups across threads; the sessions, limits and
+    /// metrics are shared.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let graceful = GracefulShutdown::new();
-        let limits = self.config.limits.clone();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            // One buffer, one plain write per response: 2-4% more small
-            // answers a second (token endpoint, introspection) than
-            // vectored writes, and no slower for large streamed bodies
-            // (measured, see the README).
-            .writev(false)
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes)
-            .max_headers(limits.max_headers);
-        builder
-            .http2()
-            .max_header_list_size(limits.max_header_bytes as u32);
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
-        let background = self.start_background_tasks();
-        let mut shutdown = pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max_connections = limits.max_connections, "connection refused: at the limit");
-                tokio::spawn(refuse_connection(stream));
-                continue;
-            };
-            let service = self.layer.layer(self.upstream.for_connection());
-            let metrics = self.layer.metrics();
-            let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
-            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (service, metrics) = (service.clone(), metrics.clone());
-                async move {
-                    let started = Instant::now();
-                    let response = handle(service, peer, peer_trusted, started, req).await?;
-                    record(&metrics, &response, started.elapsed());
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let acceptor = Arc::new(Acceptor {
+            slots: Arc::new(Semaphore::new(self.config.limits.max_connections)),
+            layer: self.layer.clone(),
+            upstream: self.upstream.clone(),
+            config: self.config.clone(),
             #[cfg(feature = "tls")]
-            if let Some(acceptor) = self.tls.clone() {
-                let handshake_within = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let io = TokioIo::new(stream);
-                            let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                            if let Err(err) = watcher.watch(connection).await {
-                                tracing::debug!(error = %err, %peer, "connection ended with an error");
-                            }
-                        }
-                        Ok(Err(err)) => tracing::debug!(error = %err, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
-                    }
-                });
-                continue;
-            }
-            let Ok((stream, spare)) = split_off_spare(stream) else {
-                continue;
-            };
-            let started_request = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Watched {
-                io: stream,
-                started_request: started_request.clone(),
-            });
-            tokio::spawn(async move {
-                let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                if let Err(err) = watcher.watch(connection).await {
-                    let timed_out = err
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout);
-                    if timed_out && started_request.load(Ordering::Acquire) {
-                        tracing::info!(%peer, "request header not received in time: 408");
-                        let _ = (&spare).write(REQUEST_TIMEOUT);
-                        let _ = spare.shutdown(std::net::Shutdown::Both);
-                    } else {
-                        tracing::debug!(error = %err, %peer, "connection ended with an error");
-                    }
+            tls: self.tls.clone(),
+        });
+        let serve_on_worker = {
+            let acceptor = acceptor.clone();
+            move |connections| acceptor.clone().serve_until(connections, std::future::pending())
+        };
+        let background = self.start_background_tasks();
+        let (connections, workers) =
+            match Workers::spread(self.listener, self.config.workers() - 1, serve_on_worker) {
+                Ok(spread) => spread,
+                Err(err) => {
+                    background.iter().for_each(tokio::task::JoinHandle::abort);
+                    return Err(err);
                 }
-                // Dropping the spare handle closes only it: an upgraded
-                // connection (WebSocket) lives on in its splice.
-                drop(spare);
-                drop(slot);
-            });
-        }
-        drop(self.listener);
-        tracing::info!("shutting down: finishing the requests in flight");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-                tracing::warn!("gave up waiting for connections after {}s", SHUTDOWN_GRACE.as_secs());
-            }
-        }
+            };
+        // When this thread stops accepting, the others stop being handed
+        // connections; each then finishes its requests in flight.
+        acceptor.serve_until(connections, shutdown).await;
+        workers.finish().await;
         for task in background {
             task.abort();
         }
@@ -467,6 +394,131 @@ async fn refuse_connection(mut stream: TcpStream) {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+/// What every thread that accepts connections shares: the service stack,
+/// the limits, and the connection slots (`max_connections` counts them
+/// all).
+struct Acceptor {
+    slots: Arc<Semaphore>,
+    layer: AuthLayer,
+    upstream: UpstreamService,
+    config: Config,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Acceptor {
+    /// Accepts and serves connections on `listener` until `shutdown`
+    /// completes, then waits (up to 30 seconds) for the requests in
+    /// flight.
+    async fn serve_until(self: Arc<Self>, mut connections: Connections, shutdown: impl Future<Output = ()>) {
+        let graceful = GracefulShutdown::new();
+        let limits = self.config.limits.clone();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            // One buffer, one plain write per response: 2-4% more small
+            // answers a second (token endpoint, introspection) than
+            // vectored writes, and no slower for large streamed bodies
+            // (measured, see the README).
+            .writev(false)
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers);
+        builder
+            .http2()
+            .max_header_list_size(limits.max_header_bytes as u32);
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                next = connections.next() => match next {
+                    Some(Ok(accepted)) => accepted,
+                    None => break,
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max_connections = limits.max_connections, "connection refused: at the limit");
+                tokio::spawn(refuse_connection(stream));
+                continue;
+            };
+            let service = self.layer.layer(self.upstream.for_connection());
+            let metrics = self.layer.metrics();
+            let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
+            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (service, metrics) = (service.clone(), metrics.clone());
+                async move {
+                    let started = Instant::now();
+                    let response = handle(service, peer, peer_trusted, started, req).await?;
+                    record(&metrics, &response, started.elapsed());
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = self.tls.clone() {
+                let handshake_within = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
+                            let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
+                            if let Err(err) = watcher.watch(connection).await {
+                                tracing::debug!(error = %err, %peer, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(err)) => tracing::debug!(error = %err, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
+                    }
+                });
+                continue;
+            }
+            let Ok((stream, spare)) = split_off_spare(stream) else {
+                continue;
+            };
+            let started_request = Arc::new(AtomicBool::new(false));
+            let io = TokioIo::new(Watched {
+                io: stream,
+                started_request: started_request.clone(),
+            });
+            tokio::spawn(async move {
+                let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
+                if let Err(err) = watcher.watch(connection).await {
+                    let timed_out = err
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timed_out && started_request.load(Ordering::Acquire) {
+                        tracing::info!(%peer, "request header not received in time: 408");
+                        let _ = (&spare).write(REQUEST_TIMEOUT);
+                        let _ = spare.shutdown(std::net::Shutdown::Both);
+                    } else {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
+                }
+                // Dropping the spare handle closes only it: an upgraded
+                // connection (WebSocket) lives on in its splice.
+                drop(spare);
+                drop(slot);
+            });
+        }
+        drop(connections);
+        tracing::info!("shutting down: finishing the requests in flight");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                tracing::warn!("gave up waiting for connections after {}s", SHUTDOWN_GRACE.as_secs());
+            }
+        }
+    }
 }
 
 /// The connection's socket, noting whether a request has started arriving
