@@ -15,15 +15,40 @@ use tokio::sync::{oneshot, Mutex};
 /// The tests here look at the process's threads by name: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-/// A gateway with `workers` threads; `stop` ends its `serve`, whose
-/// outcome `served` gives.
+/// A gateway with `workers` threads in front of an upstream, and a token
+/// for `alice` from it.
 struct Running {
-    addr: std::net::SocketAddr,
-    stop: oneshot::Sender<()>,
+    _upstream: Upstream,
+    base: String,
+    token: String,
+    stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<Result<(), authgate::Error>>,
 }
 
-async fn start(upstream: &Upstream, workers: usize) -> Running {
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Ends `serve`'s wait for its shutdown signal.
+    fn stop(&mut self) {
+        self.stop.take().expect("stopped once").send(()).unwrap();
+    }
+
+    /// Checks that `serve` returned without error once stopped, and that
+    /// its worker threads ended with it.
+    async fn assert_served(self) {
+        let served = tokio::time::timeout(Duration::from_secs(10), self.served)
+            .await
+            .expect("serve returns once stopped and its requests are done")
+            .unwrap();
+        assert!(served.is_ok(), "{served:?}");
+        assert!(worker_threads().is_empty(), "the worker threads ended with serve");
+    }
+}
+
+async fn start(workers: usize) -> Running {
+    let upstream = start_upstream().await;
     let toml = config_toml(upstream.addr, "").replace(
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:0\"\nworkers = {workers}"),
@@ -35,7 +60,16 @@ async fn start(upstream: &Upstream, workers: usize) -> Running {
     let served = tokio::spawn(gateway.serve(async {
         let _ = stopped.await;
     }));
-    Running { addr, stop, served }
+    let base = format!("http://{addr}");
+    // Issued on one thread, good on every thread.
+    let token = password_grant(&format!("{base}/management/token"), "alice").await;
+    Running {
+        _upstream: upstream,
+        base,
+        token,
+        stop: Some(stop),
+        served,
+    }
 }
 
 /// A client that opens a new connection for each request.
@@ -71,11 +105,7 @@ fn worker_threads() -> Vec<(String, u64)> {
 #[tokio::test]
 async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let upstream = start_upstream().await;
-    let gateway = start(&upstream, 3).await;
-    let base = format!("http://{}", gateway.addr);
-    // A token issued on one thread is good on every thread.
-    let token = password_grant(&format!("{base}/management/token"), "alice").await;
+    let mut gateway = start(3).await;
     let before = worker_threads();
     assert_eq!(
         before.len(),
@@ -85,8 +115,8 @@ async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
     let client = one_connection_a_request();
     for n in 0..12 {
         let response = client
-            .get(format!("{base}/item/{n}"))
-            .bearer_auth(&token)
+            .get(gateway.url(&format!("/item/{n}")))
+            .bearer_auth(&gateway.token)
             .send()
             .await
             .unwrap();
@@ -95,7 +125,7 @@ async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
         assert_eq!(seen["path"], format!("/item/{n}"));
         assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
     }
-    let refused = client.get(format!("{base}/item")).send().await.unwrap();
+    let refused = client.get(gateway.url("/item")).send().await.unwrap();
     assert_eq!(refused.status(), 401, "no credential, on whichever thread");
 
     // Each worker thread ran: it served connections (an idle one sleeps
@@ -106,37 +136,32 @@ async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
         assert!(ran_after > ran_before, "worker thread {thread} served nothing");
     }
 
-    gateway.stop.send(()).unwrap();
-    let served = tokio::time::timeout(Duration::from_secs(10), gateway.served)
-        .await
-        .expect("serve returns once stopped")
-        .unwrap();
-    assert!(served.is_ok(), "{served:?}");
-    assert!(worker_threads().is_empty(), "the worker threads ended with serve");
+    gateway.stop();
+    gateway.assert_served().await;
 }
 
 #[tokio::test]
 async fn requests_in_flight_on_every_thread_finish_when_the_gateway_stops() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let upstream = start_upstream().await;
-    let gateway = start(&upstream, 2).await;
-    let base = format!("http://{}", gateway.addr);
-    let token = password_grant(&format!("{base}/management/token"), "alice").await;
+    let mut gateway = start(2).await;
 
     // Two connections at once: one on each thread.
     let client = one_connection_a_request();
     let in_flight: Vec<_> = (0..2)
         .map(|_| {
-            let request = client.get(format!("{base}/pause")).bearer_auth(&token).send();
+            let request = client
+                .get(gateway.url("/pause"))
+                .bearer_auth(&gateway.token)
+                .send();
             tokio::spawn(request)
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(worker_threads().len(), 1);
-    gateway.stop.send(()).unwrap();
+    gateway.stop();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
-        client.get(format!("{base}/pause")).send().await.is_err(),
+        client.get(gateway.url("/pause")).send().await.is_err(),
         "no new connection once stopping"
     );
 
@@ -145,10 +170,5 @@ async fn requests_in_flight_on_every_thread_finish_when_the_gateway_stops() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.text().await.unwrap(), "paused");
     }
-    let served = tokio::time::timeout(Duration::from_secs(10), gateway.served)
-        .await
-        .expect("serve returns once the requests in flight are done")
-        .unwrap();
-    assert!(served.is_ok(), "{served:?}");
-    assert!(worker_threads().is_empty(), "the worker thread ended with serve");
+    gateway.assert_served().await;
 }
