@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -76,6 +77,9 @@ pub(crate) struct Origin {
 struct Idle {
     sender: SendRequest<Incoming>,
     since: Instant,
+    /// The thread that left it, whose runtime drives it (with the
+    /// gateway's worker threads, each thread has a runtime of its own).
+    thread: ThreadId,
 }
 
 impl fmt::Debug for Origin {
@@ -214,14 +218,14 @@ impl Origin {
         retain_fresh(&mut self.idle.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// The newest idle connection this thread left, else the newest
+    /// other one: a connection driven by another thread's runtime would
+    /// wake that thread for each of its requests.
     fn take_idle(&self) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(Idle { sender, since }) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_FOR {
-                return Some(sender);
-            }
-        }
-        None
+        retain_fresh(&mut idle);
+        let at = newest_from(idle.iter().map(|i| i.thread), std::thread::current().id())?;
+        Some(idle.remove(at).sender)
     }
 
     fn put_idle(&self, sender: SendRequest<Incoming>) {
@@ -236,6 +240,7 @@ impl Origin {
             idle.push(Idle {
                 sender,
                 since: Instant::now(),
+                thread: std::thread::current().id(),
             });
         }
     }
@@ -264,8 +269,24 @@ impl Origin {
     }
 }
 
+/// Where in an idle list (oldest first) of connections left by `threads`
+/// the one to take is: the newest that `here` left, else the newest.
+fn newest_from(
+    threads: impl DoubleEndedIterator<Item = ThreadId> + ExactSizeIterator,
+    here: ThreadId,
+) -> Option<usize> {
+    let count = threads.len();
+    let newest_here = threads.rev().position(|thread| thread == here);
+    match (newest_here, count) {
+        (_, 0) => None,
+        (Some(back), _) => Some(count - 1 - back),
+        (None, _) => Some(count - 1),
+    }
+}
+
 fn retain_fresh(idle: &mut Vec<Idle>) {
-    idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < IDLE_FOR);
+    let now = Instant::now();
+    idle.retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < IDLE_FOR);
 }
 
 /// The connector's error (already boxed with `tls`, not without).
@@ -495,6 +516,22 @@ impl Body for UpstreamBody {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_thread_takes_the_newest_connection_it_left_else_the_newest() {
+        let here = std::thread::current().id();
+        let there = std::thread::spawn(|| std::thread::current().id()).join().unwrap();
+        let pick = |threads: &[ThreadId]| newest_from(threads.iter().copied(), here);
+        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&[here, there, here, there]), Some(2));
+        assert_eq!(pick(&[here, there]), Some(0));
+        assert_eq!(
+            pick(&[there, there]),
+            Some(1),
+            "none of its own: the newest other"
+        );
+        assert_eq!(pick(&[there, here]), Some(1));
+    }
 
     /// An upstream that answers each request on a connection with `ok`
     /// and reports when a connection ends.
