@@ -75,11 +75,31 @@ pub(crate) struct Origin {
 }
 
 struct Idle {
-    sender: SendRequest<Incoming>,
+    sender: Connection,
     since: Instant,
-    /// The thread that left it, whose runtime drives it (with the
-    /// gateway's worker threads, each thread has a runtime of its own).
-    thread: ThreadId,
+}
+
+/// An upstream connection: where requests are sent, and the thread whose
+/// runtime drives it (with the gateway's worker threads, each thread has
+/// a runtime of its own).
+#[derive(Debug)]
+struct Connection {
+    sender: SendRequest<Incoming>,
+    home: ThreadId,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = SendRequest<Incoming>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.sender
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.sender
+    }
 }
 
 impl fmt::Debug for Origin {
@@ -167,7 +187,7 @@ impl Origin {
     async fn resend(
         &self,
         mut failed: Box<TrySendError<Request<Incoming>>>,
-    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+    ) -> Result<(Response<Incoming>, Connection), SendError> {
         let Some(req) = failed.take_message() else {
             return Err(SendError::Broken(failed.into_error()));
         };
@@ -179,7 +199,7 @@ impl Origin {
     }
 
     /// A connection ready for a request: the link's, or an idle one.
-    async fn reuse(&self, link: Option<&ConnectionLink>) -> Option<SendRequest<Incoming>> {
+    async fn reuse(&self, link: Option<&ConnectionLink>) -> Option<Connection> {
         let mut held = link.and_then(|link| link.take(self));
         loop {
             let mut sender = match held.take() {
@@ -218,17 +238,17 @@ impl Origin {
         retain_fresh(&mut self.idle.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// The newest idle connection this thread left, else the newest
+    /// The newest idle connection this thread drives, else the newest
     /// other one: a connection driven by another thread's runtime would
     /// wake that thread for each of its requests.
-    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         retain_fresh(&mut idle);
-        let at = newest_from(idle.iter().map(|i| i.thread), std::thread::current().id())?;
+        let at = newest_from(idle.iter().map(|i| i.sender.home), std::thread::current().id())?;
         Some(idle.remove(at).sender)
     }
 
-    fn put_idle(&self, sender: SendRequest<Incoming>) {
+    fn put_idle(&self, sender: Connection) {
         if sender.is_closed() {
             return;
         }
@@ -240,7 +260,6 @@ impl Origin {
             idle.push(Idle {
                 sender,
                 since: Instant::now(),
-                thread: std::thread::current().id(),
             });
         }
     }
@@ -250,7 +269,7 @@ impl Origin {
     ///
     /// Boxed: the connector's future is kilobytes, and unboxed it would
     /// make every request's future as large, though few requests connect.
-    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<SendRequest<Incoming>, SendError>> + Send + '_>> {
+    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Connection, SendError>> + Send + '_>> {
         Box::pin(async move {
             let io = self
                 .connector
@@ -264,13 +283,17 @@ impl Origin {
                     tracing::debug!(error = %err, "upstream connection ended");
                 }
             });
-            Ok(sender)
+            Ok(Connection {
+                sender,
+                home: std::thread::current().id(),
+            })
         })
     }
 }
 
-/// Where in an idle list (oldest first) of connections left by `threads`
-/// the one to take is: the newest that `here` left, else the newest.
+/// Where in an idle list (oldest first) of connections driven by
+/// `threads` the one to take is: the newest `here` drives, else the
+/// newest.
 fn newest_from(
     threads: impl DoubleEndedIterator<Item = ThreadId> + ExactSizeIterator,
     here: ThreadId,
@@ -313,10 +336,10 @@ fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> 
 pub(crate) struct ConnectionLink(Arc<Held>);
 
 #[derive(Debug, Default)]
-struct Held(Mutex<Vec<(Arc<Origin>, SendRequest<Incoming>)>>);
+struct Held(Mutex<Vec<(Arc<Origin>, Connection)>>);
 
 impl ConnectionLink {
-    fn take(&self, origin: &Origin) -> Option<SendRequest<Incoming>> {
+    fn take(&self, origin: &Origin) -> Option<Connection> {
         let mut held = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
         let at = held
             .iter()
@@ -327,7 +350,7 @@ impl ConnectionLink {
     /// Keeps `sender` for this client connection's next request, unless
     /// it already keeps one for `origin` (HTTP/2 clients send requests
     /// side by side): then it goes to the idle list.
-    fn keep(&self, origin: Arc<Origin>, sender: SendRequest<Incoming>) {
+    fn keep(&self, origin: Arc<Origin>, sender: Connection) {
         let mut held = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
         if held.iter().any(|(o, _)| Arc::ptr_eq(o, &origin)) {
             drop(held);
@@ -412,7 +435,7 @@ const ABANDONED_MAX_BYTES: usize = 64 * 1024;
 
 /// Hands an upstream connection back once its response has been read.
 struct GiveBack {
-    sender: SendRequest<Incoming>,
+    sender: Connection,
     origin: Arc<Origin>,
     link: Option<ConnectionLink>,
 }
@@ -518,7 +541,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
-    fn a_thread_takes_the_newest_connection_it_left_else_the_newest() {
+    fn a_thread_takes_the_newest_connection_it_drives_else_the_newest() {
         let here = std::thread::current().id();
         let there = std::thread::spawn(|| std::thread::current().id()).join().unwrap();
         let pick = |threads: &[ThreadId]| newest_from(threads.iter().copied(), here);
