@@ -75,7 +75,7 @@ pub(crate) struct Origin {
 }
 
 struct Idle {
-    sender: Connection,
+    connection: Connection,
     since: Instant,
 }
 
@@ -146,15 +146,17 @@ impl Origin {
         link: Option<ConnectionLink>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
         async move {
-            self.ensure_reaper();
-            let mut sender = match self.reuse(link.as_ref()).await {
-                Some(sender) => sender,
-                None => self.connect().await?,
+            let mut connection = match self.reuse(link.as_ref()).await {
+                Some(connection) => connection,
+                None => {
+                    self.ensure_reaper();
+                    self.connect().await?
+                }
             };
             let mut exchange = Exchange {
-                response: Some(Box::pin(sender.try_send_request(req))),
+                response: Some(Box::pin(connection.try_send_request(req))),
                 give_back: Some(GiveBack {
-                    sender,
+                    connection,
                     origin: self.clone(),
                     link,
                 }),
@@ -173,8 +175,8 @@ impl Origin {
                 Err(failed) => {
                     // Rare, and boxed: unboxed, this path's state would make
                     // every request's future larger.
-                    let (resent, sender) = Box::pin(self.resend(failed)).await?;
-                    give_back.sender = sender;
+                    let (resent, connection) = Box::pin(self.resend(failed)).await?;
+                    give_back.connection = connection;
                     resent
                 }
             };
@@ -193,30 +195,30 @@ impl Origin {
         };
         tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
         drop(failed);
-        let mut sender = self.connect().await?;
-        let response = sender.send_request(req).await.map_err(SendError::Broken)?;
-        Ok((response, sender))
+        let mut connection = self.connect().await?;
+        let response = connection.send_request(req).await.map_err(SendError::Broken)?;
+        Ok((response, connection))
     }
 
     /// A connection ready for a request: the link's, or an idle one.
     async fn reuse(&self, link: Option<&ConnectionLink>) -> Option<Connection> {
         let mut held = link.and_then(|link| link.take(self));
         loop {
-            let mut sender = match held.take() {
-                Some(sender) => sender,
+            let mut connection = match held.take() {
+                Some(connection) => connection,
                 None => self.take_idle()?,
             };
             // The previous response was read to its end; its connection
             // is ready at once, or closed.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+            if connection.ready().await.is_ok() {
+                return Some(connection);
             }
         }
     }
 
     /// Starts the task that closes connections idle for longer than
-    /// `IDLE_FOR` (an upstream may never close them itself), once; it ends
-    /// with the origin.
+    /// `IDLE_FOR` (an upstream may never close them itself), once, when
+    /// the first connection is opened; it ends with the origin.
     fn ensure_reaper(self: &Arc<Self>) {
         if self.reaper_started.load(Ordering::Relaxed) || self.reaper_started.swap(true, Ordering::AcqRel) {
             return;
@@ -244,12 +246,15 @@ impl Origin {
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         retain_fresh(&mut idle);
-        let at = newest_from(idle.iter().map(|i| i.sender.home), std::thread::current().id())?;
-        Some(idle.remove(at).sender)
+        let at = newest_from(
+            idle.iter().map(|i| i.connection.home),
+            std::thread::current().id(),
+        )?;
+        Some(idle.remove(at).connection)
     }
 
-    fn put_idle(&self, sender: Connection) {
-        if sender.is_closed() {
+    fn put_idle(&self, connection: Connection) {
+        if connection.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -258,7 +263,7 @@ impl Origin {
         }
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }
@@ -277,9 +282,9 @@ impl Origin {
                 .oneshot(self.uri.clone())
                 .await
                 .map_err(connect_error)?;
-            let (sender, connection) = http1::handshake(io).await.map_err(SendError::Broken)?;
+            let (sender, driver) = http1::handshake(io).await.map_err(SendError::Broken)?;
             tokio::spawn(async move {
-                if let Err(err) = connection.with_upgrades().await {
+                if let Err(err) = driver.with_upgrades().await {
                     tracing::debug!(error = %err, "upstream connection ended");
                 }
             });
@@ -299,17 +304,13 @@ fn newest_from(
     here: ThreadId,
 ) -> Option<usize> {
     let count = threads.len();
-    let newest_here = threads.rev().position(|thread| thread == here);
-    match (newest_here, count) {
-        (_, 0) => None,
-        (Some(back), _) => Some(count - 1 - back),
-        (None, _) => Some(count - 1),
-    }
+    let from_the_end = threads.rev().position(|thread| thread == here).unwrap_or(0);
+    count.checked_sub(from_the_end + 1)
 }
 
 fn retain_fresh(idle: &mut Vec<Idle>) {
     let now = Instant::now();
-    idle.retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < IDLE_FOR);
+    idle.retain(|i| !i.connection.is_closed() && now.duration_since(i.since) < IDLE_FOR);
 }
 
 /// The connector's error (already boxed with `tls`, not without).
@@ -347,16 +348,16 @@ impl ConnectionLink {
         Some(held.swap_remove(at).1)
     }
 
-    /// Keeps `sender` for this client connection's next request, unless
-    /// it already keeps one for `origin` (HTTP/2 clients send requests
-    /// side by side): then it goes to the idle list.
-    fn keep(&self, origin: Arc<Origin>, sender: Connection) {
+    /// Keeps `connection` for this client connection's next request,
+    /// unless it already keeps one for `origin` (HTTP/2 clients send
+    /// requests side by side): then it goes to the idle list.
+    fn keep(&self, origin: Arc<Origin>, connection: Connection) {
         let mut held = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
         if held.iter().any(|(o, _)| Arc::ptr_eq(o, &origin)) {
             drop(held);
-            origin.put_idle(sender);
+            origin.put_idle(connection);
         } else {
-            held.push((origin, sender));
+            held.push((origin, connection));
         }
     }
 }
@@ -364,8 +365,8 @@ impl ConnectionLink {
 impl Drop for Held {
     fn drop(&mut self) {
         let held = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
-        for (origin, sender) in held.drain(..) {
-            origin.put_idle(sender);
+        for (origin, connection) in held.drain(..) {
+            origin.put_idle(connection);
         }
     }
 }
@@ -435,7 +436,7 @@ const ABANDONED_MAX_BYTES: usize = 64 * 1024;
 
 /// Hands an upstream connection back once its response has been read.
 struct GiveBack {
-    sender: Connection,
+    connection: Connection,
     origin: Arc<Origin>,
     link: Option<ConnectionLink>,
 }
@@ -443,8 +444,8 @@ struct GiveBack {
 impl GiveBack {
     fn give_back(self) {
         match self.link {
-            Some(link) => link.keep(self.origin, self.sender),
-            None => self.origin.put_idle(self.sender),
+            Some(link) => link.keep(self.origin, self.connection),
+            None => self.origin.put_idle(self.connection),
         }
     }
 }
