@@ -261,15 +261,9 @@ impl Gateway {
             let acceptor = acceptor.clone();
             move |connections| acceptor.clone().serve_until(connections, std::future::pending())
         };
-        let background = self.start_background_tasks();
         let (connections, workers) =
-            match Workers::spread(self.listener, self.config.workers() - 1, serve_on_worker) {
-                Ok(spread) => spread,
-                Err(err) => {
-                    background.iter().for_each(tokio::task::JoinHandle::abort);
-                    return Err(err);
-                }
-            };
+            Workers::spread(self.listener, self.config.workers() - 1, serve_on_worker)?;
+        let background = start_background_tasks(&self.layer, self.memory.as_ref(), &self.config);
         // When this thread stops accepting, the others stop being handed
         // connections; each then finishes its requests in flight.
         acceptor.serve_until(connections, shutdown).await;
@@ -282,30 +276,30 @@ impl Gateway {
         }
         Ok(())
     }
+}
 
-    /// The periodic snapshot and the `SIGHUP` reload.
-    fn start_background_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        if let (Some(store), Some(path)) = (self.memory.clone(), self.config.persist_path.clone()) {
-            let every = self.config.persist_interval;
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// The periodic snapshot and the `SIGHUP` reload.
+fn start_background_tasks(
+    layer: &AuthLayer,
+    memory: Option<&MemoryStore>,
+    config: &Config,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let (Some(store), Some(path)) = (memory.cloned(), config.persist_path.clone()) {
+        let every = config.persist_interval;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
                 tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    save_sessions(&store, path.clone()).await;
-                }
-            }));
-        }
-        #[cfg(unix)]
-        {
-            let layer = self.layer.clone();
-            let current = self.config.clone();
-            tasks.push(tokio::spawn(reload_on_sighup(layer, current)));
-        }
-        tasks
+                save_sessions(&store, path.clone()).await;
+            }
+        }));
     }
+    #[cfg(unix)]
+    tasks.push(tokio::spawn(reload_on_sighup(layer.clone(), config.clone())));
+    tasks
 }
 
 async fn restore_sessions(store: &MemoryStore, path: &std::path::Path) {
@@ -409,9 +403,8 @@ struct Acceptor {
 }
 
 impl Acceptor {
-    /// Accepts and serves connections on `listener` until `shutdown`
-    /// completes, then waits (up to 30 seconds) for the requests in
-    /// flight.
+    /// Serves `connections` until they end or `shutdown` completes, then
+    /// waits (up to 30 seconds) for the requests in flight.
     async fn serve_until(self: Arc<Self>, mut connections: Connections, shutdown: impl Future<Output = ()>) {
         let graceful = GracefulShutdown::new();
         let limits = self.config.limits.clone();
