@@ -46,6 +46,7 @@ mod csrf;
 mod directory;
 mod error;
 mod forwarding;
+mod http1;
 mod layer;
 mod metrics;
 mod oauth;

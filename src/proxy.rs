@@ -27,6 +27,7 @@ use url::Url;
 use crate::config::Config;
 use crate::error::Error;
 use crate::forwarding::{is_trusted, ClientAddr};
+use crate::http1::Upgraded;
 use crate::metrics::UpstreamError;
 use crate::response::{self, OwnBody};
 use crate::upstream::{ConnectionLink, Origin, SendError, UpstreamBody};
@@ -199,10 +200,10 @@ fn upgrade_asked(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Splices an upgraded client connection to the upgraded upstream
 /// connection, both ways, until either side closes.
-async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    match tokio::try_join!(client, upstream) {
-        Ok((client, upstream)) => {
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+async fn splice(client: OnUpgrade, mut upstream: Upgraded) {
+    match client.await {
+        Ok(client) => {
+            let mut client = TokioIo::new(client);
             if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
                 tracing::debug!(error = %err, "upgraded connection ended");
             }
@@ -320,8 +321,9 @@ where
             Ok(Ok(mut response)) => {
                 match this.client_upgrade.take() {
                     Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                        let upstream = hyper::upgrade::on(&mut response);
-                        tokio::spawn(splice(client, upstream));
+                        if let Some(upstream) = response.body_mut().take_upgraded() {
+                            tokio::spawn(splice(client, upstream));
+                        }
                     }
                     _ => remove_hop_by_hop(response.headers_mut()),
                 }

@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,17 +24,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme, Uri};
-use http::{Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::client::conn::TrySendError;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
+use crate::http1::{BodyReader, Connection, Head, Stage, Stream, Upgraded};
 
 /// How long an idle upstream connection is kept for reuse.
 const IDLE_FOR: Duration = Duration::from_secs(90);
@@ -51,8 +50,9 @@ type Connector = HttpConnector;
 pub(crate) enum SendError {
     /// No connection could be opened.
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection failed before the response head arrived.
-    Broken(hyper::Error),
+    /// The connection failed, or the answer was not HTTP/1.1 to forward,
+    /// before the response head was read.
+    Broken(io::Error),
 }
 
 impl fmt::Display for SendError {
@@ -77,29 +77,6 @@ pub(crate) struct Origin {
 struct Idle {
     connection: Connection,
     since: Instant,
-}
-
-/// An upstream connection: where requests are sent, and the thread whose
-/// runtime drives it (with the gateway's worker threads, each thread has
-/// a runtime of its own).
-#[derive(Debug)]
-struct Connection {
-    sender: SendRequest<Incoming>,
-    home: ThreadId,
-}
-
-impl std::ops::Deref for Connection {
-    type Target = SendRequest<Incoming>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.sender
-    }
-}
-
-impl std::ops::DerefMut for Connection {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.sender
-    }
 }
 
 impl fmt::Debug for Origin {
@@ -134,8 +111,9 @@ impl Origin {
 
     /// Sends `req` (origin-form target, `Host` set) on the connection the
     /// client connection `link` holds for this origin, else on an idle
-    /// one, else on a new one. A request the connection closed under
-    /// before sending it is sent once more on a new connection.
+    /// one, else on a new one. A body-less request that finds a reused
+    /// connection closed under it is sent once more on a new connection,
+    /// if it is idempotent or was not written.
     ///
     /// An `async` block, not an `async fn`: an `async fn` would keep its
     /// request argument twice in its state.
@@ -146,71 +124,56 @@ impl Origin {
         link: Option<ConnectionLink>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
         async move {
-            let mut connection = match self.reuse(link.as_ref()).await {
-                Some(connection) => connection,
+            let mut req = req;
+            let (connection, reused) = match self.reuse(link.as_ref()) {
+                Some(connection) => (connection, true),
                 None => {
                     self.ensure_reaper();
-                    self.connect().await?
+                    (self.connect().await?, false)
                 }
             };
             let mut exchange = Exchange {
-                response: Some(Box::pin(connection.try_send_request(req))),
+                connection: Some(connection),
                 give_back: Some(GiveBack {
-                    connection,
                     origin: self.clone(),
                     link,
                 }),
             };
-            // A failure is rare and large: boxed, it keeps this state small.
-            let outcome = exchange
-                .response
-                .as_mut()
-                .expect("just set")
-                .await
-                .map_err(Box::new);
-            exchange.response = None;
-            let mut give_back = exchange.give_back.take().expect("just set");
-            let response = match outcome {
-                Ok(response) => response,
-                Err(failed) => {
-                    // Rare, and boxed: unboxed, this path's state would make
-                    // every request's future larger.
-                    let (resent, connection) = Box::pin(self.resend(failed)).await?;
-                    give_back.connection = connection;
-                    resent
+            let mut outcome = exchange.connection().exchange(&mut req).await;
+            if let Err(failure) = &outcome {
+                let unsent = exchange.connection().stage() == Stage::Sending;
+                let resend = reused
+                    && failure.unanswered
+                    && req.body().is_end_stream()
+                    && (unsent || is_idempotent(req.method()));
+                exchange.connection = None;
+                if !resend {
+                    let failure = outcome.err().expect("just matched");
+                    return Err(SendError::Broken(failure.error));
                 }
-            };
-            Ok(UpstreamBody::wrap(response, give_back))
+                tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
+                exchange.connection = Some(self.connect().await?);
+                outcome = exchange.connection().exchange(&mut req).await;
+            }
+            match outcome {
+                Ok(head) => Ok(exchange.answer(head)),
+                Err(failure) => {
+                    exchange.connection = None;
+                    Err(SendError::Broken(failure.error))
+                }
+            }
         }
     }
 
-    /// Sends once more, on a new connection, a request the connection
-    /// closed under before sending it.
-    async fn resend(
-        &self,
-        mut failed: Box<TrySendError<Request<Incoming>>>,
-    ) -> Result<(Response<Incoming>, Connection), SendError> {
-        let Some(req) = failed.take_message() else {
-            return Err(SendError::Broken(failed.into_error()));
-        };
-        tracing::debug!(error = %failed.error(), "upstream connection closed; sending on a new one");
-        drop(failed);
-        let mut connection = self.connect().await?;
-        let response = connection.send_request(req).await.map_err(SendError::Broken)?;
-        Ok((response, connection))
-    }
-
     /// A connection ready for a request: the link's, or an idle one.
-    async fn reuse(&self, link: Option<&ConnectionLink>) -> Option<Connection> {
+    fn reuse(&self, link: Option<&ConnectionLink>) -> Option<Connection> {
         let mut held = link.and_then(|link| link.take(self));
         loop {
             let mut connection = match held.take() {
                 Some(connection) => connection,
                 None => self.take_idle()?,
             };
-            // The previous response was read to its end; its connection
-            // is ready at once, or closed.
-            if connection.ready().await.is_ok() {
+            if !connection.is_closed() {
                 return Some(connection);
             }
         }
@@ -241,19 +204,19 @@ impl Origin {
     }
 
     /// The newest idle connection this thread drives, else the newest
-    /// other one: a connection driven by another thread's runtime would
-    /// wake that thread for each of its requests.
+    /// other one: a connection registered with another thread's runtime
+    /// has its I/O events delivered there, which then wakes this one.
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         retain_fresh(&mut idle);
         let at = newest_from(
-            idle.iter().map(|i| i.connection.home),
+            idle.iter().map(|i| i.connection.home()),
             std::thread::current().id(),
         )?;
         Some(idle.remove(at).connection)
     }
 
-    fn put_idle(&self, connection: Connection) {
+    fn put_idle(&self, mut connection: Connection) {
         if connection.is_closed() {
             return;
         }
@@ -269,8 +232,7 @@ impl Origin {
         }
     }
 
-    /// Opens a connection, driven by a task of its own (which also carries
-    /// a protocol upgrade, such as WebSocket, once the upstream agrees).
+    /// Opens a connection.
     ///
     /// Boxed: the connector's future is kilobytes, and unboxed it would
     /// make every request's future as large, though few requests connect.
@@ -282,18 +244,30 @@ impl Origin {
                 .oneshot(self.uri.clone())
                 .await
                 .map_err(connect_error)?;
-            let (sender, driver) = http1::handshake(io).await.map_err(SendError::Broken)?;
-            tokio::spawn(async move {
-                if let Err(err) = driver.with_upgrades().await {
-                    tracing::debug!(error = %err, "upstream connection ended");
-                }
-            });
-            Ok(Connection {
-                sender,
-                home: std::thread::current().id(),
-            })
+            Ok(Connection::new(stream_of(io)))
         })
     }
+}
+
+#[cfg(feature = "tls")]
+fn stream_of(io: hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>) -> Stream {
+    match io {
+        hyper_rustls::MaybeHttpsStream::Http(tcp) => Stream::Plain(tcp.into_inner()),
+        hyper_rustls::MaybeHttpsStream::Https(tls) => Stream::Tls(Box::new(tls.into_inner())),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn stream_of(io: hyper_util::rt::TokioIo<tokio::net::TcpStream>) -> Stream {
+    Stream::Plain(io.into_inner())
+}
+
+/// Methods whose request may be sent twice (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// Where in an idle list (oldest first) of connections driven by
@@ -310,7 +284,7 @@ fn newest_from(
 
 fn retain_fresh(idle: &mut Vec<Idle>) {
     let now = Instant::now();
-    idle.retain(|i| !i.connection.is_closed() && now.duration_since(i.since) < IDLE_FOR);
+    idle.retain_mut(|i| !i.connection.is_closed() && now.duration_since(i.since) < IDLE_FOR);
 }
 
 /// The connector's error (already boxed with `tls`, not without).
@@ -371,37 +345,79 @@ impl Drop for Held {
     }
 }
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send>>;
-
-/// A request sent upstream, its response not yet come. If the client goes
-/// away meanwhile (dropping this), the exchange is finished in the
-/// background and the connection kept, rather than closed mid-request:
-/// a load balancer's or a benchmark's disconnects do not turn into
-/// upstream connection churn.
+/// A request on its way upstream, its answer's head not yet read. If the
+/// client goes away meanwhile (dropping this), a request written whole
+/// has its exchange finished in the background and its connection kept,
+/// rather than closed mid-exchange: a load balancer's or a benchmark's
+/// disconnects do not turn into upstream connection churn.
 struct Exchange {
-    response: Option<ResponseFuture>,
+    connection: Option<Connection>,
     give_back: Option<GiveBack>,
+}
+
+impl Exchange {
+    fn connection(&mut self) -> &mut Connection {
+        self.connection
+            .as_mut()
+            .expect("an exchange has its connection until it ends")
+    }
+
+    /// The response to forward: its body read already (a short answer
+    /// comes with its head, and the connection is handed back at once),
+    /// or read from the connection as the client takes it.
+    fn answer(mut self, head: Head) -> Response<UpstreamBody> {
+        let mut connection = self.connection.take().expect("an exchange has its connection");
+        let give_back = self.give_back.take().expect("an exchange has its give-back");
+        let Head {
+            parts,
+            body: mut reader,
+        } = head;
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Response::from_parts(parts, UpstreamBody::upgraded(connection));
+        }
+        let whole = reader.take_whole(&mut connection);
+        let body = if reader.is_done() {
+            if reader.keeps_alive() {
+                give_back.give_back(connection);
+            }
+            UpstreamBody::whole(whole)
+        } else {
+            UpstreamBody {
+                state: BodyState::Streaming {
+                    reader,
+                    connection,
+                    give_back,
+                },
+            }
+        };
+        Response::from_parts(parts, body)
+    }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        let (Some(response), Some(give_back)) = (self.response.take(), self.give_back.take()) else {
+        let (Some(mut connection), Some(give_back)) = (self.connection.take(), self.give_back.take()) else {
             return;
         };
+        // Written only in part, the request cannot be finished: closed.
+        if !matches!(connection.stage(), Stage::Awaiting { .. }) {
+            return;
+        }
         finish_in_background(give_back, async move {
-            let response = response.await.ok()?;
-            (response.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| response.into_body())
+            let Head { mut body, .. } = connection.read_head(false).await.ok()?;
+            let finished = body.skip(&mut connection, ABANDONED_MAX_BYTES).await;
+            (finished && body.keeps_alive()).then_some(connection)
         });
     }
 }
 
-/// Reads what is left of an exchange nobody waits for any more (the
-/// response `rest` resolves to, to its end, within a time and size bound),
-/// then hands the connection back; past the bounds it is closed instead.
+/// Finishes in the background an exchange nobody waits for any more
+/// (`rest` reads it to its end, and answers the connection if it can
+/// carry another), within a time bound; then hands the connection back
+/// to the idle list. Past the bound it is closed instead.
 fn finish_in_background(
     mut give_back: GiveBack,
-    rest: impl Future<Output = Option<Incoming>> + Send + 'static,
+    rest: impl Future<Output = Option<Connection>> + Send + 'static,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -409,19 +425,8 @@ fn finish_in_background(
     // The client connection is gone: the connection goes to the idle list.
     give_back.link = None;
     runtime.spawn(async move {
-        let finished = tokio::time::timeout(ABANDONED_WAIT, async {
-            let mut body = rest.await?;
-            let mut read = 0;
-            while let Some(frame) = body.frame().await {
-                read += frame.ok()?.data_ref().map_or(0, Bytes::len);
-                if read > ABANDONED_MAX_BYTES {
-                    return None;
-                }
-            }
-            Some(())
-        });
-        if let Ok(Some(())) = finished.await {
-            give_back.give_back();
+        if let Ok(Some(connection)) = tokio::time::timeout(ABANDONED_WAIT, rest).await {
+            give_back.give_back(connection);
         }
     });
 }
@@ -434,111 +439,161 @@ const ABANDONED_WAIT: Duration = Duration::from_secs(10);
 /// connection is closed instead.
 const ABANDONED_MAX_BYTES: usize = 64 * 1024;
 
-/// Hands an upstream connection back once its response has been read.
+/// Hands an upstream connection back once its response has been read:
+/// to the client connection for its next request, else to the idle list.
 struct GiveBack {
-    connection: Connection,
     origin: Arc<Origin>,
     link: Option<ConnectionLink>,
 }
 
 impl GiveBack {
-    fn give_back(self) {
+    fn give_back(self, connection: Connection) {
         match self.link {
-            Some(link) => link.keep(self.origin, self.connection),
-            None => self.origin.put_idle(self.connection),
+            Some(link) => link.keep(self.origin, connection),
+            None => self.origin.put_idle(connection),
         }
     }
 }
 
-/// A response body streamed from the upstream. When it has been read to
-/// its end, its connection is handed back for the next request; dropped
-/// before its end (the client went away), the rest is read in the
-/// background, within bounds, so that the connection can still be reused.
+/// A response body from the upstream. A short one was read with the
+/// response head and its connection is already handed back; a longer one
+/// is read from the connection as it is polled, and once read to its end
+/// the connection is handed back for the next request. Dropped before its
+/// end (the client went away), the rest is read in the background, within
+/// bounds, so that the connection can still be reused.
 pub struct UpstreamBody {
-    /// `None` only once handed to the background on drop.
-    inner: Option<Incoming>,
-    give_back: Option<GiveBack>,
+    state: BodyState,
+}
+
+enum BodyState {
+    /// Read whole (`None`: nothing left to give).
+    Whole(Option<Bytes>),
+    Streaming {
+        reader: BodyReader,
+        connection: Connection,
+        give_back: GiveBack,
+    },
+    /// The exchange switched protocols: the connection is the new
+    /// protocol's, until taken to be spliced to the client.
+    Upgraded(Option<Connection>),
 }
 
 impl fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamBody")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+        let state = match &self.state {
+            BodyState::Whole(_) => "whole",
+            BodyState::Streaming { .. } => "streaming",
+            BodyState::Upgraded(_) => "upgraded",
+        };
+        f.debug_struct("UpstreamBody").field("state", &state).finish()
     }
 }
 
 impl UpstreamBody {
-    fn wrap(response: Response<Incoming>, give_back: GiveBack) -> Response<Self> {
-        let upgrading = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        let done = response.body().is_end_stream();
-        let mut give_back = (!upgrading).then_some(give_back);
-        if done {
-            // No body to wait for (204, 304, HEAD, Content-Length: 0): the
-            // server may never poll it.
-            if let Some(give_back) = give_back.take() {
-                give_back.give_back();
-            }
+    fn whole(data: Option<Bytes>) -> Self {
+        Self {
+            state: BodyState::Whole(data.filter(|d| !d.is_empty())),
         }
-        response.map(|inner| Self {
-            inner: Some(inner),
-            give_back,
-        })
+    }
+
+    fn upgraded(connection: Connection) -> Self {
+        Self {
+            state: BodyState::Upgraded(Some(connection)),
+        }
+    }
+
+    /// The upstream connection of an exchange that switched protocols.
+    pub(crate) fn take_upgraded(&mut self) -> Option<Upgraded> {
+        match &mut self.state {
+            BodyState::Upgraded(connection) => connection.take().map(Upgraded),
+            _ => None,
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let (Some(give_back), Some(rest)) = (self.give_back.take(), self.inner.take()) {
-            finish_in_background(give_back, async move { Some(rest) });
+        let state = std::mem::replace(&mut self.state, BodyState::Whole(None));
+        if let BodyState::Streaming {
+            mut reader,
+            mut connection,
+            give_back,
+        } = state
+        {
+            if reader.keeps_alive() {
+                finish_in_background(give_back, async move {
+                    reader
+                        .skip(&mut connection, ABANDONED_MAX_BYTES)
+                        .await
+                        .then_some(connection)
+                });
+            }
         }
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let BodyState::Streaming {
+            reader, connection, ..
+        } = &mut self.state
+        else {
+            return match &mut self.state {
+                BodyState::Whole(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+                _ => Poll::Ready(None),
+            };
         };
-        let frame = Pin::new(&mut *inner).poll_frame(cx);
-        let finished = match &frame {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
+        let polled = reader.poll_data(connection, cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) if !reader.is_done() => {}
+            Poll::Pending => {}
             Poll::Ready(Some(Err(_))) => {
-                this.give_back.take();
-                false
+                // Broken mid-body: the connection is not reused.
+                self.state = BodyState::Whole(None);
             }
-            Poll::Pending => false,
-        };
-        if finished {
-            if let Some(give_back) = this.give_back.take() {
-                give_back.give_back();
+            _ => {
+                if let BodyState::Streaming {
+                    reader,
+                    connection,
+                    give_back,
+                } = std::mem::replace(&mut self.state, BodyState::Whole(None))
+                {
+                    if reader.keeps_alive() {
+                        give_back.give_back(connection);
+                    }
+                }
             }
         }
-        frame
+        polled.map(|data| data.map(|data| data.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        match &self.state {
+            BodyState::Whole(data) => data.is_none(),
+            BodyState::Streaming { reader, .. } => reader.is_done(),
+            BodyState::Upgraded(_) => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        match &self.state {
+            BodyState::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            BodyState::Streaming { reader, .. } => reader.size_hint(),
+            BodyState::Upgraded(_) => SizeHint::with_exact(0),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]

@@ -1,0 +1,396 @@
+//! The gateway's HTTP/1.1 client side against an upstream that writes its
+//! answers byte by byte as scripted: chunked and close-delimited bodies,
+//! informational answers, answers before the request body is all sent,
+//! and answers that cannot be forwarded (a clean `502`, and the gateway
+//! keeps serving).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the scripted upstream saw.
+#[derive(Clone, Default)]
+struct Seen {
+    /// Each request's head and body, as received (bodies still framed).
+    requests: Arc<Mutex<Vec<String>>>,
+    connections: Arc<Mutex<usize>>,
+}
+
+impl Seen {
+    fn connections(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
+
+    fn request(&self, n: usize) -> String {
+        self.requests.lock().unwrap()[n].clone()
+    }
+}
+
+/// How the scripted upstream answers one request.
+#[derive(Clone)]
+struct Answer {
+    bytes: &'static [u8],
+    /// Answer as soon as the head is read, without reading a body.
+    before_body: bool,
+    /// Close the connection after answering.
+    close: bool,
+}
+
+fn answer(bytes: &'static [u8]) -> Answer {
+    Answer {
+        bytes,
+        before_body: false,
+        close: false,
+    }
+}
+
+/// An upstream on a real socket that answers the n-th request it reads
+/// (over all its connections) with `script[n]`, the last one repeated.
+async fn scripted_upstream(script: Vec<Answer>) -> (std::net::SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let script = Arc::new(script);
+    let state = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            *state.connections.lock().unwrap() += 1;
+            tokio::spawn(serve_script(stream, script.clone(), state.clone()));
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve_script(mut stream: TcpStream, script: Arc<Vec<Answer>>, seen: Seen) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(head_end) = read_until_head_end(&mut stream, &mut buf).await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let n = {
+            let mut requests = seen.requests.lock().unwrap();
+            requests.push(head.clone());
+            requests.len() - 1
+        };
+        let answer = script[n.min(script.len() - 1)].clone();
+        buf.drain(..head_end);
+        if !answer.before_body && !read_body(&mut stream, &mut buf, &head, &seen, n).await {
+            return;
+        }
+        if stream.write_all(answer.bytes).await.is_err() || answer.close {
+            return;
+        }
+    }
+}
+
+async fn read_until_head_end(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(at + 4);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads the request body the head announces (length, or chunked to its
+/// last chunk), appending it as received to the recorded request.
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, head: &str, seen: &Seen, n: usize) -> bool {
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    let chunked = lower.contains("transfer-encoding: chunked");
+    loop {
+        let complete = match (length, chunked) {
+            (Some(length), false) => buf.len() >= length,
+            (_, true) => buf.windows(5).any(|w| w == b"0\r\n\r\n"),
+            _ => true,
+        };
+        if complete {
+            let taken = match (length, chunked) {
+                (Some(length), false) => length,
+                (_, true) => buf.windows(5).position(|w| w == b"0\r\n\r\n").unwrap() + 5,
+                _ => 0,
+            };
+            let body: Vec<u8> = buf.drain(..taken).collect();
+            seen.requests.lock().unwrap()[n].push_str(&String::from_utf8_lossy(&body));
+            return true;
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => buf.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+async fn gateway_for(addr: std::net::SocketAddr) -> (Gateway, String) {
+    let gateway = Gateway::start(&config_toml(addr, "")).await;
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    (gateway, token)
+}
+
+async fn get(client: &reqwest::Client, gateway: &Gateway, token: &str, path: &str) -> reqwest::Response {
+    client
+        .get(gateway.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_chunked_answer_is_decoded_and_its_connection_reused() {
+    let (addr, seen) = scripted_upstream(vec![answer(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n\
+          5;name=value\r\nhello\r\n1\r\n,\r\n6\r\n world\r\n0\r\nx-trailer: dropped\r\n\r\n",
+    )])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    for _ in 0..3 {
+        let response = get(&client, &gateway, &token, "/chunked").await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("x-trailer").is_none());
+        assert_eq!(response.text().await.unwrap(), "hello, world");
+    }
+    assert_eq!(
+        seen.connections(),
+        1,
+        "the connection is kept after a chunked body"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_without_a_length_ends_with_its_connection() {
+    let (addr, seen) = scripted_upstream(vec![Answer {
+        bytes: b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nto the end of the connection",
+        before_body: false,
+        close: true,
+    }])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    for _ in 0..2 {
+        let response = get(&client, &gateway, &token, "/old").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "to the end of the connection");
+    }
+    assert_eq!(
+        seen.connections(),
+        2,
+        "a close-delimited body is not followed by a reuse"
+    );
+}
+
+#[tokio::test]
+async fn informational_answers_are_skipped() {
+    let (addr, _seen) = scripted_upstream(vec![answer(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 201 Created\r\ncontent-length: 4\r\n\r\nmade",
+    )])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    let response = get(&api(), &gateway, &token, "/make").await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.text().await.unwrap(), "made");
+}
+
+#[tokio::test]
+async fn a_head_answer_has_no_body_and_keeps_its_connection() {
+    let (addr, seen) =
+        scripted_upstream(vec![answer(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    for _ in 0..2 {
+        let response = client
+            .head(gateway.url("/file"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-length"], "1000");
+    }
+    assert!(seen.request(1).starts_with("HEAD /file HTTP/1.1\r\n"));
+    assert_eq!(seen.connections(), 1);
+}
+
+#[tokio::test]
+async fn answers_that_cannot_be_forwarded_are_a_502_and_the_gateway_goes_on() {
+    for bad in [
+        &b"NOT HTTP AT ALL\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+        b"HTTP/1.1 999999 Odd\r\ncontent-length: 0\r\n\r\n",
+    ] {
+        let (addr, _seen) = scripted_upstream(vec![
+            Answer {
+                bytes: bad,
+                before_body: false,
+                close: true,
+            },
+            answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        ])
+        .await;
+        let (gateway, token) = gateway_for(addr).await;
+        let response = get(&api(), &gateway, &token, "/bad").await;
+        let case = String::from_utf8_lossy(bad);
+        assert_eq!(response.status(), 502, "{case}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "upstream_unavailable", "{case}");
+        let next = get(&api(), &gateway, &token, "/next").await;
+        assert_eq!(next.status(), 200, "{case}");
+        assert_eq!(next.text().await.unwrap(), "ok");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_cut_short_not_passed_on() {
+    let (addr, seen) = scripted_upstream(vec![
+        answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"),
+        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    // The head may already be on its way when the body breaks: the client
+    // sees the exchange fail either way, never a body that looks whole.
+    let outcome = api().get(gateway.url("/broken")).bearer_auth(&token).send().await;
+    if let Ok(response) = outcome {
+        assert_eq!(response.status(), 200, "the head was fine");
+        assert!(response.text().await.is_err(), "the client sees the body fail");
+    }
+    let next = get(&api(), &gateway, &token, "/next").await;
+    assert_eq!(next.text().await.unwrap(), "ok");
+    assert_eq!(seen.connections(), 2, "the broken connection is not reused");
+}
+
+#[tokio::test]
+async fn with_both_lengths_the_chunked_framing_wins_and_the_connection_is_not_reused() {
+    let (addr, seen) = scripted_upstream(vec![answer(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n6\r\nsix ok\r\n0\r\n\r\n",
+    )])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    for _ in 0..2 {
+        let response = get(&client, &gateway, &token, "/both").await;
+        assert!(response.headers().get("content-length").is_none());
+        assert_eq!(response.text().await.unwrap(), "six ok");
+    }
+    assert_eq!(seen.connections(), 2);
+}
+
+#[tokio::test]
+async fn request_bodies_go_up_with_their_length_or_chunked() {
+    let (addr, seen) =
+        scripted_upstream(vec![answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    let sized = client
+        .post(gateway.url("/sized"))
+        .bearer_auth(&token)
+        .header("expect", "100-continue")
+        .body("twelve bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sized.text().await.unwrap(), "ok");
+    let pieces = futures_util::stream::iter(
+        ["one,", "two,", "three"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p))),
+    );
+    let streamed = client
+        .put(gateway.url("/streamed"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.text().await.unwrap(), "ok");
+
+    let sized = seen.request(0).to_ascii_lowercase();
+    assert!(sized.starts_with("post /sized http/1.1\r\n"), "{sized}");
+    assert!(sized.contains("content-length: 12\r\n"), "{sized}");
+    assert!(
+        !sized.contains("expect:"),
+        "the gateway answered Expect itself: {sized}"
+    );
+    assert!(sized.ends_with("\r\n\r\ntwelve bytes"), "{sized}");
+    let streamed = seen.request(1);
+    assert!(
+        streamed
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked\r\n"),
+        "{streamed}"
+    );
+    let body = &streamed[streamed.find("\r\n\r\n").unwrap() + 4..];
+    let decoded: String = body
+        .split("\r\n")
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter(|pair| pair.len() == 2)
+        .map(|pair| pair[1])
+        .collect();
+    assert_eq!(decoded, "one,two,three", "{body:?}");
+    assert_eq!(seen.connections(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_before_the_body_is_sent_is_forwarded() {
+    let (addr, seen) = scripted_upstream(vec![
+        Answer {
+            bytes: b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big!",
+            before_body: true,
+            close: false,
+        },
+        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    // A body that is never finished: the client holds it open.
+    let (feed, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    feed.send(Ok(Bytes::from_static(b"the first part")))
+        .await
+        .unwrap();
+    let body = futures_util::stream::unfold(
+        body,
+        |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+    );
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        api()
+            .post(gateway.url("/upload"))
+            .bearer_auth(&token)
+            .body(reqwest::Body::wrap_stream(body.boxed()))
+            .send(),
+    )
+    .await
+    .expect("the answer comes without the rest of the body")
+    .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.text().await.unwrap(), "too big!");
+    drop(feed);
+    let next = get(&api(), &gateway, &token, "/next").await;
+    assert_eq!(next.text().await.unwrap(), "ok");
+    assert_eq!(
+        seen.connections(),
+        2,
+        "a connection with half a request on it is not reused"
+    );
+}
