@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
@@ -32,8 +33,8 @@ use tokio::net::TcpStream;
 
 /// How much room a read into a connection's buffer asks for.
 const READ_SIZE: usize = 8 * 1024;
-/// The longest response head accepted.
-const MAX_HEAD: usize = 64 * 1024;
+/// The longest response head accepted (its offsets fit in a `u16`).
+const MAX_HEAD: usize = u16::MAX as usize;
 /// The most header fields a response head may have.
 const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line (with its extensions) accepted.
@@ -222,9 +223,14 @@ impl Connection {
         self.stream.flush().await.map_err(unanswered)?;
         self.stage = match body {
             RequestFraming::None => Stage::Awaiting { head },
-            framing => self.send_body(req.body_mut(), framing, head).await?,
+            // Boxed: most requests have no body, and unboxed this state
+            // would make every request's future larger.
+            framing => Box::pin(self.send_body(req.body_mut(), framing, head)).await?,
         };
-        self.read_head(upgrade).await
+        // The request's header map, written out, is reused for the answer:
+        // the server hands the answer's back for the client's next request,
+        // so one map serves the connection's whole life.
+        self.read_head(upgrade, req.headers_mut()).await
     }
 
     /// Sends a request's body, framed as `framing`; stops early if a
@@ -331,14 +337,26 @@ impl Connection {
 
     /// Reads the head of the answer to the request just sent, skipping
     /// informational answers. A `101` is taken only if `upgrade` was asked.
-    pub(crate) async fn read_head(&mut self, upgrade: bool) -> Result<Head, Failure> {
+    /// The answer's fields go into `headers`' memory (emptied first) once
+    /// a whole head has come.
+    pub(crate) async fn read_head(
+        &mut self,
+        upgrade: bool,
+        headers: &mut HeaderMap,
+    ) -> Result<Head, Failure> {
         let (head, reusable) = match self.stage {
             Stage::Awaiting { head } => (head, true),
             Stage::Interrupted { head } => (head, false),
             _ => return Err(Failure::answered(invalid("no request awaits an answer"))),
         };
         loop {
-            if let Some(parsed) = parse_head(&mut self.read, head).map_err(Failure::answered)? {
+            let some_read = !self.read.is_empty();
+            if let Some(parsed) = some_read
+                .then(|| parse_head(&mut self.read, head, headers))
+                .transpose()
+                .map_err(Failure::answered)?
+                .flatten()
+            {
                 let (parts, framing, keep_alive) = parsed;
                 if parts.status.is_informational() {
                     if parts.status != StatusCode::SWITCHING_PROTOCOLS {
@@ -429,53 +447,72 @@ fn encode_head(req: &Request<Incoming>, body: RequestFraming, out: &mut Vec<u8>)
 /// The length and status of a complete response head at the start of
 /// `buf`, if there is one.
 fn response_head(buf: &[u8]) -> io::Result<Option<(usize, StatusCode)>> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut headers);
-    match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => {
-            let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(invalid)?;
-            Ok(Some((len, status)))
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(err) => Err(invalid(err)),
-    }
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let Some((len, parsed)) = parse_fields(buf, &mut fields)? else {
+        return Ok(None);
+    };
+    let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(invalid)?;
+    Ok(Some((len, status)))
 }
 
 /// Takes a complete response head from the start of `read`: its parts,
 /// its body's framing, and whether the connection may carry another
 /// exchange after it. `None` until the head is all there.
-fn parse_head(read: &mut BytesMut, head_request: bool) -> io::Result<Option<(Parts, Framing, bool)>> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let len = match parsed.parse(read) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(err) => return Err(invalid(err)),
+///
+/// Hop-by-hop fields (RFC 9110 §7.6.1) and those `Connection` names are
+/// left out, except in a `101`, whose `Upgrade` and `Connection` the
+/// client needs. Field values are slices of the head's bytes, not copies.
+fn parse_head(
+    read: &mut BytesMut,
+    head_request: bool,
+    recycled: &mut HeaderMap,
+) -> io::Result<Option<(Parts, Framing, bool)>> {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let Some((len, parsed)) = parse_fields(read, &mut fields)? else {
+        return Ok(None);
     };
+    if len > MAX_HEAD {
+        return Err(invalid("response head too large"));
+    }
     let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(invalid)?;
     let version = if parsed.version == Some(1) {
         Version::HTTP_11
     } else {
         Version::HTTP_10
     };
-    // Every value is a slice of one copy of them all: one allocation,
-    // and the connection's read buffer stays its own.
-    let mut values = BytesMut::with_capacity(parsed.headers.iter().map(|h| h.value.len()).sum());
+    let upgrading = status == StatusCode::SWITCHING_PROTOCOLS;
+    // Where the fields to keep are in the head (name, value; start and
+    // end), so that once the head is split off the buffer their values
+    // can be slices of it. `MAX_HEAD` keeps offsets within `u16`.
+    let start = read.as_ptr() as usize;
+    let offset = |bytes: &[u8]| (bytes.as_ptr() as usize - start) as u16;
+    let span = |bytes: &[u8]| (offset(bytes), offset(bytes) + bytes.len() as u16);
+    let mut kept = [((0u16, 0u16), (0u16, 0u16)); MAX_HEADERS];
+    let mut count = 0;
+    let mut facts = Facts::default();
     for field in parsed.headers.iter() {
-        values.extend_from_slice(field.value);
+        if !facts.note(field.name, field.value)? || upgrading {
+            kept[count] = (span(field.name.as_bytes()), span(field.value));
+            count += 1;
+        }
     }
-    let values = values.freeze();
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-    let mut at = 0;
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(invalid)?;
-        let value =
-            HeaderValue::from_maybe_shared(values.slice(at..at + field.value.len())).map_err(invalid)?;
-        at += field.value.len();
-        headers.append(name, value);
+    let (framing, keep_alive) = facts.framing(status, version, head_request)?;
+    let head = read.split_to(len).freeze();
+    let mut headers = std::mem::take(recycled);
+    headers.clear();
+    headers.reserve(count);
+    for &((name_start, name_end), (value_start, value_end)) in &kept[..count] {
+        let name =
+            HeaderName::from_bytes(&head[usize::from(name_start)..usize::from(name_end)]).map_err(invalid)?;
+        let value = head.slice(usize::from(value_start)..usize::from(value_end));
+        headers.append(name, HeaderValue::from_maybe_shared(value).map_err(invalid)?);
     }
-    read.advance(len);
-    let (framing, keep_alive) = framing(status, version, head_request, &mut headers)?;
+    if facts.transfer_encoding {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    for named in facts.named.iter().flatten() {
+        headers.remove(named);
+    }
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = status;
     parts.version = version;
@@ -483,70 +520,138 @@ fn parse_head(read: &mut BytesMut, head_request: bool) -> io::Result<Option<(Par
     Ok(Some((parts, framing, keep_alive)))
 }
 
-/// How an answer's body is framed (RFC 9112 §6.3), and whether the
-/// connection can carry another exchange after it.
-fn framing(
-    status: StatusCode,
-    version: Version,
-    head_request: bool,
-    headers: &mut HeaderMap,
-) -> io::Result<(Framing, bool)> {
-    let mut keep_alive = version == Version::HTTP_11;
-    for token in list_tokens(headers, &header::CONNECTION) {
-        if token.eq_ignore_ascii_case("close") {
-            keep_alive = false;
-        } else if token.eq_ignore_ascii_case("keep-alive") {
-            keep_alive = true;
-        }
-    }
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Done, keep_alive));
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let chunked_last = list_tokens(headers, &header::TRANSFER_ENCODING)
-            .last()
-            .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
-        if headers.remove(header::CONTENT_LENGTH).is_some() {
-            // Both: a smuggling attempt or a broken upstream; not reused.
-            keep_alive = false;
-        }
-        if chunked_last {
-            return Ok((Framing::Chunked(Chunked::Size), keep_alive));
-        }
-        return Ok((Framing::UntilClose, false));
-    }
-    let mut length = None;
-    for value in list_tokens(headers, &header::CONTENT_LENGTH) {
-        let parsed: u64 = match value.bytes().all(|b| b.is_ascii_digit()) {
-            true => value
-                .parse()
-                .map_err(|_| invalid("Content-Length out of range"))?,
-            false => return Err(invalid("Content-Length is not a number")),
-        };
-        if length.is_some_and(|l| l != parsed) {
-            return Err(invalid("Content-Length values disagree"));
-        }
-        length = Some(parsed);
-    }
-    match length {
-        Some(0) => Ok((Framing::Done, keep_alive)),
-        Some(length) => Ok((Framing::Length(length), keep_alive)),
-        None if headers.contains_key(header::CONTENT_LENGTH) => Err(invalid("empty Content-Length")),
-        None => Ok((Framing::UntilClose, false)),
+/// Parses the response head at the start of `buf` into `fields`: its
+/// length and what it says, or `None` if it is not all there.
+fn parse_fields<'h, 'b>(
+    buf: &'b [u8],
+    fields: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> io::Result<Option<(usize, httparse::Response<'h, 'b>)>> {
+    let mut parsed = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, buf, fields) {
+        Ok(httparse::Status::Complete(len)) => Ok(Some((len, parsed))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(err) => Err(invalid(err)),
     }
 }
 
-/// The comma-separated tokens of every value of `name`.
-fn list_tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+/// What a response head's fields say about its framing and its
+/// connection.
+#[derive(Debug, Default)]
+struct Facts {
+    content_length: Option<u64>,
+    /// A `Content-Length` field was there (perhaps empty).
+    content_length_field: bool,
+    transfer_encoding: bool,
+    /// The last transfer coding is `chunked`.
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    /// Fields `Connection` names besides its options: dropped too.
+    named: Option<Vec<HeaderName>>,
+}
+
+/// Hop-by-hop field names (RFC 9110 §7.6.1), as they may be written.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Facts {
+    /// Notes one field; answers whether it is hop-by-hop. Names are told
+    /// apart by their length first: this runs for every field.
+    fn note(&mut self, name: &str, value: &[u8]) -> io::Result<bool> {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            14 if is("content-length") => {
+                self.content_length_field = true;
+                for token in tokens(value) {
+                    if !token.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(invalid("Content-Length is not a number"));
+                    }
+                    let length: u64 = token
+                        .parse()
+                        .map_err(|_| invalid("Content-Length out of range"))?;
+                    if self.content_length.is_some_and(|l| l != length) {
+                        return Err(invalid("Content-Length values disagree"));
+                    }
+                    self.content_length = Some(length);
+                }
+                Ok(false)
+            }
+            17 if is("transfer-encoding") => {
+                self.transfer_encoding = true;
+                if let Some(last) = tokens(value).last() {
+                    self.chunked = last.eq_ignore_ascii_case("chunked");
+                }
+                Ok(true)
+            }
+            10 if is("connection") => {
+                for token in tokens(value) {
+                    if token.eq_ignore_ascii_case("close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        self.keep_alive = true;
+                    } else if !token.eq_ignore_ascii_case("upgrade") {
+                        if let Ok(named) = HeaderName::from_bytes(token.as_bytes()) {
+                            self.named.get_or_insert_with(Vec::new).push(named);
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            2 | 7 | 10 | 16 | 18 | 19 => Ok(HOP_BY_HOP.iter().any(|hop| is(hop))),
+            _ => Ok(false),
+        }
+    }
+
+    /// How the body is framed (RFC 9112 §6.3), and whether the connection
+    /// can carry another exchange after it.
+    fn framing(
+        &self,
+        status: StatusCode,
+        version: Version,
+        head_request: bool,
+    ) -> io::Result<(Framing, bool)> {
+        let keep_alive = !self.close && (version == Version::HTTP_11 || self.keep_alive);
+        if head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Done, keep_alive));
+        }
+        if self.transfer_encoding {
+            if !self.chunked {
+                return Ok((Framing::UntilClose, false));
+            }
+            // With a Content-Length too: a smuggling attempt or a broken
+            // upstream; the length is dropped and the connection not reused.
+            return Ok((
+                Framing::Chunked(Chunked::Size),
+                keep_alive && !self.content_length_field,
+            ));
+        }
+        match self.content_length {
+            Some(0) => Ok((Framing::Done, keep_alive)),
+            Some(length) => Ok((Framing::Length(length), keep_alive)),
+            None if self.content_length_field => Err(invalid("empty Content-Length")),
+            None => Ok((Framing::UntilClose, false)),
+        }
+    }
+}
+
+/// The comma-separated tokens of a field value.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(value)
+        .unwrap_or("")
+        .split(',')
         .map(str::trim)
         .filter(|token| !token.is_empty())
 }
@@ -871,21 +976,14 @@ mod tests {
     #[test]
     fn answers_are_framed_as_rfc_9112_says() {
         let frame = |status: u16, version, head_request, fields: &[(&str, &str)]| {
-            let mut headers = HeaderMap::new();
+            let mut facts = Facts::default();
             for (name, value) in fields {
-                headers.append(
-                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    HeaderValue::from_str(value).unwrap(),
-                );
+                facts.note(name, value.as_bytes()).map_err(|e| e.to_string())?;
             }
-            framing(
-                StatusCode::from_u16(status).unwrap(),
-                version,
-                head_request,
-                &mut headers,
-            )
-            .map(|(framing, keep_alive)| (format!("{framing:?}"), keep_alive))
-            .map_err(|e| e.to_string())
+            facts
+                .framing(StatusCode::from_u16(status).unwrap(), version, head_request)
+                .map(|(framing, keep_alive)| (format!("{framing:?}"), keep_alive))
+                .map_err(|e| e.to_string())
         };
         let v11 = Version::HTTP_11;
         assert_eq!(
@@ -955,5 +1053,39 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn head_of(wire: &[u8]) -> (Parts, String, bool, Vec<u8>) {
+        let mut read = BytesMut::from(wire);
+        let (parts, framing, keep_alive) = parse_head(&mut read, false, &mut HeaderMap::new())
+            .unwrap()
+            .unwrap();
+        (parts, format!("{framing:?}"), keep_alive, read.to_vec())
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_of_an_answer() {
+        let (parts, framing, keep_alive, rest) = head_of(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\n\
+              Trailer: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\nokNEXT",
+        );
+        let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "content-type", "x-kept"]);
+        assert_eq!((framing.as_str(), keep_alive), ("Length(2)", true));
+        assert_eq!(rest, b"okNEXT", "the body and what follows are left to read");
+
+        let (parts, framing, keep_alive, _) =
+            head_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n");
+        assert!(parts.headers.is_empty(), "{:?}", parts.headers);
+        assert_eq!((framing.as_str(), keep_alive), ("Chunked(Size)", false));
+
+        let (parts, ..) =
+            head_of(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        assert_eq!(
+            parts.headers["upgrade"], "websocket",
+            "a 101 keeps what the client needs"
+        );
+        assert_eq!(parts.headers["connection"], "Upgrade");
     }
 }

@@ -120,47 +120,54 @@ impl Origin {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn send(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         link: Option<ConnectionLink>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
         async move {
-            let mut req = req;
-            let (connection, reused) = match self.reuse(link.as_ref()) {
-                Some(connection) => (connection, true),
-                None => {
-                    self.ensure_reaper();
-                    (self.connect().await?, false)
-                }
-            };
             let mut exchange = Exchange {
-                connection: Some(connection),
-                give_back: Some(GiveBack {
-                    origin: self.clone(),
-                    link,
-                }),
+                connection: self.reuse(link.as_ref()),
+                give_back: None,
             };
-            let mut outcome = exchange.connection().exchange(&mut req).await;
-            if let Err(failure) = &outcome {
-                let unsent = exchange.connection().stage() == Stage::Sending;
-                let resend = reused
-                    && failure.unanswered
-                    && req.body().is_end_stream()
-                    && (unsent || is_idempotent(req.method()));
-                exchange.connection = None;
-                if !resend {
-                    let failure = outcome.err().expect("just matched");
-                    return Err(SendError::Broken(failure.error));
-                }
-                tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
+            let reused = exchange.connection.is_some();
+            if !reused {
+                self.ensure_reaper();
                 exchange.connection = Some(self.connect().await?);
-                outcome = exchange.connection().exchange(&mut req).await;
             }
-            match outcome {
-                Ok(head) => Ok(exchange.answer(head)),
+            exchange.give_back = Some(GiveBack {
+                origin: self.clone(),
+                link,
+            });
+            let head = match exchange.connection().exchange(&mut req).await {
+                Ok(head) => head,
                 Err(failure) => {
+                    let unsent = exchange.connection().stage() == Stage::Sending;
                     exchange.connection = None;
-                    Err(SendError::Broken(failure.error))
+                    let resend = reused
+                        && failure.unanswered
+                        && req.body().is_end_stream()
+                        && (unsent || is_idempotent(req.method()));
+                    if !resend {
+                        return Err(SendError::Broken(failure.error));
+                    }
+                    tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
+                    // Rare, and boxed: unboxed, this path's state would make
+                    // every request's future larger.
+                    Box::pin(self.resend(&mut exchange, &mut req)).await?
                 }
+            };
+            Ok(exchange.answer(head))
+        }
+    }
+
+    /// Sends once more, on a new connection, a request whose reused
+    /// connection was found closed.
+    async fn resend(&self, exchange: &mut Exchange, req: &mut Request<Incoming>) -> Result<Head, SendError> {
+        exchange.connection = Some(self.connect().await?);
+        match exchange.connection().exchange(req).await {
+            Ok(head) => Ok(head),
+            Err(failure) => {
+                exchange.connection = None;
+                Err(SendError::Broken(failure.error))
             }
         }
     }
@@ -404,7 +411,10 @@ impl Drop for Exchange {
             return;
         }
         finish_in_background(give_back, async move {
-            let Head { mut body, .. } = connection.read_head(false).await.ok()?;
+            let Head { mut body, .. } = connection
+                .read_head(false, &mut http::HeaderMap::new())
+                .await
+                .ok()?;
             let finished = body.skip(&mut connection, ABANDONED_MAX_BYTES).await;
             (finished && body.keeps_alive()).then_some(connection)
         });
