@@ -25,7 +25,7 @@ use std::thread::ThreadId;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::response::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, SizeHint};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -97,6 +97,10 @@ pub(crate) struct Connection {
     home: ThreadId,
     /// Where the exchange in progress is, for whoever must finish it.
     stage: Stage,
+    /// The request in progress is a `HEAD` (its answer has no body).
+    head_request: bool,
+    /// The request in progress asks for a protocol upgrade.
+    upgrade: bool,
 }
 
 /// Where a connection's exchange is.
@@ -107,12 +111,11 @@ pub(crate) enum Stage {
     /// The request is being written: if abandoned now, the connection
     /// cannot be used again.
     Sending,
-    /// The request was written whole; the answer's head is awaited (to a
-    /// `HEAD` request when `head` is set).
-    Awaiting { head: bool },
+    /// The request was written whole; the answer's head is awaited.
+    Awaiting,
     /// The request was not written whole (the upstream answered first):
     /// after this answer the connection is closed.
-    Interrupted { head: bool },
+    Interrupted,
 }
 
 impl std::fmt::Debug for Connection {
@@ -156,6 +159,8 @@ impl Connection {
             write: Vec::new(),
             home: std::thread::current().id(),
             stage: Stage::Idle,
+            head_request: false,
+            upgrade: false,
         }
     }
 
@@ -208,39 +213,65 @@ impl Connection {
     /// carries is sent as it comes; if the upstream answers before it is
     /// all sent, sending stops there and the connection is closed after
     /// the answer.
-    pub(crate) async fn exchange(&mut self, req: &mut Request<Incoming>) -> Result<Head, Failure> {
-        let head = req.method() == Method::HEAD;
-        let upgrade = req.headers().contains_key(header::UPGRADE);
+    ///
+    /// Once written, the request's head is let go: its fields and target
+    /// are slices of the server's read buffer, which the server can only
+    /// reuse (rather than allocate anew) once no slice of it is left. Its
+    /// emptied header map is `fields`, which then holds the answer's: the
+    /// server hands the answer's map back for the client's next request,
+    /// so one map serves the connection's whole life.
+    pub(crate) async fn exchange(
+        &mut self,
+        req: &mut Request<Incoming>,
+        fields: &mut HeaderMap,
+    ) -> Result<Head, Failure> {
         let body = RequestFraming::of(req);
-        self.stage = Stage::Sending;
+        self.head_request = req.method() == Method::HEAD;
+        self.upgrade = req.headers().contains_key(header::UPGRADE);
         encode_head(req, body, &mut self.write);
+        *fields = std::mem::take(req.headers_mut());
+        fields.clear();
+        *req.uri_mut() = Uri::default();
+        self.write_head().await?;
+        if body != RequestFraming::None {
+            // Boxed: most requests have no body, and unboxed this state
+            // would make every request's future larger.
+            self.stage = Box::pin(self.send_body(req.body_mut(), body)).await?;
+        }
+        self.read_head(fields).await
+    }
+
+    /// Sends once more, on this new connection, the body-less request
+    /// `failed` sent (and found closed), and reads the head of its answer.
+    pub(crate) async fn exchange_again(
+        &mut self,
+        failed: &mut Connection,
+        fields: &mut HeaderMap,
+    ) -> Result<Head, Failure> {
+        std::mem::swap(&mut self.write, &mut failed.write);
+        self.head_request = failed.head_request;
+        self.upgrade = failed.upgrade;
+        self.write_head().await?;
+        self.read_head(fields).await
+    }
+
+    /// Writes the request head encoded in `write`.
+    async fn write_head(&mut self) -> Result<(), Failure> {
         let unanswered = |error| Failure {
             error,
             unanswered: true,
         };
+        self.stage = Stage::Sending;
         self.stream.write_all(&self.write).await.map_err(unanswered)?;
         // Nothing for TCP; TLS may hold the last record until flushed.
         self.stream.flush().await.map_err(unanswered)?;
-        self.stage = match body {
-            RequestFraming::None => Stage::Awaiting { head },
-            // Boxed: most requests have no body, and unboxed this state
-            // would make every request's future larger.
-            framing => Box::pin(self.send_body(req.body_mut(), framing, head)).await?,
-        };
-        // The request's header map, written out, is reused for the answer:
-        // the server hands the answer's back for the client's next request,
-        // so one map serves the connection's whole life.
-        self.read_head(upgrade, req.headers_mut()).await
+        self.stage = Stage::Awaiting;
+        Ok(())
     }
 
     /// Sends a request's body, framed as `framing`; stops early if a
     /// final answer comes first. Answers the stage that follows.
-    async fn send_body(
-        &mut self,
-        body: &mut Incoming,
-        framing: RequestFraming,
-        head: bool,
-    ) -> Result<Stage, Failure> {
+    async fn send_body(&mut self, body: &mut Incoming, framing: RequestFraming) -> Result<Stage, Failure> {
         self.write.clear();
         let mut written = 0;
         let mut sent: u64 = 0;
@@ -253,14 +284,14 @@ impl Connection {
                     }
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(Failure::answered(err))),
-                    Poll::Pending => return self.poll_answered_early(cx, head),
+                    Poll::Pending => return self.poll_answered_early(cx),
                 }
             }
             if finished {
                 return match Pin::new(&mut self.stream).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => Poll::Ready(Ok(Stage::Awaiting { head })),
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(Stage::Awaiting)),
                     Poll::Ready(Err(err)) => Poll::Ready(Err(Failure::answered(err))),
-                    Poll::Pending => self.poll_answered_early(cx, head),
+                    Poll::Pending => self.poll_answered_early(cx),
                 };
             }
             self.write.clear();
@@ -303,7 +334,7 @@ impl Connection {
                     }
                     finished = true;
                 }
-                Poll::Pending => return self.poll_answered_early(cx, head),
+                Poll::Pending => return self.poll_answered_early(cx),
             }
         })
         .await
@@ -312,7 +343,7 @@ impl Connection {
     /// While a request body waits (on the client or on the upstream):
     /// whether the upstream already sent its final answer's head.
     /// Informational answers (`100 Continue`) are dropped.
-    fn poll_answered_early(&mut self, cx: &mut Context<'_>, head: bool) -> Poll<Result<Stage, Failure>> {
+    fn poll_answered_early(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stage, Failure>> {
         loop {
             match self.poll_fill(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -327,7 +358,7 @@ impl Connection {
                     {
                         self.read.advance(len);
                     }
-                    Ok(Some(_)) => return Poll::Ready(Ok(Stage::Interrupted { head })),
+                    Ok(Some(_)) => return Poll::Ready(Ok(Stage::Interrupted)),
                     Ok(None) => break,
                     Err(err) => return Poll::Ready(Err(Failure::answered(err))),
                 }
@@ -336,17 +367,13 @@ impl Connection {
     }
 
     /// Reads the head of the answer to the request just sent, skipping
-    /// informational answers. A `101` is taken only if `upgrade` was asked.
-    /// The answer's fields go into `headers`' memory (emptied first) once
-    /// a whole head has come.
-    pub(crate) async fn read_head(
-        &mut self,
-        upgrade: bool,
-        headers: &mut HeaderMap,
-    ) -> Result<Head, Failure> {
+    /// informational answers. A `101` is taken only if the request asked
+    /// for an upgrade. The answer's fields go into `headers`' memory
+    /// (emptied first) once a whole head has come.
+    pub(crate) async fn read_head(&mut self, headers: &mut HeaderMap) -> Result<Head, Failure> {
         let (head, reusable) = match self.stage {
-            Stage::Awaiting { head } => (head, true),
-            Stage::Interrupted { head } => (head, false),
+            Stage::Awaiting => (self.head_request, true),
+            Stage::Interrupted => (self.head_request, false),
             _ => return Err(Failure::answered(invalid("no request awaits an answer"))),
         };
         loop {
@@ -362,7 +389,7 @@ impl Connection {
                     if parts.status != StatusCode::SWITCHING_PROTOCOLS {
                         continue;
                     }
-                    if !upgrade {
+                    if !self.upgrade {
                         return Err(Failure::answered(invalid(
                             "101 Switching Protocols to a request that asked for no upgrade",
                         )));

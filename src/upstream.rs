@@ -137,33 +137,42 @@ impl Origin {
                 origin: self.clone(),
                 link,
             });
-            let head = match exchange.connection().exchange(&mut req).await {
+            // Holds the request's fields once written, then the answer's.
+            let mut fields = http::HeaderMap::new();
+            let head = match exchange.connection().exchange(&mut req, &mut fields).await {
                 Ok(head) => head,
                 Err(failure) => {
-                    let unsent = exchange.connection().stage() == Stage::Sending;
-                    exchange.connection = None;
+                    let failed = exchange
+                        .connection
+                        .take()
+                        .expect("an exchange has its connection");
                     let resend = reused
                         && failure.unanswered
                         && req.body().is_end_stream()
-                        && (unsent || is_idempotent(req.method()));
+                        && (failed.stage() == Stage::Sending || is_idempotent(req.method()));
                     if !resend {
                         return Err(SendError::Broken(failure.error));
                     }
                     tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
                     // Rare, and boxed: unboxed, this path's state would make
                     // every request's future larger.
-                    Box::pin(self.resend(&mut exchange, &mut req)).await?
+                    Box::pin(self.resend(&mut exchange, failed, &mut fields)).await?
                 }
             };
             Ok(exchange.answer(head))
         }
     }
 
-    /// Sends once more, on a new connection, a request whose reused
-    /// connection was found closed.
-    async fn resend(&self, exchange: &mut Exchange, req: &mut Request<Incoming>) -> Result<Head, SendError> {
+    /// Sends once more, on a new connection, a body-less request whose
+    /// reused connection `failed` was found closed.
+    async fn resend(
+        &self,
+        exchange: &mut Exchange,
+        mut failed: Connection,
+        fields: &mut http::HeaderMap,
+    ) -> Result<Head, SendError> {
         exchange.connection = Some(self.connect().await?);
-        match exchange.connection().exchange(req).await {
+        match exchange.connection().exchange_again(&mut failed, fields).await {
             Ok(head) => Ok(head),
             Err(failure) => {
                 exchange.connection = None;
@@ -407,14 +416,14 @@ impl Drop for Exchange {
             return;
         };
         // Written only in part, the request cannot be finished: closed.
-        if !matches!(connection.stage(), Stage::Awaiting { .. }) {
+        if connection.stage() != Stage::Awaiting {
             return;
         }
         finish_in_background(give_back, async move {
-            let Head { mut body, .. } = connection
-                .read_head(false, &mut http::HeaderMap::new())
-                .await
-                .ok()?;
+            let Head { parts, mut body } = connection.read_head(&mut http::HeaderMap::new()).await.ok()?;
+            if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+                return None;
+            }
             let finished = body.skip(&mut connection, ABANDONED_MAX_BYTES).await;
             (finished && body.keeps_alive()).then_some(connection)
         });

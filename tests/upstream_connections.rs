@@ -195,3 +195,21 @@ async fn concurrent_clients_each_get_their_own_answers() {
         upstream.connections()
     );
 }
+
+#[tokio::test]
+async fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_upstream, gateway, token) = gateway_with_token().await;
+    let mut client = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let request = format!("GET /pause HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    // Half-closed (RFC 9112 §9.6): nothing more to send, still listening.
+    client.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer))
+        .await
+        .expect("the gateway answers, then closes")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("paused"), "{answer}");
+}
