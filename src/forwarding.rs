@@ -7,8 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::HeaderMap;
 use ipnet::IpNet;
 
-/// The address of the peer at the other end of the connection, set by the
-/// server on each request's extensions.
+/// The address of the peer at the other end of the connection. A server
+/// embedding the layer sets it on each request's extensions (the gateway
+/// knows it per connection, and sets it on requests to its own endpoints).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 

@@ -46,6 +46,7 @@ use tower::{Layer, Service};
 use crate::config::{Config, Policy};
 use crate::credential::{self, Source};
 use crate::error::Error;
+use crate::forwarding::ClientAddr;
 use crate::metrics::{Metrics, RouteKind};
 use crate::oauth;
 use crate::paths;
@@ -138,6 +139,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             shared: self.shared.clone(),
+            client: None,
         }
     }
 }
@@ -147,6 +149,20 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     shared: Shared,
+    /// The peer of the connection this service serves, when the gateway
+    /// made it for one: put on requests to the gateway's own endpoints
+    /// (their throttles count per address), not on every request.
+    client: Option<ClientAddr>,
+}
+
+impl<S> AuthService<S> {
+    /// This service for the connection with `peer`.
+    pub(crate) fn for_client(self, peer: std::net::SocketAddr) -> Self {
+        Self {
+            client: Some(ClientAddr(peer)),
+            ..self
+        }
+    }
 }
 
 impl<S> fmt::Debug for AuthService<S> {
@@ -187,6 +203,9 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         normalize_uri(&mut req);
         if oauth::is_own_endpoint(req.uri().path()) {
+            if let Some(client) = self.client {
+                req.extensions_mut().insert(client);
+            }
             let state = self.shared.load_full();
             return ResponseFuture::own(Box::pin(oauth::handle(state, req)));
         }
@@ -315,14 +334,12 @@ fn settle<B>(
     if let Some(value) = inject {
         headers.insert(header::AUTHORIZATION, value);
     }
-    if let Ok(user) = HeaderValue::from_bytes(session.username().as_bytes()) {
-        headers.insert(X_FORWARDED_USER, user);
+    let (user, email) = session.identity().as_headers();
+    if let Some(user) = user {
+        headers.insert(X_FORWARDED_USER, user.clone());
     }
-    if let Some(email) = session
-        .email()
-        .and_then(|e| HeaderValue::from_bytes(e.as_bytes()).ok())
-    {
-        headers.insert(X_FORWARDED_EMAIL, email);
+    if let Some(email) = email {
+        headers.insert(X_FORWARDED_EMAIL, email.clone());
     }
     if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
         headers.insert(X_FORWARDED_SCOPE, scope);
@@ -463,7 +480,11 @@ where
         let mut response = std::task::ready!(this.future.poll(cx))?;
         let route = match this.session.take() {
             Some(session) => {
-                response.extensions_mut().insert(session);
+                // The gateway's proxy hands the request's extensions, with
+                // this session, to the response: no second copy.
+                if response.extensions().get::<Session>().is_none() {
+                    response.extensions_mut().insert(session);
+                }
                 RouteKind::Authenticated
             }
             None => RouteKind::Public,

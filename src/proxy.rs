@@ -53,6 +53,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Forwards requests to one upstream origin. Cloning is cheap: clones
 /// share the origin's connections.
+///
+/// A response carries its request's extensions (such as the
+/// [`Session`](crate::Session) the layer found), so that the services
+/// around the proxy find them there too.
 #[derive(Clone, Debug)]
 pub struct Proxy {
     inner: Arc<ProxyInner>,
@@ -103,7 +107,7 @@ impl ProxyInner {
     /// (but a protocol upgrade asked for, such as WebSocket, is asked of
     /// the upstream too), and `X-Forwarded-For/Proto/Host` set. Answers
     /// whether it is an upgrade.
-    fn rewrite(&self, req: &mut Request<Incoming>) -> bool {
+    fn rewrite(&self, req: &mut Request<Incoming>, client: Option<&Client>) -> bool {
         let upgrade = upgrade_asked(req.headers());
         let path_and_query = req
             .uri()
@@ -117,7 +121,10 @@ impl ProxyInner {
         });
         *req.uri_mut() = Uri::from(path_and_query);
         *req.version_mut() = Version::HTTP_11;
-        let peer = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+        let peer = match client {
+            Some(client) => Some(client.ip),
+            None => req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip()),
+        };
         let from_trusted_proxy = peer.is_some_and(|ip| is_trusted(ip, &self.trusted_proxies));
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
@@ -132,9 +139,10 @@ impl ProxyInner {
                 (!earlier.is_empty()).then(|| earlier.join(", "))
             })
             .flatten();
-        let forwarded_for = match (chain, peer) {
-            (Some(chain), Some(peer)) => HeaderValue::try_from(format!("{chain}, {peer}")).ok(),
-            (_, peer) => peer.map(address_header),
+        let forwarded_for = match (chain, peer, client) {
+            (Some(chain), Some(peer), _) => HeaderValue::try_from(format!("{chain}, {peer}")).ok(),
+            (_, _, Some(client)) => Some(client.forwarded_for.clone()),
+            (_, peer, None) => peer.map(address_header),
         };
         match forwarded_for {
             Some(value) => headers.insert(X_FORWARDED_FOR, value),
@@ -154,6 +162,24 @@ impl ProxyInner {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
         upgrade.is_some()
+    }
+}
+
+/// The client connection requests come on, as the proxy tells the
+/// upstream about it: its address, and that address as an
+/// `X-Forwarded-For` value, written once for all of its requests.
+#[derive(Clone, Debug)]
+pub(crate) struct Client {
+    ip: IpAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Client {
+    pub(crate) fn new(peer: std::net::SocketAddr) -> Self {
+        Self {
+            ip: peer.ip(),
+            forwarded_for: address_header(peer.ip()),
+        }
     }
 }
 
@@ -271,25 +297,29 @@ impl Service<Request<Incoming>> for Proxy {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        self.forward(req, None)
+        self.forward(req, None, None)
     }
 }
 
 impl Proxy {
     /// Forwards `req`, on the upstream connection `link` keeps for its
-    /// client connection when there is one.
+    /// client connection when there is one; `client` is that connection's
+    /// peer (else the request's [`ClientAddr`], if any).
     pub(crate) fn forward(
         &self,
         mut req: Request<Incoming>,
         link: Option<ConnectionLink>,
+        client: Option<&Client>,
     ) -> Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> {
         let inner = &self.inner;
-        let upgrade = inner.rewrite(&mut req);
+        let upgrade = inner.rewrite(&mut req, client);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let extensions = std::mem::take(req.extensions_mut());
         let sending = inner.origin.clone().send(req, link);
         Box::pin(Forwarding {
             sending: tokio::time::timeout(inner.timeout, sending),
             client_upgrade,
+            extensions: Some(extensions),
             timeout: inner.timeout,
         })
     }
@@ -305,6 +335,8 @@ pin_project! {
         #[pin]
         sending: Timeout<F>,
         client_upgrade: Option<OnUpgrade>,
+        // The request's, for the response (see `Proxy`).
+        extensions: Option<http::Extensions>,
         timeout: Duration,
     }
 }
@@ -317,7 +349,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let answer = match std::task::ready!(this.sending.poll(cx)) {
+        let mut answer = match std::task::ready!(this.sending.poll(cx)) {
             Ok(Ok(mut response)) => {
                 // The answer's hop-by-hop fields were left out as it was
                 // read (`crate::http1`), but for a `101`'s.
@@ -353,6 +385,9 @@ where
                 )
             }
         };
+        if let Some(extensions) = this.extensions.take() {
+            answer.extensions_mut().extend(extensions);
+        }
         Poll::Ready(Ok(answer))
     }
 }
@@ -433,6 +468,7 @@ mod tests {
         let forwarding = Forwarding {
             sending: tokio::time::timeout(Duration::from_secs(1), proxy.inner.origin.clone().send(req, None)),
             client_upgrade: None,
+            extensions: None,
             timeout: Duration::from_secs(1),
         };
         let size = std::mem::size_of_val(&forwarding);

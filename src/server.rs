@@ -31,10 +31,10 @@ use tracing::Instrument;
 
 use crate::config::{Config, Route, StoreConfig, Upstream};
 use crate::error::Error;
-use crate::forwarding::{is_trusted, ClientAddr};
+use crate::forwarding::is_trusted;
 use crate::layer::{AuthBody, AuthLayer, RouteIndex};
 use crate::metrics::{Metrics, RouteKind, UpstreamError};
-use crate::proxy::{Proxy, ProxyBody};
+use crate::proxy::{Client, Proxy, ProxyBody};
 use crate::response;
 use crate::store::persist::{self, Loaded};
 use crate::store::{MemoryStore, Session};
@@ -75,9 +75,10 @@ impl Target {
         &mut self,
         req: Request<Incoming>,
         link: Option<&ConnectionLink>,
+        client: Option<&Client>,
     ) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
         match self {
-            Self::Proxy(proxy) => proxy.forward(req, link.cloned()),
+            Self::Proxy(proxy) => proxy.forward(req, link.cloned(), client),
             Self::Whoami(whoami) => Box::pin(whoami.call(req)),
         }
     }
@@ -90,8 +91,10 @@ struct UpstreamService {
     default: Target,
     routes: Arc<[(Route, Target)]>,
     /// The upstream connections one client connection keeps between its
-    /// requests (set in each connection's copy of the service).
+    /// requests, and its peer (set in each connection's copy of the
+    /// service).
     link: Option<ConnectionLink>,
+    client: Option<Client>,
 }
 
 impl UpstreamService {
@@ -105,14 +108,16 @@ impl UpstreamService {
             default: Target::new(config.upstream(), config)?,
             routes,
             link: None,
+            client: None,
         })
     }
 
-    /// This service for one client connection, which keeps the upstream
-    /// connection its last request used for its next one.
-    fn for_connection(&self) -> Self {
+    /// This service for the client connection with `peer`, which keeps
+    /// the upstream connection its last request used for its next one.
+    fn for_connection(&self, peer: SocketAddr) -> Self {
         Self {
             link: Some(ConnectionLink::default()),
+            client: Some(Client::new(peer)),
             ..self.clone()
         }
     }
@@ -128,12 +133,12 @@ impl Service<Request<Incoming>> for UpstreamService {
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        let link = self.link.as_ref();
+        let (link, client) = (self.link.as_ref(), self.client.as_ref());
         let Some(RouteIndex(index)) = req.extensions().get::<RouteIndex>().copied() else {
-            return self.default.call(req, link);
+            return self.default.call(req, link, client);
         };
         let Some((route, target)) = self.routes.get(index) else {
-            return self.default.call(req, link);
+            return self.default.call(req, link, client);
         };
         if route.strip_prefix {
             let path = route.upstream_path(req.uri().path()).into_owned();
@@ -145,7 +150,7 @@ impl Service<Request<Incoming>> for UpstreamService {
                 *req.uri_mut() = uri;
             }
         }
-        target.clone().call(req, link)
+        target.clone().call(req, link, client)
     }
 }
 
@@ -449,7 +454,10 @@ impl Acceptor {
                 tokio::spawn(refuse_connection(stream));
                 continue;
             };
-            let service = self.layer.layer(self.upstream.for_connection());
+            let service = self
+                .layer
+                .layer(self.upstream.for_connection(peer))
+                .for_client(peer);
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -587,7 +595,6 @@ async fn handle<S, ReqBody, B>(
 where
     S: Service<Request<ReqBody>, Response = Response<AuthBody<B>>, Error = Infallible>,
 {
-    req.extensions_mut().insert(ClientAddr(peer));
     let request_id = request_id(req.headers(), peer_trusted);
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let span = tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes()));
@@ -657,11 +664,25 @@ fn request_id(headers: &http::HeaderMap, peer_trusted: bool) -> http::HeaderValu
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // `{prefix:08x}-{n:012x}`, written without the formatting machinery:
     // this runs for every request.
-    let mut id = [b'-'; 21];
+    let mut id = [b'-'; REQUEST_ID_LEN];
     write_hex(&mut id[..8], u64::from(*prefix));
     write_hex(&mut id[9..], n);
-    // Owned once: the copies for the request and the response share it.
-    http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id)).expect("hex is a valid header value")
+    // Cut from a block shared by this thread's ids, a few hundred to an
+    // allocation; the copies for the request and the response share it.
+    let id = ID_BLOCK.with_borrow_mut(|block| {
+        if block.capacity() - block.len() < REQUEST_ID_LEN {
+            *block = bytes::BytesMut::with_capacity(REQUEST_ID_LEN * 192);
+        }
+        block.extend_from_slice(&id);
+        block.split_to(REQUEST_ID_LEN).freeze()
+    });
+    http::HeaderValue::from_maybe_shared(id).expect("hex is a valid header value")
+}
+
+const REQUEST_ID_LEN: usize = 21;
+
+thread_local! {
+    static ID_BLOCK: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
 }
 
 /// Writes the low `out.len()` hex digits of `n` into `out`.
@@ -725,6 +746,16 @@ mod tests {
         assert_eq!(&first[8..9], "-");
         let count = |id: &str| u64::from_str_radix(&id[9..], 16).unwrap();
         assert!(count(second) > count(first));
+        // Across the blocks ids are cut from, each stays whole and apart.
+        let ids: Vec<http::HeaderValue> = (0..1000)
+            .map(|_| request_id(&http::HeaderMap::new(), false))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            let id = id.to_str().unwrap();
+            assert_eq!((id.len(), &id[..9]), (21, &first[..9]), "{id}");
+            assert!(seen.insert(count(id)), "{id} given twice");
+        }
     }
 
     /// A panic while handling one request is that request's `500`; the

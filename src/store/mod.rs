@@ -74,7 +74,23 @@ pub struct Session {
 pub struct Identity {
     username: Box<str>,
     email: Option<Box<str>>,
+    #[serde(skip)]
+    headers: IdentityHeaders,
 }
+
+/// An identity's name and email as header values, made the first time a
+/// request is forwarded for it, then shared by every such request.
+#[derive(Clone, Debug, Default)]
+struct IdentityHeaders(std::sync::OnceLock<(Option<http::HeaderValue>, Option<http::HeaderValue>)>);
+
+/// Made from the identity's fields: never what tells two identities apart.
+impl PartialEq for IdentityHeaders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for IdentityHeaders {}
 
 impl Identity {
     /// The identity of `username`, with an email address where known.
@@ -82,7 +98,18 @@ impl Identity {
         Arc::new(Self {
             username: username.into(),
             email: email.map(Into::into),
+            headers: IdentityHeaders::default(),
         })
+    }
+
+    /// The user's name and email as header values (`None` for one that
+    /// cannot be a header value).
+    pub(crate) fn as_headers(&self) -> (Option<&http::HeaderValue>, Option<&http::HeaderValue>) {
+        let (username, email) = self.headers.0.get_or_init(|| {
+            let value = |text: &str| http::HeaderValue::from_bytes(text.as_bytes()).ok();
+            (value(&self.username), self.email.as_deref().and_then(value))
+        });
+        (username.as_ref(), email.as_ref())
     }
 
     /// The user's name.
