@@ -18,8 +18,20 @@ struct Nginx {
     child: Child,
 }
 
+/// Stops nginx with SIGTERM, which its master passes on to its workers; a
+/// SIGKILL would stop the master only and leave the workers listening.
 impl Drop for Nginx {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
