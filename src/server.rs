@@ -26,7 +26,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::config::{Config, Route, StoreConfig, Upstream};
@@ -460,11 +460,14 @@ impl Acceptor {
                 .for_client(peer);
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
+            // One request at a time borrows it, for the moment of its call.
+            let service = std::cell::RefCell::new(service);
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (service, metrics) = (service.clone(), metrics.clone());
+                let started = Instant::now();
+                let handling = handle(&mut *service.borrow_mut(), peer, peer_trusted, started, req);
+                let metrics = metrics.clone();
                 async move {
-                    let started = Instant::now();
-                    let response = handle(service, peer, peer_trusted, started, req).await?;
+                    let response = handling.await?;
                     record(&metrics, &response, started.elapsed());
                     Ok::<_, Infallible>(response)
                 }
@@ -585,13 +588,13 @@ impl AsyncWrite for Watched {
 /// One request through the stack, and its line in the log: method, path
 /// (never the query, which may hold a token), status, latency, user. A
 /// panic anywhere in handling becomes a `500` for this request alone.
-async fn handle<S, ReqBody, B>(
-    service: S,
+fn handle<S, ReqBody, B>(
+    service: &mut S,
     peer: SocketAddr,
     peer_trusted: bool,
     started: Instant,
     mut req: Request<ReqBody>,
-) -> Result<Response<AuthBody<B>>, Infallible>
+) -> impl Future<Output = Result<Response<AuthBody<B>>, Infallible>>
 where
     S: Service<Request<ReqBody>, Response = Response<AuthBody<B>>, Error = Infallible>,
 {
@@ -600,43 +603,70 @@ where
     let span = tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes()));
     let logged = tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let handling = AssertUnwindSafe(service.oneshot(req))
-        .catch_unwind()
-        .instrument(span.clone());
-    let mut response = match handling.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            span.in_scope(|| tracing::error!(panic = what, "request handling panicked"));
-            response::json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "The gateway failed while handling this request; it has been logged.",
+    // Called here, on the connection's own service, rather than on a clone
+    // of it moved into the future (a dozen reference counts a request).
+    // The gateway's services are always ready: they queue nothing.
+    let called = span.in_scope(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match service.poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => Some(service.call(req)),
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => None,
+            }
+        }))
+    });
+    async move {
+        let outcome = match called {
+            Ok(Some(future)) => {
+                AssertUnwindSafe(future)
+                    .catch_unwind()
+                    .instrument(span.clone())
+                    .await
+            }
+            Ok(None) => Ok(Ok(response::json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The gateway is busy; try again in a moment.",
             )
-            .map(Either::Right)
+            .map(Either::Right))),
+            Err(panic) => Err(panic),
+        };
+        let mut response = match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                span.in_scope(|| tracing::error!(panic = what, "request handling panicked"));
+                response::json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "The gateway failed while handling this request; it has been logged.",
+                )
+                .map(Either::Right)
+            }
+        };
+        if let Some((method, path)) = logged {
+            let user = response.extensions().get::<Session>().map(Session::username);
+            span.in_scope(|| {
+                tracing::info!(
+                    target: "authgate::access",
+                    %method,
+                    path,
+                    status = response.status().as_u16(),
+                    latency_us = started.elapsed().as_micros() as u64,
+                    user,
+                    client = %peer.ip(),
+                )
+            });
         }
-    };
-    if let Some((method, path)) = logged {
-        let user = response.extensions().get::<Session>().map(Session::username);
-        span.in_scope(|| {
-            tracing::info!(
-                target: "authgate::access",
-                %method,
-                path,
-                status = response.status().as_u16(),
-                latency_us = started.elapsed().as_micros() as u64,
-                user,
-                client = %peer.ip(),
-            )
-        });
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+        Ok(response)
     }
-    response.headers_mut().insert(X_REQUEST_ID, request_id);
-    Ok(response)
 }
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -767,14 +797,19 @@ mod tests {
         tokio::spawn(async move {
             loop {
                 let (stream, peer) = listener.accept().await.unwrap();
-                let panicky = tower::service_fn(|req: Request<Incoming>| async move {
-                    assert_ne!(req.uri().path(), "/boom", "a bug in some handler");
-                    Ok::<_, Infallible>(Response::new(Either::<Full<Bytes>, _>::Left(Full::new(
-                        Bytes::from("fine"),
-                    ))))
+                let panicky = tower::service_fn(|req: Request<Incoming>| {
+                    assert_ne!(req.uri().path(), "/boom-at-once", "a bug in some check");
+                    async move {
+                        assert_ne!(req.uri().path(), "/boom", "a bug in some handler");
+                        Ok::<_, Infallible>(Response::new(Either::<Full<Bytes>, _>::Left(Full::new(
+                            Bytes::from("fine"),
+                        ))))
+                    }
                 });
-                let handler =
-                    hyper::service::service_fn(move |req| handle(panicky, peer, false, Instant::now(), req));
+                let panicky = std::sync::Mutex::new(panicky);
+                let handler = hyper::service::service_fn(move |req| {
+                    handle(&mut *panicky.lock().unwrap(), peer, false, Instant::now(), req)
+                });
                 let connection = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), handler)
                     .into_owned();
@@ -782,12 +817,14 @@ mod tests {
             }
         });
         let client = reqwest::Client::new();
-        let boom = client.get(format!("http://{addr}/boom")).send().await.unwrap();
-        assert_eq!(boom.status(), 500);
-        assert_eq!(
-            boom.json::<serde_json::Value>().await.unwrap()["error"],
-            "server_error"
-        );
+        for path in ["/boom", "/boom-at-once"] {
+            let boom = client.get(format!("http://{addr}{path}")).send().await.unwrap();
+            assert_eq!(boom.status(), 500, "{path}");
+            assert_eq!(
+                boom.json::<serde_json::Value>().await.unwrap()["error"],
+                "server_error"
+            );
+        }
         let fine = client.get(format!("http://{addr}/ok")).send().await.unwrap();
         assert_eq!(fine.text().await.unwrap(), "fine");
     }
