@@ -234,6 +234,9 @@ impl Connection {
         *req.uri_mut() = Uri::default();
         self.write_head().await?;
         if body != RequestFraming::None {
+            // Until the body is all sent, an abandoned exchange cannot be
+            // finished: the connection would be closed, never reused.
+            self.stage = Stage::Sending;
             // Boxed: most requests have no body, and unboxed this state
             // would make every request's future larger.
             self.stage = Box::pin(self.send_body(req.body_mut(), body)).await?;

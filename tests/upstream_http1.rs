@@ -41,6 +41,8 @@ struct Answer {
     before_body: bool,
     /// Close the connection after answering.
     close: bool,
+    /// Wait this long before answering.
+    after: Duration,
 }
 
 fn answer(bytes: &'static [u8]) -> Answer {
@@ -48,6 +50,7 @@ fn answer(bytes: &'static [u8]) -> Answer {
         bytes,
         before_body: false,
         close: false,
+        after: Duration::ZERO,
     }
 }
 
@@ -86,6 +89,7 @@ async fn serve_script(mut stream: TcpStream, script: Arc<Vec<Answer>>, seen: See
         if !answer.before_body && !read_body(&mut stream, &mut buf, &head, &seen, n).await {
             return;
         }
+        tokio::time::sleep(answer.after).await;
         if stream.write_all(answer.bytes).await.is_err() || answer.close {
             return;
         }
@@ -182,6 +186,7 @@ async fn an_answer_without_a_length_ends_with_its_connection() {
         bytes: b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nto the end of the connection",
         before_body: false,
         close: true,
+        after: Duration::ZERO,
     }])
     .await;
     let (gateway, token) = gateway_for(addr).await;
@@ -245,6 +250,7 @@ async fn answers_that_cannot_be_forwarded_are_a_502_and_the_gateway_goes_on() {
                 bytes: bad,
                 before_body: false,
                 close: true,
+                after: Duration::ZERO,
             },
             answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
         ])
@@ -358,6 +364,7 @@ async fn an_answer_before_the_body_is_sent_is_forwarded() {
             bytes: b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big!",
             before_body: true,
             close: false,
+            after: Duration::ZERO,
         },
         answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
     ])
@@ -393,4 +400,47 @@ async fn an_answer_before_the_body_is_sent_is_forwarded() {
         2,
         "a connection with half a request on it is not reused"
     );
+}
+
+#[tokio::test]
+async fn a_connection_left_with_half_a_request_body_is_never_reused() {
+    // The upstream answers late, never reading the body: by then the
+    // gateway has given up on the request (timeout_secs = 2).
+    let (addr, seen) = scripted_upstream(vec![
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate",
+            before_body: true,
+            close: false,
+            after: Duration::from_millis(2500),
+        },
+        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let (gateway, token) = gateway_for(addr).await;
+    let (feed, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    feed.send(Ok(Bytes::from_static(b"half of it;"))).await.unwrap();
+    let body = futures_util::stream::unfold(
+        body,
+        |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+    );
+    let timed_out = api()
+        .post(gateway.url("/upload"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(body.boxed()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(timed_out.status(), 504);
+    drop(feed);
+    // Past the late answer: had the connection gone back to the idle list,
+    // the next request would follow half a body on it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let next = get(&api(), &gateway, &token, "/next").await;
+    assert_eq!(next.text().await.unwrap(), "ok");
+    assert!(
+        seen.request(1).starts_with("GET /next HTTP/1.1\r\n"),
+        "{:?}",
+        seen.request(1)
+    );
+    assert_eq!(seen.connections(), 2);
 }
