@@ -444,3 +444,46 @@ async fn a_connection_left_with_half_a_request_body_is_never_reused() {
     );
     assert_eq!(seen.connections(), 2);
 }
+
+#[tokio::test]
+async fn a_request_a_reused_connection_drops_unanswered_is_sent_again_only_if_idempotent() {
+    let ok = answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    // Closed without a word, as an upstream closing an idle connection
+    // just as a request arrives on it.
+    let dropped = Answer {
+        bytes: b"",
+        before_body: true,
+        close: true,
+        after: Duration::ZERO,
+    };
+    let (addr, seen) = scripted_upstream(vec![ok.clone(), dropped.clone(), ok.clone(), dropped, ok]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    assert_eq!(
+        get(&client, &gateway, &token, "/first")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let again = get(&client, &gateway, &token, "/again").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.text().await.unwrap(), "ok");
+    assert!(seen.request(1).starts_with("GET /again "));
+    assert!(
+        seen.request(2).starts_with("GET /again "),
+        "sent once more, on a new connection"
+    );
+    assert_eq!(seen.connections(), 2);
+
+    let once = client
+        .post(gateway.url("/once"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(once.status(), 502, "a POST is not sent twice");
+    assert!(seen.request(3).starts_with("POST /once "));
+    assert_eq!(seen.requests.lock().unwrap().len(), 4);
+}
