@@ -380,30 +380,28 @@ impl Connection {
             _ => return Err(Failure::answered(invalid("no request awaits an answer"))),
         };
         loop {
-            let some_read = !self.read.is_empty();
-            if let Some(parsed) = some_read
-                .then(|| parse_head(&mut self.read, head, headers))
-                .transpose()
-                .map_err(Failure::answered)?
-                .flatten()
-            {
-                let (parts, framing, keep_alive) = parsed;
-                if parts.status.is_informational() {
-                    if parts.status != StatusCode::SWITCHING_PROTOCOLS {
-                        continue;
+            // Scoped to this block, so that the parsed head is not kept in
+            // the future's state across the read below.
+            if !self.read.is_empty() {
+                let parsed = parse_head(&mut self.read, head, headers).map_err(Failure::answered)?;
+                if let Some((parts, framing, keep_alive)) = parsed {
+                    if parts.status.is_informational() {
+                        if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+                            continue;
+                        }
+                        if !self.upgrade {
+                            return Err(Failure::answered(invalid(
+                                "101 Switching Protocols to a request that asked for no upgrade",
+                            )));
+                        }
                     }
-                    if !self.upgrade {
-                        return Err(Failure::answered(invalid(
-                            "101 Switching Protocols to a request that asked for no upgrade",
-                        )));
-                    }
+                    self.stage = Stage::Idle;
+                    let body = BodyReader {
+                        framing,
+                        keep_alive: keep_alive && reusable,
+                    };
+                    return Ok(Head { parts, body });
                 }
-                self.stage = Stage::Idle;
-                let body = BodyReader {
-                    framing,
-                    keep_alive: keep_alive && reusable,
-                };
-                return Ok(Head { parts, body });
             }
             if self.read.len() > MAX_HEAD {
                 return Err(Failure::answered(invalid("response head too large")));
@@ -580,7 +578,7 @@ struct Facts {
     named: Option<Vec<HeaderName>>,
 }
 
-/// Hop-by-hop field names (RFC 9110 §7.6.1), as they may be written.
+/// Hop-by-hop field names (RFC 9110 §7.6.1): never forwarded, either way.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
@@ -592,6 +590,13 @@ const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Whether `name` (in any case) is a hop-by-hop field's.
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| hop.len() == name.len() && name.eq_ignore_ascii_case(hop))
+}
 
 impl Facts {
     /// Notes one field; answers whether it is hop-by-hop. Names are told
@@ -636,8 +641,7 @@ impl Facts {
                 }
                 Ok(true)
             }
-            2 | 7 | 10 | 16 | 18 | 19 => Ok(HOP_BY_HOP.iter().any(|hop| is(hop))),
-            _ => Ok(false),
+            _ => Ok(is_hop_by_hop(name)),
         }
     }
 

@@ -36,17 +36,6 @@ use crate::upstream::{ConnectionLink, Origin, SendError, UpstreamBody};
 /// gateway's own when the upstream failed.
 pub type ProxyBody = Either<UpstreamBody, OwnBody>;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -240,10 +229,10 @@ async fn splice(client: OnUpgrade, mut upstream: Upgraded) {
 
 /// Drops hop-by-hop headers and those the `Connection` header names.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none, and most upstream answers only
-    // `Connection: keep-alive`: one pass over the names, and no allocation
-    // unless `Connection` names some other header.
-    // At most the eight hop-by-hop names and `Upgrade`.
+    // Most requests carry none: one pass over the names, and no
+    // allocation unless `Connection` names some other header. (An
+    // answer's are left out as it is read, in `crate::http1`.)
+    // At most the nine hop-by-hop names.
     let mut present: [Option<HeaderName>; 9] = Default::default();
     for (slot, name) in present
         .iter_mut()
@@ -269,7 +258,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::UPGRADE || HOP_BY_HOP.contains(name)
+    crate::http1::is_hop_by_hop(name.as_str())
 }
 
 /// A `Connection` option that is not a header's name, or one removed

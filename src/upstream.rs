@@ -393,9 +393,7 @@ impl Exchange {
         }
         let whole = reader.take_whole(&mut connection);
         let body = if reader.is_done() {
-            if reader.keeps_alive() {
-                give_back.give_back(connection);
-            }
+            give_back.once_read(&reader, connection);
             UpstreamBody::whole(whole)
         } else {
             UpstreamBody {
@@ -466,6 +464,14 @@ struct GiveBack {
 }
 
 impl GiveBack {
+    /// Hands `connection` back once `reader` read its answer's body to the
+    /// end, if the connection can carry another exchange; else closes it.
+    fn once_read(self, reader: &BodyReader, connection: Connection) {
+        if reader.is_done() && reader.keeps_alive() {
+            self.give_back(connection);
+        }
+    }
+
     fn give_back(self, connection: Connection) {
         match self.link {
             Some(link) => link.keep(self.origin, connection),
@@ -559,37 +565,27 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let BodyState::Streaming {
-            reader, connection, ..
-        } = &mut self.state
-        else {
-            return match &mut self.state {
-                BodyState::Whole(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
-                _ => Poll::Ready(None),
-            };
+        let (reader, connection) = match &mut self.state {
+            BodyState::Whole(data) => return Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            BodyState::Upgraded(_) => return Poll::Ready(None),
+            BodyState::Streaming {
+                reader, connection, ..
+            } => (reader, connection),
         };
-        let polled = reader.poll_data(connection, cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_))) if !reader.is_done() => {}
-            Poll::Pending => {}
-            Poll::Ready(Some(Err(_))) => {
-                // Broken mid-body: the connection is not reused.
-                self.state = BodyState::Whole(None);
-            }
-            _ => {
-                if let BodyState::Streaming {
-                    reader,
-                    connection,
-                    give_back,
-                } = std::mem::replace(&mut self.state, BodyState::Whole(None))
-                {
-                    if reader.keeps_alive() {
-                        give_back.give_back(connection);
-                    }
-                }
+        let polled = std::task::ready!(reader.poll_data(connection, cx));
+        if reader.is_done() || matches!(polled, Some(Err(_))) {
+            // Read to its end, the connection goes back; broken mid-body
+            // (never done), it is closed.
+            if let BodyState::Streaming {
+                reader,
+                connection,
+                give_back,
+            } = std::mem::replace(&mut self.state, BodyState::Whole(None))
+            {
+                give_back.once_read(&reader, connection);
             }
         }
-        polled.map(|data| data.map(|data| data.map(Frame::data)))
+        Poll::Ready(polled.map(|data| data.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
