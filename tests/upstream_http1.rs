@@ -54,6 +54,46 @@ fn answer(bytes: &'static [u8]) -> Answer {
     }
 }
 
+/// The answer most scripts end with.
+fn ok() -> Answer {
+    answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+}
+
+impl Answer {
+    fn closing(self) -> Self {
+        Self { close: true, ..self }
+    }
+
+    fn before_body(self) -> Self {
+        Self {
+            before_body: true,
+            ..self
+        }
+    }
+
+    fn after(self, wait: Duration) -> Self {
+        Self { after: wait, ..self }
+    }
+}
+
+/// A request body whose first part is sent and whose rest never comes
+/// while the returned sender is kept.
+async fn held_open_body(
+    first: &'static [u8],
+) -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    reqwest::Body,
+) {
+    let (feed, parts) = tokio::sync::mpsc::channel(1);
+    feed.send(Ok(Bytes::from_static(first))).await.unwrap();
+    let parts =
+        futures_util::stream::unfold(
+            parts,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
+    (feed, reqwest::Body::wrap_stream(parts.boxed()))
+}
+
 /// An upstream on a real socket that answers the n-th request it reads
 /// (over all its connections) with `script[n]`, the last one repeated.
 async fn scripted_upstream(script: Vec<Answer>) -> (std::net::SocketAddr, Seen) {
@@ -182,12 +222,10 @@ async fn a_chunked_answer_is_decoded_and_its_connection_reused() {
 
 #[tokio::test]
 async fn an_answer_without_a_length_ends_with_its_connection() {
-    let (addr, seen) = scripted_upstream(vec![Answer {
-        bytes: b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nto the end of the connection",
-        before_body: false,
-        close: true,
-        after: Duration::ZERO,
-    }])
+    let (addr, seen) = scripted_upstream(vec![answer(
+        b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nto the end of the connection",
+    )
+    .closing()])
     .await;
     let (gateway, token) = gateway_for(addr).await;
     let client = api();
@@ -245,16 +283,7 @@ async fn answers_that_cannot_be_forwarded_are_a_502_and_the_gateway_goes_on() {
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
         b"HTTP/1.1 999999 Odd\r\ncontent-length: 0\r\n\r\n",
     ] {
-        let (addr, _seen) = scripted_upstream(vec![
-            Answer {
-                bytes: bad,
-                before_body: false,
-                close: true,
-                after: Duration::ZERO,
-            },
-            answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
-        ])
-        .await;
+        let (addr, _seen) = scripted_upstream(vec![answer(bad).closing(), ok()]).await;
         let (gateway, token) = gateway_for(addr).await;
         let response = get(&api(), &gateway, &token, "/bad").await;
         let case = String::from_utf8_lossy(bad);
@@ -271,7 +300,7 @@ async fn answers_that_cannot_be_forwarded_are_a_502_and_the_gateway_goes_on() {
 async fn a_malformed_chunked_body_is_cut_short_not_passed_on() {
     let (addr, seen) = scripted_upstream(vec![
         answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"),
-        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        ok(),
     ])
     .await;
     let (gateway, token) = gateway_for(addr).await;
@@ -305,8 +334,7 @@ async fn with_both_lengths_the_chunked_framing_wins_and_the_connection_is_not_re
 
 #[tokio::test]
 async fn request_bodies_go_up_with_their_length_or_chunked() {
-    let (addr, seen) =
-        scripted_upstream(vec![answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")]).await;
+    let (addr, seen) = scripted_upstream(vec![ok()]).await;
     let (gateway, token) = gateway_for(addr).await;
     let client = api();
     let sized = client
@@ -360,31 +388,18 @@ async fn request_bodies_go_up_with_their_length_or_chunked() {
 #[tokio::test]
 async fn an_answer_before_the_body_is_sent_is_forwarded() {
     let (addr, seen) = scripted_upstream(vec![
-        Answer {
-            bytes: b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big!",
-            before_body: true,
-            close: false,
-            after: Duration::ZERO,
-        },
-        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        answer(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big!").before_body(),
+        ok(),
     ])
     .await;
     let (gateway, token) = gateway_for(addr).await;
-    // A body that is never finished: the client holds it open.
-    let (feed, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    feed.send(Ok(Bytes::from_static(b"the first part")))
-        .await
-        .unwrap();
-    let body = futures_util::stream::unfold(
-        body,
-        |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-    );
+    let (feed, body) = held_open_body(b"the first part").await;
     let response = tokio::time::timeout(
         Duration::from_secs(5),
         api()
             .post(gateway.url("/upload"))
             .bearer_auth(&token)
-            .body(reqwest::Body::wrap_stream(body.boxed()))
+            .body(body)
             .send(),
     )
     .await
@@ -407,26 +422,18 @@ async fn a_connection_left_with_half_a_request_body_is_never_reused() {
     // The upstream answers late, never reading the body: by then the
     // gateway has given up on the request (timeout_secs = 2).
     let (addr, seen) = scripted_upstream(vec![
-        Answer {
-            bytes: b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate",
-            before_body: true,
-            close: false,
-            after: Duration::from_millis(2500),
-        },
-        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        answer(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate")
+            .before_body()
+            .after(Duration::from_millis(2500)),
+        ok(),
     ])
     .await;
     let (gateway, token) = gateway_for(addr).await;
-    let (feed, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    feed.send(Ok(Bytes::from_static(b"half of it;"))).await.unwrap();
-    let body = futures_util::stream::unfold(
-        body,
-        |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-    );
+    let (feed, body) = held_open_body(b"half of it;").await;
     let timed_out = api()
         .post(gateway.url("/upload"))
         .bearer_auth(&token)
-        .body(reqwest::Body::wrap_stream(body.boxed()))
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -447,16 +454,10 @@ async fn a_connection_left_with_half_a_request_body_is_never_reused() {
 
 #[tokio::test]
 async fn a_request_a_reused_connection_drops_unanswered_is_sent_again_only_if_idempotent() {
-    let ok = answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     // Closed without a word, as an upstream closing an idle connection
     // just as a request arrives on it.
-    let dropped = Answer {
-        bytes: b"",
-        before_body: true,
-        close: true,
-        after: Duration::ZERO,
-    };
-    let (addr, seen) = scripted_upstream(vec![ok.clone(), dropped.clone(), ok.clone(), dropped, ok]).await;
+    let dropped = answer(b"").before_body().closing();
+    let (addr, seen) = scripted_upstream(vec![ok(), dropped.clone(), ok(), dropped, ok()]).await;
     let (gateway, token) = gateway_for(addr).await;
     let client = api();
     assert_eq!(
