@@ -70,7 +70,7 @@ pub struct Session {
 
 /// Who a session is for: a user's name and email, shared by all of that
 /// user's sessions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identity {
     username: Box<str>,
     email: Option<Box<str>>,
@@ -91,6 +91,11 @@ impl PartialEq for IdentityHeaders {
 }
 
 impl Eq for IdentityHeaders {}
+
+/// Consistent with `PartialEq`: the fields alone tell identities apart.
+impl std::hash::Hash for IdentityHeaders {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
 
 impl Identity {
     /// The identity of `username`, with an email address where known.
@@ -125,7 +130,7 @@ impl Identity {
 
 /// The client a token was issued to, and the scope granted; shared by the
 /// tokens of the same client and scope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct ClientGrant {
     client_id: Option<Box<str>>,
     scope: Option<Box<str>>,
@@ -137,6 +142,34 @@ impl ClientGrant {
             client_id: Some(client_id.into()),
             scope: scope.filter(|s| !s.is_empty()).map(Into::into),
         })
+    }
+}
+
+/// Makes sessions read back from a snapshot share one identity per user and
+/// one grant per client and scope, as the sessions sign-ins make do;
+/// otherwise each restored session would carry copies of its own.
+#[derive(Default)]
+pub(crate) struct SharedParts {
+    identities: std::collections::HashSet<Arc<Identity>>,
+    grants: std::collections::HashSet<Arc<ClientGrant>>,
+}
+
+impl SharedParts {
+    /// `session`, its identity and grant replaced by equal ones already seen.
+    pub(crate) fn share(&mut self, mut session: Session) -> Session {
+        session.identity = shared(&mut self.identities, session.identity);
+        session.grant = session.grant.map(|grant| shared(&mut self.grants, grant));
+        session
+    }
+}
+
+fn shared<T: std::hash::Hash + Eq>(seen: &mut std::collections::HashSet<Arc<T>>, item: Arc<T>) -> Arc<T> {
+    match seen.get(&item) {
+        Some(first) => first.clone(),
+        None => {
+            seen.insert(item.clone());
+            item
+        }
     }
 }
 

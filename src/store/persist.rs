@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{unix_now, MemoryStore, Session, TokenKey};
+use super::{unix_now, MemoryStore, Session, SharedParts, TokenKey};
 
 const FORMAT: &str = "authgate-sessions";
 const VERSION: u32 = 1;
@@ -99,7 +99,8 @@ pub(crate) fn load(store: &MemoryStore, path: &Path) -> Loaded {
         Ok(()) => {
             let restored = parsed
                 .into_iter()
-                .filter(|(k, s)| store.restore(*k, s.clone()))
+                .map(|(key, session)| store.restore(key, session))
+                .filter(|&kept| kept)
                 .count();
             Loaded::Restored(restored)
         }
@@ -109,6 +110,7 @@ pub(crate) fn load(store: &MemoryStore, path: &Path) -> Loaded {
 
 fn parse(reader: impl BufRead, out: &mut Vec<(TokenKey, Session)>) -> Result<(), String> {
     let mut lines = reader.lines().enumerate();
+    let mut shared = SharedParts::default();
     let header = lines.next().ok_or("it is empty")?.1.map_err(|e| e.to_string())?;
     let header: Header = serde_json::from_str(&header).map_err(|e| format!("line 1: {e}"))?;
     if header.format != FORMAT || header.version != VERSION {
@@ -130,7 +132,7 @@ fn parse(reader: impl BufRead, out: &mut Vec<(TokenKey, Session)>) -> Result<(),
         }
         let entry: Entry = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", index + 1))?;
         let key = TokenKey::from_hex(&entry.key).ok_or_else(|| format!("line {}: bad key", index + 1))?;
-        out.push((key, entry.session));
+        out.push((key, shared.share(entry.session)));
     }
     Err("it is torn: the closing line is missing".into())
 }
@@ -149,6 +151,7 @@ mod tests {
     use super::*;
     use crate::store::{Token, TokenStore};
     use futures_util::FutureExt;
+    use std::sync::Arc;
 
     #[test]
     fn a_snapshot_round_trips_and_a_torn_one_is_set_aside() {
@@ -190,5 +193,43 @@ mod tests {
             Loaded::Corrupt { set_aside, .. } => assert!(set_aside.exists() && !path.exists()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn restored_sessions_share_one_identity_per_user_and_one_grant_per_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.jsonl");
+        let store = MemoryStore::new();
+        let grant = |scope| crate::store::ClientGrant::new("app", Some(scope));
+        // Each session with its own allocation of the same user and grant.
+        let sessions = [
+            ("carol", grant("read")),
+            ("carol", grant("read")),
+            ("carol", grant("write")),
+            ("dave", grant("read")),
+        ];
+        let mut keys = Vec::new();
+        for (user, grant) in sessions {
+            let key = Token::generate().key();
+            let session = Session::new(user, Some("shared@x"), 60).with_grant(grant);
+            store.insert(key, session).now_or_never().unwrap().unwrap();
+            keys.push(key);
+        }
+        save(&store, &path).unwrap();
+
+        let restored = MemoryStore::new();
+        assert_eq!(load(&restored, &path), Loaded::Restored(4));
+        let back: Vec<Session> = keys
+            .iter()
+            .map(|key| restored.get(key).now_or_never().unwrap().unwrap().unwrap())
+            .collect();
+        let same_identity = |a: &Session, b: &Session| Arc::ptr_eq(&a.identity, &b.identity);
+        let same_grant =
+            |a: &Session, b: &Session| Arc::ptr_eq(a.grant.as_ref().unwrap(), b.grant.as_ref().unwrap());
+        assert!(same_identity(&back[0], &back[1]) && same_identity(&back[0], &back[2]));
+        assert!(!same_identity(&back[0], &back[3]), "dave is not carol");
+        assert!(same_grant(&back[0], &back[1]) && same_grant(&back[0], &back[3]));
+        assert!(!same_grant(&back[0], &back[2]), "another scope is another grant");
+        assert_eq!(back[2].identity.username(), "carol");
     }
 }
