@@ -46,6 +46,7 @@ mod csrf;
 mod directory;
 mod error;
 mod forwarding;
+mod handling;
 mod http1;
 mod layer;
 mod metrics;
