@@ -105,7 +105,8 @@ pin_project! {
 struct Finish {
     request_id: http::HeaderValue,
     span: tracing::Span,
-    /// Method and path, when the access log is on.
+    /// Method and path (never the query, which may hold a token), when
+    /// the access log is on.
     logged: Option<(Method, String)>,
     metrics: Option<Arc<Metrics>>,
     started: Instant,
