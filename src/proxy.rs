@@ -430,7 +430,9 @@ mod tests {
 
     /// A forwarded request's future is allocated for every request: over
     /// 1 KiB it would leave glibc's per-thread cache for its slower paths
-    /// (measured as a few per cent of the proxy's CPU).
+    /// (measured as a few per cent of the proxy's CPU). With hundreds of
+    /// connections each line of it is also a cold one to write; it is 816
+    /// bytes here (952 before the resend path was scoped off).
     #[tokio::test]
     async fn a_forwarded_request_fits_the_allocator_fast_path() {
         let (server, mut client) = tokio::io::duplex(1024);
@@ -461,6 +463,6 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let size = std::mem::size_of_val(&forwarding);
-        assert!(size <= 1024, "a forwarded request's future is {size} bytes");
+        assert!(size <= 896, "a forwarded request's future is {size} bytes");
     }
 }

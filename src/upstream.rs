@@ -139,26 +139,30 @@ impl Origin {
             });
             // Holds the request's fields once written, then the answer's.
             let mut fields = http::HeaderMap::new();
-            let head = match exchange.connection().exchange(&mut req, &mut fields).await {
-                Ok(head) => head,
-                Err(failure) => {
-                    let failed = exchange
-                        .connection
-                        .take()
-                        .expect("an exchange has its connection");
-                    let resend = reused
-                        && failure.unanswered
-                        && req.body().is_end_stream()
-                        && (failed.stage() == Stage::Sending || is_idempotent(req.method()));
-                    if !resend {
-                        return Err(SendError::Broken(failure.error));
-                    }
-                    tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
-                    // Rare, and boxed: unboxed, this path's state would make
-                    // every request's future larger.
-                    Box::pin(self.resend(&mut exchange, failed, &mut fields)).await?
-                }
+            let failure = match exchange.connection().exchange(&mut req, &mut fields).await {
+                Ok(head) => return Ok(exchange.answer(head)),
+                Err(failure) => failure,
             };
+            // Rare, and boxed; what decides it is scoped to this block, so
+            // that none of it is kept across the wait (unboxed, or with the
+            // failed connection kept here, every request's future would be
+            // larger).
+            let resending = {
+                let failed = exchange
+                    .connection
+                    .take()
+                    .expect("an exchange has its connection");
+                let resend = reused
+                    && failure.unanswered
+                    && req.body().is_end_stream()
+                    && (failed.stage() == Stage::Sending || is_idempotent(req.method()));
+                if !resend {
+                    return Err(SendError::Broken(failure.error));
+                }
+                tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
+                Box::pin(self.resend(&mut exchange, failed, &mut fields))
+            };
+            let head = resending.await?;
             Ok(exchange.answer(head))
         }
     }
