@@ -24,6 +24,7 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::Service;
 
+use crate::access_log::AccessLine;
 use crate::layer::AuthBody;
 use crate::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::response;
@@ -40,7 +41,7 @@ pub(crate) fn handle<S, ReqBody, B>(
     service: &mut S,
     peer: SocketAddr,
     peer_trusted: bool,
-    metrics: Option<Arc<Metrics>>,
+    record: Record,
     mut req: Request<ReqBody>,
 ) -> Handling<S::Future>
 where
@@ -73,7 +74,7 @@ where
             request_id,
             span,
             logged,
-            metrics,
+            record,
             started,
             client: peer.ip(),
         },
@@ -101,6 +102,16 @@ pin_project! {
     }
 }
 
+/// Where a finished request is recorded, besides its answer.
+#[derive(Clone, Default)]
+pub(crate) struct Record {
+    /// The metrics it counts in.
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Its access-log line written straight to standard error (see
+    /// [`crate::access_log`]) rather than as a `tracing` event.
+    pub(crate) access_log_to_stderr: bool,
+}
+
 /// What is done with the answer once there is one.
 struct Finish {
     request_id: http::HeaderValue,
@@ -108,7 +119,7 @@ struct Finish {
     /// Method and path (never the query, which may hold a token), when
     /// the access log is on.
     logged: Option<(Method, String)>,
-    metrics: Option<Arc<Metrics>>,
+    record: Record,
     started: Instant,
     client: IpAddr,
 }
@@ -173,24 +184,26 @@ impl Finish {
     fn answer<B>(&mut self, mut response: Response<AuthBody<B>>) -> Response<AuthBody<B>> {
         let took = self.started.elapsed();
         if let Some((method, path)) = self.logged.take() {
-            let user = response.extensions().get::<Session>().map(Session::username);
-            self.span.in_scope(|| {
-                tracing::info!(
-                    target: "authgate::access",
-                    %method,
-                    path,
-                    status = response.status().as_u16(),
-                    latency_us = took.as_micros() as u64,
-                    user,
-                    client = %self.client,
-                )
-            });
+            let line = AccessLine {
+                request_id: self.request_id.as_bytes(),
+                method: &method,
+                path: &path,
+                status: response.status().as_u16(),
+                latency_us: took.as_micros() as u64,
+                user: response.extensions().get::<Session>().map(Session::username),
+                client: self.client,
+            };
+            if self.record.access_log_to_stderr {
+                line.to_stderr();
+            } else {
+                self.span.in_scope(|| line.to_event());
+            }
         }
         response
             .headers_mut()
             .insert(X_REQUEST_ID, self.request_id.clone());
-        if let Some(metrics) = &self.metrics {
-            record(metrics, &response, took);
+        if let Some(metrics) = &self.record.metrics {
+            count(metrics, &response, took);
         }
         response
     }
@@ -251,7 +264,7 @@ fn write_hex(out: &mut [u8], mut n: u64) {
 }
 
 /// Counts a finished request in the metrics.
-fn record<B>(metrics: &Metrics, response: &Response<B>, took: std::time::Duration) {
+fn count<B>(metrics: &Metrics, response: &Response<B>, took: std::time::Duration) {
     let route = response
         .extensions()
         .get::<RouteKind>()
@@ -322,7 +335,7 @@ mod tests {
                 });
                 let panicky = std::sync::Mutex::new(panicky);
                 let handler = hyper::service::service_fn(move |req| {
-                    handle(&mut *panicky.lock().unwrap(), peer, false, None, req)
+                    handle(&mut *panicky.lock().unwrap(), peer, false, Record::default(), req)
                 });
                 let connection = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), handler)

@@ -39,6 +39,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access_log;
 mod background;
 mod config;
 mod credential;
