@@ -26,6 +26,7 @@ const UPSTREAM: u16 = 9001;
 const NGINX_PROXY: u16 = 9002;
 const NGINX_AUTH: u16 = 9003;
 const NGINX_PROXY_BIG: u16 = 9007;
+const NGINX_PROXY_LOGGED: u16 = 9009;
 const GATEWAY: u16 = 9100;
 
 struct Row {
@@ -120,9 +121,19 @@ fn main() {
         if nginx {
             rows.push(time_wait_row(before));
         }
+        rows.push(Row {
+            name: "nginx reverse proxy (keepalive 64), access log to a file".into(),
+            cores: 1,
+            conns: 32,
+            result: if nginx {
+                measure(NGINX_PROXY_LOGGED, 32, &[], "1")
+            } else {
+                skip(no_nginx)
+            },
+        });
     }
     {
-        let (_gateway, token) = start_authgate(dir.path(), 1, "0");
+        let (_gateway, token) = start_authgate(dir.path(), 1, "0", None);
         let bearer = vec![format!("Authorization: Bearer {token}")];
         let cookie = vec![format!("Cookie: authgate_session={token}")];
         for (name, conns, headers) in [
@@ -163,6 +174,17 @@ fn main() {
         });
     }
 
+    {
+        let log = dir.path().join("authgate.log");
+        let (_gateway, token) = start_authgate(dir.path(), 1, "0", Some(&log));
+        rows.push(Row {
+            name: "authgate, bearer token, access log to a file (the default log level)".into(),
+            cores: 1,
+            conns: 32,
+            result: measure(GATEWAY, 32, &[format!("Authorization: Bearer {token}")], "1"),
+        });
+    }
+
     // Two cores.
     {
         let _proxy = nginx.then(|| start_nginx(dir.path(), "px2", "px-nginx.conf.tmpl", 2, "0-1"));
@@ -181,7 +203,7 @@ fn main() {
         });
     }
     {
-        let (_gateway, token) = start_authgate(dir.path(), 2, "0-1");
+        let (_gateway, token) = start_authgate(dir.path(), 2, "0-1", None);
         let bearer = vec![format!("Authorization: Bearer {token}")];
         rows.push(Row {
             name: "authgate, bearer token".into(),
@@ -220,7 +242,9 @@ fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str
 
 /// Starts the release authgate in front of the upstream; answers it and a
 /// bearer token from its token endpoint.
-fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
+/// The gateway with `workers` threads on `cores`; with `log`, its default
+/// log (the access log on) goes to that file.
+fn start_authgate(dir: &Path, workers: u32, cores: &str, log: Option<&Path>) -> (Running, String) {
     let hash = hash_secret(AUTHGATE, "bench-password");
     let config: PathBuf = dir.join(format!("authgate-{workers}.toml"));
     std::fs::write(
@@ -231,7 +255,7 @@ fn start_authgate(dir: &Path, workers: u32, cores: &str) -> (Running, String) {
         ),
     )
     .unwrap();
-    let gateway = support::start_authgate(AUTHGATE, &config, cores, GATEWAY);
+    let gateway = support::start_authgate(AUTHGATE, &config, cores, GATEWAY, log);
     let out = Command::new("curl")
         .args([
             "-s",
@@ -288,8 +312,19 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
     for row in rows {
         match row.result {
             Ok(m) => {
-                let nginx = find("nginx reverse proxy", row.cores, row.conns);
-                let auth = find("nginx + auth_request", row.cores, row.conns);
+                // A row with the access log on is compared with nginx's
+                // with its access log on.
+                let logged = row.name.contains("access log");
+                let nginx = if logged {
+                    find(
+                        "nginx reverse proxy (keepalive 64), access log",
+                        row.cores,
+                        row.conns,
+                    )
+                } else {
+                    find("nginx reverse proxy", row.cores, row.conns)
+                };
+                let auth = find("nginx + auth_request", row.cores, row.conns).filter(|_| !logged);
                 let ratio = |base: Option<Measured>| {
                     base.map_or("—".to_owned(), |b| format!("{:.2}", m.rps / b.rps))
                 };

@@ -301,7 +301,7 @@ fn start_authgate(dir: &Path) -> Running {
              [tokens]\nttl_secs = 86400\n[[clients]]\nclient_id = \"{CLIENT}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
         ),
     );
-    support::start_authgate(AUTHGATE, &config, "0", GATEWAY)
+    support::start_authgate(AUTHGATE, &config, "0", GATEWAY, None)
 }
 
 /// Installs oidc-provider 9 into `dir` with npm and starts it on CPU 0.

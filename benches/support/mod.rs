@@ -156,14 +156,23 @@ pub fn hash_secret(authgate: &str, secret: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Starts `authgate --config CONFIG` on `cores`, quiet, and waits for `port`.
-pub fn start_authgate(authgate: &str, config: &Path, cores: &str, port: u16) -> Running {
+/// Starts `authgate --config CONFIG` on `cores` and waits for `port`:
+/// quiet, or with its default log (the access log on) appended to
+/// `log`.
+pub fn start_authgate(authgate: &str, config: &Path, cores: &str, port: u16, log: Option<&Path>) -> Running {
+    let (level, stderr) = match log {
+        Some(path) => (
+            "info",
+            Stdio::from(std::fs::File::create(path).expect("the log file")),
+        ),
+        None => ("warn", Stdio::null()),
+    };
     let child = Command::new("taskset")
         .args(["-c", cores, authgate, "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("authgate");
     wait_for_port(port);
