@@ -25,6 +25,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::access_log::AccessLine;
+use crate::config::LogFormat;
 use crate::layer::AuthBody;
 use crate::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::response;
@@ -107,9 +108,9 @@ pin_project! {
 pub(crate) struct Record {
     /// The metrics it counts in.
     pub(crate) metrics: Option<Arc<Metrics>>,
-    /// Its access-log line written straight to standard error (see
-    /// [`crate::access_log`]) rather than as a `tracing` event.
-    pub(crate) access_log_to_stderr: bool,
+    /// Its access-log line written straight to standard error in this
+    /// format (see [`crate::access_log`]) rather than as a `tracing` event.
+    pub(crate) access_log_to_stderr: Option<LogFormat>,
 }
 
 /// What is done with the answer once there is one.
@@ -193,8 +194,8 @@ impl Finish {
                 user: response.extensions().get::<Session>().map(Session::username),
                 client: self.client,
             };
-            if self.record.access_log_to_stderr {
-                line.to_stderr();
+            if let Some(format) = self.record.access_log_to_stderr {
+                line.to_stderr(format);
             } else {
                 self.span.in_scope(|| line.to_event());
             }

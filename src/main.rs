@@ -92,7 +92,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
-    let plain_log_to_file = init_logging(config.log_format());
+    let log_not_on_terminal = init_logging(config.log_format());
     // A single-threaded runtime: with `server.workers` above one, the
     // gateway starts the other workers' threads itself, each with a
     // runtime of its own.
@@ -105,7 +105,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     };
     runtime.block_on(async {
         let gateway = match Gateway::bind(config).await {
-            Ok(gateway) if plain_log_to_file => gateway.with_access_log_to_stderr(),
+            Ok(gateway) if log_not_on_terminal => gateway.with_access_log_to_stderr(),
             Ok(gateway) => gateway,
             Err(err) => return refuse(&err),
         };
@@ -118,7 +118,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     })
 }
 
-/// Installs the log on standard error; answers whether it is plain text
+/// Installs the log on standard error; answers whether it is JSON, or text
 /// without colours (then the gateway writes the access log's lines itself,
 /// in the same format, at a fraction of the cost).
 fn init_logging(format: LogFormat) -> bool {
@@ -135,7 +135,7 @@ fn init_logging(format: LogFormat) -> bool {
                 .with_current_span(true)
                 .with_span_list(false)
                 .init();
-            false
+            true
         }
         _ => {
             let terminal = std::io::stderr().is_terminal();

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use crate::config::{Config, Route, StoreConfig, Upstream};
+use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::is_trusted;
 use crate::handling::{handle, Record};
@@ -168,7 +168,7 @@ pub struct Gateway {
     config: Config,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
-    access_log_to_stderr: bool,
+    access_log_to_stderr: Option<LogFormat>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -230,19 +230,20 @@ impl Gateway {
             config,
             #[cfg(feature = "tls")]
             tls,
-            access_log_to_stderr: false,
+            access_log_to_stderr: None,
         })
     }
 
     /// Writes the access log's lines (target `authgate::access`) straight
-    /// to standard error, in the text format of `tracing-subscriber`'s
-    /// `fmt` layer without colours, instead of as `tracing` events: the
-    /// same bytes at a small part of the cost. Only for a process whose
-    /// `tracing` subscriber writes that format to standard error (the
-    /// `authgate` binary, when its log is text and not a terminal); the
+    /// to standard error, in the format of `tracing-subscriber`'s `fmt`
+    /// layer that `[log] format` names (text without colours, or JSON with
+    /// the event flattened and the current span), instead of as `tracing`
+    /// events: the same bytes at a small part of the cost. Only for a
+    /// process whose `tracing` subscriber writes that format to standard
+    /// error (the `authgate` binary, unless its log is a terminal); the
     /// subscriber's filter still decides whether the lines are written.
     pub fn with_access_log_to_stderr(mut self) -> Self {
-        self.access_log_to_stderr = true;
+        self.access_log_to_stderr = Some(self.config.log_format());
         self
     }
 
@@ -415,7 +416,7 @@ struct Acceptor {
     config: Config,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
-    access_log_to_stderr: bool,
+    access_log_to_stderr: Option<LogFormat>,
 }
 
 impl Acceptor {
