@@ -101,7 +101,9 @@ impl AccessLine<'_> {
     fn write_text(&self, now: SystemTime, second: &mut CachedSecond, out: &mut Vec<u8>) {
         write_timestamp(now, second, out);
         out.extend_from_slice(b"  INFO request{id=");
-        out.extend_from_slice(self.request_id);
+        // As the span's field has it: a trusted proxy's id may hold bytes
+        // that are not UTF-8.
+        out.extend_from_slice(String::from_utf8_lossy(self.request_id).as_bytes());
         out.extend_from_slice(b"}: authgate::access: method=");
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.extend_from_slice(b" path=");
@@ -299,9 +301,14 @@ mod tests {
         for path in paths {
             for user in users {
                 for client in clients {
-                    for method in [&get, &custom] {
+                    // Our own ids, and one a trusted proxy set (any header
+                    // value: quotes, bytes that are not UTF-8).
+                    for (method, request_id) in [
+                        (&get, &b"8362cb80-0000000e7046"[..]),
+                        (&custom, b"proxy \"7\" \xff\xfe"),
+                    ] {
                         let line = AccessLine {
-                            request_id: b"8362cb80-0000000e7046",
+                            request_id,
                             method,
                             path,
                             status: 200,
