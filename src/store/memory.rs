@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::token::DigestHash;
 use super::{unix_now, Family, Session, StoreFuture, TokenKey, TokenStore};
 
 /// How often expired sessions are swept out of memory.
@@ -29,7 +30,7 @@ const SHARDS: usize = 256;
 
 #[derive(Debug)]
 struct Inner {
-    sessions: DashMap<TokenKey, Session>,
+    sessions: DashMap<TokenKey, Session, DigestHash>,
     sweeper_started: AtomicBool,
 }
 
@@ -43,7 +44,7 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         let inner = Inner {
-            sessions: DashMap::with_capacity_and_shard_amount(0, SHARDS),
+            sessions: DashMap::with_capacity_and_hasher_and_shard_amount(0, DigestHash, SHARDS),
             sweeper_started: AtomicBool::new(false),
         };
         Self {

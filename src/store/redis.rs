@@ -24,6 +24,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
+use super::token::DigestHash;
 use super::{unix_now, FailureCounters, Family, Session, StoreError, StoreFuture, TokenKey, TokenStore};
 
 /// Sessions in Redis, with a local cache.
@@ -35,7 +36,7 @@ pub struct RedisStore {
 struct Inner {
     manager: ConnectionManager,
     prefix: String,
-    cache: DashMap<TokenKey, Cached>,
+    cache: DashMap<TokenKey, Cached, DigestHash>,
     cache_for: Duration,
     subscribed: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -75,7 +76,7 @@ impl RedisStore {
         let inner = Arc::new(Inner {
             manager,
             prefix: prefix.to_owned(),
-            cache: DashMap::new(),
+            cache: DashMap::with_hasher(DigestHash),
             cache_for,
             subscribed: AtomicBool::new(false),
             last_error: Mutex::new(None),

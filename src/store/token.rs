@@ -1,6 +1,7 @@
 //! Tokens and the keys they are stored under.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -39,8 +40,60 @@ impl fmt::Debug for Token {
 }
 
 /// The SHA-256 of a token: what a store keys on.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// It hashes as its first eight bytes: a digest needs no second hash
+/// (see [`DigestHash`]).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenKey([u8; 32]);
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+/// The hashing of maps keyed on [`TokenKey`]: the key's own first eight
+/// bytes, which are already uniform, where the default SipHash cost about
+/// 170 instructions a lookup over them again (callgrind, on every
+/// authenticated request).
+///
+/// Flooding such a map takes inserting keys that collide, and its keys
+/// are digests of tokens the gateway drew itself: a client chooses only
+/// what it looks up, and a lookup adds nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DigestHash;
+
+impl BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// See [`DigestHash`]. Any other input is folded in eight bytes at a
+/// time, so it still hashes, only not as well as a digest.
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(29) ^ n;
+    }
+}
 
 impl TokenKey {
     /// The key for a token as a client presented it.
@@ -108,5 +161,18 @@ mod tests {
             "SHA-256(\"abc\") starts with ba7816bf"
         );
         assert!(!format!("{:?}", Token::generate()).contains(Token::generate().as_str()));
+    }
+
+    #[test]
+    fn a_key_hashes_as_its_first_eight_bytes() {
+        let key = TokenKey::of("abc");
+        assert_eq!(DigestHash.hash_one(key), 0xeacf_018f_bf16_78ba);
+        let other = TokenKey::of("abd");
+        assert_ne!(DigestHash.hash_one(key), DigestHash.hash_one(other));
+        // Anything else is folded in, not dropped.
+        assert_ne!(
+            DigestHash.hash_one("a longer string"),
+            DigestHash.hash_one("a longer strinG")
+        );
     }
 }
