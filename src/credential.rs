@@ -55,12 +55,17 @@ pub(crate) fn find<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Presented
 /// case-insensitive, RFC 7235 §2.1).
 pub(crate) fn bearer_token(value: &HeaderValue) -> Option<&str> {
     let value = value.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    // The scheme and one space, without a search for the space: this
+    // runs for every request that carries a token.
+    let scheme = value.get(..BEARER.len())?;
+    let token = value[BEARER.len()..].strip_prefix(' ')?;
     scheme
-        .eq_ignore_ascii_case("bearer")
+        .eq_ignore_ascii_case(BEARER)
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
+
+const BEARER: &str = "bearer";
 
 /// Whether `token` could be one the gateway issued (RFC 6750 b64token
 /// characters, bounded length); anything else is not looked up.
@@ -135,6 +140,30 @@ mod tests {
         headers.insert(header::AUTHORIZATION, "bearer h".parse().unwrap());
         let found = find(&headers, &uri).unwrap();
         assert_eq!((found.token.as_ref(), found.source), ("h", Source::Header));
+    }
+
+    #[test]
+    fn only_the_bearer_scheme_and_one_space_start_a_bearer_token() {
+        let cases = [
+            ("Bearer abc", Some("abc")),
+            ("bEaReR abc", Some("abc")),
+            ("Bearer   abc  ", Some("abc")),
+            ("Bearer abc def", Some("abc def")),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearer    ", None),
+            ("Bearerabc", None),
+            ("Bearer\tabc", None),
+            ("Basic abc", None),
+            ("Bear abc", None),
+            ("", None),
+        ];
+        for (value, token) in cases {
+            let value = HeaderValue::from_str(value).unwrap();
+            assert_eq!(bearer_token(&value), token, "{value:?}");
+        }
+        let not_text = HeaderValue::from_bytes(b"Bearer \xffabc").unwrap();
+        assert_eq!(bearer_token(&not_text), None);
     }
 
     #[test]
