@@ -70,11 +70,21 @@ const BEARER: &str = "bearer";
 /// Whether `token` could be one the gateway issued (RFC 6750 b64token
 /// characters, bounded length); anything else is not looked up.
 pub(crate) fn is_well_formed(token: &str) -> bool {
-    token.len() <= MAX_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='))
+    token.len() <= MAX_TOKEN_LEN && token.bytes().all(|c| B64TOKEN[usize::from(c)])
 }
+
+/// Which bytes a b64token may hold (RFC 6750 §2.1), as a table: every
+/// token presented is checked, a byte at a time.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        c += 1;
+    }
+    table
+};
 
 fn query_token(query: &str) -> Option<Cow<'_, str>> {
     if !query.contains("access_token=") {
@@ -181,5 +191,15 @@ mod tests {
         assert!(is_well_formed("abc-_DEF123"));
         assert!(!is_well_formed("a b"));
         assert!(!is_well_formed(&"a".repeat(600)));
+        assert!(is_well_formed(&"a".repeat(512)));
+        let allowed: String = (0..=255u8)
+            .filter(|&b| B64TOKEN[usize::from(b)])
+            .map(char::from)
+            .collect();
+        assert_eq!(
+            allowed,
+            "+-./0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+        );
+        assert!(!is_well_formed("caf\u{e9}"), "not ASCII");
     }
 }
