@@ -31,6 +31,8 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::forwarding::{Fate, ForwardedFields};
+
 /// How much room a read into a connection's buffer asks for.
 const READ_SIZE: usize = 8 * 1024;
 /// The longest response head accepted (its offsets fit in a `u16`).
@@ -223,12 +225,13 @@ impl Connection {
     pub(crate) async fn exchange(
         &mut self,
         req: &mut Request<Incoming>,
+        forwarded: Option<&ForwardedFields>,
         fields: &mut HeaderMap,
     ) -> Result<Head, Failure> {
         let body = RequestFraming::of(req);
         self.head_request = req.method() == Method::HEAD;
         self.upgrade = req.headers().contains_key(header::UPGRADE);
-        encode_head(req, body, &mut self.write);
+        encode_head(req, body, forwarded, &mut self.write);
         *fields = std::mem::take(req.headers_mut());
         fields.clear();
         *req.uri_mut() = Uri::default();
@@ -442,14 +445,22 @@ impl RequestFraming {
 }
 
 /// Writes the request line and headers of `req` into `out`, framed as
-/// `body` says. `Expect` is not passed on: the gateway already answered
-/// it for the client, and an upstream's `100 Continue` would be noise.
-fn encode_head(req: &Request<Incoming>, body: RequestFraming, out: &mut Vec<u8>) {
+/// `body` says, with `forwarded`'s fields when there are some (see
+/// [`ForwardedFields`]). `Expect` is not passed on: the gateway already
+/// answered it for the client, and an upstream's `100 Continue` would be
+/// noise.
+fn encode_head(
+    req: &Request<Incoming>,
+    body: RequestFraming,
+    forwarded: Option<&ForwardedFields>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut host_seen = false;
     for (name, value) in req.headers() {
         let skip = name == header::EXPECT
             || (body != RequestFraming::None
@@ -457,10 +468,18 @@ fn encode_head(req: &Request<Incoming>, body: RequestFraming, out: &mut Vec<u8>)
         if skip {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let written_as = match forwarded.map(|_| ForwardedFields::fate(name, host_seen)) {
+            None | Some(Fate::Kept) => name.as_str(),
+            Some(Fate::LeftOut) => continue,
+            Some(Fate::Renamed(other)) => {
+                host_seen = true;
+                other
+            }
+        };
+        write_field(out, written_as, value);
+    }
+    for (name, value) in forwarded.iter().flat_map(|f| f.fields()) {
+        write_field(out, name, value);
     }
     match body {
         RequestFraming::None => {}
@@ -469,6 +488,13 @@ fn encode_head(req: &Request<Incoming>, body: RequestFraming, out: &mut Vec<u8>)
         }
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_field(out: &mut Vec<u8>, name: &str, value: &HeaderValue) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

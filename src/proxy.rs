@@ -26,7 +26,9 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::forwarding::{is_trusted, ClientAddr};
+use crate::forwarding::{
+    is_trusted, ClientAddr, ForwardedFields, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+};
 use crate::http1::Upgraded;
 use crate::metrics::UpstreamError;
 use crate::response::{self, OwnBody};
@@ -35,10 +37,6 @@ use crate::upstream::{ConnectionLink, Origin, SendError, UpstreamBody};
 /// The body of a proxied response: the upstream's, streamed, or the
 /// gateway's own when the upstream failed.
 pub type ProxyBody = Either<UpstreamBody, OwnBody>;
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Forwards requests to one upstream origin. Cloning is cheap: clones
 /// share the origin's connections.
@@ -95,9 +93,38 @@ impl ProxyInner {
     /// form) with the upstream's `Host`, HTTP/1.1, no hop-by-hop headers
     /// (but a protocol upgrade asked for, such as WebSocket, is asked of
     /// the upstream too), and `X-Forwarded-For/Proto/Host` set. Answers
-    /// whether it is an upgrade.
-    fn rewrite(&self, req: &mut Request<Incoming>, client: Option<&Client>) -> bool {
+    /// whether it is an upgrade, and the forwarding fields to write with
+    /// the request when they are not set in its headers (the common case:
+    /// see [`ForwardedFields`]).
+    fn rewrite(
+        &self,
+        req: &mut Request<Incoming>,
+        client: Option<&Client>,
+    ) -> (bool, Option<Box<ForwardedFields>>) {
         let upgrade = upgrade_asked(req.headers());
+        let peer = match client {
+            Some(client) => Some(client.ip),
+            None => req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip()),
+        };
+        let from_trusted_proxy = peer.is_some_and(|ip| is_trusted(ip, &self.trusted_proxies));
+        // A request in absolute form names its host in its target.
+        let origin_form = req.uri().authority().is_none();
+        remove_hop_by_hop(req.headers_mut());
+        *req.version_mut() = Version::HTTP_11;
+        if origin_form && !from_trusted_proxy && upgrade.is_none() {
+            let forwarded_for = match client {
+                Some(client) => Some(client.forwarded_for.clone()),
+                None => peer.map(address_header),
+            };
+            if let Some(forwarded_for) = forwarded_for {
+                let forwarded = ForwardedFields {
+                    host: self.host.clone(),
+                    forwarded_for,
+                    forwarded_proto: self.forwarded_proto.clone(),
+                };
+                return (false, Some(Box::new(forwarded)));
+            }
+        }
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -109,14 +136,7 @@ impl ProxyInner {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         *req.uri_mut() = Uri::from(path_and_query);
-        *req.version_mut() = Version::HTTP_11;
-        let peer = match client {
-            Some(client) => Some(client.ip),
-            None => req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip()),
-        };
-        let from_trusted_proxy = peer.is_some_and(|ip| is_trusted(ip, &self.trusted_proxies));
         let headers = req.headers_mut();
-        remove_hop_by_hop(headers);
         headers.insert(header::HOST, self.host.clone());
         let chain = from_trusted_proxy
             .then(|| {
@@ -150,7 +170,7 @@ impl ProxyInner {
             headers.insert(header::UPGRADE, protocol.clone());
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        upgrade.is_some()
+        (upgrade.is_some(), None)
     }
 }
 
@@ -301,10 +321,10 @@ impl Proxy {
         client: Option<&Client>,
     ) -> Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> {
         let inner = &self.inner;
-        let upgrade = inner.rewrite(&mut req, client);
+        let (upgrade, forwarded) = inner.rewrite(&mut req, client);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let extensions = std::mem::take(req.extensions_mut());
-        let sending = inner.origin.clone().send(req, link);
+        let sending = inner.origin.clone().send(req, forwarded, link);
         Box::pin(Forwarding {
             sending: tokio::time::timeout(inner.timeout, sending),
             client_upgrade,
@@ -457,7 +477,10 @@ mod tests {
         .unwrap();
         let proxy = Proxy::new(&Url::parse("http://127.0.0.1:1").unwrap(), &config).unwrap();
         let forwarding = Forwarding {
-            sending: tokio::time::timeout(Duration::from_secs(1), proxy.inner.origin.clone().send(req, None)),
+            sending: tokio::time::timeout(
+                Duration::from_secs(1),
+                proxy.inner.origin.clone().send(req, None, None),
+            ),
             client_upgrade: None,
             extensions: None,
             timeout: Duration::from_secs(1),

@@ -32,6 +32,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
+use crate::forwarding::ForwardedFields;
 use crate::http1::{BodyReader, Connection, Head, Stage, Stream, Upgraded};
 
 /// How long an idle upstream connection is kept for reuse.
@@ -121,6 +122,7 @@ impl Origin {
     pub(crate) fn send(
         self: Arc<Self>,
         mut req: Request<Incoming>,
+        forwarded: Option<Box<ForwardedFields>>,
         link: Option<ConnectionLink>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
         async move {
@@ -139,7 +141,11 @@ impl Origin {
             });
             // Holds the request's fields once written, then the answer's.
             let mut fields = http::HeaderMap::new();
-            let failure = match exchange.connection().exchange(&mut req, &mut fields).await {
+            let failure = match exchange
+                .connection()
+                .exchange(&mut req, forwarded.as_deref(), &mut fields)
+                .await
+            {
                 Ok(head) => return Ok(exchange.answer(head)),
                 Err(failure) => failure,
             };
@@ -685,7 +691,7 @@ mod tests {
         let mut req = rx.await.unwrap();
         req.headers_mut()
             .insert(http::header::HOST, addr.to_string().parse().unwrap());
-        let response = origin.clone().send(req, None).await.unwrap();
+        let response = origin.clone().send(req, None, None).await.unwrap();
         response.into_body().collect().await.unwrap().to_bytes().to_vec()
     }
 

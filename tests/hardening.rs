@@ -250,6 +250,16 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen["headers"]["x-forwarded-host"], gateway.addr.to_string());
     assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+    // Left out, not sent along beside the gateway's own.
+    for name in ["host", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"] {
+        let sent = seen["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|field| field[0] == name)
+            .count();
+        assert_eq!(sent, 1, "{name} in {}", seen["fields"]);
+    }
 
     // A redirect after sign-in ignores a forged host.
     let browser = browser();

@@ -185,12 +185,20 @@ async fn upstream_answer(
                 .iter()
                 .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
                 .collect();
+            // Every field as it came, in order: `headers` keeps only the
+            // last of a repeated name.
+            let fields: Vec<Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+                .collect();
             let body = json!({
                 "method": req.method().as_str(),
                 "path": path,
                 "query": query,
                 "version": format!("{:?}", req.version()),
                 "headers": headers,
+                "fields": fields,
             });
             let mut response = Response::new(full(&body.to_string()));
             response
