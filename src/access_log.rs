@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::Method;
 
 use crate::config::LogFormat;
+use crate::forwarding::AddrText;
 
 /// One request's line: what `authgate::access` events carry.
 pub(crate) struct AccessLine<'a> {
@@ -90,7 +91,9 @@ impl AccessLine<'_> {
             json_string(user, out);
         }
         // An address's text needs no escaping.
-        let _ = write!(out, ",\"client\":\"{}\"", self.client);
+        out.extend_from_slice(b",\"client\":\"");
+        out.extend_from_slice(AddrText::of(self.client).as_str().as_bytes());
+        out.push(b'"');
         out.extend_from_slice(b",\"target\":\"authgate::access\",\"span\":{\"id\":");
         json_string(&String::from_utf8_lossy(self.request_id), out);
         out.extend_from_slice(b",\"name\":\"request\"}}\n");
@@ -116,9 +119,9 @@ impl AccessLine<'_> {
             out.extend_from_slice(b" user=");
             write_quoted(user, out);
         }
-        // An address's text is at most 45 bytes; `write!` into a vector
-        // cannot fail.
-        let _ = writeln!(out, " client={}", self.client);
+        out.extend_from_slice(b" client=");
+        out.extend_from_slice(AddrText::of(self.client).as_str().as_bytes());
+        out.push(b'\n');
     }
 }
 

@@ -2,6 +2,7 @@
 //! headers (`X-Forwarded-For/Proto/Host`), which count only when that peer
 //! is a trusted proxy (`[server] trusted_proxies`).
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -39,6 +40,49 @@ pub(crate) fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[Ip
             .find(|ip| !is_trusted(*ip, trusted))
             .unwrap_or(peer),
     )
+}
+
+/// An address as text, as `Display` writes it. IPv4, the common case,
+/// is written without the formatting machinery (about 900 instructions
+/// less): each request's `X-Forwarded-For` and access-log line carry one.
+pub(crate) struct AddrText {
+    text: [u8; 45],
+    len: usize,
+}
+
+impl AddrText {
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        let mut text = [0u8; 45];
+        let IpAddr::V4(v4) = ip else {
+            let mut rest = &mut text[..];
+            // The longest IPv6 text is 45 bytes.
+            let _ = write!(rest, "{ip}");
+            let len = 45 - rest.len();
+            return Self { text, len };
+        };
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                text[len] = b'.';
+                len += 1;
+            }
+            let digits = [octet / 100, octet / 10 % 10, octet % 10];
+            let first = match octet {
+                100.. => 0,
+                10..=99 => 1,
+                _ => 2,
+            };
+            for digit in &digits[first..] {
+                text[len] = b'0' + digit;
+                len += 1;
+            }
+        }
+        Self { text, len }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).expect("an address's text is ASCII")
+    }
 }
 
 /// The forwarding fields of a request on its way upstream, written as
@@ -119,6 +163,27 @@ mod tests {
         assert_eq!(client_ip(Some(stranger), &headers, &trusted), Some(stranger));
         assert_eq!(client_ip(Some(proxy), &HeaderMap::new(), &trusted), Some(proxy));
         assert_eq!(client_ip(None, &headers, &trusted), None);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for text in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.20.30.40",
+            "192.168.100.9",
+            "255.255.255.255",
+            "1.9.99.100",
+            "::1",
+            "::",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "0:0:0:0:0:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(AddrText::of(ip).as_str(), ip.to_string(), "{text}");
+        }
     }
 
     #[test]
