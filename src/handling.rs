@@ -32,8 +32,8 @@ use crate::response;
 use crate::store::Session;
 
 /// Starts one request through `service`: gives it an id (the one a trusted
-/// proxy set, or a new one), calls the service inside the request's span,
-/// and answers the future that finishes it.
+/// proxy set, or a new one), calls the service with that id on what the
+/// request logs, and answers the future that finishes it.
 ///
 /// The connection's own service is called, rather than a clone of it moved
 /// into the future (a dozen reference counts a request); the gateway's
@@ -51,10 +51,19 @@ where
     let started = Instant::now();
     let request_id = request_id(req.headers(), peer_trusted);
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    let span = tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes()));
+    // The binary's log takes the id from the thread (`crate::logging`);
+    // any other subscriber gets it from the request's span. Either only
+    // where the span would be enabled: lines logged below its level never
+    // carried the id.
+    let context = if crate::logging::ids_from_the_thread() && tracing::enabled!(tracing::Level::INFO) {
+        LogContext::Thread
+    } else {
+        LogContext::Span(tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes())))
+    };
     let logged = tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let called = span.in_scope(|| {
+    let called = {
+        let _in_request = InRequest::enter(&context, &request_id);
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             match service.poll_ready(&mut cx) {
@@ -63,7 +72,7 @@ where
                 Poll::Pending => None,
             }
         }))
-    });
+    };
     let stage = match called {
         Ok(Some(future)) => Stage::Called { future },
         Ok(None) => Stage::Busy,
@@ -73,7 +82,7 @@ where
         stage,
         finish: Finish {
             request_id,
-            span,
+            context,
             logged,
             record,
             started,
@@ -116,7 +125,7 @@ pub(crate) struct Record {
 /// What is done with the answer once there is one.
 struct Finish {
     request_id: http::HeaderValue,
-    span: tracing::Span,
+    context: LogContext,
     /// Method and path (never the query, which may hold a token), when
     /// the access log is on.
     logged: Option<(Method, String)>,
@@ -136,7 +145,7 @@ where
         let response = match this.stage.as_mut().project() {
             StageProj::Called { future } => {
                 let polled = {
-                    let _in_span = this.finish.span.enter();
+                    let _in_request = InRequest::enter(&this.finish.context, &this.finish.request_id);
                     std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
                 };
                 match polled {
@@ -171,8 +180,8 @@ impl Finish {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        self.span
-            .in_scope(|| tracing::error!(panic = what, "request handling panicked"));
+        let _in_request = InRequest::enter(&self.context, &self.request_id);
+        tracing::error!(panic = what, "request handling panicked");
         response::json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -197,7 +206,8 @@ impl Finish {
             if let Some(format) = self.record.access_log_to_stderr {
                 line.to_stderr(format);
             } else {
-                self.span.in_scope(|| line.to_event());
+                let _in_request = InRequest::enter(&self.context, &self.request_id);
+                line.to_event();
             }
         }
         response
@@ -207,6 +217,36 @@ impl Finish {
             count(metrics, &response, took);
         }
         response
+    }
+}
+
+/// Where the lines a request logs get its id from.
+enum LogContext {
+    /// Its span (disabled, when the log's level is below it).
+    Span(tracing::Span),
+    /// The thread, while the request is worked on there.
+    Thread,
+}
+
+/// Inside a request, for what it logs (see [`LogContext`]), until
+/// dropped.
+struct InRequest<'a> {
+    _span: Option<tracing::span::Entered<'a>>,
+    _thread: Option<crate::logging::InRequest>,
+}
+
+impl<'a> InRequest<'a> {
+    fn enter(context: &'a LogContext, id: &http::HeaderValue) -> Self {
+        match context {
+            LogContext::Span(span) => Self {
+                _span: Some(span.enter()),
+                _thread: None,
+            },
+            LogContext::Thread => Self {
+                _span: None,
+                _thread: Some(crate::logging::in_request(id)),
+            },
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authgate::{Config, Gateway, LogFormat};
+use authgate::{Config, Gateway};
 
 const USAGE: &str = "\
 authgate: a sign-in gateway in front of any HTTP app
@@ -92,7 +92,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
-    let log_not_on_terminal = init_logging(config.log_format());
+    let log_not_on_terminal = authgate::init_logging(config.log_format());
     // A single-threaded runtime: with `server.workers` above one, the
     // gateway starts the other workers' threads itself, each with a
     // runtime of its own.
@@ -116,33 +116,6 @@ fn run(path: &std::path::Path) -> ExitCode {
             Err(err) => refuse(&err),
         }
     })
-}
-
-/// Installs the log on standard error; answers whether it is JSON, or text
-/// without colours (then the gateway writes the access log's lines itself,
-/// in the same format, at a fraction of the cost).
-fn init_logging(format: LogFormat) -> bool {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => {
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .init();
-            true
-        }
-        _ => {
-            let terminal = std::io::stderr().is_terminal();
-            builder.with_ansi(terminal).init();
-            !terminal
-        }
-    }
 }
 
 /// Reads a password without echo on a terminal (asking twice), or one line

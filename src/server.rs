@@ -240,8 +240,10 @@ impl Gateway {
     /// the event flattened and the current span), instead of as `tracing`
     /// events: the same bytes at a small part of the cost. Only for a
     /// process whose `tracing` subscriber writes that format to standard
-    /// error (the `authgate` binary, unless its log is a terminal); the
-    /// subscriber's filter still decides whether the lines are written.
+    /// error, such as the one [`init_logging`](crate::init_logging)
+    /// installs when it answers `true` (the `authgate` binary's, unless its
+    /// log is a terminal); the subscriber's filter still decides whether
+    /// the lines are written.
     pub fn with_access_log_to_stderr(mut self) -> Self {
         self.access_log_to_stderr = Some(self.config.log_format());
         self
