@@ -41,6 +41,7 @@
 
 mod access_log;
 mod background;
+mod coarse_timer;
 mod config;
 mod credential;
 mod csrf;

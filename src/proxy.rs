@@ -20,10 +20,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use pin_project_lite::pin_project;
-use tokio::time::Timeout;
 use tower::Service;
 use url::Url;
 
+use crate::coarse_timer::CoarseSleep;
 use crate::config::Config;
 use crate::error::Error;
 use crate::forwarding::{
@@ -303,12 +303,12 @@ impl Proxy {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let extensions = std::mem::take(req.extensions_mut());
         let sending = inner.origin.clone().send(req, forwarded, link);
-        Box::pin(Forwarding {
-            sending: tokio::time::timeout(inner.timeout, sending),
+        Box::pin(Forwarding::new(
+            sending,
+            inner.timeout,
             client_upgrade,
-            extensions: Some(extensions),
-            timeout: inner.timeout,
-        })
+            Some(extensions),
+        ))
     }
 }
 
@@ -320,11 +320,30 @@ pin_project! {
     /// the sending future twice (captured, and being awaited).
     struct Forwarding<F> {
         #[pin]
-        sending: Timeout<F>,
+        sending: F,
+        // Until the answer's head (`upstream.timeout_secs`).
+        deadline: CoarseSleep,
         client_upgrade: Option<OnUpgrade>,
         // The request's, for the response (see `Proxy`).
         extensions: Option<http::Extensions>,
         timeout: Duration,
+    }
+}
+
+impl<F> Forwarding<F> {
+    fn new(
+        sending: F,
+        timeout: Duration,
+        client_upgrade: Option<OnUpgrade>,
+        extensions: Option<http::Extensions>,
+    ) -> Self {
+        Self {
+            sending,
+            deadline: CoarseSleep::until(std::time::Instant::now() + timeout),
+            client_upgrade,
+            extensions,
+            timeout,
+        }
     }
 }
 
@@ -336,7 +355,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut answer = match std::task::ready!(this.sending.poll(cx)) {
+        let sent = match this.sending.poll(cx) {
+            Poll::Ready(sent) => Ok(sent),
+            Poll::Pending => {
+                std::task::ready!(Pin::new(this.deadline).poll(cx));
+                Err(TimedOut)
+            }
+        };
+        let mut answer = match sent {
             Ok(Ok(mut response)) => {
                 // The answer's hop-by-hop fields were left out as it was
                 // read (`crate::http1`), but for a `101`'s.
@@ -363,7 +389,7 @@ where
                     "The upstream service closed the connection without answering.",
                 )
             }
-            Err(_) => {
+            Err(TimedOut) => {
                 tracing::warn!(timeout_secs = this.timeout.as_secs(), "upstream timed out");
                 upstream_failure(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -378,6 +404,9 @@ where
         Poll::Ready(Ok(answer))
     }
 }
+
+/// The upstream did not answer before the deadline.
+struct TimedOut;
 
 /// A response built from static text, for the built-in upstream.
 pub(crate) fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {
@@ -438,16 +467,9 @@ mod tests {
         )
         .unwrap();
         let proxy = Proxy::new(&Url::parse("http://127.0.0.1:1").unwrap(), &config).unwrap();
-        let forwarding = Forwarding {
-            sending: tokio::time::timeout(
-                Duration::from_secs(1),
-                proxy.inner.origin.clone().send(req, None, None),
-            ),
-            client_upgrade: None,
-            extensions: None,
-            timeout: Duration::from_secs(1),
-        };
+        let sending = proxy.inner.origin.clone().send(req, None, None);
+        let forwarding = Forwarding::new(sending, Duration::from_secs(1), None, None);
         let size = std::mem::size_of_val(&forwarding);
-        assert!(size <= 896, "a forwarded request's future is {size} bytes");
+        assert!(size <= 800, "a forwarded request's future is {size} bytes");
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
+use crate::coarse_timer::CoarseTimer;
 use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::is_trusted;
@@ -441,7 +442,7 @@ impl Acceptor {
             // fresh 8 KiB read buffer per request (the request's fields
             // still pointed into the old one).
             .half_close(true)
-            .timer(TokioTimer::new())
+            .timer(CoarseTimer)
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes)
             .max_headers(limits.max_headers);
