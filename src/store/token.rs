@@ -41,8 +41,7 @@ impl fmt::Debug for Token {
 
 /// The SHA-256 of a token: what a store keys on.
 ///
-/// It hashes as its first eight bytes: a digest needs no second hash
-/// (see [`DigestHash`]).
+/// It hashes as its first eight bytes: a digest needs no second hash.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenKey([u8; 32]);
 
