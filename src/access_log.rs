@@ -212,14 +212,13 @@ fn write_quoted(text: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use tracing_subscriber::fmt::format::Writer;
     use tracing_subscriber::fmt::time::FormatTime;
 
     use super::*;
+    use crate::logging::testing::Captured;
 
     /// The `fmt` layer's default timer, at a fixed time.
     struct At(SystemTime);
@@ -233,27 +232,13 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The line as the gateway's event, in a span as the gateway makes it,
     /// through the `fmt` layer configured as the binary configures it for a
     /// file or a pipe.
     fn through_fmt(line: &AccessLine<'_>, now: SystemTime, format: LogFormat) -> String {
         let captured = Captured::default();
-        let writer = captured.clone();
         let builder = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
+            .with_writer(captured.clone())
             .with_ansi(false)
             .with_timer(At(now));
         let emit = || {
@@ -272,8 +257,7 @@ mod tests {
             }
             _ => tracing::subscriber::with_default(builder.finish(), emit),
         }
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        captured.text()
     }
 
     fn written(line: &AccessLine<'_>, now: SystemTime, format: LogFormat) -> String {

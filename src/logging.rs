@@ -155,18 +155,24 @@ fn add_to_json(line: &mut String, id: &str) {
     line.insert_str(end, &format!(",\"span\":{{\"id\":{id},\"name\":\"request\"}}"));
 }
 
+/// What tests of log lines share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::time::FormatTime;
     use tracing_subscriber::fmt::MakeWriter;
 
-    use super::*;
-
+    /// A writer for the `fmt` layer that keeps what it is given.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// Everything written so far.
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -184,6 +190,14 @@ mod tests {
             self.clone()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::fmt::time::FormatTime;
+
+    use super::testing::Captured;
+    use super::*;
 
     /// A fixed time, so that two renderings can be compared.
     struct Fixed;
@@ -238,8 +252,7 @@ mod tests {
                     .finish();
                 tracing::subscriber::with_default(subscriber, emit);
             }
-            let bytes = captured.0.lock().unwrap().clone();
-            String::from_utf8(bytes).unwrap()
+            captured.text()
         };
         (render(false), render(true))
     }
