@@ -11,6 +11,9 @@
 //!   `X-Forwarded-User` set, and the [`Session`] in their extensions.
 //! - [`Gateway`]: the `authgate` binary's server, the layer in front of a
 //!   reverse proxy, driven by `config.toml` ([`Config`]).
+//! - [`init_logging`]: the binary's log (text or JSON on stderr, the
+//!   access log on at `info`), for a program that runs a [`Gateway`] as the
+//!   binary does.
 //! - [`TokenStore`]: where sessions live; [`MemoryStore`] keeps them in a
 //!   concurrent map, keyed on the SHA-256 of each token.
 //!
