@@ -37,6 +37,10 @@ use crate::config::LogFormat;
 ///
 /// Span-based `RUST_LOG` directives (`[request]=debug`) find no request
 /// span when the answer is `true`.
+///
+/// # Panics
+///
+/// If the process already has a global `tracing` subscriber.
 pub fn init_logging(format: LogFormat) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
