@@ -269,7 +269,7 @@ fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
     }
     let found = credential::find(req.headers(), req.uri()).map(|presented| {
         let inject = (presented.source != Source::Header)
-            .then(|| HeaderValue::try_from(format!("Bearer {}", presented.token)).ok())
+            .then(|| bearer_value(&presented.token))
             .flatten();
         let well_formed = credential::is_well_formed(&presented.token);
         (TokenKey::of(&presented.token), inject, well_formed)
@@ -291,6 +291,16 @@ fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
         Some((_, _, false)) => Verdict::Answer(reject(req, true)),
         None => Verdict::Answer(reject(req, false)),
     }
+}
+
+/// `Bearer <token>` as a header value, built without the formatting
+/// machinery (a cookie's token is turned into one on every request), or
+/// `None` if the token cannot be one.
+fn bearer_value(token: &str) -> Option<HeaderValue> {
+    let mut value = bytes::BytesMut::with_capacity("Bearer ".len() + token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token.as_bytes());
+    HeaderValue::from_maybe_shared(value.freeze()).ok()
 }
 
 /// Turns a store's answer into the session to forward with, setting the
