@@ -178,7 +178,11 @@ mod tests {
     #[tokio::test]
     async fn a_sleep_wakes_after_its_deadline_within_about_a_tick() {
         let deadline = Instant::now() + Duration::from_millis(300);
-        CoarseSleep::until(deadline).await;
+        // Bounded by tokio's own timer: a sleep never woken fails the
+        // test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(5), CoarseSleep::until(deadline))
+            .await
+            .expect("the sleep is woken");
         let woke = Instant::now();
         assert!(woke >= deadline);
         // A tick late at most, with room for a loaded machine.
@@ -204,13 +208,25 @@ mod tests {
 
     #[test]
     fn a_sleep_made_on_one_thread_is_woken_and_dropped_on_another() {
-        let sleep = std::thread::spawn(|| CoarseSleep::until(Instant::now() + Duration::from_millis(50)))
+        /// A waker that says it was woken.
+        struct Told(std::sync::mpsc::SyncSender<()>);
+        impl std::task::Wake for Told {
+            fn wake(self: Arc<Self>) {
+                let _ = self.0.try_send(());
+            }
+        }
+        let mut sleep = std::thread::spawn(|| CoarseSleep::until(Instant::now() + Duration::from_millis(50)))
             .join()
             .unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        runtime.block_on(sleep);
+        let (told, woken) = std::sync::mpsc::sync_channel(1);
+        let waker = Waker::from(Arc::new(Told(told)));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        woken
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the timer thread wakes the sleep's waker");
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_ready());
+        // Dropped here, out of the ended thread's shard.
+        drop(sleep);
     }
 }
