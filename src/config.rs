@@ -49,6 +49,12 @@ pub struct Config {
     pub(crate) upstream_timeout: Duration,
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) upstream_ca_file: Option<PathBuf>,
+    /// Let client fields with `_` in their names through
+    /// (`upstream.underscores_in_headers`).
+    pub(crate) underscores_in_headers: bool,
+    /// The protocols a request may upgrade to (`upstream.upgrades`),
+    /// lower case.
+    pub(crate) upgrades: Vec<String>,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) token_ttl_secs: u64,
     pub(crate) refresh_ttl_secs: u64,
@@ -58,6 +64,12 @@ pub struct Config {
     pub(crate) persist_interval: Duration,
     pub(crate) store: StoreConfig,
     pub(crate) public_paths: Vec<String>,
+    /// Hosts a sign-in may return to besides the gateway's own origin
+    /// (`auth.return_hosts`), lower case; `.example.com` covers its
+    /// subdomains.
+    pub(crate) return_hosts: Vec<String>,
+    /// The session cookie's `Domain` (`auth.cookie_domain`).
+    pub(crate) cookie_domain: Option<String>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) throttle: ThrottleConfig,
     pub(crate) limits: Limits,
@@ -105,6 +117,8 @@ pub(crate) struct Route {
     pub(crate) upstream: Upstream,
     pub(crate) policy: Policy,
     pub(crate) strip_prefix: bool,
+    /// The protocols a request on this route may upgrade to.
+    pub(crate) upgrades: Vec<String>,
 }
 
 /// Who may use a route.
@@ -140,18 +154,21 @@ impl Route {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || self.path_prefix == "/")
     }
 
-    /// `path` as the route's upstream sees it.
+    /// `path` as the route's upstream sees it: with `strip_prefix`, the
+    /// prefix's segments taken off (segment by segment, so a prefix
+    /// segment carrying `;` parameters goes whole).
     pub(crate) fn upstream_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
-        match self.strip_prefix {
-            true => {
-                let rest = &path[self.path_prefix.trim_end_matches('/').len().min(path.len())..];
-                if rest.starts_with('/') {
-                    rest.into()
-                } else {
-                    format!("/{rest}").into()
-                }
-            }
-            false => path.into(),
+        if !self.strip_prefix {
+            return path.into();
+        }
+        let mut rest = path;
+        for _ in self.path_prefix.split('/').filter(|s| !s.is_empty()) {
+            let segment = rest.trim_start_matches('/');
+            rest = segment.find('/').map_or("", |at| &segment[at..]);
+        }
+        match rest.is_empty() {
+            true => "/".into(),
+            false => rest.into(),
         }
     }
 }
@@ -315,6 +332,9 @@ struct RawUpstream {
     connect_timeout_secs: Option<Spanned<u64>>,
     timeout_secs: Option<Spanned<u64>>,
     ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    underscores_in_headers: bool,
+    upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -341,6 +361,9 @@ struct RawAuth {
     max_failures_per_address: Option<Spanned<u64>>,
     failure_window_secs: Option<Spanned<u64>>,
     throttle_max_entries: Option<Spanned<u64>>,
+    #[serde(default)]
+    return_hosts: Vec<Spanned<String>>,
+    cookie_domain: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -363,6 +386,7 @@ struct RawRoute {
     allowed_users: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     strip_prefix: bool,
+    upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -461,7 +485,12 @@ impl Checker<'_> {
         Ok(url)
     }
 
-    fn routes(&self, raw: Vec<Spanned<RawRoute>>, users: &[UserConfig]) -> Result<Vec<Route>, Error> {
+    fn routes(
+        &self,
+        raw: Vec<Spanned<RawRoute>>,
+        users: &[UserConfig],
+        default_upgrades: &[String],
+    ) -> Result<Vec<Route>, Error> {
         raw.into_iter()
             .map(|route| {
                 let span = route.span();
@@ -501,7 +530,18 @@ impl Checker<'_> {
                 if route.strip_prefix && path_prefix == "/" {
                     return self.fail(&span, "strip_prefix needs a path_prefix other than /");
                 }
-                Ok(Route { host: route.host.map(|h| h.to_ascii_lowercase()), path_prefix, upstream, policy, strip_prefix: route.strip_prefix })
+                let upgrades = match &route.upgrades {
+                    Some(list) => self.upgrades(list)?,
+                    None => default_upgrades.to_vec(),
+                };
+                Ok(Route {
+                    host: route.host.map(|h| h.to_ascii_lowercase()),
+                    path_prefix,
+                    upstream,
+                    policy,
+                    strip_prefix: route.strip_prefix,
+                    upgrades,
+                })
             })
             .collect()
     }
@@ -907,6 +947,78 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// `upgrades`: protocol names a request may upgrade to. `h2c` never:
+    /// a tunnel to an upstream's HTTP/2 would carry requests the gateway
+    /// never checked.
+    fn upgrades(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, Error> {
+        raw.iter()
+            .map(|entry| {
+                let text = entry.get_ref().to_ascii_lowercase();
+                if text == "h2c" {
+                    return self.fail(
+                        &entry.span(),
+                        "upgrades: h2c is never forwarded (requests inside the tunnel would skip the sign-in check)",
+                    );
+                }
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    return self.fail(
+                        &entry.span(),
+                        format!("upgrades: {:?} is not a protocol name (like \"websocket\")", entry.get_ref()),
+                    );
+                }
+                Ok(text)
+            })
+            .collect()
+    }
+
+    /// `auth.return_hosts`: `host`, `host:port`, or `.domain` for every
+    /// host under it.
+    fn return_hosts(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
+        raw.into_iter()
+            .map(|entry| {
+                let text = entry.get_ref().to_ascii_lowercase();
+                let bare = text.strip_prefix('.').unwrap_or(&text);
+                let parsed = Url::parse(&format!("http://{bare}/")).ok().filter(|url| {
+                    let host = url.host_str().unwrap_or_default();
+                    let written = match url.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host.to_owned(),
+                    };
+                    written == bare && url.username().is_empty()
+                });
+                if parsed.is_none() || (text.starts_with('.') && bare.contains(':')) {
+                    return self.fail(
+                        &entry.span(),
+                        format!(
+                            "auth.return_hosts: {:?} must be a host (\"app.example.com\"), a host and port, or \".example.com\" for every host under it",
+                            entry.get_ref()
+                        ),
+                    );
+                }
+                Ok(text)
+            })
+            .collect()
+    }
+
+    fn cookie_domain(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, Error> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = raw.get_ref().trim_start_matches('.').to_ascii_lowercase();
+        let ok = !text.is_empty()
+            && text.contains('.')
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !text.split('.').any(str::is_empty);
+        if !ok {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "auth.cookie_domain = {:?} must be a domain name like \"example.com\" (no scheme, port or path)",
+                    raw.get_ref()
+                ),
+            );
+        }
+        Ok(Some(text))
+    }
+
     fn public_paths(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
         raw.into_iter()
             .map(|path| {
@@ -977,6 +1089,11 @@ impl Config {
             .as_ref()
             .and_then(|u| u.get_ref().ca_file.as_ref())
             .map(|path| relative_to(file, path.get_ref()));
+        let underscores_in_headers = raw.upstream.as_ref().is_some_and(|u| u.get_ref().underscores_in_headers);
+        let upgrades = match raw.upstream.as_ref().and_then(|u| u.get_ref().upgrades.as_ref()) {
+            Some(list) => check.upgrades(list)?,
+            None => vec!["websocket".to_owned()],
+        };
         let (upstream, upstream_connect_timeout, upstream_timeout) = check.upstream(raw.upstream)?;
         let tls = check.tls(raw.server.tls_cert, raw.server.tls_key)?;
         let token_ttl_secs = check.seconds("tokens.ttl_secs", raw.tokens.ttl_secs, 3600)?;
@@ -1015,6 +1132,8 @@ impl Config {
             30,
         )?);
         let public_paths = check.public_paths(raw.auth.public_paths)?;
+        let return_hosts = check.return_hosts(raw.auth.return_hosts)?;
+        let cookie_domain = check.cookie_domain(raw.auth.cookie_domain)?;
         let trusted_proxies = check.trusted_proxies(raw.server.trusted_proxies)?;
         let throttle = ThrottleConfig {
             max_failures_per_user: check.count(
@@ -1071,7 +1190,7 @@ impl Config {
             .templates_dir
             .map(|dir| relative_to(file, dir.get_ref()));
         let users = check.users(raw.users)?;
-        let routes = check.routes(raw.routes, &users)?;
+        let routes = check.routes(raw.routes, &users, &upgrades)?;
         let clients = check.clients(raw.clients)?;
         let config = Self {
             source: file.to_path_buf(),
@@ -1083,6 +1202,8 @@ impl Config {
             upstream_connect_timeout,
             upstream_timeout,
             upstream_ca_file,
+            underscores_in_headers,
+            upgrades,
             tls,
             token_ttl_secs,
             refresh_ttl_secs,
@@ -1092,6 +1213,8 @@ impl Config {
             persist_interval,
             store,
             public_paths,
+            return_hosts,
+            cookie_domain,
             trusted_proxies,
             throttle,
             limits,

@@ -30,25 +30,36 @@ pub(crate) struct Presented<'a> {
     pub(crate) source: Source,
 }
 
+/// A query that holds more than one key an upstream could read as
+/// `access_token` (however it is encoded, with `&` or `;` between pairs):
+/// which one authenticated would be anybody's guess, so the request is
+/// refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AmbiguousQueryToken;
+
 /// The credential a request carries, if any. A malformed one (wrong
 /// characters, too long) counts as presented but can never match.
-pub(crate) fn find<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<Presented<'a>> {
+pub(crate) fn find<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Result<Option<Presented<'a>>, AmbiguousQueryToken> {
+    let from_query = match uri.query() {
+        Some(query) => query_token(query)?,
+        None => None,
+    };
     if let Some(token) = headers.get(header::AUTHORIZATION).and_then(bearer_token) {
-        return Some(Presented {
+        return Ok(Some(Presented {
             token: Cow::Borrowed(token),
             source: Source::Header,
-        });
+        }));
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
-        return Some(Presented {
+        return Ok(Some(Presented {
             token: Cow::Borrowed(token),
             source: Source::Cookie,
-        });
+        }));
     }
-    query_token(uri.query()?).map(|token| Presented {
+    Ok(from_query.map(|token| Presented {
         token,
         source: Source::Query,
-    })
+    }))
 }
 
 /// The token in an `Authorization: Bearer <token>` value (the scheme is
@@ -86,30 +97,56 @@ const B64TOKEN: [bool; 256] = {
     table
 };
 
-fn query_token(query: &str) -> Option<Cow<'_, str>> {
-    if !query.contains("access_token=") {
-        return None;
-    }
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == "access_token")
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
+const ACCESS_TOKEN: &str = "access_token";
+
+/// Whether a query could hold the `access_token` key at all: most queries
+/// hold neither the key as written nor an escape that could spell it.
+fn may_hold_token_key(query: &str) -> bool {
+    query.contains(ACCESS_TOKEN) || query.contains('%')
 }
 
-/// `uri` without its `access_token` query parameter, or `None` if it has
-/// none. The token must never reach the upstream or its logs.
+/// Whether a query pair's key, form-decoded, is `access_token`.
+fn is_token_key(pair: &str) -> bool {
+    let key = pair.split('=').next().unwrap_or("");
+    match key.contains(['%', '+']) {
+        false => key == ACCESS_TOKEN,
+        true => form_urlencoded::parse(key.as_bytes())
+            .next()
+            .is_some_and(|(decoded, _)| decoded == ACCESS_TOKEN),
+    }
+}
+
+/// The query's `access_token` (its key compared decoded, as an
+/// upstream's query parser reads it), refusing a query with more than
+/// one such key (pairs split at `&` or at `;`, as some parsers do).
+fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, AmbiguousQueryToken> {
+    if !may_hold_token_key(query) {
+        return Ok(None);
+    }
+    let keys = query.split(['&', ';']).filter(|pair| is_token_key(pair)).count();
+    if keys == 0 {
+        return Ok(None);
+    }
+    let pair = query.split('&').find(|pair| is_token_key(pair));
+    match (keys, pair) {
+        (1, Some(pair)) => Ok(form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .map(|(_, value)| value)
+            .filter(|value| !value.is_empty())
+            .map(|value| Cow::Owned(value.into_owned()))),
+        _ => Err(AmbiguousQueryToken),
+    }
+}
+
+/// `uri` without its `access_token` query parameter (its key compared
+/// decoded), or `None` if it has none. The token must never reach the
+/// upstream or its logs.
 pub(crate) fn without_query_token(uri: &Uri) -> Option<Uri> {
     let query = uri.query()?;
-    if !query
-        .split('&')
-        .any(|pair| pair.split('=').next() == Some("access_token"))
-    {
+    if !may_hold_token_key(query) || !query.split('&').any(is_token_key) {
         return None;
     }
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| pair.split('=').next() != Some("access_token"))
-        .collect();
+    let kept: Vec<&str> = query.split('&').filter(|pair| !is_token_key(pair)).collect();
     let path_and_query = if kept.is_empty() {
         uri.path().to_owned()
     } else {
@@ -144,11 +181,11 @@ mod tests {
     fn header_wins_over_cookie_and_query() {
         let mut headers = HeaderMap::new();
         let uri: Uri = "/x?access_token=q".parse().unwrap();
-        assert_eq!(find(&headers, &uri).unwrap().source, Source::Query);
+        assert_eq!(find(&headers, &uri).unwrap().unwrap().source, Source::Query);
         headers.insert(header::COOKIE, format!("{SESSION_COOKIE}=c").parse().unwrap());
-        assert_eq!(find(&headers, &uri).unwrap().token, "c");
+        assert_eq!(find(&headers, &uri).unwrap().unwrap().token, "c");
         headers.insert(header::AUTHORIZATION, "bearer h".parse().unwrap());
-        let found = find(&headers, &uri).unwrap();
+        let found = find(&headers, &uri).unwrap().unwrap();
         assert_eq!((found.token.as_ref(), found.source), ("h", Source::Header));
     }
 
@@ -184,6 +221,30 @@ mod tests {
         assert_eq!(without_query_token(&uri).unwrap(), "/a");
         let uri: Uri = "/a?my_access_token=t".parse().unwrap();
         assert!(without_query_token(&uri).is_none());
+        let uri: Uri = "/a?x=access_token=&acc%65ss_token=t&access%5Ftoken".parse().unwrap();
+        assert_eq!(without_query_token(&uri).unwrap(), "/a?x=access_token=");
+    }
+
+    #[test]
+    fn the_token_key_is_compared_decoded_and_only_once() {
+        let token = |query: &str| query_token(query).map(|t| t.map(Cow::into_owned));
+        assert_eq!(token("a=1&b=2"), Ok(None));
+        assert_eq!(token("x=access_token="), Ok(None));
+        assert_eq!(token("acc%65ss_token=t"), Ok(Some("t".to_owned())));
+        assert_eq!(token("%61ccess%5Ftoken=t&y=1"), Ok(Some("t".to_owned())));
+        assert_eq!(token("access_token="), Ok(None), "empty: no credential");
+        for ambiguous in [
+            "access_token=a&access_token=b",
+            "access_token=a&acc%65ss_token=b",
+            "access_token=a&x=1;access_token=b",
+            "x=1;access_token=a",
+            "access_token=a&access_token=",
+        ] {
+            assert_eq!(token(ambiguous), Err(AmbiguousQueryToken), "{ambiguous}");
+        }
+        let headers = HeaderMap::new();
+        let uri: Uri = "/x?access_token=a&acc%65ss_token=b".parse().unwrap();
+        assert_eq!(find(&headers, &uri).unwrap_err(), AmbiguousQueryToken);
     }
 
     #[test]

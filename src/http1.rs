@@ -103,6 +103,8 @@ pub(crate) struct Connection {
     head_request: bool,
     /// The request in progress asks for a protocol upgrade.
     upgrade: bool,
+    /// How far `read` has been searched for the end of an answer's head.
+    head_scanned: usize,
 }
 
 /// Where a connection's exchange is.
@@ -163,6 +165,7 @@ impl Connection {
             stage: Stage::Idle,
             head_request: false,
             upgrade: false,
+            head_scanned: 0,
         }
     }
 
@@ -358,7 +361,11 @@ impl Connection {
                 Poll::Ready(Ok(_)) => {}
             }
             loop {
-                match response_head(&self.read) {
+                let head = head_end(&self.read, &mut self.head_scanned).and_then(|end| match end {
+                    Some(end) => Ok(Some((end, response_status(&self.read[..end])?))),
+                    None => Ok(None),
+                });
+                match head {
                     Ok(Some((len, status)))
                         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS =>
                     {
@@ -384,8 +391,10 @@ impl Connection {
         };
         loop {
             // Scoped to this block, so that the parsed head is not kept in
-            // the future's state across the read below.
-            if !self.read.is_empty() {
+            // the future's state across the read below. Parsed once it is
+            // all there: each read's bytes are searched for its end once.
+            let end = head_end(&self.read, &mut self.head_scanned).map_err(Failure::answered)?;
+            if end.is_some() {
                 let parsed = parse_head(&mut self.read, head, headers).map_err(Failure::answered)?;
                 if let Some((parts, framing, keep_alive)) = parsed {
                     if parts.status.is_informational() {
@@ -401,6 +410,7 @@ impl Connection {
                     self.stage = Stage::Idle;
                     let body = BodyReader {
                         framing,
+                        scanned: 0,
                         keep_alive: keep_alive && reusable,
                     };
                     return Ok(Head { parts, body });
@@ -498,15 +508,47 @@ fn write_field(out: &mut Vec<u8>, name: &str, value: &HeaderValue) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The length and status of a complete response head at the start of
-/// `buf`, if there is one.
-fn response_head(buf: &[u8]) -> io::Result<Option<(usize, StatusCode)>> {
+/// Where the response head at the start of `read` ends (past its blank
+/// line), if it is all there. Every line must end in CRLF: a bare LF is
+/// refused (RFC 9112 §2.2 allows it), as it would split one field in two
+/// for a client that reads it as a line end. `scanned` keeps how far
+/// earlier calls looked, so that each byte is looked at once however many
+/// reads the head takes.
+fn head_end(read: &[u8], scanned: &mut usize) -> io::Result<Option<usize>> {
+    let mut at = (*scanned).min(read.len());
+    while let Some(offset) = memchr::memchr(b'\n', &read[at..]) {
+        let lf = at + offset;
+        if lf == 0 || read[lf - 1] != b'\r' {
+            return Err(invalid("bare LF in the response head"));
+        }
+        if lf >= 3 && read[lf - 3] == b'\r' && read[lf - 2] == b'\n' {
+            *scanned = 0;
+            return Ok(Some(lf + 1));
+        }
+        at = lf + 1;
+    }
+    if read.len() > MAX_HEAD {
+        return Err(invalid("response head too large"));
+    }
+    // A CR last may yet be followed by its LF: looked at again then.
+    *scanned = read.len();
+    Ok(None)
+}
+
+/// The status of the complete response head `head`.
+fn response_status(head: &[u8]) -> io::Result<StatusCode> {
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let Some((len, parsed)) = parse_fields(buf, &mut fields)? else {
-        return Ok(None);
-    };
-    let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(invalid)?;
-    Ok(Some((len, status)))
+    let (_, parsed) = parse_fields(head, &mut fields)?.ok_or_else(|| invalid("incomplete response head"))?;
+    status_of(parsed.code)
+}
+
+/// A response's status, which must be 100 to 599 (RFC 9110 §15): a code
+/// outside that range means nothing to a client.
+fn status_of(code: Option<u16>) -> io::Result<StatusCode> {
+    match code {
+        Some(code @ 100..=599) => StatusCode::from_u16(code).map_err(invalid),
+        _ => Err(invalid("response status outside 100-599")),
+    }
 }
 
 /// Takes a complete response head from the start of `read`: its parts,
@@ -528,7 +570,7 @@ fn parse_head(
     if len > MAX_HEAD {
         return Err(invalid("response head too large"));
     }
-    let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(invalid)?;
+    let status = status_of(parsed.code)?;
     let version = if parsed.version == Some(1) {
         Version::HTTP_11
     } else {
@@ -604,9 +646,12 @@ struct Facts {
     named: Option<Vec<HeaderName>>,
 }
 
-/// Hop-by-hop field names (RFC 9110 §7.6.1): never forwarded, either way.
-const HOP_BY_HOP: [&str; 9] = [
+/// Hop-by-hop field names (RFC 9110 §7.6.1, and `HTTP2-Settings`, which
+/// only means something with an `h2c` upgrade): never forwarded, either
+/// way.
+const HOP_BY_HOP: [&str; 10] = [
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
@@ -753,12 +798,13 @@ enum Decoded {
 }
 
 impl Chunked {
-    /// Decodes from the start of `read`, consuming what it uses.
-    fn decode(&mut self, read: &mut BytesMut) -> io::Result<Decoded> {
+    /// Decodes from the start of `read`, consuming what it uses;
+    /// `scanned` keeps how far a line not yet whole has been searched.
+    fn decode(&mut self, read: &mut BytesMut, scanned: &mut usize) -> io::Result<Decoded> {
         loop {
             match self {
                 Chunked::Size => {
-                    let Some(line_end) = line_end(read, MAX_CHUNK_LINE)? else {
+                    let Some(line_end) = line_end(read, MAX_CHUNK_LINE, scanned)? else {
                         return Ok(Decoded::NeedMore);
                     };
                     let line = &read[..line_end];
@@ -802,14 +848,17 @@ impl Chunked {
                     *self = Chunked::Size;
                 }
                 Chunked::Trailers(seen) => {
-                    let Some(line_end) = line_end(read, MAX_TRAILERS - *seen)? else {
+                    // What is left of the bound: once it is spent, only
+                    // the empty line that ends the section may come.
+                    let left = MAX_TRAILERS.saturating_sub(*seen);
+                    let Some(line_end) = line_end(read, left, scanned)? else {
                         return Ok(Decoded::NeedMore);
                     };
                     read.advance(line_end + 2);
                     if line_end == 0 {
                         return Ok(Decoded::End);
                     }
-                    *seen += line_end + 2;
+                    *seen = seen.saturating_add(line_end + 2);
                 }
             }
         }
@@ -817,14 +866,28 @@ impl Chunked {
 }
 
 /// Where the CRLF ending the line at the start of `read` is, if it is
-/// there; an error past `max` bytes or for a bare LF.
-fn line_end(read: &[u8], max: usize) -> io::Result<Option<usize>> {
-    match read.iter().take(max.saturating_add(2)).position(|&b| b == b'\n') {
-        Some(0) => Err(invalid("bare LF in chunked framing")),
-        Some(lf) if read[lf - 1] == b'\r' => Ok(Some(lf - 1)),
-        Some(_) => Err(invalid("bare LF in chunked framing")),
-        None if read.len() > max.saturating_add(2) => Err(invalid("chunked framing line too long")),
-        None => Ok(None),
+/// there; an error for a bare LF, or if no line end comes within `max`
+/// bytes and its CRLF. `scanned` keeps how far earlier calls looked
+/// (back to `0` once the line is found), so that a line that comes in
+/// many reads is searched once.
+fn line_end(read: &[u8], max: usize, scanned: &mut usize) -> io::Result<Option<usize>> {
+    let bound = max.saturating_add(2);
+    let limit = bound.min(read.len());
+    let from = (*scanned).min(limit);
+    match memchr::memchr(b'\n', &read[from..limit]) {
+        Some(offset) => {
+            let lf = from + offset;
+            *scanned = 0;
+            match lf.checked_sub(1).map(|cr| read[cr]) {
+                Some(b'\r') => Ok(Some(lf - 1)),
+                _ => Err(invalid("bare LF in chunked framing")),
+            }
+        }
+        None if read.len() > bound => Err(invalid("chunked framing line too long")),
+        None => {
+            *scanned = limit;
+            Ok(None)
+        }
     }
 }
 
@@ -832,6 +895,8 @@ fn line_end(read: &[u8], max: usize) -> io::Result<Option<usize>> {
 #[derive(Debug)]
 pub(crate) struct BodyReader {
     framing: Framing,
+    /// How far a chunked body's line not yet whole has been searched.
+    scanned: usize,
     /// The connection may carry another exchange once this body is read.
     keep_alive: bool,
 }
@@ -895,7 +960,7 @@ impl BodyReader {
                     }
                     return Poll::Ready(Some(Ok(connection.read.split().freeze())));
                 }
-                Framing::Chunked(chunked) => match chunked.decode(&mut connection.read)? {
+                Framing::Chunked(chunked) => match chunked.decode(&mut connection.read, &mut self.scanned)? {
                     Decoded::Data(data) => return Poll::Ready(Some(Ok(data))),
                     Decoded::End => self.framing = Framing::Done,
                     Decoded::NeedMore => {
@@ -976,12 +1041,13 @@ mod tests {
     /// what it left unread.
     fn decode_in_pieces(wire: &[u8], pieces: &[usize]) -> io::Result<(Vec<u8>, bool, Vec<u8>)> {
         let mut decoder = Chunked::Size;
+        let mut scanned = 0;
         let mut read = BytesMut::new();
         let mut fed = 0;
         let mut sizes = pieces.iter().copied().cycle();
         let mut data = Vec::new();
         loop {
-            match decoder.decode(&mut read)? {
+            match decoder.decode(&mut read, &mut scanned)? {
                 Decoded::Data(bytes) => data.extend_from_slice(&bytes),
                 Decoded::End => return Ok((data, true, read.to_vec())),
                 Decoded::NeedMore if fed == wire.len() => return Ok((data, false, read.to_vec())),
@@ -1035,6 +1101,64 @@ mod tests {
         }
         let endless_extension = [&b"5;"[..], &[b'x'; MAX_CHUNK_LINE + 8]].concat();
         assert!(decode_in_pieces(&endless_extension, &[512]).is_err());
+    }
+
+    #[test]
+    fn a_trailer_section_past_its_bound_is_refused_whatever_its_lines() {
+        for line in [MAX_TRAILERS - 2, MAX_TRAILERS - 1, MAX_TRAILERS, MAX_TRAILERS + 1] {
+            let mut wire = b"2\r\nok\r\n0\r\n".to_vec();
+            wire.extend(std::iter::repeat_n(b'a', line));
+            wire.extend_from_slice(b"\r\n");
+            wire.extend(std::iter::repeat_n(b'b', 256 * 1024));
+            let outcome = decode_in_pieces(&wire, &[4096]);
+            assert!(outcome.is_err(), "a {line}-byte trailer line then no line end");
+        }
+        // Within the bound, a trailer section ends as it should.
+        let mut wire = b"0\r\n".to_vec();
+        wire.extend(std::iter::repeat_n(b'a', MAX_TRAILERS - 4));
+        wire.extend_from_slice(b"\r\n\r\n");
+        assert!(decode_in_pieces(&wire, &[1000]).unwrap().1);
+    }
+
+    #[test]
+    fn a_line_that_comes_in_many_reads_is_searched_once() {
+        let mut read = BytesMut::new();
+        let mut scanned = 0;
+        for n in 1..=100 {
+            read.extend_from_slice(&[b'a'; 10]);
+            assert_eq!(line_end(&read, MAX_CHUNK_LINE, &mut scanned).unwrap(), None);
+            assert_eq!(scanned, n * 10, "what was searched is not searched again");
+        }
+        read.extend_from_slice(b"\r\n");
+        assert_eq!(line_end(&read, MAX_CHUNK_LINE, &mut scanned).unwrap(), Some(1000));
+        assert_eq!(scanned, 0);
+
+        let mut head = BytesMut::new();
+        let mut scanned = 0;
+        for piece in [&b"HTTP/1.1 200 OK\r"[..], b"\nA: b\r\n", b"\r", b"\n"] {
+            let before = scanned;
+            let end = head_end(&head, &mut scanned).unwrap();
+            assert!(end.is_none() && scanned >= before);
+            head.extend_from_slice(piece);
+        }
+        assert_eq!(head_end(&head, &mut scanned).unwrap(), Some(head.len()));
+    }
+
+    #[test]
+    fn a_response_head_with_a_bare_lf_or_an_odd_status_is_refused() {
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: pwn=1\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\n\n",
+            b"HTTP/1.1 200 OK\r\n\n",
+        ] {
+            assert!(head_end(bad, &mut 0).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        for code in [0, 99, 600, 999] {
+            assert!(status_of(Some(code)).is_err(), "{code}");
+        }
+        for code in [100, 101, 200, 599] {
+            assert_eq!(status_of(Some(code)).unwrap().as_u16(), code);
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::client_fields;
 use crate::config::{Config, Policy};
 use crate::credential::{self, Source};
 use crate::error::Error;
@@ -62,16 +63,6 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// one the gateway wrote itself (a sign-in page, a 401, a redirect).
 pub type AuthBody<B> = Either<B, OwnBody>;
 
-/// Headers that only the gateway may set: removed from every request
-/// before anything else looks at it.
-const IDENTITY_HEADERS: [HeaderName; 6] = [
-    HeaderName::from_static("x-forwarded-user"),
-    HeaderName::from_static("x-forwarded-email"),
-    HeaderName::from_static("x-forwarded-scope"),
-    HeaderName::from_static("x-auth-request-user"),
-    HeaderName::from_static("x-auth-request-email"),
-    HeaderName::from_static("x-auth-request-access-token"),
-];
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
@@ -201,7 +192,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        normalize_uri(&mut req);
+        let original = normalize_uri(&mut req);
         if oauth::is_own_endpoint(req.uri().path()) {
             if let Some(client) = self.client {
                 req.extensions_mut().insert(client);
@@ -209,8 +200,18 @@ where
             let state = self.shared.load_full();
             return ResponseFuture::own(Box::pin(oauth::handle(state, req)));
         }
-        remove_identity_headers(req.headers_mut());
         let state = self.shared.load();
+        let found = client_fields::sanitize(req.headers_mut(), state.config.underscores_in_headers);
+        if found.repeated_authorization {
+            return ResponseFuture::ready(bad_request(
+                &state,
+                &req,
+                "The request carries more than one Authorization field; send one.",
+            ));
+        }
+        if let Some(original) = original {
+            req.extensions_mut().insert(original);
+        }
         match check(&state, &mut req) {
             Verdict::Forward(session) => ResponseFuture::inner(forward(&mut self.inner, req, session)),
             Verdict::Answer(response) => ResponseFuture::ready(response),
@@ -236,18 +237,6 @@ where
     }
 }
 
-/// Removes the headers only the gateway may set. Almost no request
-/// carries one: one pass over the names it has, instead of a lookup for
-/// each identity header.
-fn remove_identity_headers(headers: &mut http::HeaderMap) {
-    if !headers.keys().any(|name| IDENTITY_HEADERS.contains(name)) {
-        return;
-    }
-    for name in &IDENTITY_HEADERS {
-        headers.remove(name);
-    }
-}
-
 /// The `[[routes]]` entry a request takes (its index), set by the layer
 /// for the gateway's upstream service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,12 +251,20 @@ fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .or(req.uri().host());
-        if let Some((index, route)) = state.config.route_for(host, req.uri().path()) {
+        let path = paths::without_params(req.uri().path());
+        if let Some((index, route)) = state.config.route_for(host, &path) {
             public |= route.policy == Policy::Public;
             req.extensions_mut().insert(RouteIndex(index));
         }
     }
-    let found = credential::find(req.headers(), req.uri()).map(|presented| {
+    let Ok(found) = credential::find(req.headers(), req.uri()) else {
+        return Verdict::Answer(bad_request(
+            state,
+            req,
+            "The query carries access_token more than once; send it once.",
+        ));
+    };
+    let found = found.map(|presented| {
         let inject = (presented.source != Source::Header)
             .then(|| bearer_value(&presented.token))
             .flatten();
@@ -368,11 +365,24 @@ where
     }
 }
 
+/// A `400` for a request the gateway cannot read one way only.
+fn bad_request<B>(state: &AuthState, req: &Request<B>, description: &str) -> Response<OwnBody> {
+    oauth::error_for(state, req.headers(), StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
 /// No valid credential: a browser is sent to sign in, keeping the page it
-/// asked for; anything else gets a 401.
+/// asked for (as it asked for it, but for an `access_token`); anything
+/// else gets a 401.
 fn reject<B>(req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
     if is_browser_navigation(req.method(), req.headers()) {
-        let asked = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let original = req.extensions().get::<OriginalTarget>().and_then(|OriginalTarget(target)| {
+            let uri = Uri::from(target.clone());
+            Some(credential::without_query_token(&uri).unwrap_or(uri).path_and_query()?.clone())
+        });
+        let asked = match &original {
+            Some(target) => target.as_str(),
+            None => req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
+        };
         let location = format!(
             "{}?{}",
             oauth::AUTHORIZE_PATH,
@@ -397,27 +407,33 @@ fn unavailable<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
     )
 }
 
+/// The request's target as the client sent it, when the gateway
+/// normalized its path: a browser sent to sign in comes back to it.
+#[derive(Clone, Debug)]
+struct OriginalTarget(PathAndQuery);
+
 /// Rewrites the request's path to its normalized form, the one that is
-/// checked and the one the inner service sees.
-fn normalize_uri<B>(req: &mut Request<B>) {
+/// checked and the one the inner service sees; answers the target as sent
+/// when it changed it.
+fn normalize_uri<B>(req: &mut Request<B>) -> Option<OriginalTarget> {
     let path = req.uri().path();
     if !needs_normalizing(path) {
-        return;
+        return None;
     }
-    let Some(normal) = paths::normalize(path) else {
-        return;
-    };
+    let normal = paths::normalize(path)?;
+    if normal == path {
+        return None;
+    }
+    let original = req.uri().path_and_query().cloned().map(OriginalTarget);
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{normal}?{query}"),
         None => normal,
     };
     let mut parts = req.uri().clone().into_parts();
-    if let Ok(pq) = PathAndQuery::try_from(path_and_query) {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
-    }
+    let pq = PathAndQuery::try_from(path_and_query).ok()?;
+    parts.path_and_query = Some(pq);
+    *req.uri_mut() = Uri::from_parts(parts).ok()?;
+    original
 }
 
 /// A cheap test that lets the common, already-normal path skip the
@@ -494,6 +510,12 @@ where
                 // this session, to the response: no second copy.
                 if response.extensions().get::<Session>().is_none() {
                     response.extensions_mut().insert(session);
+                }
+                // One person's page: no shared cache may keep it for
+                // another, unless the service said how to cache it.
+                let headers = response.headers_mut();
+                if !headers.contains_key(header::CACHE_CONTROL) {
+                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
                 }
                 RouteKind::Authenticated
             }

@@ -44,8 +44,10 @@
 
 mod access_log;
 mod background;
+mod client_fields;
 mod coarse_timer;
 mod config;
+mod connection_watch;
 mod credential;
 mod csrf;
 mod directory;

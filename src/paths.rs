@@ -12,6 +12,10 @@ use percent_encoding::percent_decode_str;
 /// other escapes get upper-case hex, empty segments are merged, and `.` and
 /// `..` segments are resolved (never above the root). The gateway forwards
 /// this form, so the path it checks is the path the upstream sees.
+///
+/// A segment that is `.` or `..` once its `;` parameters are set aside
+/// (`..;x=y`, `%2e%2e;`, `..%3B`) is a dot segment too: Tomcat, Jetty and
+/// Spring strip the parameters before they resolve dots.
 pub(crate) fn normalize(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return None;
@@ -20,12 +24,12 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
     let trailing_slash = path.len() > 1 && (path.ends_with('/') || ends_with_dot_segment(path));
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let segment = decode_unreserved(raw);
-        match &*segment {
-            "." => {}
-            ".." => {
+        match dot_segment(&segment) {
+            Some(Dot::Current) => {}
+            Some(Dot::Parent) => {
                 segments.pop();
             }
-            _ => segments.push(segment),
+            None => segments.push(segment),
         }
     }
     let mut out = String::with_capacity(path.len());
@@ -41,7 +45,47 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
 
 fn ends_with_dot_segment(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or("");
-    matches!(&*decode_unreserved(last), "." | "..")
+    dot_segment(&decode_unreserved(last)).is_some()
+}
+
+enum Dot {
+    Current,
+    Parent,
+}
+
+/// Whether a segment (unreserved escapes decoded) is `.` or `..`, its `;`
+/// parameters set aside.
+fn dot_segment(segment: &str) -> Option<Dot> {
+    match without_segment_params(segment) {
+        "." => Some(Dot::Current),
+        ".." => Some(Dot::Parent),
+        _ => None,
+    }
+}
+
+/// A segment up to its first `;` (or `%3B`): what Tomcat and Jetty take
+/// for the segment's name.
+fn without_segment_params(segment: &str) -> &str {
+    let bytes = segment.as_bytes();
+    let end = (0..bytes.len())
+        .find(|&i| bytes[i] == b';' || (bytes[i] == b'%' && bytes[i + 1..].get(..2).is_some_and(|h| h.eq_ignore_ascii_case(b"3b"))))
+        .unwrap_or(bytes.len());
+    &segment[..end]
+}
+
+/// `path` with every segment's `;` parameters set aside, as the servers
+/// that strip them read it: what public paths and route prefixes are
+/// matched on, so that `/admin;x/secret` is under `/admin`.
+pub(crate) fn without_params(path: &str) -> Cow<'_, str> {
+    if memchr::memchr2(b';', b'%', path.as_bytes()).is_none() {
+        return Cow::Borrowed(path);
+    }
+    let stripped: Vec<&str> = path.split('/').map(without_segment_params).collect();
+    let joined = stripped.join("/");
+    match joined == path {
+        true => Cow::Borrowed(path),
+        false => Cow::Owned(joined),
+    }
 }
 
 /// Decodes `%XX` escapes of unreserved characters; other escapes stay,
@@ -90,11 +134,13 @@ fn has_ambiguous_escapes(normalized: &str) -> bool {
 
 /// Whether the normalized `path` is one of `public_paths` or beneath one,
 /// at a segment boundary (`/assets` covers `/assets` and `/assets/app.css`,
-/// not `/assetsx`).
+/// not `/assetsx`), its segments' `;` parameters set aside.
 pub(crate) fn is_public(path: &str, public_paths: &[String]) -> bool {
     if public_paths.is_empty() || has_ambiguous_escapes(path) {
         return false;
     }
+    let path = without_params(path);
+    let path = path.as_ref();
     public_paths.iter().any(|public| {
         path.strip_prefix(public.as_str())
             .is_some_and(|rest| rest.is_empty() || public.ends_with('/') || rest.starts_with('/'))
@@ -103,35 +149,57 @@ pub(crate) fn is_public(path: &str, public_paths: &[String]) -> bool {
 
 /// `target` if it is a path on the gateway's own origin that is safe to
 /// redirect a browser to after sign-in; `None` otherwise.
-///
-/// Refused: anything not starting with a single `/` (`//evil.example`,
-/// `/\evil.example`, `https://evil.example`), backslashes, whitespace and
-/// control characters, and the same tricks percent-encoded.
 pub(crate) fn safe_return_path(target: &str) -> Option<&str> {
-    if target.len() > 4096 || !looks_like_local_path(target) {
-        return None;
-    }
-    let mut decoded = Cow::Borrowed(target);
-    for _ in 0..3 {
-        let next = percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
-        if next == *decoded {
-            break;
-        }
-        if !looks_like_local_path(&next) {
-            return None;
-        }
-        decoded = Cow::Owned(next);
-    }
-    Some(target)
+    return_target(target, &[])
 }
 
-fn looks_like_local_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    bytes.first() == Some(&b'/')
-        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
-        && !path
-            .chars()
-            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+/// Where a browser may be sent back after signing in: `target` itself,
+/// byte for byte, if it is a path on the gateway's own origin or an
+/// absolute `http(s)` URL on one of `return_hosts` (`host`, `host:port`,
+/// or `.domain` for every host under it); `None` otherwise.
+///
+/// Only what could leave the origin is refused: a target that does not
+/// start with a single `/` (`//evil.example`, `/\evil.example`), the
+/// same tricks percent-encoded (the target is decoded up to three times,
+/// and tabs and line ends dropped as browsers drop them, before its start
+/// is looked at), backslashes, and raw whitespace or control characters,
+/// which no browser sends in a URL. Anything else a browser can ask for
+/// (encoded spaces, quotes, non-ASCII) comes back as it was.
+pub(crate) fn return_target<'a>(target: &'a str, return_hosts: &[String]) -> Option<&'a str> {
+    if target.len() > 8192 || target.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    if target.starts_with('/') {
+        let mut decoded = Cow::Borrowed(target);
+        for _ in 0..4 {
+            let seen: String = decoded.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+            if seen.starts_with("//") || seen.starts_with("/\\") {
+                return None;
+            }
+            let next = percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+            if next == *decoded {
+                break;
+            }
+            decoded = Cow::Owned(next);
+        }
+        return Some(target);
+    }
+    let url = url::Url::parse(target).ok()?;
+    let on_allowed_host = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.host_str().is_some_and(|host| is_return_host(host, url.port(), return_hosts));
+    on_allowed_host.then_some(target)
+}
+
+/// Whether `host` (with `port`, if the URL names one) is one of
+/// `return_hosts`.
+fn is_return_host(host: &str, port: Option<u16>, return_hosts: &[String]) -> bool {
+    let with_port = port.map(|port| format!("{host}:{port}"));
+    return_hosts.iter().any(|allowed| match allowed.strip_prefix('.') {
+        Some(domain) => host.strip_suffix(domain).is_some_and(|rest| rest.is_empty() || rest.ends_with('.')),
+        None => allowed == host || with_port.as_deref() == Some(allowed.as_str()),
+    })
 }
 
 #[cfg(test)]
@@ -178,7 +246,16 @@ mod tests {
 
     #[test]
     fn return_paths_stay_on_our_origin() {
-        for ok in ["/", "/app", "/app?x=1&y=%2F", "/a/b#frag"] {
+        for ok in [
+            "/",
+            "/app",
+            "/app?x=1&y=%2F",
+            "/a/b#frag",
+            "/app/reports?tab=2&q=a%20b",
+            "/a%09b?x=%0d%0a",
+            "/caf%C3%A9?q=%22quoted%22&r=%3Cb%3E",
+            "/a//b",
+        ] {
             assert_eq!(safe_return_path(ok), Some(ok), "{ok}");
         }
         for bad in [
@@ -195,8 +272,65 @@ mod tests {
             "/x\r\nSet-Cookie: a=b",
             "",
             "javascript:alert(1)",
+            "/%0a/evil.example",
+            "/%25%30%39/evil.example",
+            "/a b",
         ] {
             assert_eq!(safe_return_path(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn absolute_return_targets_must_name_an_allowed_host() {
+        let hosts = vec![
+            "app.example.com".to_owned(),
+            "127.0.0.1:8081".to_owned(),
+            ".corp.example".to_owned(),
+        ];
+        for ok in [
+            "https://app.example.com/reports?month=11&year=2026",
+            "http://app.example.com:9000/x",
+            "http://127.0.0.1:8081/a?b=c",
+            "https://wiki.corp.example/page",
+            "https://corp.example/",
+            "https://a.b.corp.example/",
+        ] {
+            assert_eq!(return_target(ok, &hosts), Some(ok), "{ok}");
+            assert_eq!(safe_return_path(ok), None, "{ok}: never without the list");
+        }
+        for bad in [
+            "https://evil.example/",
+            "https://app.example.com.evil.example/",
+            "https://user@app.example.com/",
+            "https://evil.example#@app.example.com",
+            "https://evil.example\\@app.example.com/",
+            "http://127.0.0.1:8082/",
+            "https://xcorp.example/",
+            "javascript://app.example.com/%0aalert(1)",
+            "ftp://app.example.com/",
+        ] {
+            assert_eq!(return_target(bad, &hosts), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_with_parameters_are_dot_segments() {
+        for (input, expected) in [
+            ("/public/..;/private", "/private"),
+            ("/public/..;x=y/private", "/private"),
+            ("/public/%2e%2e;/private", "/private"),
+            ("/public/..%3Bjsessionid=1/private", "/private"),
+            ("/public/.;x/private", "/public/private"),
+            ("/a/b/..;", "/a/"),
+            ("/a;x/b;y", "/a;x/b;y"),
+        ] {
+            assert_eq!(normalize(input).as_deref(), Some(expected), "{input}");
+        }
+        assert_eq!(without_params("/admin;x=1/secret;v=2"), "/admin/secret");
+        assert_eq!(without_params("/admin%3bx/secret"), "/admin/secret");
+        assert!(matches!(without_params("/plain/path"), Cow::Borrowed(_)));
+        let public = vec!["/public".to_owned()];
+        assert!(is_public("/public;jsessionid=1/app.js", &public));
+        assert!(!is_public("/publicx;y", &public));
     }
 }

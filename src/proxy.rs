@@ -56,13 +56,20 @@ struct ProxyInner {
     forwarded_proto: HeaderValue,
     timeout: Duration,
     trusted_proxies: Vec<IpNet>,
+    /// The protocols a request may upgrade to, lower case.
+    upgrades: Vec<String>,
 }
 
 impl Proxy {
     /// A proxy to `upstream` (an `http://` or, with the `tls` feature,
     /// `https://` origin) with the timeouts, forwarding headers, trusted
-    /// proxies and CA of `config`.
+    /// proxies, upgrades and CA of `config`.
     pub fn new(upstream: &Url, config: &Config) -> Result<Self, Error> {
+        Self::with_upgrades(upstream, config, config.upgrades.clone())
+    }
+
+    /// The same, for a route that allows its own `upgrades`.
+    pub(crate) fn with_upgrades(upstream: &Url, config: &Config, upgrades: Vec<String>) -> Result<Self, Error> {
         let https = config.terminates_tls() || config.public_url().is_some_and(|u| u.scheme() == "https");
         let forwarded_proto = if https { "https" } else { "http" };
         let scheme = if upstream.scheme() == "https" {
@@ -81,6 +88,7 @@ impl Proxy {
             forwarded_proto: HeaderValue::from_static(forwarded_proto),
             timeout: config.upstream_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
+            upgrades,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -101,7 +109,7 @@ impl ProxyInner {
         req: &mut Request<Incoming>,
         client: Option<&Client>,
     ) -> (bool, Option<Box<ForwardedFields>>) {
-        let upgrade = upgrade_asked(req.headers());
+        let upgrade = upgrade_asked(req.headers(), &self.upgrades);
         let peer = match client {
             Some(client) => Some(client.ip),
             None => req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip()),
@@ -177,17 +185,30 @@ impl ProxyInner {
 /// The client connection requests come on, as the proxy tells the
 /// upstream about it: its address, and that address as an
 /// `X-Forwarded-For` value, written once for all of its requests.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Client {
     ip: IpAddr,
     forwarded_for: HeaderValue,
+    /// Kept as long as a tunnel this connection upgraded to is open (the
+    /// server's connection slot).
+    keep_while_tunnelled: Option<KeepAlive>,
+}
+
+/// Whatever a tunnel keeps alive while it is open.
+pub(crate) type KeepAlive = Arc<dyn std::any::Any + Send + Sync>;
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("ip", &self.ip).finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    pub(crate) fn new(peer: std::net::SocketAddr) -> Self {
+    pub(crate) fn new(peer: std::net::SocketAddr, keep_while_tunnelled: Option<KeepAlive>) -> Self {
         Self {
             ip: peer.ip(),
             forwarded_for: address_header(peer.ip()),
+            keep_while_tunnelled,
         }
     }
 }
@@ -197,23 +218,41 @@ fn address_header(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(AddrText::of(ip).as_str()).expect("an address is a header value")
 }
 
-/// The protocol of an `Upgrade` the request asks for (with `Connection:
-/// upgrade`), such as `websocket`.
-fn upgrade_asked(headers: &HeaderMap) -> Option<HeaderValue> {
+/// The `Upgrade` the request asks for (with `Connection: upgrade`), such
+/// as `websocket`, cut to the protocols in `allowed` (names compared
+/// without their version, in any case); `None` if none is left. Any
+/// other upgrade, `h2c` above all (a tunnel to the upstream's HTTP/2,
+/// whose requests the gateway would never check), is not asked of the
+/// upstream: the request goes on as an ordinary one.
+fn upgrade_asked(headers: &HeaderMap, allowed: &[String]) -> Option<HeaderValue> {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    if !connection_upgrade {
+        return None;
+    }
+    let asked = headers.get(header::UPGRADE)?.to_str().ok()?;
+    let kept: Vec<&str> = asked
+        .split(',')
+        .map(str::trim)
+        .filter(|protocol| {
+            let name = protocol.split('/').next().unwrap_or("").trim();
+            !name.eq_ignore_ascii_case("h2c") && allowed.iter().any(|a| name.eq_ignore_ascii_case(a))
+        })
+        .collect();
+    match kept.len() {
+        0 => None,
+        _ if kept.len() == asked.split(',').count() => headers.get(header::UPGRADE).cloned(),
+        _ => HeaderValue::from_str(&kept.join(", ")).ok(),
+    }
 }
 
 /// Splices an upgraded client connection to the upgraded upstream
-/// connection, both ways, until either side closes.
-async fn splice(client: OnUpgrade, mut upstream: Upgraded) {
+/// connection, both ways, until either side closes; `_kept` lives as long.
+async fn splice(client: OnUpgrade, mut upstream: Upgraded, _kept: Option<KeepAlive>) {
     match client.await {
         Ok(client) => {
             let mut client = TokioIo::new(client);
@@ -230,8 +269,8 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most requests carry none: one pass over the names, and no
     // allocation unless `Connection` names some other header. (An
     // answer's are left out as it is read, in `crate::http1`.)
-    // At most the nine hop-by-hop names.
-    let mut present: [Option<HeaderName>; 9] = Default::default();
+    // At most the ten hop-by-hop names.
+    let mut present: [Option<HeaderName>; 10] = Default::default();
     for (slot, name) in present
         .iter_mut()
         .zip(headers.keys().filter(|name| is_hop_by_hop(name)))
@@ -300,7 +339,10 @@ impl Proxy {
     ) -> Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>> {
         let inner = &self.inner;
         let (upgrade, forwarded) = inner.rewrite(&mut req, client);
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.then(|| {
+            let kept = client.and_then(|c| c.keep_while_tunnelled.clone());
+            (hyper::upgrade::on(&mut req), kept)
+        });
         let extensions = std::mem::take(req.extensions_mut());
         let sending = inner.origin.clone().send(req, forwarded, link);
         Box::pin(Forwarding::new(
@@ -323,7 +365,7 @@ pin_project! {
         sending: F,
         // Until the answer's head (`upstream.timeout_secs`).
         deadline: CoarseSleep,
-        client_upgrade: Option<OnUpgrade>,
+        client_upgrade: Option<(OnUpgrade, Option<KeepAlive>)>,
         // The request's, for the response (see `Proxy`).
         extensions: Option<http::Extensions>,
         timeout: Duration,
@@ -334,7 +376,7 @@ impl<F> Forwarding<F> {
     fn new(
         sending: F,
         timeout: Duration,
-        client_upgrade: Option<OnUpgrade>,
+        client_upgrade: Option<(OnUpgrade, Option<KeepAlive>)>,
         extensions: Option<http::Extensions>,
     ) -> Self {
         Self {
@@ -366,9 +408,9 @@ where
             Ok(Ok(mut response)) => {
                 // The answer's hop-by-hop fields were left out as it was
                 // read (`crate::http1`), but for a `101`'s.
-                if let Some(client) = this.client_upgrade.take() {
+                if let Some((client, kept)) = this.client_upgrade.take() {
                     if let Some(upstream) = response.body_mut().take_upgraded() {
-                        tokio::spawn(splice(client, upstream));
+                        tokio::spawn(splice(client, upstream, kept));
                     }
                 }
                 response.map(Either::Left)
@@ -422,6 +464,28 @@ pub(crate) fn text_response(status: StatusCode, body: String) -> Response<ProxyB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_allowed_upgrades_are_asked_of_the_upstream() {
+        let allowed = vec!["websocket".to_owned()];
+        let asked = |upgrade: &str, connection: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::UPGRADE, HeaderValue::from_str(upgrade).unwrap());
+            headers.insert(header::CONNECTION, HeaderValue::from_str(connection).unwrap());
+            upgrade_asked(&headers, &allowed).map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(asked("websocket", "Upgrade").as_deref(), Some("websocket"));
+        assert_eq!(asked("WebSocket", "keep-alive, upgrade").as_deref(), Some("WebSocket"));
+        assert_eq!(asked("websocket", "keep-alive"), None, "no Connection: upgrade");
+        assert_eq!(asked("h2c", "Upgrade, HTTP2-Settings"), None);
+        assert_eq!(asked("anything/1.0", "Upgrade"), None);
+        assert_eq!(asked("h2c, websocket", "Upgrade").as_deref(), Some("websocket"));
+        let h2c_allowed = vec!["h2c".to_owned()];
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        assert_eq!(upgrade_asked(&headers, &h2c_allowed), None, "h2c never, whatever the list");
+    }
 
     #[test]
     fn connection_options_are_not_taken_for_header_names() {

@@ -19,13 +19,13 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use crate::coarse_timer::CoarseTimer;
+use crate::connection_watch::{self, Activity, Deadlines, Drain, TrackedBody};
 use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
 use crate::error::Error;
 use crate::forwarding::is_trusted;
@@ -60,9 +60,9 @@ enum Target {
 }
 
 impl Target {
-    fn new(upstream: &Upstream, config: &Config) -> Result<Self, Error> {
+    fn new(upstream: &Upstream, config: &Config, upgrades: &[String]) -> Result<Self, Error> {
         Ok(match upstream {
-            Upstream::Url(url) => Target::Proxy(Proxy::new(url, config)?),
+            Upstream::Url(url) => Target::Proxy(Proxy::with_upgrades(url, config, upgrades.to_vec())?),
             Upstream::Whoami => Target::Whoami(Whoami),
         })
     }
@@ -98,10 +98,10 @@ impl UpstreamService {
         let routes = config
             .routes
             .iter()
-            .map(|r| Ok((r.clone(), Target::new(&r.upstream, config)?)))
+            .map(|r| Ok((r.clone(), Target::new(&r.upstream, config, &r.upgrades)?)))
             .collect::<Result<_, Error>>()?;
         Ok(Self {
-            default: Target::new(config.upstream(), config)?,
+            default: Target::new(config.upstream(), config, &config.upgrades)?,
             routes,
             link: None,
             client: None,
@@ -109,11 +109,13 @@ impl UpstreamService {
     }
 
     /// This service for the client connection with `peer`, which keeps
-    /// the upstream connection its last request used for its next one.
-    fn for_connection(&self, peer: SocketAddr) -> Self {
+    /// the upstream connection its last request used for its next one;
+    /// `slot` is its connection slot, kept as long as any tunnel it
+    /// upgrades to (a WebSocket) is open too.
+    fn for_connection(&self, peer: SocketAddr, slot: Arc<OwnedSemaphorePermit>) -> Self {
         Self {
             link: Some(ConnectionLink::default()),
-            client: Some(Client::new(peer)),
+            client: Some(Client::new(peer, Some(slot))),
             ..self.clone()
         }
     }
@@ -426,8 +428,11 @@ impl Acceptor {
     /// Serves `connections` until they end or `shutdown` completes, then
     /// waits (up to 30 seconds) for the requests in flight.
     async fn serve_until(self: Arc<Self>, mut connections: Connections, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
+        let drain = Drain::new();
         let limits = self.config.limits.clone();
+        let deadlines = Deadlines {
+            idle_for: limits.header_read_timeout,
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -469,33 +474,49 @@ impl Acceptor {
                 tokio::spawn(refuse_connection(stream));
                 continue;
             };
+            // Held by the connection's service, and by any tunnel (a
+            // WebSocket) it upgrades to: a tunnel counts as a connection.
+            let slot = Arc::new(slot);
             let service = self
                 .layer
-                .layer(self.upstream.for_connection(peer))
+                .layer(self.upstream.for_connection(peer, slot))
                 .for_client(peer);
             let metrics = self.layer.metrics();
             let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
+            let activity = Activity::new();
             // One request at a time borrows it, for the moment of its call.
             let service = std::cell::RefCell::new(service);
             let access_log_to_stderr = self.access_log_to_stderr;
+            let seen = activity.clone();
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let stream = seen.request(req.version());
                 let record = Record {
                     metrics: Some(metrics.clone()),
                     access_log_to_stderr,
                 };
-                handle(&mut *service.borrow_mut(), peer, peer_trusted, record, req)
+                let handling = handle(&mut *service.borrow_mut(), peer, peer_trusted, record, req);
+                futures_util::FutureExt::map(handling, move |answer| {
+                    answer.map(|response| response.map(|body| TrackedBody::new(body, stream)))
+                })
             });
-            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let (builder, stopping) = (builder.clone(), drain.watcher());
             #[cfg(feature = "tls")]
             if let Some(acceptor) = self.tls.clone() {
                 let handshake_within = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    let _slot = slot;
                     match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let io = TokioIo::new(stream);
                             let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                            if let Err(err) = watcher.watch(connection).await {
+                            let ended = connection_watch::drive(
+                                connection,
+                                auto::UpgradeableConnection::graceful_shutdown,
+                                &activity,
+                                deadlines,
+                                stopping,
+                            )
+                            .await;
+                            if let Some(Err(err)) = ended {
                                 tracing::debug!(error = %err, %peer, "connection ended with an error");
                             }
                         }
@@ -515,7 +536,15 @@ impl Acceptor {
             });
             tokio::spawn(async move {
                 let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                if let Err(err) = watcher.watch(connection).await {
+                let ended = connection_watch::drive(
+                    connection,
+                    auto::UpgradeableConnection::graceful_shutdown,
+                    &activity,
+                    deadlines,
+                    stopping,
+                )
+                .await;
+                if let Some(Err(err)) = ended {
                     let timed_out = err
                         .downcast_ref::<hyper::Error>()
                         .is_some_and(hyper::Error::is_timeout);
@@ -530,13 +559,12 @@ impl Acceptor {
                 // Dropping the spare handle closes only it: an upgraded
                 // connection (WebSocket) lives on in its splice.
                 drop(spare);
-                drop(slot);
             });
         }
         drop(connections);
         tracing::info!("shutting down: finishing the requests in flight");
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = drain.finish() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(SHUTDOWN_GRACE) => {
                 tracing::warn!("gave up waiting for connections after {}s", SHUTDOWN_GRACE.as_secs());
             }

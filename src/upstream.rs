@@ -113,8 +113,9 @@ impl Origin {
     /// Sends `req` (origin-form target, `Host` set) on the connection the
     /// client connection `link` holds for this origin, else on an idle
     /// one, else on a new one. A body-less request that finds a reused
-    /// connection closed under it is sent once more on a new connection,
-    /// if it is idempotent or was not written.
+    /// connection closed under it is sent once more, the same head, on a
+    /// new connection, if it is idempotent or was not written. A request
+    /// with a body is never sent again: its failure is the answer, at once.
     ///
     /// An `async` block, not an `async fn`: an `async fn` would keep its
     /// request argument twice in its state.
@@ -139,6 +140,10 @@ impl Origin {
                 origin: self.clone(),
                 link,
             });
+            // Whether it could be sent again whole: only with no body (the
+            // gateway holds none of a body once it is sent, and a body
+            // read to its end reads as empty).
+            let body_less = req.body().is_end_stream();
             // Holds the request's fields once written, then the answer's.
             let mut fields = http::HeaderMap::new();
             let failure = match exchange
@@ -160,7 +165,7 @@ impl Origin {
                     .expect("an exchange has its connection");
                 let resend = reused
                     && failure.unanswered
-                    && req.body().is_end_stream()
+                    && body_less
                     && (failed.stage() == Stage::Sending || is_idempotent(req.method()));
                 if !resend {
                     return Err(SendError::Broken(failure.error));

@@ -32,6 +32,12 @@ impl<B> Service<Request<B>> for Whoami {
         for (name, value) in req.headers() {
             let _ = writeln!(text, "{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
         }
-        ready(Ok(text_response(StatusCode::OK, text)))
+        let mut response = text_response(StatusCode::OK, text);
+        // It shows the session's token: the browser must not keep it, or
+        // Back after signing out would show it again.
+        response
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        ready(Ok(response))
     }
 }

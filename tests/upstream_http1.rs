@@ -488,3 +488,233 @@ async fn a_request_a_reused_connection_drops_unanswered_is_sent_again_only_if_id
     assert!(seen.request(3).starts_with("POST /once "));
     assert_eq!(seen.requests.lock().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn a_request_whose_body_was_sent_is_never_sent_again_and_fails_at_once() {
+    // Reads the whole request, body and all, then closes without a word.
+    let read_then_closed = answer(b"").closing();
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let (addr, seen) = scripted_upstream(vec![ok(), read_then_closed.clone(), ok()]).await;
+        let toml = config_toml(addr, "").replace("timeout_secs = 2", "timeout_secs = 10");
+        let gateway = Gateway::start(&toml).await;
+        let token = password_grant(&gateway.url("/management/token"), "alice").await;
+        let client = api();
+        assert_eq!(get(&client, &gateway, &token, "/first").await.text().await.unwrap(), "ok");
+        let started = std::time::Instant::now();
+        let sent = client
+            .request(method.clone(), gateway.url("/item"))
+            .bearer_auth(&token)
+            .body("the body")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 502, "{method}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{method}: answered at once, not at the timeout: {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(seen.requests.lock().unwrap().len(), 2, "{method}: nothing was sent again");
+        let request = seen.request(1);
+        assert!(
+            request.starts_with(&format!("{method} /item HTTP/1.1\r\n")) && request.ends_with("the body"),
+            "{request:?}"
+        );
+        let next = get(&client, &gateway, &token, "/next").await;
+        assert_eq!(next.text().await.unwrap(), "ok");
+        assert!(seen.request(2).starts_with("GET /next HTTP/1.1\r\n"), "{:?}", seen.request(2));
+    }
+}
+
+#[tokio::test]
+async fn an_http2_request_with_a_streamed_body_is_never_sent_again() {
+    let (addr, seen) = scripted_upstream(vec![ok(), answer(b"").closing(), ok()]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let first = get(&client, &gateway, &token, "/first").await;
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    assert_eq!(first.text().await.unwrap(), "ok");
+    let pieces = futures_util::stream::iter(["no ", "length"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p))));
+    let put = client
+        .put(gateway.url("/item"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 502, "not another request's answer");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[1].starts_with("PUT /item HTTP/1.1\r\n"), "{requests:?}");
+}
+
+#[tokio::test]
+async fn a_body_less_request_is_sent_again_whole() {
+    // The upstream closes a kept connection as the next request arrives.
+    let (addr, seen) = scripted_upstream(vec![ok(), answer(b"").before_body().closing(), ok()]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    let client = api();
+    assert_eq!(get(&client, &gateway, &token, "/first").await.text().await.unwrap(), "ok");
+    let again = client
+        .delete(gateway.url("/item?x=1"))
+        .bearer_auth(&token)
+        .header("x-marker", "same request")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.text().await.unwrap(), "ok");
+    assert_eq!(seen.request(1), seen.request(2), "the very same request, once more");
+    assert!(seen.request(2).starts_with("DELETE /item?x=1 HTTP/1.1\r\n"));
+    assert!(seen.request(2).contains("x-marker: same request\r\n"));
+}
+
+/// An upstream that answers a chunked body whose trailer section never
+/// ends (a line of `trailer_line` bytes, then bytes without a line end),
+/// and reports how much it managed to write before the gateway closed.
+async fn endless_trailer_upstream(trailer_line: usize) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, written) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        read_until_head_end(&mut stream, &mut buf).await.unwrap();
+        let mut head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+        head.extend(std::iter::repeat_n(b'a', trailer_line));
+        head.extend_from_slice(b"\r\n");
+        let mut total = 0;
+        if stream.write_all(&head).await.is_ok() {
+            total = head.len();
+            let endless = vec![b'b'; 64 * 1024];
+            while total < 256 << 20 && stream.write_all(&endless).await.is_ok() {
+                total += endless.len();
+            }
+        }
+        let _ = report.send(total);
+    });
+    (addr, written)
+}
+
+#[tokio::test]
+async fn an_endless_trailer_section_is_cut_off() {
+    for trailer_line in [16_383, 16_384, 16_382, 20_000] {
+        let (addr, written) = endless_trailer_upstream(trailer_line).await;
+        let (gateway, token) = gateway_for(addr).await;
+        let outcome = api().get(gateway.url("/t")).bearer_auth(&token).send().await;
+        if let Ok(response) = outcome {
+            assert!(response.bytes().await.is_err(), "{trailer_line}: the body never ends well");
+        }
+        let written = tokio::time::timeout(Duration::from_secs(20), written)
+            .await
+            .expect("the gateway closes the connection")
+            .unwrap();
+        assert!(
+            written < 16 << 20,
+            "{trailer_line}: the gateway read {written} bytes of trailers"
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_with_a_bare_lf_or_a_status_out_of_range_are_refused() {
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: pwn=1\r\ncontent-length: 2\r\n\r\nok"[..],
+        b"HTTP/1.1 200 OK\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\n\r\nok",
+        b"HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok",
+    ] {
+        let (addr, _seen) = scripted_upstream(vec![answer(bad).closing(), ok()]).await;
+        let (gateway, token) = gateway_for(addr).await;
+        let response = get(&api(), &gateway, &token, "/bad").await;
+        let case = String::from_utf8_lossy(bad);
+        assert_eq!(response.status(), 502, "{case}");
+        assert!(response.headers().get("set-cookie").is_none(), "{case}");
+        let next = get(&api(), &gateway, &token, "/next").await;
+        assert_eq!(next.text().await.unwrap(), "ok", "{case}");
+    }
+    // The edges of the range pass.
+    for (good, status) in [
+        (&b"HTTP/1.1 599 Edge\r\ncontent-length: 2\r\n\r\nok"[..], 599),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", 200),
+    ] {
+        let (addr, _seen) = scripted_upstream(vec![answer(good)]).await;
+        let (gateway, token) = gateway_for(addr).await;
+        assert_eq!(get(&api(), &gateway, &token, "/edge").await.status(), status);
+    }
+}
+
+/// An upstream that switches protocols whenever asked, or not asked, and
+/// then reads the tunnel as HTTP/1.1, recording every request.
+const ALWAYS_SWITCHES: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n";
+
+#[tokio::test]
+async fn only_websocket_upgrades_are_forwarded() {
+    let (addr, seen) = scripted_upstream(vec![answer(ALWAYS_SWITCHES).before_body()]).await;
+    let (gateway, token) = gateway_for(addr).await;
+    for (upgrade, extra) in [
+        ("h2c", "HTTP2-Settings: AAMAAABkAAQAAP__\r\n"),
+        ("anything/1.0", ""),
+        ("H2C", ""),
+    ] {
+        let mut client = RawConnection::open(gateway.addr).await;
+        client
+            .send(
+                format!(
+                    "GET /up HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nUpgrade: {upgrade}\r\n{extra}\
+                     Connection: Upgrade, HTTP2-Settings\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await;
+        let answer = client.response().await.expect("an answer");
+        assert_eq!(answer.status, 502, "{upgrade}: no tunnel: {}", answer.head);
+        // What would have gone through the tunnel reaches the gateway as a
+        // request of its own, and is checked as one.
+        client
+            .send(b"GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-Forwarded-User: root\r\nConnection: close\r\n\r\n")
+            .await;
+        if let Some(next) = client.response().await {
+            assert_eq!(next.status, 401, "{upgrade}");
+        }
+    }
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(lower.starts_with("get /up http/1.1\r\n"), "{request}");
+        assert!(!lower.contains("upgrade"), "the upgrade is not asked of the upstream: {request}");
+        assert!(!lower.contains("http2-settings"), "{request}");
+    }
+}
+
+#[tokio::test]
+async fn a_route_may_allow_another_upgrade() {
+    let (addr, seen) = scripted_upstream(vec![answer(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n",
+    )
+    .before_body()])
+    .await;
+    let toml = config_toml(addr, "")
+        + &format!("[[routes]]\npath_prefix = \"/foo\"\nurl = \"http://{addr}\"\nupgrades = [\"foo\"]\n");
+    let gateway = Gateway::start(&toml).await;
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    for (path, status) in [("/foo/x", 101), ("/other", 502)] {
+        let mut client = RawConnection::open(gateway.addr).await;
+        client
+            .send(
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await;
+        assert_eq!(client.response().await.unwrap().status, status, "{path}");
+    }
+    let requests = seen.requests.lock().unwrap().clone();
+    assert!(requests[0].to_ascii_lowercase().contains("upgrade: foo\r\n"), "{requests:?}");
+    assert!(!requests[1].to_ascii_lowercase().contains("upgrade"), "{requests:?}");
+}

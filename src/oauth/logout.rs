@@ -15,7 +15,10 @@ use crate::store::TokenKey;
 use super::AUTHORIZE_PATH;
 
 pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> {
-    let presented = credential::find(&req.headers, &req.uri).map(|p| TokenKey::of(&p.token));
+    let presented = credential::find(&req.headers, &req.uri)
+        .ok()
+        .flatten()
+        .map(|p| TokenKey::of(&p.token));
     if let Some(key) = presented {
         if let Err(err) = state.store.remove(&key).await {
             tracing::error!(error = %err, "logout could not revoke the token");

@@ -241,7 +241,10 @@ fn required_param<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthEr
 /// The access token a request carries and its session; `401
 /// invalid_token` if there is none or it is not valid.
 async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Session), OAuthError> {
-    let Some(presented) = credential::find(&parts.headers, &parts.uri) else {
+    let Ok(presented) = credential::find(&parts.headers, &parts.uri) else {
+        return Err(OAuthError::invalid_request("access_token was sent more than once."));
+    };
+    let Some(presented) = presented else {
         return Err(OAuthError::invalid_token("Send Authorization: Bearer <token>."));
     };
     let token = presented.token.into_owned();

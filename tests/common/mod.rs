@@ -2,6 +2,9 @@
 //! an ephemeral port on 127.0.0.1, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod raw;
+pub use raw::*;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
