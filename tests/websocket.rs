@@ -74,3 +74,43 @@ async fn a_websocket_is_checked_then_spliced_both_ways() {
         other => panic!("expected a 401, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_open_websocket_counts_against_max_connections() {
+    let upstream = start_ws_upstream().await;
+    let gateway = Gateway::start(&config_toml(upstream, "[limits]\nmax_connections = 2\n")).await;
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    let mut request = format!("ws://{}/ws", gateway.addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello alice"));
+    // Any answer but 503 means the request had a slot (the WebSocket
+    // upstream answers other requests with a 502 of the gateway's).
+    const PROBE: &str = "GET /public/x HTTP/1.1\r\nHost: gw\r\n\r\n";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // The tunnel holds one slot; a kept-alive connection the other (once
+    // the token request's connection has let its own go).
+    let _kept = loop {
+        let mut kept = RawConnection::open(gateway.addr).await;
+        kept.send(PROBE.as_bytes()).await;
+        if kept.response().await.unwrap().status != 503 {
+            break kept;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slot for a second connection");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let refused = raw_request(gateway.addr, PROBE).await;
+    assert_eq!(refused.status, 503, "the tunnel is a connection too");
+    ws.close(None).await.unwrap();
+    drop(ws);
+    loop {
+        let answer = raw_request(gateway.addr, PROBE).await;
+        if answer.status != 503 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed tunnel's slot is never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
