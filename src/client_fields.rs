@@ -129,7 +129,9 @@ pub(crate) fn sanitize(headers: &mut HeaderMap, underscores: bool) -> Found {
 fn is_suspect(name: &str) -> bool {
     let bytes = name.as_bytes();
     (bytes.starts_with(b"x-") && IDENTITY_FIELDS.iter().any(|f| f.len() == bytes.len()))
-        || bytes.iter().any(|&b| NAME_BYTES[usize::from(b)] != NameByte::Plain)
+        || bytes
+            .iter()
+            .any(|&b| NAME_BYTES[usize::from(b)] != NameByte::Plain)
 }
 
 /// Whether the field `name` is removed.
@@ -137,7 +139,9 @@ fn is_doomed(name: &str, underscores: bool) -> bool {
     if IDENTITY_FIELDS.iter().any(|field| reads_as(name, field)) {
         return true;
     }
-    let plain = name.bytes().all(|b| NAME_BYTES[usize::from(b)] == NameByte::Plain);
+    let plain = name
+        .bytes()
+        .all(|b| NAME_BYTES[usize::from(b)] == NameByte::Plain);
     if plain {
         return false;
     }
@@ -209,7 +213,10 @@ mod tests {
     }
 
     fn names(map: &HeaderMap) -> Vec<String> {
-        let mut names: Vec<String> = map.iter().map(|(n, v)| format!("{n}={}", v.to_str().unwrap())).collect();
+        let mut names: Vec<String> = map
+            .iter()
+            .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+            .collect();
         names.sort();
         names
     }
@@ -227,7 +234,11 @@ mod tests {
                 ] {
                     let mut map = headers(&[(&spelling, "forged"), ("accept", "*/*")]);
                     sanitize(&mut map, underscores);
-                    assert_eq!(names(&map), ["accept=*/*"], "{spelling} (underscores {underscores})");
+                    assert_eq!(
+                        names(&map),
+                        ["accept=*/*"],
+                        "{spelling} (underscores {underscores})"
+                    );
                 }
             }
         }
@@ -261,7 +272,10 @@ mod tests {
             ("upgrade", "websocket"),
         ]);
         sanitize(&mut map, false);
-        assert_eq!(names(&map), ["connection=keep-alive, upgrade", "upgrade=websocket"]);
+        assert_eq!(
+            names(&map),
+            ["connection=keep-alive, upgrade", "upgrade=websocket"]
+        );
         let mut map = headers(&[("connection", "x-secret"), ("x-secret", "1"), ("host", "h")]);
         sanitize(&mut map, false);
         assert_eq!(names(&map), ["host=h"]);

@@ -1005,7 +1005,9 @@ impl Checker<'_> {
         let text = raw.get_ref().trim_start_matches('.').to_ascii_lowercase();
         let ok = !text.is_empty()
             && text.contains('.')
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             && !text.split('.').any(str::is_empty);
         if !ok {
             return self.fail(
@@ -1089,7 +1091,10 @@ impl Config {
             .as_ref()
             .and_then(|u| u.get_ref().ca_file.as_ref())
             .map(|path| relative_to(file, path.get_ref()));
-        let underscores_in_headers = raw.upstream.as_ref().is_some_and(|u| u.get_ref().underscores_in_headers);
+        let underscores_in_headers = raw
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.get_ref().underscores_in_headers);
         let upgrades = match raw.upstream.as_ref().and_then(|u| u.get_ref().upgrades.as_ref()) {
             Some(list) => check.upgrades(list)?,
             None => vec!["websocket".to_owned()],
@@ -1344,6 +1349,14 @@ impl Config {
     /// public URL is https.
     pub(crate) fn secure_cookies(&self) -> bool {
         self.terminates_tls() || self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
+    }
+
+    /// How the session cookie is set.
+    pub(crate) fn session_cookie_scope(&self) -> crate::credential::CookieScope<'_> {
+        crate::credential::CookieScope {
+            secure: self.secure_cookies(),
+            domain: self.cookie_domain.as_deref(),
+        }
     }
 }
 

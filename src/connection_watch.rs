@@ -97,7 +97,8 @@ impl Activity {
                 deadline = now + idle_for;
                 continue;
             }
-            let quiet_since = state.opened + Duration::from_nanos(state.quiet_since_ns.load(Ordering::Acquire));
+            let quiet_since =
+                state.opened + Duration::from_nanos(state.quiet_since_ns.load(Ordering::Acquire));
             if now >= quiet_since + idle_for {
                 return;
             }
@@ -139,7 +140,10 @@ impl<B: Body<Data = Bytes>> Body for TrackedBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         self.project().body.poll_frame(cx)
     }
 

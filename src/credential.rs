@@ -39,7 +39,10 @@ pub(crate) struct AmbiguousQueryToken;
 
 /// The credential a request carries, if any. A malformed one (wrong
 /// characters, too long) counts as presented but can never match.
-pub(crate) fn find<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Result<Option<Presented<'a>>, AmbiguousQueryToken> {
+pub(crate) fn find<'a>(
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+) -> Result<Option<Presented<'a>>, AmbiguousQueryToken> {
     let from_query = match uri.query() {
         Some(query) => query_token(query)?,
         None => None,
@@ -157,20 +160,40 @@ pub(crate) fn without_query_token(uri: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
+/// How the session cookie is set: `Secure` (the gateway is reached over
+/// https), and its `Domain` (`auth.cookie_domain`), if any, so that every
+/// host under it sends it (forward-auth for apps on other hosts).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CookieScope<'a> {
+    pub(crate) secure: bool,
+    pub(crate) domain: Option<&'a str>,
+}
+
+impl CookieScope<'_> {
+    fn attributes(&self) -> String {
+        let mut attributes = String::from("; Path=/; HttpOnly; SameSite=Lax");
+        if let Some(domain) = self.domain {
+            attributes.push_str("; Domain=");
+            attributes.push_str(domain);
+        }
+        if self.secure {
+            attributes.push_str("; Secure");
+        }
+        attributes
+    }
+}
+
 /// The `Set-Cookie` value that gives a browser its session.
-pub(crate) fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> String {
+pub(crate) fn session_cookie(token: &str, max_age_secs: u64, scope: CookieScope<'_>) -> String {
     format!(
-        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
+        "{SESSION_COOKIE}={token}; Max-Age={max_age_secs}{}",
+        scope.attributes()
     )
 }
 
 /// The `Set-Cookie` value that takes the session away.
-pub(crate) fn clear_session_cookie(secure: bool) -> String {
-    format!(
-        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    )
+pub(crate) fn clear_session_cookie(scope: CookieScope<'_>) -> String {
+    format!("{SESSION_COOKIE}=; Max-Age=0{}", scope.attributes())
 }
 
 #[cfg(test)]
@@ -221,7 +244,9 @@ mod tests {
         assert_eq!(without_query_token(&uri).unwrap(), "/a");
         let uri: Uri = "/a?my_access_token=t".parse().unwrap();
         assert!(without_query_token(&uri).is_none());
-        let uri: Uri = "/a?x=access_token=&acc%65ss_token=t&access%5Ftoken".parse().unwrap();
+        let uri: Uri = "/a?x=access_token=&acc%65ss_token=t&access%5Ftoken"
+            .parse()
+            .unwrap();
         assert_eq!(without_query_token(&uri).unwrap(), "/a?x=access_token=");
     }
 

@@ -367,7 +367,13 @@ where
 
 /// A `400` for a request the gateway cannot read one way only.
 fn bad_request<B>(state: &AuthState, req: &Request<B>, description: &str) -> Response<OwnBody> {
-    oauth::error_for(state, req.headers(), StatusCode::BAD_REQUEST, "invalid_request", description)
+    oauth::error_for(
+        state,
+        req.headers(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        description,
+    )
 }
 
 /// No valid credential: a browser is sent to sign in, keeping the page it
@@ -375,10 +381,18 @@ fn bad_request<B>(state: &AuthState, req: &Request<B>, description: &str) -> Res
 /// else gets a 401.
 fn reject<B>(req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
     if is_browser_navigation(req.method(), req.headers()) {
-        let original = req.extensions().get::<OriginalTarget>().and_then(|OriginalTarget(target)| {
-            let uri = Uri::from(target.clone());
-            Some(credential::without_query_token(&uri).unwrap_or(uri).path_and_query()?.clone())
-        });
+        let original = req
+            .extensions()
+            .get::<OriginalTarget>()
+            .and_then(|OriginalTarget(target)| {
+                let uri = Uri::from(target.clone());
+                Some(
+                    credential::without_query_token(&uri)
+                        .unwrap_or(uri)
+                        .path_and_query()?
+                        .clone(),
+                )
+            });
         let asked = match &original {
             Some(target) => target.as_str(),
             None => req.uri().path_and_query().map_or("/", PathAndQuery::as_str),

@@ -147,6 +147,28 @@ fn hash_password() -> ExitCode {
         eprintln!("authgate: the password is empty; nothing printed");
         return ExitCode::FAILURE;
     }
+    if let Some(note) = client_secret_note(&password) {
+        eprintln!("{note}");
+    }
     println!("{}", authgate::hash_password(&password));
     ExitCode::SUCCESS
+}
+
+/// A word on the characters some OAuth clients send changed in HTTP
+/// Basic, for a client secret that holds them.
+fn client_secret_note(secret: &str) -> Option<String> {
+    let mangled: Vec<String> = ['+', '%', ':']
+        .into_iter()
+        .filter(|c| secret.contains(*c))
+        .map(|c| format!("{c:?}"))
+        .chain((!secret.is_ascii()).then(|| "non-ASCII characters".to_owned()))
+        .collect();
+    (!mangled.is_empty()).then(|| {
+        format!(
+            "authgate: note: as a client secret, this holds {}. Some OAuth clients put a secret in HTTP Basic \
+             without form-encoding it (requests-oauthlib, authlib); authgate accepts it either way, but other \
+             servers may not. For a password, this does not matter.",
+            mangled.join(", ")
+        )
+    })
 }

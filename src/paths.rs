@@ -68,7 +68,13 @@ fn dot_segment(segment: &str) -> Option<Dot> {
 fn without_segment_params(segment: &str) -> &str {
     let bytes = segment.as_bytes();
     let end = (0..bytes.len())
-        .find(|&i| bytes[i] == b';' || (bytes[i] == b'%' && bytes[i + 1..].get(..2).is_some_and(|h| h.eq_ignore_ascii_case(b"3b"))))
+        .find(|&i| {
+            bytes[i] == b';'
+                || (bytes[i] == b'%'
+                    && bytes[i + 1..]
+                        .get(..2)
+                        .is_some_and(|h| h.eq_ignore_ascii_case(b"3b")))
+        })
         .unwrap_or(bytes.len());
     &segment[..end]
 }
@@ -166,13 +172,20 @@ pub(crate) fn safe_return_path(target: &str) -> Option<&str> {
 /// which no browser sends in a URL. Anything else a browser can ask for
 /// (encoded spaces, quotes, non-ASCII) comes back as it was.
 pub(crate) fn return_target<'a>(target: &'a str, return_hosts: &[String]) -> Option<&'a str> {
-    if target.len() > 8192 || target.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
+    if target.len() > 8192
+        || target
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    {
         return None;
     }
     if target.starts_with('/') {
         let mut decoded = Cow::Borrowed(target);
         for _ in 0..4 {
-            let seen: String = decoded.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+            let seen: String = decoded
+                .chars()
+                .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+                .collect();
             if seen.starts_with("//") || seen.starts_with("/\\") {
                 return None;
             }
@@ -188,7 +201,9 @@ pub(crate) fn return_target<'a>(target: &'a str, return_hosts: &[String]) -> Opt
     let on_allowed_host = matches!(url.scheme(), "http" | "https")
         && url.username().is_empty()
         && url.password().is_none()
-        && url.host_str().is_some_and(|host| is_return_host(host, url.port(), return_hosts));
+        && url
+            .host_str()
+            .is_some_and(|host| is_return_host(host, url.port(), return_hosts));
     on_allowed_host.then_some(target)
 }
 
@@ -196,10 +211,14 @@ pub(crate) fn return_target<'a>(target: &'a str, return_hosts: &[String]) -> Opt
 /// `return_hosts`.
 fn is_return_host(host: &str, port: Option<u16>, return_hosts: &[String]) -> bool {
     let with_port = port.map(|port| format!("{host}:{port}"));
-    return_hosts.iter().any(|allowed| match allowed.strip_prefix('.') {
-        Some(domain) => host.strip_suffix(domain).is_some_and(|rest| rest.is_empty() || rest.ends_with('.')),
-        None => allowed == host || with_port.as_deref() == Some(allowed.as_str()),
-    })
+    return_hosts
+        .iter()
+        .any(|allowed| match allowed.strip_prefix('.') {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.')),
+            None => allowed == host || with_port.as_deref() == Some(allowed.as_str()),
+        })
 }
 
 #[cfg(test)]

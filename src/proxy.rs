@@ -69,7 +69,11 @@ impl Proxy {
     }
 
     /// The same, for a route that allows its own `upgrades`.
-    pub(crate) fn with_upgrades(upstream: &Url, config: &Config, upgrades: Vec<String>) -> Result<Self, Error> {
+    pub(crate) fn with_upgrades(
+        upstream: &Url,
+        config: &Config,
+        upgrades: Vec<String>,
+    ) -> Result<Self, Error> {
         let https = config.terminates_tls() || config.public_url().is_some_and(|u| u.scheme() == "https");
         let forwarded_proto = if https { "https" } else { "http" };
         let scheme = if upstream.scheme() == "https" {
@@ -199,7 +203,9 @@ pub(crate) type KeepAlive = Arc<dyn std::any::Any + Send + Sync>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("ip", &self.ip).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("ip", &self.ip)
+            .finish_non_exhaustive()
     }
 }
 
@@ -475,7 +481,10 @@ mod tests {
             upgrade_asked(&headers, &allowed).map(|v| v.to_str().unwrap().to_owned())
         };
         assert_eq!(asked("websocket", "Upgrade").as_deref(), Some("websocket"));
-        assert_eq!(asked("WebSocket", "keep-alive, upgrade").as_deref(), Some("WebSocket"));
+        assert_eq!(
+            asked("WebSocket", "keep-alive, upgrade").as_deref(),
+            Some("WebSocket")
+        );
         assert_eq!(asked("websocket", "keep-alive"), None, "no Connection: upgrade");
         assert_eq!(asked("h2c", "Upgrade, HTTP2-Settings"), None);
         assert_eq!(asked("anything/1.0", "Upgrade"), None);
@@ -484,7 +493,11 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        assert_eq!(upgrade_asked(&headers, &h2c_allowed), None, "h2c never, whatever the list");
+        assert_eq!(
+            upgrade_asked(&headers, &h2c_allowed),
+            None,
+            "h2c never, whatever the list"
+        );
     }
 
     #[test]

@@ -130,6 +130,16 @@ pub(crate) fn is_browser_navigation(method: &Method, headers: &HeaderMap) -> boo
     wants_html(headers)
 }
 
+/// Whether a form was posted by a browser navigating (`Sec-Fetch-Mode:
+/// navigate`, which every current browser sends with a form): its failure
+/// is answered with a redirect back to the page (Post/Redirect/Get), so
+/// that Back and reload never post it again.
+pub(crate) fn is_form_navigation(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode.as_bytes() == b"navigate")
+}
+
 /// Whether the client prefers HTML (a browser) to JSON (an API client).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers

@@ -25,8 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use crate::coarse_timer::CoarseTimer;
-use crate::connection_watch::{self, Activity, Deadlines, Drain, TrackedBody};
 use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
+use crate::connection_watch::{self, Activity, Deadlines, Drain, TrackedBody};
 use crate::error::Error;
 use crate::forwarding::is_trusted;
 use crate::handling::{handle, Record};

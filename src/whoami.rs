@@ -35,9 +35,10 @@ impl<B> Service<Request<B>> for Whoami {
         let mut response = text_response(StatusCode::OK, text);
         // It shows the session's token: the browser must not keep it, or
         // Back after signing out would show it again.
-        response
-            .headers_mut()
-            .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
         ready(Ok(response))
     }
 }

@@ -63,6 +63,22 @@ async fn until(browser: &fantoccini::Client, script: &str, expected: serde_json:
     }
 }
 
+/// The failed sign-ins the gateway counted (`/metrics`).
+async fn failed_sign_ins(gateway: &Gateway) -> u64 {
+    let metrics = api()
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authgate_sign_ins_total{outcome=\"failed\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Types `text` into the field with id `id`.
 async fn type_into(browser: &fantoccini::Client, id: &str, text: &str) {
     browser
@@ -195,7 +211,25 @@ async fn a_person_signs_in_and_out_in_chromium() {
         "focus goes where the person types next"
     );
 
+    // The failure came back by GET (Post/Redirect/Get): reloading posts
+    // nothing again, and shows the page without the old message.
+    assert_eq!(failed_sign_ins(&gateway).await, 1);
+    assert_eq!(
+        browser.current_url().await.unwrap().query(),
+        Some("rd=%2Freports%2Fq3"),
+        "the page's own address, by GET"
+    );
+    browser.refresh().await.unwrap();
+    until(
+        &browser,
+        "return document.getElementById('error').textContent",
+        json!(""),
+    )
+    .await;
+    assert_eq!(failed_sign_ins(&gateway).await, 1, "the reload posted nothing");
+
     // The right one lands on the page first asked for, with the upstream's answer.
+    type_into(&browser, "username", "alice").await;
     type_into(&browser, "password", PASSWORD).await;
     submit(&browser).await;
     until(&browser, "return location.pathname", json!("/reports/q3")).await;

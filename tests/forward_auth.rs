@@ -13,7 +13,6 @@ use serde_json::Value;
 /// nginx in front of `upstream`, asking `gateway` about each request. The
 /// README carries the same configuration.
 struct Nginx {
-    port: u16,
     _dir: tempfile::TempDir,
     child: Child,
 }
@@ -37,12 +36,12 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(upstream: std::net::SocketAddr, gateway: std::net::SocketAddr) -> Option<Nginx> {
+/// nginx on `port` in front of `upstream`, asking `gateway`.
+fn start_nginx(port: u16, upstream: std::net::SocketAddr, gateway: std::net::SocketAddr) -> Option<Nginx> {
     if !require_tools(&["nginx"]) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let d = dir.path().display();
     let conf = format!(
         r#"
@@ -60,6 +59,7 @@ http {{
             auth_request_set $user $upstream_http_x_auth_request_user;
             auth_request_set $email $upstream_http_x_auth_request_email;
             auth_request_set $token $upstream_http_x_auth_request_access_token;
+            auth_request_set $sign_in $upstream_http_x_auth_request_sign_in;
             proxy_set_header X-User $user;
             proxy_set_header X-Email $email;
             proxy_set_header Authorization "Bearer $token";
@@ -72,9 +72,11 @@ http {{
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
         }}
         location @sign_in {{
-            return 302 http://{gateway}/management/authorize?rd=$request_uri;
+            return 302 $sign_in;
         }}
     }}
 }}
@@ -95,51 +97,65 @@ http {{
         assert!(Instant::now() < deadline, "nginx did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(Nginx {
-        port,
-        _dir: dir,
-        child,
-    })
+    Some(Nginx { _dir: dir, child })
 }
 
 #[tokio::test]
-async fn nginx_auth_request_lets_signed_in_requests_through_and_sends_others_to_sign_in() {
+async fn nginx_auth_request_lets_signed_in_requests_through_and_sends_others_to_sign_in_and_back() {
     let upstream = start_upstream().await;
-    let gateway = Gateway::start(&config_toml(upstream.addr, "")).await;
-    let Some(nginx) = start_nginx(upstream.addr, gateway.addr) else {
+    let port = free_port();
+    let site = format!("127.0.0.1:{port}");
+    let config = config_toml(upstream.addr, "")
+        .replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+        .replace("[auth]\n", &format!("[auth]\nreturn_hosts = [\"{site}\"]\n"));
+    let gateway = Gateway::start(&config).await;
+    let Some(_nginx) = start_nginx(port, upstream.addr, gateway.addr) else {
         return;
     };
-    let through_nginx = |path: &str| format!("http://127.0.0.1:{}{path}", nginx.port);
+    let page = format!("http://{site}/reports?month=11&year=2026&q=a%20b");
 
-    let refused = api().get(through_nginx("/reports?q=1")).send().await.unwrap();
+    // Not signed in: to the gateway's sign-in page, the whole page's URL
+    // escaped in rd, every parameter kept.
+    let browser = browser();
+    let refused = browser.get(&page).send().await.unwrap();
     assert_eq!(refused.status(), 302);
+    let sign_in_url = refused.headers()["location"].to_str().unwrap().to_owned();
+    let expected_rd: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
     assert_eq!(
-        refused.headers()["location"],
-        format!("http://{}/management/authorize?rd=/reports?q=1", gateway.addr)
+        sign_in_url,
+        format!("http://{}/management/authorize?rd={expected_rd}", gateway.addr)
     );
     assert_eq!(upstream.hits(), 0, "nothing unauthenticated reached the upstream");
 
-    let token = session_token(&sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await);
-    let seen: Value = api()
-        .get(through_nginx("/reports?q=1"))
-        .header("cookie", format!("authgate_session={token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Signed in there, the person lands on the very page, on the nginx site.
+    let signed_in = submit_sign_in(&browser, &sign_in_url, "alice", PASSWORD).await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], page.as_str());
+    let seen: Value = browser.get(&page).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen["path"], "/reports");
+    assert_eq!(seen["query"], "month=11&year=2026&q=a%20b");
     assert_eq!(seen["headers"]["x-user"], "alice");
     assert_eq!(seen["headers"]["x-email"], "alice@example.com");
+    let token = session_token(&signed_in);
     assert_eq!(seen["headers"]["authorization"], format!("Bearer {token}"));
 
-    let forged = api()
-        .get(through_nginx("/reports"))
-        .bearer_auth("forged")
+    // A host the config does not list is never where a sign-in returns.
+    let elsewhere = api()
+        .get(gateway.url("/management/auth"))
+        .header("X-Original-URI", "/x?y=1")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Host", "evil.example")
         .send()
         .await
         .unwrap();
+    assert_eq!(elsewhere.status(), 401);
+    assert_eq!(
+        elsewhere.headers()["x-auth-request-sign-in"],
+        "/management/authorize?rd=%2Fx%3Fy%3D1",
+        "only the path, on the gateway's own origin"
+    );
+
+    let forged = api().get(&page).bearer_auth("forged").send().await.unwrap();
     assert_eq!(forged.status(), 302);
     assert_eq!(upstream.hits(), 1);
 }

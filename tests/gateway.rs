@@ -722,3 +722,183 @@ async fn the_cookie_is_secure_when_the_public_url_is_https() {
     let seen: Value = bearer_json(&gateway, "/x", &token).await;
     assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
 }
+
+#[tokio::test]
+async fn a_failed_sign_in_from_a_browser_comes_back_to_the_page_by_get() {
+    let (upstream, gateway) = setup("").await;
+    let browser = browser();
+    let page_url = gateway.url("/management/authorize?rd=%2Freports%3Fm%3D11%26y%3D2026");
+    let page = browser
+        .get(&page_url)
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    let mut form = hidden_inputs(&page.text().await.unwrap());
+    form.push(("username".into(), "alice".into()));
+    form.push(("password".into(), "wrong horse".into()));
+    let posted = browser
+        .post(gateway.url("/management/authorize"))
+        .header("sec-fetch-mode", "navigate")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "Post/Redirect/Get");
+    let back = location(&posted).to_owned();
+    assert_eq!(back, "/management/authorize?rd=%2Freports%3Fm%3D11%26y%3D2026");
+    let cookies: Vec<&str> = posted
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("authgate_flash=")),
+        "{cookies:?}"
+    );
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("authgate_session=")),
+        "{cookies:?}"
+    );
+    assert!(!cookies.concat().contains("wrong horse"), "never the password");
+
+    let shown = browser
+        .get(gateway.url(&back))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    let clears = shown
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("authgate_flash=;"));
+    assert!(clears, "the message is shown once");
+    let html = shown.text().await.unwrap();
+    assert!(html.contains("Username or password do not match"), "{html}");
+    assert!(html.contains(r#"value="alice""#), "the username is kept");
+    assert!(!html.contains("wrong horse"));
+    assert_eq!(hidden_value(&html, "rd").as_deref(), Some("/reports?m=11&y=2026"));
+
+    // Reloading shows the page without the old message, and posts nothing.
+    let again = browser
+        .get(gateway.url(&back))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains("Username or password do not match"));
+
+    // The right password from the page it came back to goes on as asked.
+    let mut form = hidden_inputs(&html);
+    form.push(("username".into(), "alice".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let signed_in = browser
+        .post(gateway.url("/management/authorize"))
+        .header("sec-fetch-mode", "navigate")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(location(&signed_in), "/reports?m=11&y=2026");
+
+    // A client of the form that is not a browser navigating (no
+    // Sec-Fetch-Mode) keeps the status, with the page.
+    let scripted = sign_in(&crate::browser(), &gateway, "alice", "wrong", "/x").await;
+    assert_eq!(scripted.status(), 401);
+    assert!(scripted
+        .text()
+        .await
+        .unwrap()
+        .contains("Username or password do not match"));
+    assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn every_page_comes_back_as_it_was_asked_for_after_sign_in() {
+    let (_upstream, gateway) = setup("").await;
+    for target in [
+        "/app/reports?tab=2&q=a%20b",
+        "/caf%C3%A9?x=%22y%22&z=%3Cb%3E",
+        "/a/%7Euser/b?q=%7e&r=1;s=2",
+        "/public/../reports?month=11&year=2026",
+        "/search?q=a+b&q=c%2Bd&empty=&flag",
+        "/x?next=%2F%2Fevil.example",
+    ] {
+        let browser = browser();
+        // Sent raw where reqwest would normalise the target itself.
+        let mut raw = RawConnection::open(gateway.addr).await;
+        raw.send(
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+                gateway.addr
+            )
+            .as_bytes(),
+        )
+        .await;
+        let refused = raw.response().await.unwrap();
+        assert_eq!(refused.status, 302, "{target}");
+        let sign_in_page = gateway.url(refused.header("location").unwrap());
+        let signed_in = submit_sign_in(&browser, &sign_in_page, "alice", PASSWORD).await;
+        assert_eq!(signed_in.status(), 303, "{target}");
+        assert_eq!(location(&signed_in), target, "{target} comes back byte for byte");
+    }
+}
+
+#[tokio::test]
+async fn authenticated_answers_are_private_to_caches_and_whoami_is_not_kept() {
+    let (_upstream, gateway) = setup("").await;
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    let private = bearer_get(&gateway, "/page", &token).await;
+    assert_eq!(private.headers()["cache-control"], "private");
+    let cached = bearer_get(&gateway, "/cached", &token).await;
+    assert_eq!(
+        cached.headers()["cache-control"],
+        "public, max-age=60",
+        "the upstream's own directive stands"
+    );
+    let public = api().get(gateway.url("/public/x")).send().await.unwrap();
+    assert!(
+        public.headers().get("cache-control").is_none(),
+        "a public answer is the upstream's"
+    );
+
+    let whoami = Gateway::start(
+        &config_toml("127.0.0.1:1".parse().unwrap(), "")
+            .replace("url = \"http://127.0.0.1:1\"", "builtin = \"whoami\""),
+    )
+    .await;
+    let token = password_grant(&whoami.url("/management/token"), "alice").await;
+    let echo = bearer_get(&whoami, "/", &token).await;
+    assert_eq!(echo.headers()["cache-control"], "no-store");
+    assert!(
+        echo.text().await.unwrap().contains(&token),
+        "it shows the token: so never kept"
+    );
+}
+
+#[tokio::test]
+async fn openid_connect_discovery_is_a_clear_404_naming_the_oauth_document() {
+    let (_upstream, gateway) = setup("").await;
+    for accept in ["application/json", "text/html"] {
+        let response = api()
+            .get(gateway.url("/.well-known/openid-configuration"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{accept}");
+        let body: Value = response.json().await.unwrap();
+        let metadata = gateway.url("/.well-known/oauth-authorization-server");
+        assert_eq!(body["oauth_authorization_server"], metadata.as_str());
+        assert!(
+            body["error_description"].as_str().unwrap().contains("RFC 8414"),
+            "{body}"
+        );
+    }
+}

@@ -89,7 +89,10 @@ fn assert_no_forgery(fields: &[(String, String)], what: &str) {
         );
     }
     for field in GATEWAY_FIELDS {
-        let count = fields.iter().filter(|(n, _)| cgi_name(n) == cgi_name(field)).count();
+        let count = fields
+            .iter()
+            .filter(|(n, _)| cgi_name(n) == cgi_name(field))
+            .count();
         assert!(count <= 1, "{what}: {field} arrived {count} times: {fields:?}");
     }
 }
@@ -133,7 +136,13 @@ async fn identity_fields_under_another_spelling_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn underscored_fields_may_be_let_through_but_never_as_a_gateway_field() {
-    let (_upstream, gateway, token) = echo_gateway(|c| c.replace("timeout_secs = 2\n", "timeout_secs = 2\nunderscores_in_headers = true\n")).await;
+    let (_upstream, gateway, token) = echo_gateway(|c| {
+        c.replace(
+            "timeout_secs = 2\n",
+            "timeout_secs = 2\nunderscores_in_headers = true\n",
+        )
+    })
+    .await;
     let answer = raw_request(
         gateway.addr,
         &forging_request("/private", &format!("Authorization: Bearer {token}\r\n")),
@@ -151,7 +160,10 @@ async fn underscored_fields_may_be_let_through_but_never_as_a_gateway_field() {
 #[tokio::test]
 async fn identity_fields_under_another_spelling_never_reach_the_upstream_over_http2() {
     let (_upstream, gateway, token) = echo_gateway(|c| c).await;
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     for (path, bearer) in [("/public/page", None), ("/private", Some(&token))] {
         let mut request = client.get(gateway.url(path));
         if let Some(token) = bearer {
@@ -189,7 +201,10 @@ async fn a_connection_header_cannot_remove_what_the_gateway_sets() {
     assert_eq!(headers["authorization"], format!("Bearer {token}"), "{seen}");
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{seen}");
     assert_eq!(headers["x-forwarded-proto"], "http", "{seen}");
-    assert!(headers.get("x-secret").is_none(), "a field the client named hop-by-hop is still dropped");
+    assert!(
+        headers.get("x-secret").is_none(),
+        "a field the client named hop-by-hop is still dropped"
+    );
     assert!(headers.get("connection").is_none());
     assert_no_forgery(&fields_of(&seen), "Connection");
 
@@ -228,9 +243,17 @@ allowed_users = ["alice"]
     for path in tricks {
         let request = format!("GET {path} HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n");
         let answer = raw_request(gateway.addr, &request).await;
-        assert_eq!(answer.status, 401, "{path} must not pass as public: {}", answer.head);
+        assert_eq!(
+            answer.status, 401,
+            "{path} must not pass as public: {}",
+            answer.head
+        );
     }
-    assert_eq!(upstream.hits(), 0, "no trick reached the upstream unauthenticated");
+    assert_eq!(
+        upstream.hits(),
+        0,
+        "no trick reached the upstream unauthenticated"
+    );
     for path in tricks {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
@@ -238,12 +261,20 @@ allowed_users = ["alice"]
         let answer = raw_request(gateway.addr, &request).await;
         assert_eq!(answer.status, 200, "{path}");
         let seen: Value = serde_json::from_slice(&answer.body).unwrap();
-        assert_eq!(seen["path"], "/private", "{path}: the upstream sees the path that was checked");
+        assert_eq!(
+            seen["path"], "/private",
+            "{path}: the upstream sees the path that was checked"
+        );
     }
     // A route is matched on its segments without their parameters, as
     // Tomcat and Jetty serve them: bob cannot reach alice's route so.
     let bob = password_grant(&gateway.url("/management/token"), "bob").await;
-    for path in ["/admin;x=1/secret", "/admin;/secret", "/admin%3Bx/secret", "/admin/..;/admin/secret"] {
+    for path in [
+        "/admin;x=1/secret",
+        "/admin;/secret",
+        "/admin%3Bx/secret",
+        "/admin/..;/admin/secret",
+    ] {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {bob}\r\nConnection: close\r\n\r\n"
         );
@@ -274,7 +305,10 @@ async fn the_access_token_key_is_read_in_one_form() {
     };
     // Authenticated by an encoded key: and so removed.
     for (target, kept) in [
-        (format!("/private?x=access_token=&acc%65ss_token={alice}"), "x=access_token="),
+        (
+            format!("/private?x=access_token=&acc%65ss_token={alice}"),
+            "x=access_token=",
+        ),
         (format!("/private?%61ccess_token={alice}&y=2"), "y=2"),
         (format!("/private?access%5ftoken={alice}"), ""),
     ] {
@@ -288,7 +322,10 @@ async fn the_access_token_key_is_read_in_one_form() {
             .into_iter()
             .filter(|(name, value)| name != "authorization" && value.contains(&alice))
             .collect();
-        assert!(elsewhere.is_empty(), "{target}: the token went upstream in {elsewhere:?}");
+        assert!(
+            elsewhere.is_empty(),
+            "{target}: the token went upstream in {elsewhere:?}"
+        );
     }
     // Two keys the upstream would read as access_token: refused, whichever
     // spelling and separator.
@@ -323,7 +360,10 @@ async fn a_request_with_two_authorization_fields_is_refused() {
         let answer = raw_request(gateway.addr, &request).await;
         assert_eq!(answer.status, 400, "{path} {second}: {}", answer.head);
     }
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let response = client
         .get(gateway.url("/private"))
         .header("authorization", format!("Bearer {alice}"))
@@ -339,7 +379,10 @@ async fn a_request_with_two_authorization_fields_is_refused() {
 #[tokio::test]
 async fn connections_that_never_send_a_request_are_closed_at_the_header_timeout() {
     let upstream = start_upstream().await;
-    let toml = config_toml(upstream.addr, "[limits]\nmax_connections = 3\nheader_read_timeout_secs = 1\n");
+    let toml = config_toml(
+        upstream.addr,
+        "[limits]\nmax_connections = 3\nheader_read_timeout_secs = 1\n",
+    );
     let gateway = Gateway::start(&toml).await;
     let mut silent = RawConnection::open(gateway.addr).await;
     let mut half_preface = RawConnection::open(gateway.addr).await;
@@ -414,7 +457,9 @@ async fn an_idle_http1_connection_is_closed_at_the_keep_alive_timeout() {
     let toml = config_toml(upstream.addr, "[limits]\nheader_read_timeout_secs = 1\n");
     let gateway = Gateway::start(&toml).await;
     let mut connection = RawConnection::open(gateway.addr).await;
-    connection.send(b"GET /public/x HTTP/1.1\r\nHost: gw\r\n\r\n").await;
+    connection
+        .send(b"GET /public/x HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await;
     assert_eq!(connection.response().await.unwrap().status, 200);
     assert!(connection.closed_within(Duration::from_secs(4)).await);
 }

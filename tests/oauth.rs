@@ -857,3 +857,112 @@ async fn refresh_and_code_tokens_never_authenticate_a_request() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn the_app_services_one_liner_works_as_curl_sends_it() {
+    let (_upstream, gateway) = setup().await;
+    let json = format!(r#"{{"grant_type":"password","username":"alice","password":"{PASSWORD}"}}"#);
+    // curl -d labels any body a form.
+    let response = api()
+        .post(gateway.url("/management/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["username"], "alice", "{body}");
+    // And curl itself, as the README writes it.
+    if require_tools(&["curl"]) {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-s", &gateway.url("/management/token"), "-d", &json]);
+        let output = run_command(curl).await;
+        let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(body["token_type"], "Bearer", "{body}");
+        assert_eq!(body["user"]["username"], "alice");
+    }
+    // A form that only starts with a brace is still a form.
+    let (status, body) = post_token(
+        &gateway,
+        &[
+            ("{x", "1"),
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["token_type"].as_str()),
+        (200, Some("Bearer")),
+        "{body}"
+    );
+}
+
+/// A secret with the characters some clients send unencoded in HTTP
+/// Basic.
+const PLUS_SECRET: &str = "a+b%c/d=e+";
+
+#[tokio::test]
+async fn a_secret_with_a_plus_works_from_clients_that_do_not_form_encode_basic() {
+    let upstream = start_upstream().await;
+    let hash = authgate::hash_password(PLUS_SECRET);
+    let toml = config_toml(
+        upstream.addr,
+        &format!("[[clients]]\nclient_id = \"plus\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"),
+    )
+    .replace("[auth]\n", "[auth]\nmax_failures_per_user = 3\n");
+    let gateway = Gateway::start(&toml).await;
+    let token_url = gateway.url("/management/token");
+    let grant = |credentials: String| {
+        let url = token_url.clone();
+        async move {
+            use base64::Engine;
+            let basic = base64::engine::general_purpose::STANDARD.encode(credentials);
+            let response = api()
+                .post(url)
+                .header("authorization", format!("Basic {basic}"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    // As RFC 6749 §2.3.1 says (form-encoded), and as sent raw.
+    let encoded: String = url::form_urlencoded::byte_serialize(PLUS_SECRET.as_bytes()).collect();
+    assert_eq!(grant(format!("plus:{encoded}")).await, 200);
+    assert_eq!(grant(format!("plus:{PLUS_SECRET}")).await, 200);
+    // Two real libraries that send it raw.
+    if let Some(python) = test_python() {
+        let printed = run_python(
+            &python,
+            "client_credentials.py",
+            &[&token_url, "plus", PLUS_SECRET],
+        )
+        .await
+        .unwrap();
+        let tokens: Value = serde_json::from_str(&printed).unwrap();
+        for library in ["authlib", "requests_oauthlib"] {
+            let token = tokens[library]["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{library}: {tokens}"));
+            let seen = bearer_json(&gateway, "/seen", token).await;
+            assert_eq!(
+                seen["headers"]["authorization"],
+                format!("Bearer {token}"),
+                "{library}"
+            );
+        }
+    }
+    // A wrong secret is still wrong, and counts.
+    for _ in 0..3 {
+        assert_eq!(grant("plus:a b%c/d=e ".to_owned()).await, 401);
+    }
+    assert_eq!(
+        grant(format!("plus:{PLUS_SECRET}")).await,
+        429,
+        "throttled like any client"
+    );
+}

@@ -499,7 +499,14 @@ async fn a_request_whose_body_was_sent_is_never_sent_again_and_fails_at_once() {
         let gateway = Gateway::start(&toml).await;
         let token = password_grant(&gateway.url("/management/token"), "alice").await;
         let client = api();
-        assert_eq!(get(&client, &gateway, &token, "/first").await.text().await.unwrap(), "ok");
+        assert_eq!(
+            get(&client, &gateway, &token, "/first")
+                .await
+                .text()
+                .await
+                .unwrap(),
+            "ok"
+        );
         let started = std::time::Instant::now();
         let sent = client
             .request(method.clone(), gateway.url("/item"))
@@ -515,7 +522,11 @@ async fn a_request_whose_body_was_sent_is_never_sent_again_and_fails_at_once() {
             started.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(seen.requests.lock().unwrap().len(), 2, "{method}: nothing was sent again");
+        assert_eq!(
+            seen.requests.lock().unwrap().len(),
+            2,
+            "{method}: nothing was sent again"
+        );
         let request = seen.request(1);
         assert!(
             request.starts_with(&format!("{method} /item HTTP/1.1\r\n")) && request.ends_with("the body"),
@@ -523,7 +534,11 @@ async fn a_request_whose_body_was_sent_is_never_sent_again_and_fails_at_once() {
         );
         let next = get(&client, &gateway, &token, "/next").await;
         assert_eq!(next.text().await.unwrap(), "ok");
-        assert!(seen.request(2).starts_with("GET /next HTTP/1.1\r\n"), "{:?}", seen.request(2));
+        assert!(
+            seen.request(2).starts_with("GET /next HTTP/1.1\r\n"),
+            "{:?}",
+            seen.request(2)
+        );
     }
 }
 
@@ -531,11 +546,15 @@ async fn a_request_whose_body_was_sent_is_never_sent_again_and_fails_at_once() {
 async fn an_http2_request_with_a_streamed_body_is_never_sent_again() {
     let (addr, seen) = scripted_upstream(vec![ok(), answer(b"").closing(), ok()]).await;
     let (gateway, token) = gateway_for(addr).await;
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let first = get(&client, &gateway, &token, "/first").await;
     assert_eq!(first.version(), reqwest::Version::HTTP_2);
     assert_eq!(first.text().await.unwrap(), "ok");
-    let pieces = futures_util::stream::iter(["no ", "length"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p))));
+    let pieces =
+        futures_util::stream::iter(["no ", "length"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p))));
     let put = client
         .put(gateway.url("/item"))
         .bearer_auth(&token)
@@ -556,7 +575,14 @@ async fn a_body_less_request_is_sent_again_whole() {
     let (addr, seen) = scripted_upstream(vec![ok(), answer(b"").before_body().closing(), ok()]).await;
     let (gateway, token) = gateway_for(addr).await;
     let client = api();
-    assert_eq!(get(&client, &gateway, &token, "/first").await.text().await.unwrap(), "ok");
+    assert_eq!(
+        get(&client, &gateway, &token, "/first")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
     let again = client
         .delete(gateway.url("/item?x=1"))
         .bearer_auth(&token)
@@ -565,7 +591,11 @@ async fn a_body_less_request_is_sent_again_whole() {
         .await
         .unwrap();
     assert_eq!(again.text().await.unwrap(), "ok");
-    assert_eq!(seen.request(1), seen.request(2), "the very same request, once more");
+    assert_eq!(
+        seen.request(1),
+        seen.request(2),
+        "the very same request, once more"
+    );
     assert!(seen.request(2).starts_with("DELETE /item?x=1 HTTP/1.1\r\n"));
     assert!(seen.request(2).contains("x-marker: same request\r\n"));
 }
@@ -573,7 +603,9 @@ async fn a_body_less_request_is_sent_again_whole() {
 /// An upstream that answers a chunked body whose trailer section never
 /// ends (a line of `trailer_line` bytes, then bytes without a line end),
 /// and reports how much it managed to write before the gateway closed.
-async fn endless_trailer_upstream(trailer_line: usize) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
+async fn endless_trailer_upstream(
+    trailer_line: usize,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (report, written) = tokio::sync::oneshot::channel();
@@ -604,7 +636,10 @@ async fn an_endless_trailer_section_is_cut_off() {
         let (gateway, token) = gateway_for(addr).await;
         let outcome = api().get(gateway.url("/t")).bearer_auth(&token).send().await;
         if let Ok(response) = outcome {
-            assert!(response.bytes().await.is_err(), "{trailer_line}: the body never ends well");
+            assert!(
+                response.bytes().await.is_err(),
+                "{trailer_line}: the body never ends well"
+            );
         }
         let written = tokio::time::timeout(Duration::from_secs(20), written)
             .await
@@ -639,7 +674,10 @@ async fn answers_with_a_bare_lf_or_a_status_out_of_range_are_refused() {
     // The edges of the range pass.
     for (good, status) in [
         (&b"HTTP/1.1 599 Edge\r\ncontent-length: 2\r\n\r\nok"[..], 599),
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", 200),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            200,
+        ),
     ] {
         let (addr, _seen) = scripted_upstream(vec![answer(good)]).await;
         let (gateway, token) = gateway_for(addr).await;
@@ -649,7 +687,8 @@ async fn answers_with_a_bare_lf_or_a_status_out_of_range_are_refused() {
 
 /// An upstream that switches protocols whenever asked, or not asked, and
 /// then reads the tunnel as HTTP/1.1, recording every request.
-const ALWAYS_SWITCHES: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n";
+const ALWAYS_SWITCHES: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n";
 
 #[tokio::test]
 async fn only_websocket_upgrades_are_forwarded() {
@@ -675,7 +714,9 @@ async fn only_websocket_upgrades_are_forwarded() {
         // What would have gone through the tunnel reaches the gateway as a
         // request of its own, and is checked as one.
         client
-            .send(b"GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-Forwarded-User: root\r\nConnection: close\r\n\r\n")
+            .send(
+                b"GET /smuggled HTTP/1.1\r\nHost: gw\r\nX-Forwarded-User: root\r\nConnection: close\r\n\r\n",
+            )
             .await;
         if let Some(next) = client.response().await {
             assert_eq!(next.status, 401, "{upgrade}");
@@ -686,7 +727,10 @@ async fn only_websocket_upgrades_are_forwarded() {
     for request in &requests {
         let lower = request.to_ascii_lowercase();
         assert!(lower.starts_with("get /up http/1.1\r\n"), "{request}");
-        assert!(!lower.contains("upgrade"), "the upgrade is not asked of the upstream: {request}");
+        assert!(
+            !lower.contains("upgrade"),
+            "the upgrade is not asked of the upstream: {request}"
+        );
         assert!(!lower.contains("http2-settings"), "{request}");
     }
 }
@@ -715,6 +759,12 @@ async fn a_route_may_allow_another_upgrade() {
         assert_eq!(client.response().await.unwrap().status, status, "{path}");
     }
     let requests = seen.requests.lock().unwrap().clone();
-    assert!(requests[0].to_ascii_lowercase().contains("upgrade: foo\r\n"), "{requests:?}");
-    assert!(!requests[1].to_ascii_lowercase().contains("upgrade"), "{requests:?}");
+    assert!(
+        requests[0].to_ascii_lowercase().contains("upgrade: foo\r\n"),
+        "{requests:?}"
+    );
+    assert!(
+        !requests[1].to_ascii_lowercase().contains("upgrade"),
+        "{requests:?}"
+    );
 }

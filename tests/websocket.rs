@@ -98,7 +98,10 @@ async fn an_open_websocket_counts_against_max_connections() {
         if kept.response().await.unwrap().status != 503 {
             break kept;
         }
-        assert!(std::time::Instant::now() < deadline, "no slot for a second connection");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slot for a second connection"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let refused = raw_request(gateway.addr, PROBE).await;
@@ -110,7 +113,10 @@ async fn an_open_websocket_counts_against_max_connections() {
         if answer.status != 503 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the closed tunnel's slot is never freed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed tunnel's slot is never freed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -18,14 +18,15 @@ use crate::csrf::{self, CSRF_COOKIE};
 use crate::directory::{Client, User};
 use crate::metrics::SignIn;
 use crate::pages::SignInPage;
-use crate::paths::safe_return_path;
-use crate::request::{self, cookie, BodyError, Params};
+use crate::paths::return_target;
+use crate::request::{self, cookie, is_form_navigation, BodyError, Params};
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
 use crate::throttle::Subject;
 
-use super::{error_page, grant_scope, pkce, BoxError};
+use super::flash::{self, Failure, Flash};
+use super::{error_page, grant_scope, pkce, BoxError, AUTHORIZE_PATH};
 
 const WRONG_PASSWORD: &str = "Username or password do not match";
 const FORM_EXPIRED: &str =
@@ -97,6 +98,30 @@ impl<'a> AuthorizeParams<'a> {
             rd: get("rd"),
             code_challenge: get("code_challenge"),
             code_challenge_method: get("code_challenge_method"),
+        }
+    }
+
+    /// The sign-in page's own address with these parameters: where a
+    /// failed attempt is sent back to.
+    fn page_url(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("response_type", self.response_type),
+            ("client_id", self.client_id),
+            ("redirect_uri", self.redirect_uri),
+            ("scope", self.scope),
+            ("state", self.state),
+            ("rd", self.rd),
+            ("code_challenge", self.code_challenge),
+            ("code_challenge_method", self.code_challenge_method),
+        ] {
+            if let Some(value) = value {
+                query.append_pair(name, value);
+            }
+        }
+        match query.finish() {
+            query if query.is_empty() => AUTHORIZE_PATH.to_owned(),
+            query => format!("{AUTHORIZE_PATH}?{query}"),
         }
     }
 
@@ -280,14 +305,74 @@ fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, &str)]) -> 
     response::redirect(StatusCode::SEE_OTHER, url.as_str()).expect("a serialized URL is a valid Location")
 }
 
-/// `GET /management/authorize`: the sign-in page.
+/// `GET /management/authorize`: the sign-in page, with the message of the
+/// attempt that failed just before, if the browser comes back from one.
 pub(super) fn show<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
     let params = Params::from_query(req.uri().query());
     let asked = AuthorizeParams::from(&params);
-    match check(state, &params, &asked) {
-        Ok(_) => sign_in_page(state, req.headers(), StatusCode::OK, &asked, "", ""),
-        Err(response) => response,
+    if let Err(response) = check(state, &params, &asked) {
+        return response;
     }
+    let headers = req.headers();
+    let flash = Flash::read(&state.csrf, headers);
+    let (message, username) = match &flash {
+        Some(flash) => (failure_message(flash.failure), flash.username.as_str()),
+        None => (String::new(), ""),
+    };
+    let mut response = sign_in_page(state, headers, StatusCode::OK, &asked, &message, username);
+    if Flash::is_present(headers) {
+        let clear = flash::clear_cookie(state.config.secure_cookies());
+        if let Ok(value) = HeaderValue::try_from(clear) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// What the page says about a failed attempt.
+fn failure_message(failure: Failure) -> String {
+    match failure {
+        Failure::WrongPassword => WRONG_PASSWORD.to_owned(),
+        Failure::Throttled(wait) => format!("Too many failed sign-ins. Try again in {}.", human_wait(wait)),
+    }
+}
+
+/// A failed attempt: a browser is sent back to the page, which says why
+/// (Post/Redirect/Get); any other client of the form gets the page itself
+/// with the failure's status (`401`, `429`).
+fn failed(
+    state: &AuthState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    asked: &AuthorizeParams<'_>,
+    failure: Failure,
+    username: &str,
+) -> Response<OwnBody> {
+    let mut response = match is_form_navigation(headers) {
+        true => {
+            let flash = Flash {
+                failure,
+                username: username.to_owned(),
+            };
+            let mut back =
+                response::redirect(StatusCode::SEE_OTHER, &asked.page_url()).unwrap_or_else(|| {
+                    response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH).expect("a static path")
+                });
+            if let Ok(value) =
+                HeaderValue::try_from(flash.set_cookie(&state.csrf, state.config.secure_cookies()))
+            {
+                back.headers_mut().append(header::SET_COOKIE, value);
+            }
+            back
+        }
+        false => sign_in_page(state, headers, status, asked, &failure_message(failure), username),
+    };
+    if let Failure::Throttled(wait) = failure {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    response
 }
 
 /// The sign-in page with `error` and the `username` kept, carrying a CSRF
@@ -375,19 +460,14 @@ where
     if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
         tracing::warn!(username, retry_after = wait, "sign-in throttled");
         state.metrics.sign_in(SignIn::Throttled);
-        let message = format!("Too many failed sign-ins. Try again in {}.", human_wait(wait));
-        let mut response = sign_in_page(
+        return failed(
             state,
             headers,
             StatusCode::TOO_MANY_REQUESTS,
             &asked,
-            &message,
+            Failure::Throttled(wait),
             username,
         );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return response;
     }
     let user = match username.is_empty() || password.is_empty() {
         true => None,
@@ -400,12 +480,12 @@ where
             .throttle
             .record_failure(&state.config.throttle, &subjects)
             .await;
-        return sign_in_page(
+        return failed(
             state,
             headers,
             StatusCode::UNAUTHORIZED,
             &asked,
-            WRONG_PASSWORD,
+            Failure::WrongPassword,
             username,
         );
     };
@@ -515,13 +595,15 @@ async fn signed_in_to_gateway(
             tracing::warn!(error = %err, "could not revoke the session this sign-in replaces");
         }
     }
-    let back_to = rd.and_then(safe_return_path).unwrap_or("/");
+    let back_to = rd
+        .and_then(|rd| return_target(rd, &state.config.return_hosts))
+        .unwrap_or("/");
     let mut response = response::redirect(StatusCode::SEE_OTHER, back_to)
         .unwrap_or_else(|| response::redirect(StatusCode::SEE_OTHER, "/").expect("/ is a valid Location"));
     let cookie = credential::session_cookie(
         token.as_str(),
         state.config.token_ttl_secs,
-        state.config.secure_cookies(),
+        state.config.session_cookie_scope(),
     );
     if let Ok(value) = HeaderValue::try_from(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);

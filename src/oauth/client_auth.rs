@@ -1,6 +1,14 @@
 //! Client authentication at the token, revocation and introspection
 //! endpoints (RFC 6749 §2.3): HTTP Basic or `client_id`/`client_secret` in
 //! the body, never both.
+//!
+//! RFC 6749 §2.3.1 has a client form-encode its id and secret before it
+//! puts them in HTTP Basic; requests-oauthlib and authlib do not, so a
+//! secret holding `+` or `%` reaches the gateway changed by decoding. When
+//! the decoded credentials fail and the raw ones differ from them, the raw
+//! ones are checked too: those clients work unchanged, and a wrong secret
+//! is still refused, pays the full hash and counts once against the
+//! throttle.
 
 use std::sync::Arc;
 
@@ -47,19 +55,28 @@ pub(crate) async fn authenticate(
     let body_id = params.one("client_id")?;
     let body_secret = params.one("client_secret")?;
     let basic = basic_credentials(headers)?;
-    let (client_id, secret) = match (basic, body_id, body_secret) {
+    let (client_id, secret, raw) = match (basic, body_id, body_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
             ))
         }
-        (Some((id, _)), Some(body_id), None) if id != body_id => {
+        (Some(basic), Some(body_id), None) if basic.id != body_id && basic.raw_id != body_id => {
             return Err(OAuthError::invalid_request(
                 "client_id in the body differs from the one in the Authorization header.",
             ))
         }
-        (Some((id, secret)), _, None) => (id, Some(secret)),
-        (None, Some(id), secret) => (id.to_owned(), secret.map(|s| Zeroizing::new(s.to_owned()))),
+        (Some(basic), _, None) => {
+            let known = |id: &str| state.directory.client(id).is_some();
+            // The id as sent, if only that one names a client.
+            let id = match !known(&basic.id) && known(&basic.raw_id) {
+                true => basic.raw_id.clone(),
+                false => basic.id.clone(),
+            };
+            let raw = (basic.raw_secret != basic.secret).then_some(basic.raw_secret);
+            (id, Some(basic.secret), raw)
+        }
+        (None, Some(id), secret) => (id.to_owned(), secret.map(|s| Zeroizing::new(s.to_owned())), None),
         (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret needs a client_id.")),
         (None, None, None) => return Ok(Caller::Anonymous),
     };
@@ -82,7 +99,12 @@ pub(crate) async fn authenticate(
                 .check(&state.config.throttle, &subjects)
                 .await
                 .map_err(OAuthError::throttled)?;
-            if state.directory.verify_client_secret(&client, &secret).await {
+            let verified = state.directory.verify_client_secret(&client, &secret).await
+                || match &raw {
+                    Some(raw) => state.directory.verify_client_secret(&client, raw).await,
+                    None => false,
+                };
+            if verified {
                 Ok(Caller::Confidential(client))
             } else {
                 tracing::info!(client_id = %client.client_id, "client authentication failed");
@@ -96,10 +118,18 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The client id and secret of an `Authorization: Basic` header, each
-/// form-urlencoded as RFC 6749 §2.3.1 says. Every copy of the secret made
-/// here is wiped when dropped.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Zeroizing<String>)>, OAuthError> {
+/// The client id and secret of an `Authorization: Basic` header:
+/// form-decoded as RFC 6749 §2.3.1 says, and as sent.
+struct Basic {
+    id: String,
+    secret: Zeroizing<String>,
+    raw_id: String,
+    raw_secret: Zeroizing<String>,
+}
+
+/// The credentials of an `Authorization: Basic` header. Every copy of the
+/// secret made here is wiped when dropped.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<Basic>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -114,7 +144,12 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Zeroizing<St
     let decoded = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| bad())?);
     let decoded = std::str::from_utf8(&decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok(Some((form_unescape(id).to_string(), form_unescape(secret))))
+    Ok(Some(Basic {
+        id: form_unescape(id).to_string(),
+        secret: form_unescape(secret),
+        raw_id: id.to_owned(),
+        raw_secret: Zeroizing::new(secret.to_owned()),
+    }))
 }
 
 /// `text` with form-urlencoding undone (`+` is a space, `%XX` a byte); one
@@ -141,9 +176,16 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_unescaped_as_rfc_6749_says() {
         let plain = basic_credentials(&basic("app:s3cret")).unwrap().unwrap();
-        assert_eq!((plain.0.as_str(), plain.1.as_str()), ("app", "s3cret"));
+        assert_eq!((plain.id.as_str(), plain.secret.as_str()), ("app", "s3cret"));
         let encoded = basic_credentials(&basic("my+app:a%3Ab+c%25")).unwrap().unwrap();
-        assert_eq!((encoded.0.as_str(), encoded.1.as_str()), ("my app", "a:b c%"));
+        assert_eq!(
+            (encoded.id.as_str(), encoded.secret.as_str()),
+            ("my app", "a:b c%")
+        );
+        assert_eq!(
+            (encoded.raw_id.as_str(), encoded.raw_secret.as_str()),
+            ("my+app", "a%3Ab+c%25")
+        );
         assert!(basic_credentials(&basic("no-colon")).is_err());
         assert!(basic_credentials(&HeaderMap::new()).unwrap().is_none());
     }

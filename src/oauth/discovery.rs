@@ -1,5 +1,5 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414): what really
-//! works here.
+//! works here; and a clear `404` at OpenID Connect's discovery path.
 
 use http::{Response, StatusCode};
 use serde_json::json;
@@ -7,7 +7,25 @@ use serde_json::json;
 use crate::response::{self, OwnBody};
 use crate::state::AuthState;
 
-use super::{AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+use super::{AUTHORIZE_PATH, DISCOVERY_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+
+/// `/.well-known/openid-configuration`: authgate is an OAuth 2.0
+/// authorization server, not an OpenID Provider. An OpenID Connect client
+/// that looks here by default learns so, and where the OAuth document is,
+/// instead of meeting a sign-in page.
+pub(super) fn not_an_openid_provider(state: &AuthState) -> Response<OwnBody> {
+    let metadata = format!("{}{DISCOVERY_PATH}", state.issuer());
+    response::json(
+        StatusCode::NOT_FOUND,
+        &json!({
+            "error": "not_found",
+            "error_description": format!(
+                "This authorization server does not speak OpenID Connect. Its OAuth 2.0 metadata (RFC 8414) is at {metadata}."
+            ),
+            "oauth_authorization_server": metadata,
+        }),
+    )
+}
 
 pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
     let issuer = state.issuer();

@@ -6,6 +6,7 @@ mod client_auth;
 mod cors;
 mod discovery;
 mod error;
+mod flash;
 mod forward_auth;
 mod introspect;
 mod logout;
@@ -48,6 +49,8 @@ const ME_PATH: &str = "/management/me";
 const FORWARD_AUTH_PATH: &str = "/management/auth";
 const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
+/// OpenID Connect's discovery document, which authgate does not serve.
+const OPENID_DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 const HEALTHZ_PATH: &str = "/healthz";
 const READYZ_PATH: &str = "/readyz";
 const METRICS_PATH: &str = "/metrics";
@@ -56,7 +59,10 @@ const METRICS_PATH: &str = "/metrics";
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
     path.strip_prefix("/management")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || matches!(path, DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH | METRICS_PATH)
+        || matches!(
+            path,
+            DISCOVERY_PATH | OPENID_DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH | METRICS_PATH
+        )
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -100,6 +106,7 @@ where
         (FORWARD_AUTH_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
         (HEALTHZ_PATH, &Method::GET | &Method::HEAD) => {
             response::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
@@ -195,10 +202,15 @@ where
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .map_or(&body[..0], |at| &body[at..]);
-    let params = if content_type.contains("json")
-        || (!content_type.starts_with("application/x-www-form-urlencoded") && trimmed.first() == Some(&b'{'))
-    {
+    // A body that is a JSON object is read as one whatever its
+    // Content-Type says: App Services clients sent JSON with none, and
+    // `curl -d '{…}'` labels it a form.
+    let json_object = trimmed.first() == Some(&b'{');
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    let params = if content_type.contains("json") || (json_object && !form) {
         json_params(trimmed)?
+    } else if let Some(params) = json_object.then(|| json_params(trimmed).ok()).flatten() {
+        params
     } else if trimmed.is_empty() {
         Params::from_query(parts.uri.query())
     } else {
@@ -242,7 +254,9 @@ fn required_param<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthEr
 /// invalid_token` if there is none or it is not valid.
 async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Session), OAuthError> {
     let Ok(presented) = credential::find(&parts.headers, &parts.uri) else {
-        return Err(OAuthError::invalid_request("access_token was sent more than once."));
+        return Err(OAuthError::invalid_request(
+            "access_token was sent more than once.",
+        ));
     };
     let Some(presented) = presented else {
         return Err(OAuthError::invalid_token("Send Authorization: Bearer <token>."));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+#[allow(unused_imports)]
 pub use raw::*;
 
 use std::convert::Infallible;
@@ -90,6 +91,7 @@ impl Upstream {
 /// - `/pause`: answers after 300 ms;
 /// - `/close`: answers and closes the connection;
 /// - `/empty`: `204`, no body;
+/// - `/cached`: an answer that says how to cache it;
 /// - anything else: the request as JSON (method, path, query, headers).
 pub async fn start_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -165,6 +167,13 @@ async fn upstream_answer(
             response
                 .headers_mut()
                 .insert("connection", "close".parse().unwrap());
+            Ok(response)
+        }
+        "/cached" => {
+            let mut response = Response::new(full("cacheable"));
+            response
+                .headers_mut()
+                .insert("cache-control", "public, max-age=60".parse().unwrap());
             Ok(response)
         }
         "/empty" => {
@@ -540,6 +549,61 @@ pub fn require_tools(tools: &[&str]) -> bool {
     );
     eprintln!("SKIPPED: {missing:?} not installed here (scripts/test installs them; CI fails without them)");
     false
+}
+
+/// The Python that has the tests' client libraries
+/// (`tests/python/requirements.txt`): the one `scripts/test` prepares
+/// (`AUTHGATE_TEST_PYTHON`), else `target/test-python` if an earlier run
+/// left it. `None`, with a message, where there is none and this is not a
+/// run of `scripts/test` or CI, where it fails.
+pub fn test_python() -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("AUTHGATE_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python/bin/python")
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none() && std::env::var_os("AUTHGATE_TOOLS_INSTALLED").is_none(),
+        "{} is missing: scripts/test makes it",
+        python.display()
+    );
+    eprintln!(
+        "SKIPPED: no test Python at {} (scripts/test makes it)",
+        python.display()
+    );
+    None
+}
+
+/// Runs `tests/python/{script}` with `args` (off the async threads, so
+/// that a gateway in this process goes on serving it): what it printed on
+/// standard output, or its exit status and standard error.
+pub async fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> Result<String, String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let mut command = std::process::Command::new(python);
+    command.arg(&path).args(args);
+    let output = run_command(command).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    match output.status.success() {
+        true => Ok(stdout),
+        false => Err(format!(
+            "{script} exited {}: {}{stdout}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}
+
+/// Runs `command` to its end off the async threads (a gateway in this
+/// process serves it meanwhile), and answers what it printed.
+pub async fn run_command(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().expect("the command runs"))
+        .await
+        .unwrap()
 }
 
 /// A real `redis-server` on a free port, stopped on drop. Its data

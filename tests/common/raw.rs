@@ -91,7 +91,10 @@ impl RawConnection {
         if no_body {
             return Some(response);
         }
-        if let Some(length) = response.header("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        if let Some(length) = response
+            .header("content-length")
+            .and_then(|l| l.parse::<usize>().ok())
+        {
             while self.read.len() < length {
                 if !self.fill().await {
                     return None;
@@ -117,7 +120,9 @@ impl RawConnection {
                     }
                 }
                 let chunk: Vec<u8> = self.read.drain(..line_end + 2 + size + 2).collect();
-                response.body.extend_from_slice(&chunk[line_end + 2..line_end + 2 + size]);
+                response
+                    .body
+                    .extend_from_slice(&chunk[line_end + 2..line_end + 2 + size]);
                 if size == 0 {
                     break;
                 }
