@@ -1433,6 +1433,45 @@ mod tests {
     }
 
     #[test]
+    fn upgrades_return_hosts_and_cookie_domain_are_checked_with_their_lines() {
+        let up = "[upstream]\nbuiltin = \"whoami\"\n";
+        let err = refused("[upstream]\nbuiltin = \"whoami\"\nupgrades = [\"websocket\", \"h2c\"]\n");
+        assert_eq!(err.location().unwrap().line, 3, "{err}");
+        assert!(err.message().contains("h2c is never forwarded"), "{err}");
+        let err = refused(&format!(
+            "{up}[[routes]]\npath_prefix = \"/x\"\nbuiltin = \"whoami\"\nupgrades = [\"web socket\"]\n"
+        ));
+        assert_eq!(err.location().unwrap().line, 6, "{err}");
+        for bad in [
+            "https://app.example",
+            "app.example/x",
+            "user@app.example",
+            ".example.com:80",
+            "",
+        ] {
+            let err = refused(&format!("{up}[auth]\nreturn_hosts = [\"{bad}\"]\n"));
+            assert_eq!(err.location().unwrap().line, 4, "{bad}: {err}");
+        }
+        for bad in ["https://example.com", "example.com:8080", "localhost", "a..b"] {
+            let err = refused(&format!("{up}[auth]\ncookie_domain = \"{bad}\"\n"));
+            assert_eq!(err.location().unwrap().line, 4, "{bad}: {err}");
+        }
+        let ok = Config::from_toml_str(&format!(
+            "{up}upgrades = [\"WebSocket\", \"foo\"]\n[auth]\nreturn_hosts = [\"App.Example.com:8443\", \".corp.example\", \"127.0.0.1:8081\"]\ncookie_domain = \".Example.com\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.upgrades, ["websocket", "foo"]);
+        assert_eq!(
+            ok.return_hosts,
+            ["app.example.com:8443", ".corp.example", "127.0.0.1:8081"]
+        );
+        assert_eq!(ok.cookie_domain.as_deref(), Some("example.com"));
+        let default = Config::from_toml_str(up).unwrap();
+        assert_eq!(default.upgrades, ["websocket"]);
+        assert!(!default.underscores_in_headers);
+    }
+
+    #[test]
     fn public_paths_must_be_normalized() {
         let err = refused("[upstream]\nbuiltin = \"whoami\"\n[auth]\npublic_paths = [\"/a/../b\"]\n");
         assert_eq!(err.location().unwrap().line, 4, "{err}");

@@ -902,3 +902,27 @@ async fn openid_connect_discovery_is_a_clear_404_naming_the_oauth_document() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_a_cookie_domain_the_session_cookie_is_set_and_cleared_for_it() {
+    let upstream = start_upstream().await;
+    let toml =
+        config_toml(upstream.addr, "").replace("[auth]\n", "[auth]\ncookie_domain = \"example.test\"\n");
+    let gateway = Gateway::start(&toml).await;
+    let response = sign_in(&browser(), &gateway, "alice", PASSWORD, "/").await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Domain=example.test"), "{cookie}");
+    assert!(cookie.contains("; HttpOnly; SameSite=Lax"), "{cookie}");
+    let token = session_token(&response);
+    let out = api()
+        .post(gateway.url("/management/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let cleared = out.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("authgate_session=; Max-Age=0") && cleared.contains("; Domain=example.test"),
+        "the cookie is cleared where it was set: {cleared}"
+    );
+}
