@@ -43,18 +43,18 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::client_fields;
+use crate::auth::client_fields;
+use crate::auth::credential::{self, Source};
+use crate::auth::state::AuthState;
 use crate::config::{Config, Policy};
-use crate::credential::{self, Source};
 use crate::error::Error;
-use crate::forwarding::ClientAddr;
-use crate::metrics::{Metrics, RouteKind};
 use crate::oauth;
-use crate::paths;
-use crate::request::is_browser_navigation;
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::obs::metrics::{Metrics, RouteKind};
 use crate::store::{unix_now, MemoryStore, Session, StoreError, TokenKey, TokenStore};
+use crate::web::paths;
+use crate::web::peer::ClientAddr;
+use crate::web::request::is_browser_navigation;
+use crate::web::response::{self, OwnBody};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

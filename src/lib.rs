@@ -42,51 +42,34 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod access_log;
-mod background;
-mod client_fields;
-mod coarse_timer;
+mod auth;
 mod config;
-mod connection_watch;
-mod credential;
-mod csrf;
-mod directory;
 mod error;
-mod forwarding;
-mod handling;
-mod http1;
+mod gateway;
+mod identity;
 mod layer;
-mod logging;
-mod metrics;
 mod oauth;
-mod pages;
-mod paths;
+mod obs;
 mod proxy;
-mod request;
-mod response;
-mod server;
-mod state;
+mod runtime;
 mod store;
-mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
-mod upstream;
-mod whoami;
-mod workers;
+mod web;
 
 pub use config::{Config, LogFormat, Upstream};
-pub use directory::hash_password;
 pub use error::{Error, ErrorKind, Location};
-pub use forwarding::ClientAddr;
+pub use gateway::whoami::Whoami;
+pub use gateway::{shutdown_signal, Gateway};
+pub use identity::hash_password;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
-pub use logging::init_logging;
-pub use metrics::{RouteKind, UpstreamError};
+pub use obs::logging::init_logging;
+pub use obs::metrics::{RouteKind, UpstreamError};
+pub use proxy::pool::UpstreamBody;
 pub use proxy::{Proxy, ProxyBody};
-pub use server::{shutdown_signal, Gateway};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 pub use store::{
     Family, Identity, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore,
 };
-pub use upstream::UpstreamBody;
-pub use whoami::Whoami;
+pub use web::peer::ClientAddr;

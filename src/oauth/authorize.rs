@@ -12,18 +12,18 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use url::Url;
 
+use crate::auth::credential::{self, SESSION_COOKIE};
+use crate::auth::csrf::{self, CSRF_COOKIE};
+use crate::auth::pages::SignInPage;
+use crate::auth::state::AuthState;
+use crate::auth::throttle::Subject;
 use crate::config::Grant;
-use crate::credential::{self, SESSION_COOKIE};
-use crate::csrf::{self, CSRF_COOKIE};
-use crate::directory::{Client, User};
-use crate::metrics::SignIn;
-use crate::pages::SignInPage;
-use crate::paths::return_target;
-use crate::request::{self, cookie, is_form_navigation, BodyError, Params};
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::identity::{Client, User};
+use crate::obs::metrics::SignIn;
 use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
-use crate::throttle::Subject;
+use crate::web::paths::return_target;
+use crate::web::request::{self, cookie, is_form_navigation, BodyError, Params};
+use crate::web::response::{self, OwnBody};
 
 use super::flash::{self, Failure, Flash};
 use super::{error_page, grant_scope, pkce, BoxError, AUTHORIZE_PATH};

@@ -19,10 +19,10 @@ use http::request::Parts;
 use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
 
-use crate::directory::Client;
-use crate::request::Params;
-use crate::state::AuthState;
-use crate::throttle::Subject;
+use crate::auth::state::AuthState;
+use crate::auth::throttle::Subject;
+use crate::identity::Client;
+use crate::web::request::Params;
 
 use super::error::OAuthError;
 

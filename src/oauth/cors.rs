@@ -6,8 +6,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-use crate::response::OwnBody;
-use crate::state::AuthState;
+use crate::auth::state::AuthState;
+use crate::web::response::OwnBody;
 
 /// The request's `Origin`, if some client lists it.
 fn allowed_origin<'a>(state: &AuthState, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {

@@ -4,8 +4,8 @@
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::state::AuthState;
+use crate::web::response::{self, OwnBody};
 
 use super::{AUTHORIZE_PATH, DISCOVERY_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
 

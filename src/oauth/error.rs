@@ -3,7 +3,7 @@
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::response::{self, OwnBody};
+use crate::web::response::{self, OwnBody};
 
 /// An error a token-style endpoint answers with: `{"error",
 /// "error_description"}` and the status RFC 6749 gives it.
@@ -120,8 +120,8 @@ impl OAuthError {
     }
 }
 
-impl From<crate::request::Repeated> for OAuthError {
-    fn from(repeated: crate::request::Repeated) -> Self {
+impl From<crate::web::request::Repeated> for OAuthError {
+    fn from(repeated: crate::web::request::Repeated) -> Self {
         Self::invalid_request(format!("The parameter {} was sent more than once.", repeated.0))
     }
 }

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::header::HeaderMap;
 
-use crate::csrf::CsrfKey;
-use crate::request::cookie;
+use crate::auth::csrf::CsrfKey;
 use crate::store::unix_now;
+use crate::web::request::cookie;
 
 /// The cookie's name.
 const FLASH_COOKIE: &str = "authgate_flash";
@@ -128,7 +128,7 @@ mod tests {
                 assert_eq!(Flash::read(&key, &carried(&tampered)), None, "{tampered}");
             }
         }
-        let form_field = key.field_for(&crate::csrf::new_cookie_value());
+        let form_field = key.field_for(&crate::auth::csrf::new_cookie_value());
         assert!(
             !key.verify_signed(PURPOSE, b"", &form_field),
             "a form field is no flash"

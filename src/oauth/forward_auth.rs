@@ -16,10 +16,10 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-use crate::paths;
-use crate::request::wants_html;
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::state::AuthState;
+use crate::web::paths;
+use crate::web::request::wants_html;
+use crate::web::response::{self, OwnBody};
 
 use super::{access_session, AUTHORIZE_PATH};
 

@@ -6,11 +6,11 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use crate::credential;
-use crate::request::wants_html;
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::credential;
+use crate::auth::state::AuthState;
 use crate::store::TokenKey;
+use crate::web::request::wants_html;
+use crate::web::response::{self, OwnBody};
 
 use super::AUTHORIZE_PATH;
 

@@ -5,8 +5,8 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::state::AuthState;
+use crate::web::response::{self, OwnBody};
 
 use super::error::OAuthError;
 use super::{access_session, UserObject};

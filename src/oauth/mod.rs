@@ -25,13 +25,13 @@ use http_body::Body;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-use crate::credential;
-use crate::directory::User;
-use crate::pages::ErrorPage;
-use crate::request::{self, wants_html, BodyError, Params};
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::credential;
+use crate::auth::pages::ErrorPage;
+use crate::auth::state::AuthState;
+use crate::identity::User;
 use crate::store::{Session, TokenKey};
+use crate::web::request::{self, wants_html, BodyError, Params};
+use crate::web::response::{self, OwnBody};
 
 use self::error::OAuthError;
 pub(crate) use self::scope::is_scope_token;

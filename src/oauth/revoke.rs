@@ -6,10 +6,10 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use crate::request::Params;
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::auth::state::AuthState;
 use crate::store::{Session, TokenKey};
+use crate::web::request::Params;
+use crate::web::response::{self, OwnBody};
 
 use super::client_auth::{self, Caller};
 use super::error::OAuthError;

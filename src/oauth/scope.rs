@@ -1,7 +1,7 @@
 //! Scopes (RFC 6749 §3.3): what a client may ask for, and what a refresh
 //! may narrow to.
 
-use crate::directory::Client;
+use crate::identity::Client;
 
 use super::error::OAuthError;
 

@@ -8,13 +8,13 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::auth::state::AuthState;
 use crate::config::Grant;
-use crate::directory::{Client, User};
-use crate::metrics::SignIn;
-use crate::request::Params;
-use crate::response::{self, OwnBody};
-use crate::state::AuthState;
+use crate::identity::{Client, User};
+use crate::obs::metrics::SignIn;
 use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey};
+use crate::web::request::Params;
+use crate::web::response::{self, OwnBody};
 
 use super::authorize::throttle_subjects;
 use super::client_auth::{self, Caller};

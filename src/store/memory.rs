@@ -108,7 +108,7 @@ impl MemoryStore {
                 // Off the async threads, at the lowest priority: a sweep of
                 // millions of sessions must not stall the requests served.
                 let _ = tokio::task::spawn_blocking(move || {
-                    crate::background::yield_to_requests();
+                    crate::runtime::background::yield_to_requests();
                     sweep(&inner)
                 })
                 .await;

@@ -29,7 +29,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::sync::watch;
 
-use crate::coarse_timer::CoarseSleep;
+use crate::runtime::timer::CoarseSleep;
 
 /// How long a connection asked to close may take before it is closed.
 const GRACE: Duration = Duration::from_secs(1);

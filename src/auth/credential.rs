@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
-use crate::request::cookie;
+use crate::web::request::cookie;
 
 /// The name of the gateway's session cookie.
 pub(crate) const SESSION_COOKIE: &str = "authgate_session";

@@ -31,7 +31,26 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::forwarding::{Fate, ForwardedFields};
+/// What becomes of one of a request's own fields as it is written.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Kept,
+    LeftOut,
+    /// Written under this name instead.
+    Renamed(&'static str),
+}
+
+/// What a request's writer does with its fields besides framing them: which
+/// of them are left out or renamed, and which are written after them. The
+/// codec knows nothing of why (the proxy's forwarding policy says).
+pub(crate) trait FieldPolicy: Send + Sync {
+    /// What becomes of the request's own field `name`; `renamed_before`
+    /// says an earlier field was already renamed.
+    fn fate(&self, name: &HeaderName, renamed_before: bool) -> Fate;
+
+    /// Writes the fields that follow the request's own.
+    fn extra_fields(&self, write: &mut dyn FnMut(&str, &HeaderValue));
+}
 
 /// How much room a read into a connection's buffer asks for.
 const READ_SIZE: usize = 8 * 1024;
@@ -228,13 +247,13 @@ impl Connection {
     pub(crate) async fn exchange(
         &mut self,
         req: &mut Request<Incoming>,
-        forwarded: Option<&ForwardedFields>,
+        policy: Option<&dyn FieldPolicy>,
         fields: &mut HeaderMap,
     ) -> Result<Head, Failure> {
         let body = RequestFraming::of(req);
         self.head_request = req.method() == Method::HEAD;
         self.upgrade = req.headers().contains_key(header::UPGRADE);
-        encode_head(req, body, forwarded, &mut self.write);
+        encode_head(req, body, policy, &mut self.write);
         *fields = std::mem::take(req.headers_mut());
         fields.clear();
         *req.uri_mut() = Uri::default();
@@ -455,14 +474,13 @@ impl RequestFraming {
 }
 
 /// Writes the request line and headers of `req` into `out`, framed as
-/// `body` says, with `forwarded`'s fields when there are some (see
-/// [`ForwardedFields`]). `Expect` is not passed on: the gateway already
-/// answered it for the client, and an upstream's `100 Continue` would be
-/// noise.
+/// `body` says, its fields as `policy` says. `Expect` is not passed on:
+/// the gateway already answered it for the client, and an upstream's `100
+/// Continue` would be noise.
 fn encode_head(
     req: &Request<Incoming>,
     body: RequestFraming,
-    forwarded: Option<&ForwardedFields>,
+    policy: Option<&dyn FieldPolicy>,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -470,7 +488,7 @@ fn encode_head(
     out.push(b' ');
     out.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut host_seen = false;
+    let mut renamed = false;
     for (name, value) in req.headers() {
         let skip = name == header::EXPECT
             || (body != RequestFraming::None
@@ -478,18 +496,18 @@ fn encode_head(
         if skip {
             continue;
         }
-        let written_as = match forwarded.map(|_| ForwardedFields::fate(name, host_seen)) {
+        let written_as = match policy.map(|p| p.fate(name, renamed)) {
             None | Some(Fate::Kept) => name.as_str(),
             Some(Fate::LeftOut) => continue,
             Some(Fate::Renamed(other)) => {
-                host_seen = true;
+                renamed = true;
                 other
             }
         };
         write_field(out, written_as, value);
     }
-    for (name, value) in forwarded.iter().flat_map(|f| f.fields()) {
-        write_field(out, name, value);
+    if let Some(policy) = policy {
+        policy.extra_fields(&mut |name, value| write_field(out, name, value));
     }
     match body {
         RequestFraming::None => {}

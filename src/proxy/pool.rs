@@ -30,10 +30,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
 
+use super::http1::{BodyReader, Connection, FieldPolicy, Head, Stage, Stream, Upgraded};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::forwarding::ForwardedFields;
-use crate::http1::{BodyReader, Connection, Head, Stage, Stream, Upgraded};
 
 /// How long an idle upstream connection is kept for reuse.
 const IDLE_FOR: Duration = Duration::from_secs(90);
@@ -123,7 +122,7 @@ impl Origin {
     pub(crate) fn send(
         self: Arc<Self>,
         mut req: Request<Incoming>,
-        forwarded: Option<Box<ForwardedFields>>,
+        policy: Option<Box<dyn FieldPolicy>>,
         link: Option<ConnectionLink>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
         async move {
@@ -148,7 +147,7 @@ impl Origin {
             let mut fields = http::HeaderMap::new();
             let failure = match exchange
                 .connection()
-                .exchange(&mut req, forwarded.as_deref(), &mut fields)
+                .exchange(&mut req, policy.as_deref(), &mut fields)
                 .await
             {
                 Ok(head) => return Ok(exchange.answer(head)),

@@ -504,7 +504,7 @@ impl Checker<'_> {
                     None => "/".to_owned(),
                     Some(prefix) => {
                         let text = prefix.get_ref();
-                        if crate::paths::normalize(text).as_deref() != Some(text.as_str()) || text.contains(['?', '#', '%']) {
+                        if crate::web::paths::normalize(text).as_deref() != Some(text.as_str()) || text.contains(['?', '#', '%']) {
                             return self.fail(&prefix.span(), format!("path_prefix {text:?} must be a normalized path starting with /"));
                         }
                         text.clone()
@@ -715,7 +715,7 @@ impl Checker<'_> {
             Some(u) => {
                 let text = u.get_ref();
                 let web = Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "https" | "http"));
-                let local = crate::paths::safe_return_path(text).is_some();
+                let local = crate::web::paths::safe_return_path(text).is_some();
                 if !(web || local) || text.contains(['"', '\'', ' ', '<', '>']) {
                     return self.fail(
                         &u.span(),
@@ -1031,7 +1031,7 @@ impl Checker<'_> {
                         format!("public path {text:?} must start with / and hold no ?, #, %, \\ or control characters"),
                     );
                 }
-                let normal = crate::paths::normalize(text);
+                let normal = crate::web::paths::normalize(text);
                 if normal.as_deref() != Some(text.as_str()) {
                     return self.fail(
                         &path.span(),
@@ -1242,7 +1242,7 @@ impl Config {
         let published = |hash: &str| {
             PUBLISHED_PASSWORDS
                 .iter()
-                .any(|password| crate::directory::verify_hash(hash, password))
+                .any(|password| crate::identity::verify_hash(hash, password))
         };
         for user in &self.users {
             if published(&user.password_hash) {
@@ -1352,8 +1352,8 @@ impl Config {
     }
 
     /// How the session cookie is set.
-    pub(crate) fn session_cookie_scope(&self) -> crate::credential::CookieScope<'_> {
-        crate::credential::CookieScope {
+    pub(crate) fn session_cookie_scope(&self) -> crate::auth::credential::CookieScope<'_> {
+        crate::auth::credential::CookieScope {
             secure: self.secure_cookies(),
             domain: self.cookie_domain.as_deref(),
         }

@@ -1,6 +1,10 @@
 //! The upstream forwarding service: a reverse proxy that rewrites each
 //! request for the upstream and sends it on a connection of
-//! [`crate::upstream`].
+//! [`crate::proxy::pool`].
+
+pub(crate) mod forwarding;
+pub(crate) mod http1;
+pub(crate) mod pool;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,16 +27,16 @@ use pin_project_lite::pin_project;
 use tower::Service;
 use url::Url;
 
-use crate::coarse_timer::CoarseSleep;
 use crate::config::Config;
 use crate::error::Error;
-use crate::forwarding::{
-    is_trusted, AddrText, ClientAddr, ForwardedFields, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
-};
-use crate::http1::Upgraded;
-use crate::metrics::UpstreamError;
-use crate::response::{self, OwnBody};
-use crate::upstream::{ConnectionLink, Origin, SendError, UpstreamBody};
+use crate::runtime::timer::CoarseSleep;
+use crate::web::peer::{is_trusted, AddrText, ClientAddr};
+
+use self::forwarding::{ForwardedFields, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use self::http1::{FieldPolicy, Upgraded};
+use self::pool::{ConnectionLink, Origin, SendError, UpstreamBody};
+use crate::obs::metrics::UpstreamError;
+use crate::web::response::{self, OwnBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
 /// gateway's own when the upstream failed.
@@ -112,7 +116,7 @@ impl ProxyInner {
         &self,
         req: &mut Request<Incoming>,
         client: Option<&Client>,
-    ) -> (bool, Option<Box<ForwardedFields>>) {
+    ) -> (bool, Option<Box<dyn FieldPolicy>>) {
         let upgrade = upgrade_asked(req.headers(), &self.upgrades);
         let peer = match client {
             Some(client) => Some(client.ip),
@@ -274,7 +278,7 @@ async fn splice(client: OnUpgrade, mut upstream: Upgraded, _kept: Option<KeepAli
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most requests carry none: one pass over the names, and no
     // allocation unless `Connection` names some other header. (An
-    // answer's are left out as it is read, in `crate::http1`.)
+    // answer's are left out as it is read, in `crate::proxy::http1`.)
     // At most the ten hop-by-hop names.
     let mut present: [Option<HeaderName>; 10] = Default::default();
     for (slot, name) in present
@@ -301,7 +305,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    crate::http1::is_hop_by_hop(name.as_str())
+    crate::proxy::http1::is_hop_by_hop(name.as_str())
 }
 
 /// A `Connection` option that is not a header's name, or one removed
@@ -347,7 +351,7 @@ impl Proxy {
         let (upgrade, forwarded) = inner.rewrite(&mut req, client);
         let client_upgrade = upgrade.then(|| {
             let kept = client.and_then(|c| c.keep_while_tunnelled.clone());
-            (hyper::upgrade::on(&mut req), kept)
+            Box::new((hyper::upgrade::on(&mut req), kept))
         });
         let extensions = std::mem::take(req.extensions_mut());
         let sending = inner.origin.clone().send(req, forwarded, link);
@@ -371,7 +375,8 @@ pin_project! {
         sending: F,
         // Until the answer's head (`upstream.timeout_secs`).
         deadline: CoarseSleep,
-        client_upgrade: Option<(OnUpgrade, Option<KeepAlive>)>,
+        // Boxed: few requests upgrade.
+        client_upgrade: Option<Box<(OnUpgrade, Option<KeepAlive>)>>,
         // The request's, for the response (see `Proxy`).
         extensions: Option<http::Extensions>,
         timeout: Duration,
@@ -382,7 +387,7 @@ impl<F> Forwarding<F> {
     fn new(
         sending: F,
         timeout: Duration,
-        client_upgrade: Option<(OnUpgrade, Option<KeepAlive>)>,
+        client_upgrade: Option<Box<(OnUpgrade, Option<KeepAlive>)>>,
         extensions: Option<http::Extensions>,
     ) -> Self {
         Self {
@@ -413,8 +418,8 @@ where
         let mut answer = match sent {
             Ok(Ok(mut response)) => {
                 // The answer's hop-by-hop fields were left out as it was
-                // read (`crate::http1`), but for a `101`'s.
-                if let Some((client, kept)) = this.client_upgrade.take() {
+                // read (`crate::proxy::http1`), but for a `101`'s.
+                if let Some((client, kept)) = this.client_upgrade.take().map(|boxed| *boxed) {
                     if let Some(upstream) = response.body_mut().take_upgraded() {
                         tokio::spawn(splice(client, upstream, kept));
                     }

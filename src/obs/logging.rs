@@ -7,7 +7,7 @@
 //! slot, its field formatted, entered and left at each poll, closed) with
 //! the log at `info`, the default: a tenth of a logged request. Most
 //! requests log nothing but their access line, which the gateway writes
-//! itself ([`crate::access_log`]). Here the request's id is held for the
+//! itself ([`crate::obs::access_log`]). Here the request's id is held for the
 //! thread while the request is being worked on, and the lines it logs are
 //! given it as the span gave it: `request{id=…}: ` after the level in text,
 //! `"span":{"id":…,"name":"request"}` at the end in JSON. A unit test

@@ -24,12 +24,12 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use crate::access_log::AccessLine;
 use crate::config::LogFormat;
 use crate::layer::AuthBody;
-use crate::metrics::{Metrics, RouteKind, UpstreamError};
-use crate::response;
+use crate::obs::access_log::AccessLine;
+use crate::obs::metrics::{Metrics, RouteKind, UpstreamError};
 use crate::store::Session;
+use crate::web::response;
 
 /// Starts one request through `service`: gives it an id (the one a trusted
 /// proxy set, or a new one), calls the service with that id on what the
@@ -51,11 +51,11 @@ where
     let started = Instant::now();
     let request_id = request_id(req.headers(), peer_trusted);
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    // The binary's log takes the id from the thread (`crate::logging`);
+    // The binary's log takes the id from the thread (`crate::obs::logging`);
     // any other subscriber gets it from the request's span. Either only
     // where the span would be enabled: lines logged below its level never
     // carried the id.
-    let context = if crate::logging::ids_from_the_thread() && tracing::enabled!(tracing::Level::INFO) {
+    let context = if crate::obs::logging::ids_from_the_thread() && tracing::enabled!(tracing::Level::INFO) {
         LogContext::Thread
     } else {
         LogContext::Span(tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes())))
@@ -118,7 +118,7 @@ pub(crate) struct Record {
     /// The metrics it counts in.
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Its access-log line written straight to standard error in this
-    /// format (see [`crate::access_log`]) rather than as a `tracing` event.
+    /// format (see [`crate::obs::access_log`]) rather than as a `tracing` event.
     pub(crate) access_log_to_stderr: Option<LogFormat>,
 }
 
@@ -232,7 +232,7 @@ enum LogContext {
 /// dropped.
 struct InRequest<'a> {
     _span: Option<tracing::span::Entered<'a>>,
-    _thread: Option<crate::logging::InRequest>,
+    _thread: Option<crate::obs::logging::InRequest>,
 }
 
 impl<'a> InRequest<'a> {
@@ -244,7 +244,7 @@ impl<'a> InRequest<'a> {
             },
             LogContext::Thread => Self {
                 _span: None,
-                _thread: Some(crate::logging::in_request(id)),
+                _thread: Some(crate::obs::logging::in_request(id)),
             },
         }
     }

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use http::header::HeaderMap;
 
+use crate::auth::csrf::CsrfKey;
+use crate::auth::pages::Pages;
+use crate::auth::throttle::Throttle;
 use crate::config::Config;
-use crate::csrf::CsrfKey;
-use crate::directory::{Client, Directory, User};
 use crate::error::Error;
-use crate::forwarding::{self, ClientAddr};
-use crate::metrics::{MeteredStore, Metrics};
-use crate::pages::Pages;
+use crate::identity::{Client, Directory, User};
+use crate::obs::metrics::{MeteredStore, Metrics};
 use crate::store::{unix_now, Session, StoreError, Token, TokenStore};
-use crate::throttle::Throttle;
+use crate::web::peer::{self, ClientAddr};
 
 pub(crate) struct AuthState {
     pub(crate) config: Config,
@@ -68,14 +68,14 @@ impl AuthState {
     /// of trusted proxies.
     pub(crate) fn client_ip(&self, extensions: &http::Extensions, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        forwarding::client_ip(peer, headers, &self.config.trusted_proxies)
+        peer::client_ip(peer, headers, &self.config.trusted_proxies)
     }
 
     /// Whether the request came straight from a trusted proxy.
     pub(crate) fn is_from_trusted_proxy(&self, extensions: &http::Extensions) -> bool {
         extensions
             .get::<ClientAddr>()
-            .is_some_and(|peer| forwarding::is_trusted(peer.0.ip(), &self.config.trusted_proxies))
+            .is_some_and(|peer| peer::is_trusted(peer.0.ip(), &self.config.trusted_proxies))
     }
 
     /// A new access-token session for `user`, with the configured lifetime

@@ -4,6 +4,11 @@
 //! sessions across restarts, reloads on `SIGHUP`, and shuts down
 //! gracefully.
 
+pub(crate) mod connection;
+pub(crate) mod handling;
+pub(crate) mod whoami;
+pub(crate) mod workers;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
@@ -24,19 +29,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use crate::coarse_timer::CoarseTimer;
+use self::connection::{Activity, Deadlines, Drain, TrackedBody};
 use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
-use crate::connection_watch::{self, Activity, Deadlines, Drain, TrackedBody};
 use crate::error::Error;
-use crate::forwarding::is_trusted;
-use crate::handling::{handle, Record};
+use crate::gateway::handling::{handle, Record};
+use crate::gateway::whoami::Whoami;
+use crate::gateway::workers::{Connections, Workers};
 use crate::layer::{AuthLayer, RouteIndex};
+use crate::proxy::pool::ConnectionLink;
 use crate::proxy::{Client, Proxy, ProxyBody};
+use crate::runtime::timer::CoarseTimer;
 use crate::store::persist::{self, Loaded};
 use crate::store::MemoryStore;
-use crate::upstream::ConnectionLink;
-use crate::whoami::Whoami;
-use crate::workers::{Connections, Workers};
+use crate::web::peer::is_trusted;
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -508,7 +513,7 @@ impl Acceptor {
                         Ok(Ok(stream)) => {
                             let io = TokioIo::new(stream);
                             let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                            let ended = connection_watch::drive(
+                            let ended = connection::drive(
                                 connection,
                                 auto::UpgradeableConnection::graceful_shutdown,
                                 &activity,
@@ -536,7 +541,7 @@ impl Acceptor {
             });
             tokio::spawn(async move {
                 let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                let ended = connection_watch::drive(
+                let ended = connection::drive(
                     connection,
                     auto::UpgradeableConnection::graceful_shutdown,
                     &activity,
@@ -650,7 +655,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handling::Handling;
+    use crate::gateway::handling::Handling;
     use crate::layer::AuthService;
 
     /// hyper keeps each request's future in its connection's state and

@@ -5,7 +5,7 @@
 //! on, a forwarded request cost 48 thousand instructions through the `fmt`
 //! layer against 30 thousand with it off; with the line written here, 36
 //! thousand, most of the rest being the request's span, since replaced by
-//! the request's id on the thread ([`crate::logging`]): 31 thousand
+//! the request's id on the thread ([`crate::obs::logging`]): 31 thousand
 //! against 28.5 thousand. Anywhere else (the layer in someone's own
 //! server, a terminal) the line stays a `tracing` event for the subscriber
 //! installed.
@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::Method;
 
 use crate::config::LogFormat;
-use crate::forwarding::AddrText;
+use crate::web::peer::AddrText;
 
 /// One request's line: what `authgate::access` events carry.
 pub(crate) struct AccessLine<'a> {
@@ -218,7 +218,7 @@ mod tests {
     use tracing_subscriber::fmt::time::FormatTime;
 
     use super::*;
-    use crate::logging::testing::Captured;
+    use crate::obs::logging::testing::Captured;
 
     /// The `fmt` layer's default timer, at a fixed time.
     struct At(SystemTime);

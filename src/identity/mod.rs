@@ -247,7 +247,7 @@ impl Directory {
         self.argon2_runs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            crate::background::yield_to_requests();
+            crate::runtime::background::yield_to_requests();
             verify_hash(&hash, &password)
         })
         .await

@@ -11,8 +11,8 @@ use crate::error::{Error, ErrorKind};
 const SIGN_IN: &str = "sign_in.html";
 const ERROR: &str = "error.html";
 const BUILT_IN: [(&str, &str); 2] = [
-    (SIGN_IN, include_str!("../templates/sign_in.html")),
-    (ERROR, include_str!("../templates/error.html")),
+    (SIGN_IN, include_str!("../../templates/sign_in.html")),
+    (ERROR, include_str!("../../templates/error.html")),
 ];
 
 /// What the sign-in page shows and carries in its hidden inputs.

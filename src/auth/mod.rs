@@ -1,0 +1,11 @@
+//! The sign-in check and what it stands on: the credential a request
+//! carries, what a client may send on, paths, the sign-in form's CSRF
+//! field and pages, brute-force throttling, and the state the layer's
+//! services share.
+
+pub(crate) mod client_fields;
+pub(crate) mod credential;
+pub(crate) mod csrf;
+pub(crate) mod pages;
+pub(crate) mod state;
+pub(crate) mod throttle;

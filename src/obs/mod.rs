@@ -1,0 +1,5 @@
+//! What operators read: metrics, the access log, the log.
+
+pub(crate) mod access_log;
+pub(crate) mod logging;
+pub(crate) mod metrics;
