@@ -60,6 +60,13 @@ impl Error {
         }
     }
 
+    /// The same error, without its place in a file (for a configuration
+    /// built in code, which has no file).
+    pub(crate) fn without_location(mut self) -> Self {
+        self.location = None;
+        self
+    }
+
     pub(crate) fn io(what: impl fmt::Display, err: std::io::Error) -> Self {
         Self::new(ErrorKind::Io, format!("{what}: {err}"))
     }

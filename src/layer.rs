@@ -201,7 +201,7 @@ where
             return ResponseFuture::own(Box::pin(oauth::handle(state, req)));
         }
         let state = self.shared.load();
-        let found = client_fields::sanitize(req.headers_mut(), state.config.underscores_in_headers);
+        let found = client_fields::sanitize(req.headers_mut(), state.config.upstream.underscores_in_headers);
         if found.repeated_authorization {
             return ResponseFuture::ready(bad_request(
                 &state,
@@ -244,7 +244,7 @@ pub(crate) struct RouteIndex(pub(crate) usize);
 
 /// Decides what to do with a request that is not for an own endpoint.
 fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
-    let mut public = paths::is_public(req.uri().path(), &state.config.public_paths);
+    let mut public = paths::is_public(req.uri().path(), &state.config.auth.public_paths);
     if !state.config.routes.is_empty() {
         let host = req
             .headers()
@@ -252,7 +252,13 @@ fn check<B>(state: &AuthState, req: &mut Request<B>) -> Verdict {
             .and_then(|h| h.to_str().ok())
             .or(req.uri().host());
         let path = paths::without_params(req.uri().path());
-        if let Some((index, route)) = state.config.route_for(host, &path) {
+        if let Some((index, route)) = state
+            .config
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.matches(host, &path))
+        {
             public |= route.policy == Policy::Public;
             req.extensions_mut().insert(RouteIndex(index));
         }

@@ -50,6 +50,7 @@ mod identity;
 mod layer;
 mod oauth;
 mod obs;
+mod password;
 mod proxy;
 mod runtime;
 mod store;
@@ -57,14 +58,14 @@ mod store;
 mod tls;
 mod web;
 
-pub use config::{Config, LogFormat, Upstream};
+pub use config::{Config, ConfigBuilder, LogFormat, Upstream};
 pub use error::{Error, ErrorKind, Location};
 pub use gateway::whoami::Whoami;
 pub use gateway::{shutdown_signal, Gateway};
-pub use identity::hash_password;
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
 pub use obs::logging::init_logging;
 pub use obs::metrics::{RouteKind, UpstreamError};
+pub use password::hash_password;
 pub use proxy::pool::UpstreamBody;
 pub use proxy::{Proxy, ProxyBody};
 #[cfg(feature = "redis")]

@@ -169,7 +169,15 @@ pub(crate) struct CookieScope<'a> {
     pub(crate) domain: Option<&'a str>,
 }
 
-impl CookieScope<'_> {
+impl<'a> CookieScope<'a> {
+    /// The session cookie's scope under `config`.
+    pub(crate) fn of(config: &'a crate::config::Config) -> Self {
+        Self {
+            secure: config.server.is_https(),
+            domain: config.auth.cookie_domain.as_deref(),
+        }
+    }
+
     fn attributes(&self) -> String {
         let mut attributes = String::from("; Path=/; HttpOnly; SameSite=Lax");
         if let Some(domain) = self.domain {

@@ -34,7 +34,7 @@ impl AuthState {
         Ok(Self {
             metrics,
             directory: Directory::from_config(&config),
-            pages: Pages::load(config.templates_dir.as_deref())?,
+            pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             throttle: Arc::new(Throttle::new(store.failure_counters())),
             store,
@@ -46,7 +46,7 @@ impl AuthState {
     pub(crate) fn reloaded(&self, config: Config) -> Result<Self, Error> {
         Ok(Self {
             directory: Directory::from_config(&config),
-            pages: Pages::load(config.templates_dir.as_deref())?,
+            pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             store: self.store.clone(),
             throttle: self.throttle.clone(),
@@ -58,9 +58,9 @@ impl AuthState {
     /// The issuer identifier (RFC 8414): `server.public_url`, or the
     /// listen address.
     pub(crate) fn issuer(&self) -> String {
-        match &self.config.public_url {
+        match &self.config.server.public_url {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.config.listen),
+            None => format!("http://{}", self.config.server.listen),
         }
     }
 
@@ -68,20 +68,21 @@ impl AuthState {
     /// of trusted proxies.
     pub(crate) fn client_ip(&self, extensions: &http::Extensions, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        peer::client_ip(peer, headers, &self.config.trusted_proxies)
+        peer::client_ip(peer, headers, &self.config.server.trusted_proxies)
     }
 
     /// Whether the request came straight from a trusted proxy.
     pub(crate) fn is_from_trusted_proxy(&self, extensions: &http::Extensions) -> bool {
         extensions
             .get::<ClientAddr>()
-            .is_some_and(|peer| peer::is_trusted(peer.0.ip(), &self.config.trusted_proxies))
+            .is_some_and(|peer| peer::is_trusted(peer.0.ip(), &self.config.server.trusted_proxies))
     }
 
     /// A new access-token session for `user`, with the configured lifetime
     /// and idle timeout.
     pub(crate) fn access_session(&self, user: &User, ttl_secs: u64) -> Session {
-        Session::for_identity(user.identity.clone(), ttl_secs).with_idle(self.config.idle_secs, unix_now())
+        Session::for_identity(user.identity.clone(), ttl_secs)
+            .with_idle(self.config.tokens.idle_secs, unix_now())
     }
 
     /// Issues a fresh access token for `user` and keeps its session.
@@ -92,7 +93,7 @@ impl AuthState {
         scope: Option<&str>,
     ) -> Result<(Token, Session), StoreError> {
         let token = Token::generate();
-        let session = self.access_session(user, self.config.token_ttl_secs);
+        let session = self.access_session(user, self.config.tokens.ttl_secs);
         let session = match client {
             Some(client) => session.with_grant(client.grant(scope)),
             None => session.with_scope(scope),

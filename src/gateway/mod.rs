@@ -106,7 +106,7 @@ impl UpstreamService {
             .map(|r| Ok((r.clone(), Target::new(&r.upstream, config, &r.upgrades)?)))
             .collect::<Result<_, Error>>()?;
         Ok(Self {
-            default: Target::new(config.upstream(), config, &config.upgrades)?,
+            default: Target::new(config.upstream(), config, &config.upstream.upgrades)?,
             routes,
             link: None,
             client: None,
@@ -201,10 +201,10 @@ impl Gateway {
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", e))?;
         let config = config.with_listen(bound);
-        let (layer, memory) = match &config.store {
+        let (layer, memory) = match &config.tokens.store {
             StoreConfig::Memory => {
                 let store = MemoryStore::new();
-                if let Some(path) = &config.persist_path {
+                if let Some(path) = &config.tokens.persist_path {
                     restore_sessions(&store, path).await;
                 }
                 (AuthLayer::with_store(config.clone(), store.clone())?, Some(store))
@@ -223,7 +223,7 @@ impl Gateway {
             StoreConfig::Redis { .. } => unreachable!("the config refuses redis without the feature"),
         };
         #[cfg(feature = "tls")]
-        let tls = match &config.tls {
+        let tls = match &config.server.tls {
             Some(files) => Some(tokio_rustls::TlsAcceptor::from(
                 crate::tls::server_config(&files.cert, &files.key)
                     .map_err(|reason| Error::new(crate::error::ErrorKind::Config, reason))?,
@@ -297,7 +297,7 @@ impl Gateway {
         for task in background {
             task.abort();
         }
-        if let (Some(store), Some(path)) = (&self.memory, &self.config.persist_path) {
+        if let (Some(store), Some(path)) = (&self.memory, &self.config.tokens.persist_path) {
             save_sessions(store, path.clone()).await;
         }
         Ok(())
@@ -311,8 +311,8 @@ fn start_background_tasks(
     config: &Config,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let (Some(store), Some(path)) = (memory.cloned(), config.persist_path.clone()) {
-        let every = config.persist_interval;
+    if let (Some(store), Some(path)) = (memory.cloned(), config.tokens.persist_path.clone()) {
+        let every = config.tokens.persist_interval;
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -374,9 +374,12 @@ async fn reload_on_sighup(layer: AuthLayer, current: Config) {
                     ("upstream", next.upstream() != current.upstream()),
                     (
                         "server.trusted_proxies",
-                        next.trusted_proxies != current.trusted_proxies,
+                        next.server.trusted_proxies != current.server.trusted_proxies,
                     ),
-                    ("tokens.persist_path", next.persist_path != current.persist_path),
+                    (
+                        "tokens.persist_path",
+                        next.tokens.persist_path != current.tokens.persist_path,
+                    ),
                     ("limits", next.limits != current.limits),
                     ("routes", next.routes != current.routes),
                 ] {
@@ -487,7 +490,7 @@ impl Acceptor {
                 .layer(self.upstream.for_connection(peer, slot))
                 .for_client(peer);
             let metrics = self.layer.metrics();
-            let peer_trusted = is_trusted(peer.ip(), &self.config.trusted_proxies);
+            let peer_trusted = is_trusted(peer.ip(), &self.config.server.trusted_proxies);
             let activity = Activity::new();
             // One request at a time borrows it, for the moment of its call.
             let service = std::cell::RefCell::new(service);

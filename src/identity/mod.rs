@@ -1,125 +1,81 @@
-//! Users and clients, and password checks that never block the async
-//! worker threads.
+//! Who can sign in, and how that is checked: people, from password
+//! sources (the users of `[[users]]` today; an LDAP directory or an
+//! outside provider is one more source beside them), and OAuth clients.
+//!
+//! Passwords are checked with argon2id on the background pool
+//! ([`crate::runtime::background`]), never on the async threads, and its
+//! few threads each reuse one block of argon2's working memory.
+
+mod client;
+mod local;
+mod user;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use hmac::{Hmac, Mac};
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Grant};
-use crate::store::{ClientGrant, Identity};
+use crate::config::Config;
 
-/// A user who can sign in.
-#[derive(Debug)]
-pub(crate) struct User {
-    pub(crate) username: Arc<str>,
-    pub(crate) email: Option<Arc<str>>,
-    /// Shared by all of this user's sessions.
-    pub(crate) identity: Arc<Identity>,
-    pub(crate) name: String,
-    pub(crate) admin: bool,
-    /// Stable across restarts: derived from the username.
-    pub(crate) uuid: String,
-    password_hash: String,
+pub(crate) use self::client::Client;
+pub(crate) use self::local::LocalUsers;
+pub(crate) use self::user::User;
+
+/// What a password source answers: the user, if the password is theirs.
+pub(crate) type SourceFuture<'a> = Pin<Box<dyn Future<Output = Option<Arc<User>>> + Send + 'a>>;
+
+/// A source of people who sign in with a username and a password.
+pub(crate) trait PasswordSource: Send + Sync + std::fmt::Debug {
+    /// The user of that name, if this source has one.
+    fn user(&self, username: &str) -> Option<Arc<User>>;
+
+    /// The user, if `password` is theirs.
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        verification: &'a Verification,
+    ) -> SourceFuture<'a>;
 }
 
-/// A user's UUID, derived from the username (the same on every start and
-/// every replica): SHA-256 of a fixed prefix and the name, shaped as a
-/// version-5-style UUID.
-fn user_uuid(username: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+/// Runs the password hashes, and counts them (for the tests of the
+/// shortcuts that avoid them).
+#[derive(Debug, Default)]
+pub(crate) struct Verification {
+    argon2_runs: AtomicUsize,
 }
 
-/// An OAuth client registered in the configuration.
-#[derive(Debug)]
-pub(crate) struct Client {
-    pub(crate) client_id: String,
-    pub(crate) redirect_uris: Vec<String>,
-    pub(crate) secret_hash: Option<String>,
-    pub(crate) grants: Vec<Grant>,
-    pub(crate) scopes: Option<Vec<String>>,
-    pub(crate) allow_plain_pkce: bool,
-    pub(crate) cors_origins: Vec<String>,
-    /// The client as the subject of its own (client-credentials) tokens.
-    pub(crate) identity: Arc<Identity>,
-    /// Grants by scope, shared by this client's tokens (a few at most).
-    shared_grants: dashmap::DashMap<Option<String>, Arc<ClientGrant>>,
-}
-
-/// Past this many distinct scopes, a client's grants are no longer shared.
-const SHARED_GRANTS: usize = 64;
-
-impl Client {
-    /// The grant of this client with `scope`, shared between its tokens.
-    pub(crate) fn grant(&self, scope: Option<&str>) -> Arc<ClientGrant> {
-        let key = scope.filter(|s| !s.is_empty()).map(str::to_owned);
-        if let Some(grant) = self.shared_grants.get(&key) {
-            return grant.clone();
-        }
-        let grant = ClientGrant::new(&self.client_id, scope);
-        if self.shared_grants.len() < SHARED_GRANTS {
-            self.shared_grants.insert(key, grant.clone());
-        }
-        grant
-    }
-
-    /// Whether the client has a secret (RFC 6749 §2.1).
-    pub(crate) fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
-    }
-
-    pub(crate) fn may_use(&self, grant: Grant) -> bool {
-        self.grants.contains(&grant)
-    }
-
-    /// The redirect URI to use: the one asked for if it is registered
-    /// (exact match), or the only one registered if none was asked for.
-    pub(crate) fn redirect_uri<'a>(&'a self, asked: Option<&'a str>) -> Option<&'a str> {
-        match asked {
-            Some(uri) => self
-                .redirect_uris
-                .iter()
-                .find(|r| r.as_str() == uri)
-                .map(String::as_str),
-            None if self.redirect_uris.len() == 1 => Some(&self.redirect_uris[0]),
-            None => None,
-        }
+impl Verification {
+    /// Whether `password` matches the PHC string `hash`: argon2 on the
+    /// background pool; the copy of the password it takes there is wiped
+    /// when done.
+    pub(crate) async fn argon2(&self, hash: String, password: &str) -> bool {
+        self.argon2_runs.fetch_add(1, Ordering::Relaxed);
+        let password = Zeroizing::new(password.to_owned());
+        crate::runtime::background::run(move || {
+            crate::password::verify_keeping_memory(&hash, password.as_bytes())
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 
-/// Everyone the gateway knows: users by name, clients by id.
+/// Everyone the gateway knows: people from its password sources, clients
+/// by id.
 #[derive(Debug)]
 pub(crate) struct Directory {
-    users: HashMap<String, Arc<User>>,
+    sources: Vec<Box<dyn PasswordSource>>,
     clients: HashMap<String, Arc<Client>>,
-    /// Bounds how many argon2 verifications run at once (each takes its
-    /// memory cost in RAM and a core for tens of milliseconds).
-    hashing: Arc<Semaphore>,
+    verification: Verification,
     /// Client secrets already verified once with argon2, as an HMAC under a
     /// key of this directory's own: the expensive hash is paid once per
     /// distinct secret, and no secret is kept in clear. A reload makes a new
     /// directory, so a changed secret stops working at once.
     verified_secrets: VerifiedSecrets,
-    /// How many argon2 verifications ran (for the tests of the shortcut).
-    argon2_runs: std::sync::atomic::AtomicUsize,
 }
 
 /// Keyed digests of client secrets that passed argon2.
@@ -160,47 +116,21 @@ impl VerifiedSecrets {
 
 impl Directory {
     pub(crate) fn from_config(config: &Config) -> Self {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let user = User {
-                    username: u.username.as_str().into(),
-                    email: u.email.as_deref().map(Into::into),
-                    identity: Identity::new(&u.username, u.email.as_deref()),
-                    name: u.name.clone().unwrap_or_else(|| u.username.clone()),
-                    admin: u.admin,
-                    uuid: user_uuid(&u.username),
-                    password_hash: u.password_hash.clone(),
-                };
-                (u.username.clone(), Arc::new(user))
-            })
-            .collect();
         let clients = config
             .clients
             .iter()
-            .map(|c| {
-                let client = Client {
-                    client_id: c.client_id.clone(),
-                    redirect_uris: c.redirect_uris.clone(),
-                    secret_hash: c.client_secret_hash.clone(),
-                    grants: c.grants.clone(),
-                    scopes: c.scopes.clone(),
-                    allow_plain_pkce: c.allow_plain_pkce,
-                    cors_origins: c.cors_origins.clone(),
-                    identity: Identity::new(&c.client_id, None),
-                    shared_grants: dashmap::DashMap::new(),
-                };
-                (c.client_id.clone(), Arc::new(client))
+            .map(|entry| {
+                (
+                    entry.client_id.clone(),
+                    Arc::new(Client::from_entry(entry.clone())),
+                )
             })
             .collect();
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            users,
+            sources: vec![Box::new(LocalUsers::new(&config.users))],
             clients,
-            hashing: Arc::new(Semaphore::new(cores)),
+            verification: Verification::default(),
             verified_secrets: VerifiedSecrets::new(),
-            argon2_runs: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -208,117 +138,61 @@ impl Directory {
         self.clients.get(client_id)
     }
 
-    pub(crate) fn user(&self, username: &str) -> Option<&Arc<User>> {
-        self.users.get(username)
+    /// The user of that name, from the first source that has one.
+    pub(crate) fn user(&self, username: &str) -> Option<Arc<User>> {
+        self.sources.iter().find_map(|source| source.user(username))
     }
 
     pub(crate) fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {
         self.clients.values()
     }
 
-    /// Whether `secret` is the client's secret (argon2id on the blocking
+    /// Whether `secret` is the client's secret (argon2id on the background
     /// pool; the hash comparison is constant-time). A public client has no
     /// secret to match.
     pub(crate) async fn verify_client_secret(&self, client: &Client, secret: &str) -> bool {
-        let Some(hash) = client.secret_hash.clone() else {
+        let Some(hash) = client.secret_hash() else {
             return false;
         };
-        let digest = self.verified_secrets.digest(&client.client_id, secret);
-        if self.verified_secrets.knows(&client.client_id, &digest) {
+        let digest = self.verified_secrets.digest(client.id(), secret);
+        if self.verified_secrets.knows(client.id(), &digest) {
             return true;
         }
-        let matches = self
-            .verify_blocking(hash, Zeroizing::new(secret.to_owned()))
-            .await;
+        let matches = self.verification.argon2(hash.to_owned(), secret).await;
         if matches {
             self.verified_secrets
                 .digests
-                .insert(client.client_id.clone(), digest);
+                .insert(client.id().to_owned(), digest);
         }
         matches
     }
 
-    /// Runs argon2 on the blocking pool; the copy of the password it
-    /// takes there is wiped when done.
-    async fn verify_blocking(&self, hash: String, password: Zeroizing<String>) -> bool {
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return false;
-        };
-        self.argon2_runs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            crate::runtime::background::yield_to_requests();
-            verify_hash(&hash, &password)
-        })
-        .await
-        .unwrap_or(false)
-    }
-
-    /// The user, if `password` is theirs.
-    ///
-    /// Runs argon2id on the blocking pool. An unknown username is checked
-    /// against a dummy hash with the same cost, so the answer's timing does
-    /// not tell which usernames exist.
+    /// The user, if `password` is theirs: asked of the source that has a
+    /// user of that name, else of the first (which pays the full hash for
+    /// a name nobody has).
     pub(crate) async fn verify_password(&self, username: &str, password: &str) -> Option<Arc<User>> {
-        let user = self.users.get(username).cloned();
-        let hash = match &user {
-            Some(user) => user.password_hash.clone(),
-            None => dummy_hash().to_owned(),
-        };
-        let matches = self
-            .verify_blocking(hash, Zeroizing::new(password.to_owned()))
-            .await;
-        user.filter(|_| matches)
+        let source = self
+            .sources
+            .iter()
+            .find(|source| source.user(username).is_some())
+            .or(self.sources.first())?;
+        source.verify(username, password, &self.verification).await
     }
-}
 
-/// Whether `password` matches the PHC string `hash`. Blocking: call it off
-/// the async threads.
-pub(crate) fn verify_hash(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// An argon2id PHC string for `password`, with a random salt and the
-/// production parameters (m=19456 KiB, t=2, p=1), for `password_hash` and
-/// `client_secret_hash`.
-pub fn hash_password(password: &str) -> String {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).expect("the operating system's random source failed");
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2id with default parameters cannot fail")
-        .to_string()
-}
-
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("no user has this password"))
+    /// How many argon2 hashes ran.
+    #[cfg(test)]
+    fn argon2_runs(&self) -> usize {
+        self.verification.argon2_runs.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn hashes_verify_and_are_argon2id_with_production_parameters() {
-        let hash = hash_password("s3cret");
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(verify_hash(&hash, "s3cret"));
-        assert!(!verify_hash(&hash, "S3cret"));
-        assert!(!verify_hash("not a hash", "s3cret"));
-        assert_ne!(hash, hash_password("s3cret"), "salts are random");
-    }
-
     #[tokio::test]
     async fn a_client_secret_is_hashed_once_and_kept_only_as_a_keyed_digest() {
-        let hash = hash_password("s3cret");
+        let hash = crate::password::hash_password("s3cret");
         let config = crate::Config::from_toml_str(&format!(
             "[upstream]\nbuiltin = \"whoami\"\n[[clients]]\nclient_id = \"c\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
         ))
@@ -335,7 +209,7 @@ mod tests {
         assert_ne!(&remembered[..6], b"s3cret", "a digest, not the secret");
         assert_eq!(remembered, directory.verified_secrets.digest("c", "s3cret"));
         // The shortcut: verified again without argon2.
-        let runs = |d: &Directory| d.argon2_runs.load(std::sync::atomic::Ordering::Relaxed);
+        let runs = Directory::argon2_runs;
         assert_eq!(runs(&directory), 2);
         for _ in 0..100 {
             assert!(directory.verify_client_secret(&client, "s3cret").await);
@@ -352,14 +226,5 @@ mod tests {
         let reloaded = Directory::from_config(&config);
         assert!(reloaded.verified_secrets.digests.is_empty());
         assert_ne!(reloaded.verified_secrets.digest("c", "s3cret"), remembered);
-    }
-
-    #[test]
-    fn user_uuids_are_stable_and_distinct() {
-        let a = user_uuid("alice");
-        assert_eq!(a, user_uuid("alice"));
-        assert_ne!(a, user_uuid("bob"));
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "5");
     }
 }

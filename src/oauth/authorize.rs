@@ -267,7 +267,7 @@ fn check_pkce(client: &Client, asked: &AuthorizeParams<'_>) -> Result<(), &'stat
     }
     match asked.code_challenge_method.unwrap_or("plain") {
         "S256" => Ok(()),
-        "plain" if client.allow_plain_pkce => Ok(()),
+        "plain" if client.allows_plain_pkce() => Ok(()),
         "plain" => Err("code_challenge_method=plain is not allowed for this client; use S256."),
         _ => Err("code_challenge_method must be S256."),
     }
@@ -321,7 +321,7 @@ pub(super) fn show<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> 
     };
     let mut response = sign_in_page(state, headers, StatusCode::OK, &asked, &message, username);
     if Flash::is_present(headers) {
-        let clear = flash::clear_cookie(state.config.secure_cookies());
+        let clear = flash::clear_cookie(state.config.server.is_https());
         if let Ok(value) = HeaderValue::try_from(clear) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -359,7 +359,7 @@ fn failed(
                     response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH).expect("a static path")
                 });
             if let Ok(value) =
-                HeaderValue::try_from(flash.set_cookie(&state.csrf, state.config.secure_cookies()))
+                HeaderValue::try_from(flash.set_cookie(&state.csrf, state.config.server.is_https()))
             {
                 back.headers_mut().append(header::SET_COOKIE, value);
             }
@@ -388,7 +388,7 @@ fn sign_in_page(
     let existing = cookie(headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
     let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
     let field = state.csrf.field_for(&cookie_value);
-    let branding = &state.config.branding;
+    let branding = &state.config.pages.branding;
     let mut page = asked.page(error, username);
     page.csrf = &field;
     page.title = &branding.title;
@@ -396,7 +396,7 @@ fn sign_in_page(
     page.accent_color = &branding.accent_color;
     let mut response = response::html(status, state.pages.sign_in(&page));
     if existing.is_none() {
-        let set = csrf::set_cookie(&cookie_value, state.config.secure_cookies());
+        let set = csrf::set_cookie(&cookie_value, state.config.server.is_https());
         if let Ok(value) = HeaderValue::try_from(set) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -457,7 +457,7 @@ where
         );
     }
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, headers));
-    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
+    if let Err(wait) = state.throttle.check(&state.config.auth.throttle, &subjects).await {
         tracing::warn!(username, retry_after = wait, "sign-in throttled");
         state.metrics.sign_in(SignIn::Throttled);
         return failed(
@@ -478,7 +478,7 @@ where
         state.metrics.sign_in(SignIn::Failed);
         state
             .throttle
-            .record_failure(&state.config.throttle, &subjects)
+            .record_failure(&state.config.auth.throttle, &subjects)
             .await;
         return failed(
             state,
@@ -528,7 +528,7 @@ where
             );
         }
     };
-    tracing::info!(username = %user.username, client_id = session.client_id(), "signed in");
+    tracing::info!(username = %user.username(), client_id = session.client_id(), "signed in");
     state.metrics.sign_in(SignIn::Succeeded);
     match target {
         Target::Gateway => {
@@ -596,14 +596,14 @@ async fn signed_in_to_gateway(
         }
     }
     let back_to = rd
-        .and_then(|rd| return_target(rd, &state.config.return_hosts))
+        .and_then(|rd| return_target(rd, &state.config.auth.return_hosts))
         .unwrap_or("/");
     let mut response = response::redirect(StatusCode::SEE_OTHER, back_to)
         .unwrap_or_else(|| response::redirect(StatusCode::SEE_OTHER, "/").expect("/ is a valid Location"));
     let cookie = credential::session_cookie(
         token.as_str(),
-        state.config.token_ttl_secs,
-        state.config.session_cookie_scope(),
+        state.config.tokens.ttl_secs,
+        credential::CookieScope::of(&state.config),
     );
     if let Ok(value) = HeaderValue::try_from(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);

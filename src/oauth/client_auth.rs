@@ -92,11 +92,11 @@ pub(crate) async fn authenticate(
             "This client must authenticate with its secret.",
         )),
         (true, Some(secret)) => {
-            let mut subjects = vec![Subject::Client(client.client_id.clone())];
+            let mut subjects = vec![Subject::Client(client.id().to_owned())];
             subjects.extend(state.client_ip(&parts.extensions, headers).map(Subject::Address));
             state
                 .throttle
-                .check(&state.config.throttle, &subjects)
+                .check(&state.config.auth.throttle, &subjects)
                 .await
                 .map_err(OAuthError::throttled)?;
             let verified = state.directory.verify_client_secret(&client, &secret).await
@@ -107,10 +107,10 @@ pub(crate) async fn authenticate(
             if verified {
                 Ok(Caller::Confidential(client))
             } else {
-                tracing::info!(client_id = %client.client_id, "client authentication failed");
+                tracing::info!(client_id = %client.id(), "client authentication failed");
                 state
                     .throttle
-                    .record_failure(&state.config.throttle, &subjects)
+                    .record_failure(&state.config.auth.throttle, &subjects)
                     .await;
                 Err(OAuthError::invalid_client("Client authentication failed."))
             }

@@ -16,7 +16,7 @@ fn allowed_origin<'a>(state: &AuthState, headers: &'a HeaderMap) -> Option<&'a H
     state
         .directory
         .clients()
-        .any(|c| c.cors_origins.iter().any(|o| o == text))
+        .any(|c| c.cors_origins().iter().any(|o| o == text))
         .then_some(origin)
 }
 

@@ -29,7 +29,7 @@ pub(super) fn not_an_openid_provider(state: &AuthState) -> Response<OwnBody> {
 
 pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
     let issuer = state.issuer();
-    let plain_allowed = state.directory.clients().any(|c| c.allow_plain_pkce);
+    let plain_allowed = state.directory.clients().any(|c| c.allows_plain_pkce());
     let mut pkce_methods = vec!["S256"];
     if plain_allowed {
         pkce_methods.push("plain");
@@ -37,7 +37,7 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
     let mut scopes: Vec<&str> = state
         .directory
         .clients()
-        .filter_map(|c| c.scopes.as_ref())
+        .filter_map(|c| c.scopes())
         .flatten()
         .map(String::as_str)
         .collect();

@@ -57,7 +57,7 @@ impl<'a> Original<'a> {
     /// origin.
     fn return_to(&self, state: &AuthState) -> Option<String> {
         if let Some(url) = &self.url {
-            if let Some(url) = paths::return_target(url, &state.config.return_hosts) {
+            if let Some(url) = paths::return_target(url, &state.config.auth.return_hosts) {
                 return Some(url.to_owned());
             }
         }
@@ -71,7 +71,7 @@ pub(super) async fn check(state: &AuthState, parts: &Parts) -> Response<OwnBody>
     let public = original
         .as_ref()
         .and_then(|o| paths::normalize(o.target.split('?').next().unwrap_or(o.target)))
-        .is_some_and(|path| paths::is_public(&path, &state.config.public_paths));
+        .is_some_and(|path| paths::is_public(&path, &state.config.auth.public_paths));
     if public {
         return accepted();
     }

@@ -52,7 +52,7 @@ pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params
         Ok(session) => session,
         Err(err) => return OAuthError::from(err).into_response(),
     };
-    tracing::debug!(introspecting_client = %caller.client_id, "introspection");
+    tracing::debug!(introspecting_client = %caller.id(), "introspection");
     let body = match &session {
         Some(session) if matches!(session.kind(), Kind::Access | Kind::Refresh) => Introspection {
             active: true,

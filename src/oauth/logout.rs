@@ -36,7 +36,7 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
     } else {
         response::json(StatusCode::OK, &json!({ "signed_out": true }))
     };
-    let clear = credential::clear_session_cookie(state.config.session_cookie_scope());
+    let clear = credential::clear_session_cookie(credential::CookieScope::of(&state.config));
     if let Ok(value) = HeaderValue::try_from(clear) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -41,7 +41,7 @@ pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
         expires_in: session.expires_in(),
         scope: session.scope(),
         client_id: session.client_id(),
-        user: user.map(|u| UserObject::from(u.as_ref())),
+        user: user.as_deref().map(UserObject::from),
     };
     response::json(StatusCode::OK, &body)
 }

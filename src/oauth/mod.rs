@@ -34,7 +34,6 @@ use crate::web::request::{self, wants_html, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
 use self::error::OAuthError;
-pub(crate) use self::scope::is_scope_token;
 use self::scope::{grant_scope, narrow_scope};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -292,9 +291,9 @@ impl<'a> From<&'a User> for UserObject<'a> {
         Self {
             uuid: &user.uuid,
             kind: "user",
-            username: &user.username,
-            email: user.email.as_deref(),
-            name: &user.name,
+            username: user.username(),
+            email: user.email(),
+            name: user.name(),
             activated: true,
             disabled: false,
         }

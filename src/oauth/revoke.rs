@@ -33,7 +33,7 @@ async fn try_revoke(state: &AuthState, parts: &Parts, params: &Params) -> Result
     let Some(session) = state.store.get(&key).await? else {
         return Ok(());
     };
-    let caller_id = caller.client().map(|c| c.client_id.as_str());
+    let caller_id = caller.client().map(|c| c.id());
     match (session.client_id(), &caller) {
         (Some(owner), _) if Some(owner) != caller_id => {
             if matches!(caller, Caller::Anonymous) {
@@ -75,7 +75,7 @@ pub(super) async fn revoke_user_tokens(
     let is_admin = state
         .directory
         .user(caller.username())
-        .is_some_and(|u| u.admin && caller.client_id() != Some(caller.username()));
+        .is_some_and(|u| u.is_admin() && caller.client_id() != Some(caller.username()));
     let is_self = caller.username() == username && caller.client_id() != Some(caller.username());
     if !is_self && !is_admin {
         return OAuthError::forbidden(

@@ -133,9 +133,9 @@ async fn grant(
 /// The access token lifetime: App Services' `ttl` (milliseconds; `0` means
 /// the maximum), or `tokens.ttl_secs`.
 fn access_ttl(state: &AuthState, params: &Params) -> Result<u64, OAuthError> {
-    let max = state.config.max_ttl_secs;
+    let max = state.config.tokens.max_ttl_secs;
     let Some(ttl) = param(params, "ttl")? else {
-        return Ok(state.config.token_ttl_secs);
+        return Ok(state.config.tokens.ttl_secs);
     };
     let millis: u64 = ttl
         .parse()
@@ -162,7 +162,7 @@ async fn issue(
     let family = family.or_else(|| with_refresh.then(Family::generate));
     let mut session = base
         .derive(Kind::Access, ttl)
-        .with_idle(state.config.idle_secs, unix_now());
+        .with_idle(state.config.tokens.idle_secs, unix_now());
     if let Some(family) = family {
         session = session.in_family(family);
     }
@@ -173,7 +173,7 @@ async fn issue(
         (true, Some(family)) => {
             let refresh = Token::generate();
             let refresh_session = base
-                .derive(Kind::Refresh, state.config.refresh_ttl_secs)
+                .derive(Kind::Refresh, state.config.tokens.refresh_ttl_secs)
                 .in_family(family);
             state.store.insert(refresh.key(), refresh_session).await?;
             Some(refresh)
@@ -226,7 +226,7 @@ async fn authorization_code(
     if !matches!(found.kind(), Kind::Code(_) | Kind::SpentCode { .. }) {
         return Err(invalid());
     }
-    if found.client_id() != Some(client.client_id.as_str()) {
+    if found.client_id() != Some(client.id()) {
         return Err(OAuthError::invalid_grant(
             "The authorization code was issued to another client.",
         ));
@@ -242,7 +242,7 @@ async fn authorization_code(
             let reused = found.derive(Kind::SpentCode { reused: true }, found.expires_in().max(1));
             state.store.insert(key, reused).await?;
             let revoked = state.store.remove_family(family).await?;
-            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its tokens are revoked");
+            tracing::warn!(client_id = %client.id(), revoked, "authorization code replayed; its tokens are revoked");
             return Err(invalid());
         }
         _ => return Err(invalid()),
@@ -302,7 +302,7 @@ async fn password(
     let password = required_param(params, "password")?;
     let scope = grant_scope(caller.client().map(Arc::as_ref), param(params, "scope")?)?;
     let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, &parts.headers));
-    if let Err(wait) = state.throttle.check(&state.config.throttle, &subjects).await {
+    if let Err(wait) = state.throttle.check(&state.config.auth.throttle, &subjects).await {
         state.metrics.sign_in(SignIn::Throttled);
         return Err(OAuthError::throttled(wait));
     }
@@ -311,7 +311,7 @@ async fn password(
         state.metrics.sign_in(SignIn::Failed);
         state
             .throttle
-            .record_failure(&state.config.throttle, &subjects)
+            .record_failure(&state.config.auth.throttle, &subjects)
             .await;
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
@@ -353,7 +353,7 @@ async fn refresh(
     if !matches!(found.kind(), Kind::Refresh | Kind::RetiredRefresh) {
         return Err(invalid());
     }
-    if found.client_id() != caller.client().map(|c| c.client_id.as_str()) {
+    if found.client_id() != caller.client().map(|c| c.id()) {
         return Err(OAuthError::invalid_grant(
             "The refresh token was issued to another client.",
         ));

@@ -69,7 +69,7 @@ impl Proxy {
     /// `https://` origin) with the timeouts, forwarding headers, trusted
     /// proxies, upgrades and CA of `config`.
     pub fn new(upstream: &Url, config: &Config) -> Result<Self, Error> {
-        Self::with_upgrades(upstream, config, config.upgrades.clone())
+        Self::with_upgrades(upstream, config, config.upstream.upgrades.clone())
     }
 
     /// The same, for a route that allows its own `upgrades`.
@@ -78,7 +78,7 @@ impl Proxy {
         config: &Config,
         upgrades: Vec<String>,
     ) -> Result<Self, Error> {
-        let https = config.terminates_tls() || config.public_url().is_some_and(|u| u.scheme() == "https");
+        let https = config.server.tls.is_some() || config.public_url().is_some_and(|u| u.scheme() == "https");
         let forwarded_proto = if https { "https" } else { "http" };
         let scheme = if upstream.scheme() == "https" {
             Scheme::HTTPS
@@ -94,8 +94,8 @@ impl Proxy {
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a header value"),
             origin: Origin::new(scheme, authority, config)?,
             forwarded_proto: HeaderValue::from_static(forwarded_proto),
-            timeout: config.upstream_timeout,
-            trusted_proxies: config.trusted_proxies.clone(),
+            timeout: config.upstream.timeout,
+            trusted_proxies: config.server.trusted_proxies.clone(),
             upgrades,
         };
         Ok(Self {

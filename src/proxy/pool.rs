@@ -93,7 +93,7 @@ impl Origin {
     pub(crate) fn new(scheme: Scheme, authority: Authority, config: &Config) -> Result<Arc<Self>, Error> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.upstream_connect_timeout));
+        http.set_connect_timeout(Some(config.upstream.connect_timeout));
         http.enforce_http(false);
         let uri = Uri::builder()
             .scheme(scheme)
@@ -325,7 +325,7 @@ fn connect_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Se
 
 #[cfg(feature = "tls")]
 fn connector(http: HttpConnector, config: &Config) -> Result<Connector, Error> {
-    crate::tls::connector(http, config.upstream_ca_file.as_deref())
+    crate::tls::connector(http, config.upstream.ca_file.as_deref())
         .map_err(|r| Error::new(ErrorKind::Config, r))
 }
 

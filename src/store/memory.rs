@@ -107,11 +107,7 @@ impl MemoryStore {
                 let Some(inner) = weak.upgrade() else { return };
                 // Off the async threads, at the lowest priority: a sweep of
                 // millions of sessions must not stall the requests served.
-                let _ = tokio::task::spawn_blocking(move || {
-                    crate::runtime::background::yield_to_requests();
-                    sweep(&inner)
-                })
-                .await;
+                let _ = crate::runtime::background::run(move || sweep(&inner)).await;
             }
         });
     }

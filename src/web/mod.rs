@@ -5,3 +5,4 @@ pub(crate) mod paths;
 pub(crate) mod peer;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod syntax;

@@ -1,0 +1,683 @@
+//! The checker: every value of the raw mirror checked and turned into its
+//! section, or refused with the file, the line and the reason.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use url::Url;
+
+use crate::error::Error;
+use crate::web::paths;
+
+use super::defaults;
+use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawRoute, RawServer, RawTokens, RawUpstream};
+use super::sections::{
+    AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig, ThrottleConfig,
+    TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
+};
+use super::{Config, LogFormat};
+
+/// Checks the configuration `source`, the text of `file`.
+pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
+    let raw: RawConfig = toml::from_str(source).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        Error::config_at(file, source, offset, e.message().trim_end().to_string())
+    })?;
+    let check = Checker { file, source };
+    let server = check.server(raw.server)?;
+    let upstream = check.upstream(raw.upstream)?;
+    let tokens = check.tokens(raw.tokens)?;
+    let auth = check.auth(raw.auth)?;
+    let pages = check.pages(raw.pages)?;
+    let limits = check.limits(raw.limits)?;
+    let users = check.users(raw.users)?;
+    let routes = check.routes(raw.routes, &users, &upstream.upgrades)?;
+    let clients = check.clients(raw.clients)?;
+    let config = Config {
+        source: file.to_path_buf(),
+        server,
+        upstream,
+        routes,
+        tokens,
+        auth,
+        pages,
+        limits,
+        log_format: raw.log.format.unwrap_or(LogFormat::Text),
+        users,
+        clients,
+    };
+    check.refuse_published_passwords(&config)?;
+    Ok(config)
+}
+
+/// Checks one file's values, remembering which file for error messages.
+pub(super) struct Checker<'a> {
+    pub(super) file: &'a Path,
+    pub(super) source: &'a str,
+}
+
+impl Checker<'_> {
+    pub(super) fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Error {
+        Error::config_at(self.file, self.source, span.start, message)
+    }
+
+    pub(super) fn fail<T>(&self, span: &Range<usize>, message: impl Into<String>) -> Result<T, Error> {
+        Err(self.error(span, message))
+    }
+
+    fn server(&self, raw: RawServer) -> Result<ServerConfig, Error> {
+        let listen = self.listen(raw.listen)?;
+        let workers = match raw.workers {
+            None => None,
+            some => Some(self.count("server.workers", some, 1, 1, 1024)? as usize),
+        };
+        let public_url = raw
+            .public_url
+            .as_ref()
+            .map(|url| self.http_url("server.public_url", url))
+            .transpose()?;
+        Ok(ServerConfig {
+            listen,
+            workers,
+            public_url,
+            trusted_proxies: self.trusted_proxies(raw.trusted_proxies)?,
+            tls: self.tls(raw.tls_cert, raw.tls_key)?,
+        })
+    }
+
+    fn tokens(&self, raw: RawTokens) -> Result<TokensConfig, Error> {
+        let ttl_secs = self.seconds("tokens.ttl_secs", raw.ttl_secs, defaults::TOKEN_TTL_SECS)?;
+        let refresh_ttl_secs = self.seconds(
+            "tokens.refresh_ttl_secs",
+            raw.refresh_ttl_secs,
+            defaults::REFRESH_TTL_SECS,
+        )?;
+        let max_span = raw.max_ttl_secs.as_ref().map(Spanned::span);
+        let max_ttl_secs = self.seconds("tokens.max_ttl_secs", raw.max_ttl_secs, defaults::MAX_TTL_SECS)?;
+        if max_ttl_secs < ttl_secs {
+            return self.fail(
+                &max_span.unwrap_or(0..0),
+                format!("tokens.max_ttl_secs ({max_ttl_secs}) is less than tokens.ttl_secs ({ttl_secs})"),
+            );
+        }
+        let store = self.store(&raw.store, &raw.redis_url, &raw.redis_prefix, &raw.cache_secs)?;
+        if store != StoreConfig::Memory && raw.persist_path.is_some() {
+            return self.fail(
+                &raw.persist_path.as_ref().map_or(0..0, Spanned::span),
+                "tokens.persist_path is for store = \"memory\"; Redis keeps the sessions itself",
+            );
+        }
+        let idle_secs = match raw.idle_secs {
+            None => None,
+            some => Some(self.seconds("tokens.idle_secs", some, 0)?),
+        };
+        Ok(TokensConfig {
+            ttl_secs,
+            refresh_ttl_secs,
+            max_ttl_secs,
+            idle_secs,
+            persist_path: raw.persist_path.map(|p| relative_to(self.file, p.get_ref())),
+            persist_interval: Duration::from_secs(self.seconds(
+                "tokens.persist_interval_secs",
+                raw.persist_interval_secs,
+                defaults::PERSIST_INTERVAL_SECS,
+            )?),
+            store,
+        })
+    }
+
+    fn auth(&self, raw: RawAuth) -> Result<AuthConfig, Error> {
+        let throttle = ThrottleConfig {
+            max_failures_per_user: self.count(
+                "auth.max_failures_per_user",
+                raw.max_failures_per_user,
+                defaults::MAX_FAILURES_PER_USER,
+                1,
+                1_000_000,
+            )? as u32,
+            max_failures_per_address: self.count(
+                "auth.max_failures_per_address",
+                raw.max_failures_per_address,
+                defaults::MAX_FAILURES_PER_ADDRESS,
+                1,
+                1_000_000,
+            )? as u32,
+            window_secs: self.seconds(
+                "auth.failure_window_secs",
+                raw.failure_window_secs,
+                defaults::FAILURE_WINDOW_SECS,
+            )?,
+            max_entries: self.count(
+                "auth.throttle_max_entries",
+                raw.throttle_max_entries,
+                defaults::THROTTLE_MAX_ENTRIES,
+                100,
+                100_000_000,
+            )? as usize,
+        };
+        Ok(AuthConfig {
+            public_paths: self.public_paths(raw.public_paths)?,
+            throttle,
+            return_hosts: self.return_hosts(raw.return_hosts)?,
+            cookie_domain: self.cookie_domain(raw.cookie_domain)?,
+        })
+    }
+
+    fn pages(&self, raw: RawPages) -> Result<PagesConfig, Error> {
+        let branding = self.branding(&raw)?;
+        Ok(PagesConfig {
+            templates_dir: raw.templates_dir.map(|dir| relative_to(self.file, dir.get_ref())),
+            branding,
+        })
+    }
+
+    fn limits(&self, raw: RawLimits) -> Result<Limits, Error> {
+        Ok(Limits {
+            max_header_bytes: self.count(
+                "limits.max_header_bytes",
+                raw.max_header_bytes,
+                defaults::MAX_HEADER_BYTES,
+                8192,
+                16 << 20,
+            )? as usize,
+            max_headers: self.count(
+                "limits.max_headers",
+                raw.max_headers,
+                defaults::MAX_HEADERS,
+                16,
+                10_000,
+            )? as usize,
+            max_body_bytes: self.count(
+                "limits.max_body_bytes",
+                raw.max_body_bytes,
+                defaults::MAX_BODY_BYTES,
+                1024,
+                64 << 20,
+            )? as usize,
+            header_read_timeout: Duration::from_secs(self.seconds(
+                "limits.header_read_timeout_secs",
+                raw.header_read_timeout_secs,
+                defaults::HEADER_READ_TIMEOUT_SECS,
+            )?),
+            max_connections: self.count(
+                "limits.max_connections",
+                raw.max_connections,
+                defaults::MAX_CONNECTIONS,
+                1,
+                1_000_000,
+            )? as usize,
+        })
+    }
+
+    fn listen(&self, raw: Option<Spanned<String>>) -> Result<SocketAddr, Error> {
+        let Some(raw) = raw else {
+            return Ok(defaults::LISTEN);
+        };
+        raw.get_ref().parse().or_else(|_| {
+            self.fail(
+                &raw.span(),
+                format!(
+                    "server.listen = {:?} is not an address: write IP:port, like \"127.0.0.1:8080\"",
+                    raw.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn http_url(&self, key: &str, raw: &Spanned<String>) -> Result<Url, Error> {
+        let url = Url::parse(raw.get_ref()).map_err(|e| {
+            self.error(
+                &raw.span(),
+                format!("{key} = {:?} is not a URL: {e}", raw.get_ref()),
+            )
+        })?;
+        match url.scheme() {
+            "http" => {}
+            "https" if key == "server.public_url" || cfg!(feature = "tls") => {}
+            "https" => {
+                return self.fail(
+                    &raw.span(),
+                    format!(
+                        "{key}: https upstreams need the tls feature, which this authgate was built without"
+                    ),
+                )
+            }
+            other => {
+                return self.fail(
+                    &raw.span(),
+                    format!("{key}: the scheme must be http or https, not {other:?}"),
+                )
+            }
+        }
+        if url.host_str().is_none() {
+            return self.fail(&raw.span(), format!("{key} = {:?} has no host", raw.get_ref()));
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "{key} = {:?} must be an origin only (scheme, host, port), with no path, query or fragment",
+                    raw.get_ref()
+                ),
+            );
+        }
+        Ok(url)
+    }
+
+    fn routes(
+        &self,
+        raw: Vec<Spanned<RawRoute>>,
+        users: &[UserConfig],
+        default_upgrades: &[String],
+    ) -> Result<Vec<Route>, Error> {
+        raw.into_iter()
+            .map(|route| {
+                let span = route.span();
+                let route = route.into_inner();
+                let upstream = match (&route.url, &route.builtin) {
+                    (Some(url), None) => Upstream::Url(self.http_url("routes.url", url)?),
+                    (None, Some(b)) if b.get_ref() == "whoami" => Upstream::Whoami,
+                    _ => return self.fail(&span, "a route needs url = \"http://HOST:PORT\" (or builtin = \"whoami\"), one of them"),
+                };
+                let path_prefix = match &route.path_prefix {
+                    None => "/".to_owned(),
+                    Some(prefix) => {
+                        let text = prefix.get_ref();
+                        if paths::normalize(text).as_deref() != Some(text.as_str()) || text.contains(['?', '#', '%']) {
+                            return self.fail(&prefix.span(), format!("path_prefix {text:?} must be a normalized path starting with /"));
+                        }
+                        text.clone()
+                    }
+                };
+                let policy = match (route.policy.as_ref().map(|p| p.get_ref().as_str()), &route.allowed_users) {
+                    (Some("public"), None) => Policy::Public,
+                    (Some("authenticated") | None, None) => Policy::Authenticated,
+                    (Some("authenticated") | None, Some(allowed)) => {
+                        if let Some(unknown) = allowed.get_ref().iter().find(|u| !users.iter().any(|c| &c.username == *u)) {
+                            return self.fail(&allowed.span(), format!("allowed_users names {unknown:?}, who is not in [[users]]"));
+                        }
+                        Policy::Users(allowed.get_ref().clone())
+                    }
+                    (Some(other), _) => {
+                        let at = route.policy.as_ref().map_or(span.clone(), Spanned::span);
+                        return self.fail(
+                            &at,
+                            format!("policy {other:?}: use \"public\" or \"authenticated\" (with allowed_users to name who)"),
+                        );
+                    }
+                };
+                if route.strip_prefix && path_prefix == "/" {
+                    return self.fail(&span, "strip_prefix needs a path_prefix other than /");
+                }
+                let upgrades = match &route.upgrades {
+                    Some(list) => self.upgrades(list)?,
+                    None => default_upgrades.to_vec(),
+                };
+                Ok(Route {
+                    host: route.host.map(|h| h.to_ascii_lowercase()),
+                    path_prefix,
+                    upstream,
+                    policy,
+                    strip_prefix: route.strip_prefix,
+                    upgrades,
+                })
+            })
+            .collect()
+    }
+
+    /// `[server] tls_cert` and `tls_key`: both or neither, each readable and
+    /// matching.
+    fn tls(
+        &self,
+        cert: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+    ) -> Result<Option<TlsFiles>, Error> {
+        let (cert, key) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(one), None) | (None, Some(one)) => {
+                return self.fail(
+                    &one.span(),
+                    "set both server.tls_cert and server.tls_key (PEM files), or neither",
+                )
+            }
+        };
+        let files = TlsFiles {
+            cert: relative_to(self.file, cert.get_ref()),
+            key: relative_to(self.file, key.get_ref()),
+        };
+        #[cfg(feature = "tls")]
+        if let Err(reason) = crate::tls::server_config(&files.cert, &files.key) {
+            return self.fail(&cert.span(), reason);
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            drop(files);
+            return self.fail(
+                &cert.span(),
+                "TLS needs the tls feature, which this authgate was built without",
+            );
+        }
+        #[allow(unreachable_code)]
+        Ok(Some(files))
+    }
+
+    /// `[upstream]`, which the file must have.
+    fn upstream(&self, raw: Option<Spanned<RawUpstream>>) -> Result<UpstreamConfig, Error> {
+        let Some(raw) = raw else {
+            return self.fail(
+                &(0..0),
+                "missing [upstream]: set url = \"http://HOST:PORT\", or builtin = \"whoami\" to try the gateway with no app",
+            );
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let upstream = match (&raw.url, &raw.builtin) {
+            (Some(_), Some(builtin)) => {
+                return self.fail(&builtin.span(), "upstream: set either url or builtin, not both")
+            }
+            (Some(url), None) => Upstream::Url(self.http_url("upstream.url", url)?),
+            (None, Some(builtin)) if builtin.get_ref() == "whoami" => Upstream::Whoami,
+            (None, Some(builtin)) => {
+                return self.fail(
+                    &builtin.span(),
+                    format!(
+                        "upstream.builtin = {:?}: the only built-in upstream is \"whoami\"",
+                        builtin.get_ref()
+                    ),
+                )
+            }
+            (None, None) => {
+                return self.fail(
+                    &span,
+                    "[upstream] needs url = \"http://HOST:PORT\", or builtin = \"whoami\"",
+                )
+            }
+        };
+        let connect = self.seconds(
+            "upstream.connect_timeout_secs",
+            raw.connect_timeout_secs,
+            defaults::UPSTREAM_CONNECT_TIMEOUT_SECS,
+        )?;
+        let timeout = self.seconds(
+            "upstream.timeout_secs",
+            raw.timeout_secs,
+            defaults::UPSTREAM_TIMEOUT_SECS,
+        )?;
+        let upgrades = match &raw.upgrades {
+            Some(list) => self.upgrades(list)?,
+            None => defaults::UPGRADES.map(str::to_owned).to_vec(),
+        };
+        Ok(UpstreamConfig {
+            target: upstream,
+            connect_timeout: Duration::from_secs(connect),
+            timeout: Duration::from_secs(timeout),
+            ca_file: raw
+                .ca_file
+                .as_ref()
+                .map(|path| relative_to(self.file, path.get_ref())),
+            underscores_in_headers: raw.underscores_in_headers,
+            upgrades,
+        })
+    }
+
+    pub(super) fn seconds(&self, key: &str, raw: Option<Spanned<u64>>, default: u64) -> Result<u64, Error> {
+        match raw {
+            None => Ok(default),
+            Some(value) if *value.get_ref() == 0 => {
+                self.fail(&value.span(), format!("{key} must be at least 1"))
+            }
+            Some(value) if *value.get_ref() > 10 * 365 * 24 * 3600 => {
+                self.fail(&value.span(), format!("{key} is more than ten years"))
+            }
+            Some(value) => Ok(value.into_inner()),
+        }
+    }
+
+    /// A count between `min` and `max`, or `default`.
+    pub(super) fn count(
+        &self,
+        key: &str,
+        raw: Option<Spanned<u64>>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, Error> {
+        match raw {
+            None => Ok(default),
+            Some(value) if !(min..=max).contains(value.get_ref()) => {
+                self.fail(&value.span(), format!("{key} must be between {min} and {max}"))
+            }
+            Some(value) => Ok(value.into_inner()),
+        }
+    }
+
+    fn store(
+        &self,
+        store: &Option<Spanned<String>>,
+        redis_url: &Option<Spanned<String>>,
+        redis_prefix: &Option<String>,
+        cache_secs: &Option<Spanned<u64>>,
+    ) -> Result<StoreConfig, Error> {
+        let kind = store.as_ref().map_or("memory", |s| s.get_ref().as_str());
+        match kind {
+            "memory" => Ok(StoreConfig::Memory),
+            "redis" if !cfg!(feature = "redis") => self.fail(
+                &store.as_ref().map_or(0..0, Spanned::span),
+                "tokens.store = \"redis\", but this authgate was built without the redis feature",
+            ),
+            "redis" => {
+                let url = redis_url
+                    .as_ref()
+                    .map_or(defaults::REDIS_URL, |u| u.get_ref().as_str());
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"))
+                {
+                    let span = redis_url.as_ref().map_or(0..0, Spanned::span);
+                    return self.fail(
+                        &span,
+                        format!("tokens.redis_url = {url:?} must start with redis://"),
+                    );
+                }
+                let cache = cache_secs.clone();
+                Ok(StoreConfig::Redis {
+                    url: url.to_owned(),
+                    prefix: redis_prefix
+                        .clone()
+                        .unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned()),
+                    cache_for: Duration::from_secs(self.seconds(
+                        "tokens.cache_secs",
+                        cache,
+                        defaults::CACHE_SECS,
+                    )?),
+                })
+            }
+            other => self.fail(
+                &store.as_ref().map_or(0..0, Spanned::span),
+                format!("tokens.store = {other:?}: use \"memory\" or \"redis\""),
+            ),
+        }
+    }
+
+    fn branding(&self, pages: &RawPages) -> Result<Branding, Error> {
+        let title = match &pages.title {
+            Some(t)
+                if t.get_ref().trim().is_empty()
+                    || t.get_ref().len() > 120
+                    || t.get_ref().chars().any(char::is_control) =>
+            {
+                return self.fail(
+                    &t.span(),
+                    "pages.title must be 1 to 120 characters, with no control characters",
+                )
+            }
+            Some(t) => t.get_ref().clone(),
+            None => defaults::TITLE.to_owned(),
+        };
+        let logo_url = match &pages.logo_url {
+            Some(u) => {
+                let text = u.get_ref();
+                let web = Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "https" | "http"));
+                let local = paths::safe_return_path(text).is_some();
+                if !(web || local) || text.contains(['"', '\'', ' ', '<', '>']) {
+                    return self.fail(
+                        &u.span(),
+                        format!("pages.logo_url {text:?} must be an http(s) URL or a path on this site"),
+                    );
+                }
+                Some(text.clone())
+            }
+            None => None,
+        };
+        let accent_color = match &pages.accent_color {
+            Some(c) => {
+                let text = c.get_ref();
+                let hex = text.strip_prefix('#').is_some_and(|h| {
+                    matches!(h.len(), 3 | 4 | 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+                let named =
+                    !text.is_empty() && text.len() <= 24 && text.bytes().all(|b| b.is_ascii_alphabetic());
+                if !(hex || named) {
+                    return self.fail(
+                        &c.span(),
+                        format!("pages.accent_color {text:?} must be #rgb, #rrggbb or a CSS colour name"),
+                    );
+                }
+                text.clone()
+            }
+            None => defaults::ACCENT_COLOR.to_owned(),
+        };
+        Ok(Branding {
+            title,
+            logo_url,
+            accent_color,
+        })
+    }
+
+    fn trusted_proxies(&self, raw: Vec<Spanned<String>>) -> Result<Vec<ipnet::IpNet>, Error> {
+        raw.iter()
+            .map(|entry| {
+                let text = entry.get_ref();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .or_else(|_| {
+                        self.fail(
+                            &entry.span(),
+                            format!("trusted proxy {text:?} is not an IP address or CIDR range (like \"10.0.0.0/8\")"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// `upgrades`: protocol names a request may upgrade to. `h2c` never:
+    /// a tunnel to an upstream's HTTP/2 would carry requests the gateway
+    /// never checked.
+    fn upgrades(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, Error> {
+        raw.iter()
+            .map(|entry| {
+                let text = entry.get_ref().to_ascii_lowercase();
+                if text == "h2c" {
+                    return self.fail(
+                        &entry.span(),
+                        "upgrades: h2c is never forwarded (requests inside the tunnel would skip the sign-in check)",
+                    );
+                }
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    return self.fail(
+                        &entry.span(),
+                        format!("upgrades: {:?} is not a protocol name (like \"websocket\")", entry.get_ref()),
+                    );
+                }
+                Ok(text)
+            })
+            .collect()
+    }
+
+    /// `auth.return_hosts`: `host`, `host:port`, or `.domain` for every
+    /// host under it.
+    fn return_hosts(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
+        raw.into_iter()
+            .map(|entry| {
+                let text = entry.get_ref().to_ascii_lowercase();
+                let bare = text.strip_prefix('.').unwrap_or(&text);
+                let parsed = Url::parse(&format!("http://{bare}/")).ok().filter(|url| {
+                    let host = url.host_str().unwrap_or_default();
+                    let written = match url.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host.to_owned(),
+                    };
+                    written == bare && url.username().is_empty()
+                });
+                if parsed.is_none() || (text.starts_with('.') && bare.contains(':')) {
+                    return self.fail(
+                        &entry.span(),
+                        format!(
+                            "auth.return_hosts: {:?} must be a host (\"app.example.com\"), a host and port, or \".example.com\" for every host under it",
+                            entry.get_ref()
+                        ),
+                    );
+                }
+                Ok(text)
+            })
+            .collect()
+    }
+
+    fn cookie_domain(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, Error> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = raw.get_ref().trim_start_matches('.').to_ascii_lowercase();
+        let ok = !text.is_empty()
+            && text.contains('.')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !text.split('.').any(str::is_empty);
+        if !ok {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "auth.cookie_domain = {:?} must be a domain name like \"example.com\" (no scheme, port or path)",
+                    raw.get_ref()
+                ),
+            );
+        }
+        Ok(Some(text))
+    }
+
+    fn public_paths(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
+        raw.into_iter()
+            .map(|path| {
+                let text = path.get_ref();
+                if !text.starts_with('/') || text.contains(['?', '#', '%', '\\']) || text.chars().any(char::is_control) {
+                    return self.fail(
+                        &path.span(),
+                        format!("public path {text:?} must start with / and hold no ?, #, %, \\ or control characters"),
+                    );
+                }
+                let normal = paths::normalize(text);
+                if normal.as_deref() != Some(text.as_str()) {
+                    return self.fail(
+                        &path.span(),
+                        format!("public path {text:?} is not normalized (no ., .. or empty segments)"),
+                    );
+                }
+                Ok(path.into_inner())
+            })
+            .collect()
+    }
+}
+
+/// `path` as written in `file`: relative paths are taken from the file's
+/// folder.
+pub(super) fn relative_to(file: &Path, path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_relative() {
+        file.parent().unwrap_or(Path::new(".")).join(path)
+    } else {
+        path
+    }
+}

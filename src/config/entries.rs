@@ -1,0 +1,219 @@
+//! The checks of `[[users]]` and `[[clients]]`: names, hashes, grants,
+//! scopes, redirect URIs, origins; and the refusal of passwords published
+//! in this repository off loopback.
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+use url::Url;
+
+use crate::error::Error;
+use crate::password;
+use crate::web::syntax::is_scope_token;
+
+use super::check::Checker;
+use super::raw::{RawClient, RawUser};
+use super::sections::{ClientConfig, Grant, UserConfig};
+use super::Config;
+
+/// Passwords published in this repository (the shipped `config.toml` and
+/// the README). A user or client that still has one is refused on any
+/// listen address other than loopback.
+const PUBLISHED_PASSWORDS: &[&str] = &["authgate-demo", "demo-client-secret"];
+
+impl Checker<'_> {
+    pub(super) fn password_hash(&self, key: &str, raw: &Spanned<String>) -> Result<(), Error> {
+        let hint = "run `authgate hash-password` and paste what it prints";
+        password::check_hash(raw.get_ref())
+            .map_err(|problem| self.error(&raw.span(), format!("{key} {problem}: {hint}")))
+    }
+
+    pub(super) fn users(&self, raw: Vec<Spanned<RawUser>>) -> Result<Vec<UserConfig>, Error> {
+        let mut seen = HashSet::new();
+        raw.into_iter()
+            .map(|user| {
+                let span = user.span();
+                let user = user.into_inner();
+                let name = user.username.get_ref();
+                if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+                    return self.fail(
+                        &user.username.span(),
+                        "username must be 1 to 256 characters, with no control characters",
+                    );
+                }
+                if !seen.insert(name.clone()) {
+                    return self.fail(&user.username.span(), format!("duplicate user {name:?}"));
+                }
+                self.password_hash("password_hash", &user.password_hash)?;
+                if let Some(email) = &user.email {
+                    let e = email.get_ref();
+                    if !e.contains('@') || e.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                        return self.fail(&email.span(), format!("email {e:?} is not an email address"));
+                    }
+                }
+                Ok(UserConfig {
+                    username: user.username.into_inner(),
+                    password_hash: user.password_hash.into_inner(),
+                    email: user.email.map(Spanned::into_inner),
+                    name: user.name,
+                    admin: user.admin,
+                    span,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn clients(&self, raw: Vec<Spanned<RawClient>>) -> Result<Vec<ClientConfig>, Error> {
+        let mut seen = HashSet::new();
+        raw.into_iter()
+            .map(|client| {
+                let span = client.span();
+                let client = client.into_inner();
+                let id = client.client_id.get_ref();
+                if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) {
+                    return self.fail(
+                        &client.client_id.span(),
+                        "client_id must be 1 to 256 visible ASCII characters",
+                    );
+                }
+                if !seen.insert(id.clone()) {
+                    return self.fail(&client.client_id.span(), format!("duplicate client {id:?}"));
+                }
+                if let Some(hash) = &client.client_secret_hash {
+                    self.password_hash("client_secret_hash", hash)?;
+                }
+                let confidential = client.client_secret_hash.is_some();
+                let grants = match &client.grants {
+                    Some(grants) => {
+                        if grants.get_ref().contains(&Grant::ClientCredentials) && !confidential {
+                            return self.fail(
+                                &grants.span(),
+                                format!("client {id:?} has no client_secret_hash, so it cannot use client_credentials"),
+                            );
+                        }
+                        grants.get_ref().clone()
+                    }
+                    None if confidential => Grant::ALL.to_vec(),
+                    None => Grant::ALL.into_iter().filter(|g| *g != Grant::ClientCredentials).collect(),
+                };
+                let redirects = grants.iter().any(|g| matches!(g, Grant::AuthorizationCode | Grant::Implicit));
+                if redirects && client.redirect_uris.is_empty() {
+                    return self.fail(
+                        &client.client_id.span(),
+                        format!("client {id:?} has no redirect_uris: list at least one absolute URL"),
+                    );
+                }
+                let scopes = match &client.scopes {
+                    None => None,
+                    Some(scopes) => Some(
+                        scopes
+                            .iter()
+                            .map(|scope| {
+                                let text = scope.get_ref();
+                                if is_scope_token(text) {
+                                    Ok(text.clone())
+                                } else {
+                                    self.fail(&scope.span(), format!("scope {text:?} is not a valid scope token (RFC 6749 §3.3)"))
+                                }
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                };
+                let mut cors_origins = Vec::new();
+                for origin in &client.cors_origins {
+                    let text = origin.get_ref();
+                    match Url::parse(text) {
+                        Ok(url)
+                            if matches!(url.scheme(), "http" | "https")
+                                && url.origin().ascii_serialization() == *text =>
+                        {
+                            cors_origins.push(text.clone())
+                        }
+                        _ => {
+                            return self.fail(
+                                &origin.span(),
+                                format!("cors origin {text:?} must be an origin like \"https://app.example\" (scheme, host, port; no path, no trailing slash)"),
+                            )
+                        }
+                    }
+                }
+                let mut uris = Vec::with_capacity(client.redirect_uris.len());
+                for uri in &client.redirect_uris {
+                    let text = uri.get_ref();
+                    if !text.chars().all(|c| c.is_ascii_graphic()) {
+                        return self.fail(
+                            &uri.span(),
+                            format!("redirect URI {text:?} must be written in visible ASCII (percent-encode the rest)"),
+                        );
+                    }
+                    match Url::parse(text) {
+                        Ok(url) if url.fragment().is_some() => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} has a fragment, which RFC 6749 §3.1.2 forbids"),
+                            )
+                        }
+                        Ok(url) if url.cannot_be_a_base() && url.scheme() != "urn" => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} is not an absolute URL with a path"),
+                            )
+                        }
+                        Ok(_) => uris.push(text.clone()),
+                        Err(e) => {
+                            return self.fail(
+                                &uri.span(),
+                                format!("redirect URI {text:?} is not an absolute URL ({e})"),
+                            )
+                        }
+                    }
+                }
+                Ok(ClientConfig {
+                    client_id: client.client_id.into_inner(),
+                    client_secret_hash: client.client_secret_hash.map(Spanned::into_inner),
+                    redirect_uris: uris,
+                    grants,
+                    scopes,
+                    allow_plain_pkce: client.allow_plain_pkce,
+                    cors_origins,
+                    span,
+                })
+            })
+            .collect()
+    }
+
+    /// Refuses a user or client that still has a password published in
+    /// this repository, unless the gateway only listens on loopback.
+    pub(super) fn refuse_published_passwords(&self, config: &Config) -> Result<(), Error> {
+        let listen = config.server.listen;
+        if listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let published = |hash: &str| PUBLISHED_PASSWORDS.iter().any(|p| password::verify(hash, p));
+        if let Some(user) = config.users.iter().find(|u| published(&u.password_hash)) {
+            return self.fail(
+                &user.span,
+                format!(
+                    "user {:?} has the demo password published in the authgate repository, and server.listen = {listen} is not loopback: \
+                     run `authgate hash-password`, type a password of your own, and put its output in password_hash",
+                    user.username
+                ),
+            );
+        }
+        if let Some(client) = config
+            .clients
+            .iter()
+            .find(|c| c.client_secret_hash.as_deref().is_some_and(published))
+        {
+            return self.fail(
+                &client.span,
+                format!(
+                    "client {:?} has the demo secret published in the authgate repository, and server.listen = {listen} is not loopback: \
+                     run `authgate hash-password` with a secret of your own and put its output in client_secret_hash",
+                    client.client_id
+                ),
+            );
+        }
+        Ok(())
+    }
+}

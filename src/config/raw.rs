@@ -1,0 +1,150 @@
+//! The raw mirror of `config.toml`: what serde reads, every value with
+//! its place in the file (for errors with a line), nothing checked yet.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::sections::{Grant, LogFormat};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    pub(super) upstream: Option<Spanned<RawUpstream>>,
+    #[serde(default)]
+    pub(super) tokens: RawTokens,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+    #[serde(default)]
+    pub(super) pages: RawPages,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub(super) users: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    pub(super) clients: Vec<Spanned<RawClient>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<Spanned<String>>,
+    pub(super) workers: Option<Spanned<u64>>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<LogFormat>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_header_bytes: Option<Spanned<u64>>,
+    pub(super) max_headers: Option<Spanned<u64>>,
+    pub(super) max_body_bytes: Option<Spanned<u64>>,
+    pub(super) header_read_timeout_secs: Option<Spanned<u64>>,
+    pub(super) max_connections: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) builtin: Option<Spanned<String>>,
+    pub(super) connect_timeout_secs: Option<Spanned<u64>>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) underscores_in_headers: bool,
+    pub(super) upgrades: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    pub(super) ttl_secs: Option<Spanned<u64>>,
+    pub(super) refresh_ttl_secs: Option<Spanned<u64>>,
+    pub(super) max_ttl_secs: Option<Spanned<u64>>,
+    pub(super) idle_secs: Option<Spanned<u64>>,
+    pub(super) persist_path: Option<Spanned<String>>,
+    pub(super) persist_interval_secs: Option<Spanned<u64>>,
+    pub(super) store: Option<Spanned<String>>,
+    pub(super) redis_url: Option<Spanned<String>>,
+    pub(super) redis_prefix: Option<String>,
+    pub(super) cache_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(default)]
+    pub(super) public_paths: Vec<Spanned<String>>,
+    pub(super) max_failures_per_user: Option<Spanned<u64>>,
+    pub(super) max_failures_per_address: Option<Spanned<u64>>,
+    pub(super) failure_window_secs: Option<Spanned<u64>>,
+    pub(super) throttle_max_entries: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub(super) return_hosts: Vec<Spanned<String>>,
+    pub(super) cookie_domain: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPages {
+    pub(super) templates_dir: Option<Spanned<String>>,
+    pub(super) title: Option<Spanned<String>>,
+    pub(super) logo_url: Option<Spanned<String>>,
+    pub(super) accent_color: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) host: Option<String>,
+    pub(super) path_prefix: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) builtin: Option<Spanned<String>>,
+    pub(super) policy: Option<Spanned<String>>,
+    pub(super) allowed_users: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub(super) strip_prefix: bool,
+    pub(super) upgrades: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) username: Spanned<String>,
+    pub(super) password_hash: Spanned<String>,
+    pub(super) email: Option<Spanned<String>>,
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) admin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub(super) client_id: Spanned<String>,
+    pub(super) client_secret_hash: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) redirect_uris: Vec<Spanned<String>>,
+    pub(super) grants: Option<Spanned<Vec<Grant>>>,
+    pub(super) scopes: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) allow_plain_pkce: bool,
+    #[serde(default)]
+    pub(super) cors_origins: Vec<Spanned<String>>,
+}

@@ -1,0 +1,84 @@
+//! A person who can sign in, as the sessions and the endpoints see them.
+
+use std::sync::Arc;
+
+use crate::config::UserConfig;
+use crate::store::Identity;
+
+/// A user: their entry in the configuration, and what is made of it once
+/// (the identity every session of theirs shares, their stable UUID).
+#[derive(Debug)]
+pub(crate) struct User {
+    entry: UserConfig,
+    /// Shared by all of this user's sessions.
+    pub(crate) identity: Arc<Identity>,
+    /// Stable across restarts: derived from the username.
+    pub(crate) uuid: String,
+}
+
+impl User {
+    pub(crate) fn from_entry(entry: UserConfig) -> Self {
+        Self {
+            identity: Identity::new(&entry.username, entry.email.as_deref()),
+            uuid: user_uuid(&entry.username),
+            entry,
+        }
+    }
+
+    pub(crate) fn username(&self) -> &str {
+        &self.entry.username
+    }
+
+    pub(crate) fn email(&self) -> Option<&str> {
+        self.entry.email.as_deref()
+    }
+
+    /// The display name: the configured one, else the username.
+    pub(crate) fn name(&self) -> &str {
+        self.entry.name.as_deref().unwrap_or(&self.entry.username)
+    }
+
+    /// Whether the user may act on everyone's tokens.
+    pub(crate) fn is_admin(&self) -> bool {
+        self.entry.admin
+    }
+
+    pub(crate) fn password_hash(&self) -> &str {
+        &self.entry.password_hash
+    }
+}
+
+/// A user's UUID, derived from the username (the same on every start and
+/// every replica): SHA-256 of a fixed prefix and the name, shaped as a
+/// version-5-style UUID.
+fn user_uuid(username: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_uuids_are_stable_and_distinct() {
+        let a = user_uuid("alice");
+        assert_eq!(a, user_uuid("alice"));
+        assert_ne!(a, user_uuid("bob"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "5");
+    }
+}
