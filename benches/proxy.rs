@@ -103,7 +103,7 @@ fn main() {
         result: measure(UPSTREAM, 32, &[], "1"),
     });
 
-    // One core: nginx, then authgate.
+    // One core: nginx, HAProxy, then authgate (and Caddy after it, below).
     {
         let _proxy = nginx.then(|| start_nginx(dir.path(), "px1", "px-nginx.conf.tmpl", 1, "0"));
         if nginx {
@@ -154,7 +154,7 @@ fn main() {
             },
         });
     }
-    // One core: HAProxy and Caddy.
+    // HAProxy.
     {
         let _proxy = haproxy.then(|| start_haproxy(dir.path(), "ha1", 1, "0"));
         for conns in [32, 256] {
@@ -164,7 +164,7 @@ fn main() {
                 cores: 1,
                 conns,
                 result: if haproxy {
-                    measure(HAPROXY, conns, &[], "1")
+                    forwards(HAPROXY, &[], false).and_then(|()| measure(HAPROXY, conns, &[], "1"))
                 } else {
                     skip(no_haproxy)
                 },
@@ -172,35 +172,6 @@ fn main() {
             if haproxy && conns == 256 {
                 rows.push(time_wait_row(before));
             }
-        }
-    }
-    {
-        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy1", 1, "0"));
-        for conns in [32, 256] {
-            let before = time_wait_count();
-            rows.push(Row {
-                name: "Caddy (plain reverse_proxy)".into(),
-                cores: 1,
-                conns,
-                result: if caddy {
-                    measure(CADDY_PROXY, conns, &[], "1")
-                } else {
-                    skip(no_caddy)
-                },
-            });
-            if caddy && conns == 256 {
-                rows.push(time_wait_row(before));
-            }
-            rows.push(Row {
-                name: "Caddy + forward_auth".into(),
-                cores: 1,
-                conns,
-                result: match (caddy, nginx) {
-                    (false, _) => skip(no_caddy),
-                    (true, false) => skip(no_auth_backend),
-                    (true, true) => measure(CADDY_AUTH, conns, &auth, "1"),
-                },
-            });
         }
     }
     {
@@ -255,6 +226,40 @@ fn main() {
             result: measure(GATEWAY, 32, &[format!("Authorization: Bearer {token}")], "1"),
         });
     }
+    // One core: Caddy, after authgate: its default pool of 32 idle upstream
+    // connections leaves thousands of sockets in TIME_WAIT at 256
+    // connections, for a minute, which would otherwise be there during
+    // authgate's rows.
+    {
+        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy1", 1, "0"));
+        for conns in [32, 256] {
+            let before = time_wait_count();
+            rows.push(Row {
+                name: "Caddy (plain reverse_proxy)".into(),
+                cores: 1,
+                conns,
+                result: if caddy {
+                    forwards(CADDY_PROXY, &[], false).and_then(|()| measure(CADDY_PROXY, conns, &[], "1"))
+                } else {
+                    skip(no_caddy)
+                },
+            });
+            if caddy && conns == 256 {
+                rows.push(time_wait_row(before));
+            }
+            rows.push(Row {
+                name: "Caddy + forward_auth".into(),
+                cores: 1,
+                conns,
+                result: match (caddy, nginx) {
+                    (false, _) => skip(no_caddy),
+                    (true, false) => skip(no_auth_backend),
+                    (true, true) => forwards(CADDY_AUTH, &auth, true)
+                        .and_then(|()| measure(CADDY_AUTH, conns, &auth, "1")),
+                },
+            });
+        }
+    }
 
     // Two cores.
     {
@@ -280,32 +285,9 @@ fn main() {
             cores: 2,
             conns: 32,
             result: if haproxy {
-                measure(HAPROXY, 32, &[], "1")
+                forwards(HAPROXY, &[], false).and_then(|()| measure(HAPROXY, 32, &[], "1"))
             } else {
                 skip(no_haproxy)
-            },
-        });
-    }
-    {
-        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy2", 2, "0-1"));
-        rows.push(Row {
-            name: "Caddy (plain reverse_proxy)".into(),
-            cores: 2,
-            conns: 32,
-            result: if caddy {
-                measure(CADDY_PROXY, 32, &[], "1")
-            } else {
-                skip(no_caddy)
-            },
-        });
-        rows.push(Row {
-            name: "Caddy + forward_auth".into(),
-            cores: 2,
-            conns: 32,
-            result: match (caddy, nginx) {
-                (false, _) => skip(no_caddy),
-                (true, false) => skip(no_auth_backend),
-                (true, true) => measure(CADDY_AUTH, 32, &auth, "1"),
             },
         });
     }
@@ -317,6 +299,32 @@ fn main() {
             cores: 2,
             conns: 32,
             result: measure(GATEWAY, 32, &bearer, "1"),
+        });
+    }
+    {
+        // Caddy last, as on one core.
+        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy2", 2, "0-1"));
+        rows.push(Row {
+            name: "Caddy (plain reverse_proxy)".into(),
+            cores: 2,
+            conns: 32,
+            result: if caddy {
+                forwards(CADDY_PROXY, &[], false).and_then(|()| measure(CADDY_PROXY, 32, &[], "1"))
+            } else {
+                skip(no_caddy)
+            },
+        });
+        rows.push(Row {
+            name: "Caddy + forward_auth".into(),
+            cores: 2,
+            conns: 32,
+            result: match (caddy, nginx) {
+                (false, _) => skip(no_caddy),
+                (true, false) => skip(no_auth_backend),
+                (true, true) => {
+                    forwards(CADDY_AUTH, &auth, true).and_then(|()| measure(CADDY_AUTH, 32, &auth, "1"))
+                }
+            },
         });
     }
     print_table(&rows, runs, seconds);
@@ -409,6 +417,40 @@ fn start_caddy(dir: &Path, name: &str, threads: u32, cores: &str) -> Running {
     wait_for_port(CADDY_PROXY);
     wait_for_port(CADDY_AUTH);
     running
+}
+
+/// Whether the proxy on `port` forwards: `/` with `headers` answers 200
+/// (the upstream's `ok`) and, for one that asks the auth backend, 401
+/// without them. wrk counts every answer, so a peer that only answered
+/// errors (a wrong auth URI, an upstream it cannot reach) would otherwise
+/// come out fast.
+fn forwards(port: u16, headers: &[String], refuses_without: bool) -> Result<(), String> {
+    let status = |headers: &[String]| {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        for header in headers {
+            curl.args(["-H", header]);
+        }
+        curl.arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .map_or_else(
+                |e| e.to_string(),
+                |out| String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+    };
+    let with = status(headers);
+    if with != "200" {
+        return Err(format!("not measured: `/` answered {with}, not 200"));
+    }
+    if refuses_without {
+        let without = status(&[]);
+        if without != "401" {
+            return Err(format!(
+                "not measured: `/` without credentials answered {without}, not 401"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Starts the release authgate in front of the upstream; answers it and a
