@@ -1,18 +1,32 @@
 //! The load benchmark: authgate's authenticated pass-through side by side
-//! with the upstream alone and with nginx (plain reverse proxy, and with an
-//! `auth_request` subrequest), in one run, driven by the same load
-//! generator (wrk), and printed as one table of ratios.
+//! with the upstream alone and with its peers, in one run, driven by the
+//! same load generator (wrk), and printed as one table of ratios. The peers:
+//!
+//! - nginx, plain reverse proxy and with an `auth_request` subrequest;
+//! - HAProxy, plain reverse proxy (one thread, `http-reuse always`);
+//! - Caddy, plain `reverse_proxy` and with `forward_auth` to the same auth
+//!   backend nginx's `auth_request` asks (how Authelia and oauth2-proxy are
+//!   commonly deployed).
+//!
+//! authgate's rows are also compared with the best plain proxy (nginx or
+//! HAProxy, whichever did more at the same cores and connections): the
+//! target is at or above it in every row.
 //!
 //! ```text
-//! scripts/bench                          # installs wrk and nginx if missing, then runs this
+//! scripts/bench                          # installs wrk, nginx, HAProxy and Caddy if missing, then runs this
 //! cargo bench --bench proxy              # 3 × 10 s a row, medians
 //! cargo bench --bench proxy -- --quick   # 1 × 3 s a row
 //! ```
 //!
-//! Servers run on CPU 0 (`taskset -c 0`; CPUs 0-1 for the two-core rows),
-//! wrk on CPU 1. The upstream is nginx returning `ok` (the rigs in
-//! `benches/nginx/`), or, without nginx, a small hyper server; rows that
-//! need nginx are then skipped, and the table says so.
+//! Servers run on CPU 0 (`taskset -c 0`; CPUs 0-1 for the two-core rows,
+//! with two workers or threads, and `GOMAXPROCS` for Caddy likewise), wrk
+//! on CPU 1, none of them writing an access log unless the row says so.
+//! The upstream is nginx returning `ok` (the rigs in `benches/nginx/`), or,
+//! without nginx, a small hyper server; rows that need nginx (its own, and
+//! Caddy's `forward_auth`, whose auth backend is nginx) are then skipped,
+//! and so are the rows of a peer that is not installed: the table says so.
+//! The peers' configurations are `benches/haproxy/haproxy.cfg.tmpl` and
+//! `benches/caddy/Caddyfile.tmpl`, filled in like nginx's.
 
 mod support;
 
@@ -27,6 +41,9 @@ const NGINX_PROXY: u16 = 9002;
 const NGINX_AUTH: u16 = 9003;
 const NGINX_PROXY_BIG: u16 = 9007;
 const NGINX_PROXY_LOGGED: u16 = 9009;
+const HAPROXY: u16 = 9010;
+const CADDY_PROXY: u16 = 9011;
+const CADDY_AUTH: u16 = 9012;
 const GATEWAY: u16 = 9100;
 
 struct Row {
@@ -48,6 +65,8 @@ fn main() {
         std::process::exit(1);
     }
     let nginx = have("nginx");
+    let haproxy = have("haproxy");
+    let caddy = have("caddy");
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut rows = Vec::new();
     let measure = |port: u16, conns: u32, headers: &[String], core_spec: &str| -> Result<Measured, String> {
@@ -72,6 +91,10 @@ fn main() {
     wait_for_port(UPSTREAM);
     let skip = |why: &str| Err::<Measured, String>(why.to_owned());
     let no_nginx = "skipped: nginx is not installed (scripts/bench installs it)";
+    let no_haproxy = "skipped: HAProxy is not installed (scripts/bench installs it)";
+    let no_caddy = "skipped: Caddy is not installed (scripts/bench installs it)";
+    let no_auth_backend = "skipped: nginx, the auth backend, is not installed (scripts/bench installs it)";
+    let auth = vec!["Authorization: Bearer testtoken".to_owned()];
 
     rows.push(Row {
         name: "direct to the upstream".into(),
@@ -80,13 +103,12 @@ fn main() {
         result: measure(UPSTREAM, 32, &[], "1"),
     });
 
-    // One core: nginx, then authgate.
+    // One core: nginx, HAProxy, then authgate (and Caddy after it, below).
     {
         let _proxy = nginx.then(|| start_nginx(dir.path(), "px1", "px-nginx.conf.tmpl", 1, "0"));
         if nginx {
             wait_for_port(NGINX_PROXY);
         }
-        let auth = vec!["Authorization: Bearer testtoken".to_owned()];
         rows.push(Row {
             name: "nginx reverse proxy (keepalive 64)".into(),
             cores: 1,
@@ -131,6 +153,26 @@ fn main() {
                 skip(no_nginx)
             },
         });
+    }
+    // HAProxy.
+    {
+        let _proxy = haproxy.then(|| start_haproxy(dir.path(), "ha1", 1, "0"));
+        for conns in [32, 256] {
+            let before = time_wait_count();
+            rows.push(Row {
+                name: "HAProxy (plain proxy)".into(),
+                cores: 1,
+                conns,
+                result: if haproxy {
+                    forwards(HAPROXY, &[], false).and_then(|()| measure(HAPROXY, conns, &[], "1"))
+                } else {
+                    skip(no_haproxy)
+                },
+            });
+            if haproxy && conns == 256 {
+                rows.push(time_wait_row(before));
+            }
+        }
     }
     {
         let (_gateway, token) = start_authgate(dir.path(), 1, "0", None);
@@ -184,6 +226,40 @@ fn main() {
             result: measure(GATEWAY, 32, &[format!("Authorization: Bearer {token}")], "1"),
         });
     }
+    // One core: Caddy, after authgate: its default pool of 32 idle upstream
+    // connections leaves thousands of sockets in TIME_WAIT at 256
+    // connections, for a minute, which would otherwise be there during
+    // authgate's rows.
+    {
+        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy1", 1, "0"));
+        for conns in [32, 256] {
+            let before = time_wait_count();
+            rows.push(Row {
+                name: "Caddy (plain reverse_proxy)".into(),
+                cores: 1,
+                conns,
+                result: if caddy {
+                    forwards(CADDY_PROXY, &[], false).and_then(|()| measure(CADDY_PROXY, conns, &[], "1"))
+                } else {
+                    skip(no_caddy)
+                },
+            });
+            if caddy && conns == 256 {
+                rows.push(time_wait_row(before));
+            }
+            rows.push(Row {
+                name: "Caddy + forward_auth".into(),
+                cores: 1,
+                conns,
+                result: match (caddy, nginx) {
+                    (false, _) => skip(no_caddy),
+                    (true, false) => skip(no_auth_backend),
+                    (true, true) => forwards(CADDY_AUTH, &auth, true)
+                        .and_then(|()| measure(CADDY_AUTH, conns, &auth, "1")),
+                },
+            });
+        }
+    }
 
     // Two cores.
     {
@@ -203,6 +279,19 @@ fn main() {
         });
     }
     {
+        let _proxy = haproxy.then(|| start_haproxy(dir.path(), "ha2", 2, "0-1"));
+        rows.push(Row {
+            name: "HAProxy (plain proxy)".into(),
+            cores: 2,
+            conns: 32,
+            result: if haproxy {
+                forwards(HAPROXY, &[], false).and_then(|()| measure(HAPROXY, 32, &[], "1"))
+            } else {
+                skip(no_haproxy)
+            },
+        });
+    }
+    {
         let (_gateway, token) = start_authgate(dir.path(), 2, "0-1", None);
         let bearer = vec![format!("Authorization: Bearer {token}")];
         rows.push(Row {
@@ -212,22 +301,70 @@ fn main() {
             result: measure(GATEWAY, 32, &bearer, "1"),
         });
     }
+    {
+        // Caddy last, as on one core.
+        let _proxy = caddy.then(|| start_caddy(dir.path(), "caddy2", 2, "0-1"));
+        rows.push(Row {
+            name: "Caddy (plain reverse_proxy)".into(),
+            cores: 2,
+            conns: 32,
+            result: if caddy {
+                forwards(CADDY_PROXY, &[], false).and_then(|()| measure(CADDY_PROXY, 32, &[], "1"))
+            } else {
+                skip(no_caddy)
+            },
+        });
+        rows.push(Row {
+            name: "Caddy + forward_auth".into(),
+            cores: 2,
+            conns: 32,
+            result: match (caddy, nginx) {
+                (false, _) => skip(no_caddy),
+                (true, false) => skip(no_auth_backend),
+                (true, true) => {
+                    forwards(CADDY_AUTH, &auth, true).and_then(|()| measure(CADDY_AUTH, 32, &auth, "1"))
+                }
+            },
+        });
+    }
     print_table(&rows, runs, seconds);
 }
 
-fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str) -> Running {
+/// `benches/{rig}/{template}` with `__W__` (workers, threads) and
+/// `__DIR__` (the instance's own folder, `dir/name`, made here) filled in,
+/// written to that folder as `file`; answers the folder and the file.
+fn write_config(
+    dir: &Path,
+    name: &str,
+    rig: &str,
+    template: &str,
+    workers: u32,
+    file: &str,
+) -> (PathBuf, PathBuf) {
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder).unwrap();
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("benches/nginx")
+            .join("benches")
+            .join(rig)
             .join(template),
     )
     .unwrap()
     .replace("__W__", &workers.to_string())
     .replace("__DIR__", folder.to_str().unwrap());
-    let conf = folder.join("nginx.conf");
+    let conf = folder.join(file);
     std::fs::write(&conf, text).unwrap();
+    (folder, conf)
+}
+
+/// A file in `folder` for a server's own messages (its errors, Caddy's
+/// runtime log), not an access log.
+fn messages(folder: &Path, file: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(folder.join(file)).expect("a log file"))
+}
+
+fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str) -> Running {
+    let (folder, conf) = write_config(dir, name, "nginx", template, workers, "nginx.conf");
     let child = Command::new("taskset")
         .args(["-c", cores, "nginx", "-g", "daemon off;", "-p"])
         .arg(&folder)
@@ -238,6 +375,82 @@ fn start_nginx(dir: &Path, name: &str, template: &str, workers: u32, cores: &str
         .spawn()
         .expect("nginx");
     Running(child)
+}
+
+/// HAProxy in the foreground (`-db`) with `threads` threads on `cores`,
+/// listening on [`HAPROXY`] once this returns. SIGTERM (the guard's) stops
+/// it at once.
+fn start_haproxy(dir: &Path, name: &str, threads: u32, cores: &str) -> Running {
+    let (folder, conf) = write_config(dir, name, "haproxy", "haproxy.cfg.tmpl", threads, "haproxy.cfg");
+    let child = Command::new("taskset")
+        .args(["-c", cores, "haproxy", "-db", "-f"])
+        .arg(&conf)
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .stderr(messages(&folder, "haproxy.log"))
+        .spawn()
+        .expect("haproxy");
+    let running = Running(child);
+    wait_for_port(HAPROXY);
+    running
+}
+
+/// Caddy with `GOMAXPROCS` = `threads` on `cores`, listening on
+/// [`CADDY_PROXY`] and [`CADDY_AUTH`] once this returns; its home and XDG
+/// folders are its own folder, so it writes nothing elsewhere. SIGTERM
+/// (the guard's) stops it within its one-second grace period.
+fn start_caddy(dir: &Path, name: &str, threads: u32, cores: &str) -> Running {
+    let (folder, conf) = write_config(dir, name, "caddy", "Caddyfile.tmpl", threads, "Caddyfile");
+    let child = Command::new("taskset")
+        .args(["-c", cores, "caddy", "run", "--adapter", "caddyfile", "--config"])
+        .arg(&conf)
+        .current_dir(&folder)
+        .env("GOMAXPROCS", threads.to_string())
+        .env("HOME", &folder)
+        .env("XDG_CONFIG_HOME", &folder)
+        .env("XDG_DATA_HOME", &folder)
+        .stdout(Stdio::null())
+        .stderr(messages(&folder, "caddy.log"))
+        .spawn()
+        .expect("caddy");
+    let running = Running(child);
+    wait_for_port(CADDY_PROXY);
+    wait_for_port(CADDY_AUTH);
+    running
+}
+
+/// Whether the proxy on `port` forwards: `/` with `headers` answers 200
+/// (the upstream's `ok`) and, for one that asks the auth backend, 401
+/// without them. wrk counts every answer, so a peer that only answered
+/// errors (a wrong auth URI, an upstream it cannot reach) would otherwise
+/// come out fast.
+fn forwards(port: u16, headers: &[String], refuses_without: bool) -> Result<(), String> {
+    let status = |headers: &[String]| {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        for header in headers {
+            curl.args(["-H", header]);
+        }
+        curl.arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .map_or_else(
+                |e| e.to_string(),
+                |out| String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+    };
+    let with = status(headers);
+    if with != "200" {
+        return Err(format!("not measured: `/` answered {with}, not 200"));
+    }
+    if refuses_without {
+        let without = status(&[]);
+        if without != "401" {
+            return Err(format!(
+                "not measured: `/` without credentials answered {without}, not 401"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Starts the release authgate in front of the upstream; answers it and a
@@ -307,8 +520,8 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
     };
     let direct = find("direct", 1, 32);
     println!("\nauthgate proxy benchmark: wrk -t1 on CPU 1, servers on CPU 0 (0-1 for 2 cores), {runs} × {seconds} s, medians\n");
-    println!("| row | server cores | conns | req/s | p50 | p99 | ratio to direct | ratio to nginx proxy | ratio to nginx + auth_request |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| row | server cores | conns | req/s | p50 | p99 | ratio to direct | ratio to nginx proxy | ratio to nginx + auth_request | ratio to HAProxy | ratio to best plain proxy |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         match row.result {
             Ok(m) => {
@@ -325,11 +538,25 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
                     find("nginx reverse proxy", row.cores, row.conns)
                 };
                 let auth = find("nginx + auth_request", row.cores, row.conns).filter(|_| !logged);
+                // HAProxy logs nothing: the rows with an access log have
+                // no HAProxy, and so no best plain proxy, to compare with.
+                let haproxy = find("HAProxy (plain proxy)", row.cores, row.conns).filter(|_| !logged);
+                let best = [
+                    ("nginx", find("nginx reverse proxy", row.cores, row.conns)),
+                    ("HAProxy", haproxy),
+                ]
+                .into_iter()
+                .filter_map(|(name, m)| Some((name, m?)))
+                .max_by(|a, b| a.1.rps.total_cmp(&b.1.rps))
+                .filter(|_| !logged);
                 let ratio = |base: Option<Measured>| {
                     base.map_or("—".to_owned(), |b| format!("{:.2}", m.rps / b.rps))
                 };
+                let best = best.map_or("—".to_owned(), |(name, b)| {
+                    format!("{} ({name})", ratio(Some(b)))
+                });
                 println!(
-                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} | {} | {} |",
                     row.name,
                     row.cores,
                     row.conns,
@@ -338,18 +565,20 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
                     m.p99_ms,
                     ratio(direct),
                     ratio(nginx),
-                    ratio(auth)
+                    ratio(auth),
+                    ratio(haproxy),
+                    best
                 );
             }
             Err(ref why) => println!(
-                "| {} | {} | {} | {why} | | | | | |",
+                "| {} | {} | {} | {why} | | | | | | | |",
                 row.name, row.cores, row.conns
             ),
         }
         if row.name.contains("during 64 concurrent sign-ins") {
             if let (Ok(storm), Some(quiet)) = (&row.result, find("authgate, bearer token", 1, 32)) {
                 println!(
-                    "|   p99 during the storm / quiet p99: {:.1} | | | | | | | | |",
+                    "|   p99 during the storm / quiet p99: {:.1} | | | | | | | | | | |",
                     storm.p99_ms / quiet.p99_ms
                 );
             }
