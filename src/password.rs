@@ -128,11 +128,13 @@ mod tests {
         assert!(check_hash("plain")
             .unwrap_err()
             .starts_with("is not a PHC hash string"));
-        let bcrypt_like = "$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA";
-        assert!(check_hash(bcrypt_like).unwrap_err().contains("only argon2id"));
+        assert!(check_hash("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
         assert!(!verify_in("plain", b"x", &mut Vec::new()));
         let argon2i =
             "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Xg9ZCX8mQwa+p0O3uKdXPXmqQh6t1FkOkh2BwW3I3UE";
-        assert!(check_hash(argon2i).is_err());
+        assert_eq!(
+            check_hash(argon2i).unwrap_err(),
+            "uses argon2i, but only argon2id is accepted"
+        );
     }
 }

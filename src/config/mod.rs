@@ -235,15 +235,15 @@ mod tests {
             "{up}upgrades = [\"WebSocket\", \"foo\"]\n[auth]\nreturn_hosts = [\"App.Example.com:8443\", \".corp.example\", \"127.0.0.1:8081\"]\ncookie_domain = \".Example.com\"\n"
         ))
         .unwrap();
-        assert_eq!(ok.upgrades, ["websocket", "foo"]);
+        assert_eq!(ok.upstream.upgrades, ["websocket", "foo"]);
         assert_eq!(
-            ok.return_hosts,
+            ok.auth.return_hosts,
             ["app.example.com:8443", ".corp.example", "127.0.0.1:8081"]
         );
-        assert_eq!(ok.cookie_domain.as_deref(), Some("example.com"));
+        assert_eq!(ok.auth.cookie_domain.as_deref(), Some("example.com"));
         let default = Config::from_toml_str(up).unwrap();
-        assert_eq!(default.upgrades, ["websocket"]);
-        assert!(!default.underscores_in_headers);
+        assert_eq!(default.upstream.upgrades, ["websocket"]);
+        assert!(!default.upstream.underscores_in_headers);
     }
 
     #[test]
