@@ -3,9 +3,13 @@
 //! field and pages, brute-force throttling, and the state the layer's
 //! services share.
 
+/// The sign-in page, where a browser is sent to sign in.
+pub(crate) const SIGN_IN_PATH: &str = "/management/authorize";
+
 pub(crate) mod client_fields;
 pub(crate) mod credential;
 pub(crate) mod csrf;
+pub(crate) mod decision;
 pub(crate) mod pages;
 pub(crate) mod state;
 pub(crate) mod throttle;

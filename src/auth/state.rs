@@ -6,6 +6,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::HeaderMap;
+use http::{Response, StatusCode};
+
+use crate::auth::pages::ErrorPage;
+use crate::web::request::wants_html;
+use crate::web::response::{self, OwnBody};
 
 use crate::auth::csrf::CsrfKey;
 use crate::auth::pages::Pages;
@@ -53,6 +58,40 @@ impl AuthState {
             csrf: self.csrf.clone(),
             metrics: self.metrics.clone(),
         })
+    }
+
+    /// An error page for a browser.
+    pub(crate) fn error_page(
+        &self,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        error: &str,
+    ) -> Response<OwnBody> {
+        response::html(
+            status,
+            self.pages.error(&ErrorPage {
+                title,
+                message,
+                error,
+            }),
+        )
+    }
+
+    /// An error for whoever asked: a page for a browser, JSON otherwise.
+    pub(crate) fn error_for(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        error: &str,
+        description: &str,
+    ) -> Response<OwnBody> {
+        if wants_html(headers) {
+            let title = status.canonical_reason().unwrap_or("Error");
+            self.error_page(status, title, description, error)
+        } else {
+            response::json_error(status, error, description)
+        }
     }
 
     /// The issuer identifier (RFC 8414): `server.public_url`, or the

@@ -1,161 +1,35 @@
-//! The gateway binary's server: accepts connections (HTTP/1.1 and h2c)
-//! within the configured limits, runs [`AuthLayer`] in front of the
-//! upstream, logs one line per request, turns a panic into a `500`, keeps
-//! sessions across restarts, reloads on `SIGHUP`, and shuts down
-//! gracefully.
+//! The gateway binary's server: [`Gateway`] binds its address, builds the
+//! stack (the routes, each behind its service of the layer, in front of the
+//! proxy), and serves: connections accepted within the limits
+//! ([`accept`]), spread over worker threads ([`workers`]), each request
+//! logged and counted ([`handling`]), sessions kept across restarts
+//! ([`sessions`]), the config reloaded on `SIGHUP` ([`reload`]), and a
+//! graceful shutdown.
 
+mod accept;
 pub(crate) mod connection;
 pub(crate) mod handling;
+mod reload;
+mod routes;
+mod sessions;
 pub(crate) mod whoami;
 pub(crate) mod workers;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, Service};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-use self::connection::{Activity, Deadlines, Drain, TrackedBody};
-use crate::config::{Config, LogFormat, Route, StoreConfig, Upstream};
+use crate::config::{Config, LogFormat, StoreConfig};
 use crate::error::Error;
-use crate::gateway::handling::{handle, Record};
-use crate::gateway::whoami::Whoami;
-use crate::gateway::workers::{Connections, Workers};
-use crate::layer::{AuthLayer, RouteIndex};
-use crate::proxy::pool::ConnectionLink;
-use crate::proxy::{Client, Proxy, ProxyBody};
-use crate::runtime::timer::CoarseTimer;
-use crate::store::persist::{self, Loaded};
+use crate::layer::AuthLayer;
 use crate::store::MemoryStore;
-use crate::web::peer::is_trusted;
 
-/// How long a graceful shutdown waits for requests in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Sent to a client that started a request and did not finish its header
-/// in time.
-const REQUEST_TIMEOUT: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-
-/// Sent when every connection slot is taken.
-const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 91\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"The gateway is at its connections.\"}";
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Where a route's traffic goes: the reverse proxy, or the built-in
-/// upstream.
-#[derive(Clone, Debug)]
-enum Target {
-    Proxy(Proxy),
-    Whoami(Whoami),
-}
-
-impl Target {
-    fn new(upstream: &Upstream, config: &Config, upgrades: &[String]) -> Result<Self, Error> {
-        Ok(match upstream {
-            Upstream::Url(url) => Target::Proxy(Proxy::with_upgrades(url, config, upgrades.to_vec())?),
-            Upstream::Whoami => Target::Whoami(Whoami),
-        })
-    }
-
-    fn call(
-        &mut self,
-        req: Request<Incoming>,
-        link: Option<&ConnectionLink>,
-        client: Option<&Client>,
-    ) -> BoxFuture<Result<Response<ProxyBody>, Infallible>> {
-        match self {
-            Self::Proxy(proxy) => proxy.forward(req, link.cloned(), client),
-            Self::Whoami(whoami) => Box::pin(whoami.call(req)),
-        }
-    }
-}
-
-/// The service behind the layer: the route the layer chose
-/// (`[[routes]]`), or the default upstream.
-#[derive(Clone, Debug)]
-struct UpstreamService {
-    default: Target,
-    routes: Arc<[(Route, Target)]>,
-    /// The upstream connections one client connection keeps between its
-    /// requests, and its peer (set in each connection's copy of the
-    /// service).
-    link: Option<ConnectionLink>,
-    client: Option<Client>,
-}
-
-impl UpstreamService {
-    fn new(config: &Config) -> Result<Self, Error> {
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| Ok((r.clone(), Target::new(&r.upstream, config, &r.upgrades)?)))
-            .collect::<Result<_, Error>>()?;
-        Ok(Self {
-            default: Target::new(config.upstream(), config, &config.upstream.upgrades)?,
-            routes,
-            link: None,
-            client: None,
-        })
-    }
-
-    /// This service for the client connection with `peer`, which keeps
-    /// the upstream connection its last request used for its next one;
-    /// `slot` is its connection slot, kept as long as any tunnel it
-    /// upgrades to (a WebSocket) is open too.
-    fn for_connection(&self, peer: SocketAddr, slot: Arc<OwnedSemaphorePermit>) -> Self {
-        Self {
-            link: Some(ConnectionLink::default()),
-            client: Some(Client::new(peer, Some(slot))),
-            ..self.clone()
-        }
-    }
-}
-
-impl Service<Request<Incoming>> for UpstreamService {
-    type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response<ProxyBody>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
-        let (link, client) = (self.link.as_ref(), self.client.as_ref());
-        let Some(RouteIndex(index)) = req.extensions().get::<RouteIndex>().copied() else {
-            return self.default.call(req, link, client);
-        };
-        let Some((route, target)) = self.routes.get(index) else {
-            return self.default.call(req, link, client);
-        };
-        if route.strip_prefix {
-            let path = route.upstream_path(req.uri().path()).into_owned();
-            let target_uri = match req.uri().query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path,
-            };
-            if let Ok(uri) = target_uri.parse() {
-                *req.uri_mut() = uri;
-            }
-        }
-        target.clone().call(req, link, client)
-    }
-}
+use self::accept::Acceptor;
+use self::routes::RouteTable;
+use self::workers::Workers;
 
 /// The gateway: a listening socket and the service stack behind it.
 ///
@@ -170,7 +44,7 @@ impl Service<Request<Incoming>> for UpstreamService {
 pub struct Gateway {
     listener: TcpListener,
     layer: AuthLayer,
-    upstream: UpstreamService,
+    routes: Arc<RouteTable>,
     /// The in-memory store, when that is the store (for snapshots).
     memory: Option<MemoryStore>,
     config: Config,
@@ -191,7 +65,6 @@ impl Gateway {
     /// Builds the service stack for `config`, restores the sessions of its
     /// `persist_path`, and binds its listen address.
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let upstream = UpstreamService::new(&config)?;
         let listen = config.listen();
         let listener = TcpListener::bind(listen)
             .await
@@ -205,7 +78,7 @@ impl Gateway {
             StoreConfig::Memory => {
                 let store = MemoryStore::new();
                 if let Some(path) = &config.tokens.persist_path {
-                    restore_sessions(&store, path).await;
+                    sessions::restore_sessions(&store, path).await;
                 }
                 (AuthLayer::with_store(config.clone(), store.clone())?, Some(store))
             }
@@ -230,9 +103,13 @@ impl Gateway {
             )),
             None => None,
         };
+        // The gateway's own endpoints: the layer answers them, unlike an
+        // app's embedded layer, whose paths they would shadow.
+        let layer = layer.with_operations_endpoints();
+        let routes = Arc::new(RouteTable::new(&config, &layer)?);
         Ok(Self {
             listener,
-            upstream,
+            routes,
             layer,
             memory,
             config,
@@ -277,7 +154,7 @@ impl Gateway {
         let acceptor = Arc::new(Acceptor {
             slots: Arc::new(Semaphore::new(self.config.limits.max_connections)),
             layer: self.layer.clone(),
-            upstream: self.upstream.clone(),
+            routes: self.routes.clone(),
             config: self.config.clone(),
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
@@ -298,7 +175,7 @@ impl Gateway {
             task.abort();
         }
         if let (Some(store), Some(path)) = (&self.memory, &self.config.tokens.persist_path) {
-            save_sessions(store, path.clone()).await;
+            sessions::save_sessions(store, path.clone()).await;
         }
         Ok(())
     }
@@ -312,326 +189,18 @@ fn start_background_tasks(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let (Some(store), Some(path)) = (memory.cloned(), config.tokens.persist_path.clone()) {
-        let every = config.tokens.persist_interval;
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                save_sessions(&store, path.clone()).await;
-            }
-        }));
+        tasks.push(tokio::spawn(sessions::save_every(
+            store,
+            path,
+            config.tokens.persist_interval,
+        )));
     }
     #[cfg(unix)]
-    tasks.push(tokio::spawn(reload_on_sighup(layer.clone(), config.clone())));
+    tasks.push(tokio::spawn(reload::reload_on_sighup(
+        layer.clone(),
+        config.clone(),
+    )));
     tasks
-}
-
-async fn restore_sessions(store: &MemoryStore, path: &std::path::Path) {
-    let (store, path) = (store.clone(), path.to_path_buf());
-    let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(move || persist::load(&store, &path)).await {
-        Ok(Loaded::Nothing) => tracing::info!(path = shown, "no session snapshot yet"),
-        Ok(Loaded::Restored(n)) => tracing::info!(path = shown, sessions = n, "sessions restored"),
-        Ok(Loaded::Corrupt { reason, set_aside }) => tracing::error!(
-            path = shown,
-            %reason,
-            set_aside = %set_aside.display(),
-            "the session snapshot is unreadable: set aside, starting with no sessions"
-        ),
-        Err(err) => tracing::error!(error = %err, "restoring sessions failed"),
-    }
-}
-
-async fn save_sessions(store: &MemoryStore, path: PathBuf) {
-    let store = store.clone();
-    let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(move || persist::save(&store, &path)).await {
-        Ok(Ok(n)) => tracing::debug!(path = shown, sessions = n, "sessions saved"),
-        Ok(Err(err)) => tracing::error!(path = shown, error = %err, "cannot save the sessions"),
-        Err(err) => tracing::error!(error = %err, "saving sessions failed"),
-    }
-}
-
-/// Reloads the config file on each `SIGHUP`; a config that fails its check
-/// is refused with its reason and the one in force stays.
-#[cfg(unix)]
-async fn reload_on_sighup(layer: AuthLayer, current: Config) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        let path = current.source().to_path_buf();
-        match Config::load(&path) {
-            Ok(next) => {
-                for (what, changed) in [
-                    (
-                        "server.listen",
-                        next.listen() != current.listen() && next.listen().port() != 0,
-                    ),
-                    ("upstream", next.upstream() != current.upstream()),
-                    (
-                        "server.trusted_proxies",
-                        next.server.trusted_proxies != current.server.trusted_proxies,
-                    ),
-                    (
-                        "tokens.persist_path",
-                        next.tokens.persist_path != current.tokens.persist_path,
-                    ),
-                    ("limits", next.limits != current.limits),
-                    ("routes", next.routes != current.routes),
-                ] {
-                    if changed {
-                        tracing::warn!("{what} changed in {}: that takes a restart", path.display());
-                    }
-                }
-                let mut next = next.with_listen(current.listen());
-                next.routes = current.routes.clone();
-                match layer.reload(next) {
-                    Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                    Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
-                }
-            }
-            Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
-        }
-    }
-}
-
-/// A second handle on the connection's socket, to answer `408` after hyper
-/// has given the connection up.
-fn split_off_spare(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
-    let std = stream.into_std()?;
-    let spare = std.try_clone()?;
-    Ok((TcpStream::from_std(std)?, spare))
-}
-
-/// Answers `503` to a connection over the limit, then closes it after
-/// reading what the client sent (so the answer is not lost to a reset).
-async fn refuse_connection(mut stream: TcpStream) {
-    let _ = stream.write_all(TOO_MANY_CONNECTIONS).await;
-    let _ = stream.shutdown().await;
-    let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
-/// What every thread that accepts connections shares: the service stack,
-/// the limits, and the connection slots (`max_connections` counts them
-/// all).
-struct Acceptor {
-    slots: Arc<Semaphore>,
-    layer: AuthLayer,
-    upstream: UpstreamService,
-    config: Config,
-    #[cfg(feature = "tls")]
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    access_log_to_stderr: Option<LogFormat>,
-}
-
-impl Acceptor {
-    /// Serves `connections` until they end or `shutdown` completes, then
-    /// waits (up to 30 seconds) for the requests in flight.
-    async fn serve_until(self: Arc<Self>, mut connections: Connections, shutdown: impl Future<Output = ()>) {
-        let drain = Drain::new();
-        let limits = self.config.limits.clone();
-        let deadlines = Deadlines {
-            idle_for: limits.header_read_timeout,
-        };
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            // One buffer, one plain write per response: 2-4% more small
-            // answers a second (token endpoint, introspection) than
-            // vectored writes, and no slower for large streamed bodies
-            // (measured, see the README).
-            .writev(false)
-            // A client may shut its side down once its request is sent and
-            // still get the answer (RFC 9112 §9.6). It also keeps hyper
-            // from reading ahead while a request is in flight, which cost a
-            // fresh 8 KiB read buffer per request (the request's fields
-            // still pointed into the old one).
-            .half_close(true)
-            .timer(CoarseTimer)
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes)
-            .max_headers(limits.max_headers);
-        builder
-            .http2()
-            .max_header_list_size(limits.max_header_bytes as u32);
-        let mut shutdown = pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                next = connections.next() => match next {
-                    Some(Ok(accepted)) => accepted,
-                    None => break,
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max_connections = limits.max_connections, "connection refused: at the limit");
-                tokio::spawn(refuse_connection(stream));
-                continue;
-            };
-            // Held by the connection's service, and by any tunnel (a
-            // WebSocket) it upgrades to: a tunnel counts as a connection.
-            let slot = Arc::new(slot);
-            let service = self
-                .layer
-                .layer(self.upstream.for_connection(peer, slot))
-                .for_client(peer);
-            let metrics = self.layer.metrics();
-            let peer_trusted = is_trusted(peer.ip(), &self.config.server.trusted_proxies);
-            let activity = Activity::new();
-            // One request at a time borrows it, for the moment of its call.
-            let service = std::cell::RefCell::new(service);
-            let access_log_to_stderr = self.access_log_to_stderr;
-            let seen = activity.clone();
-            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let stream = seen.request(req.version());
-                let record = Record {
-                    metrics: Some(metrics.clone()),
-                    access_log_to_stderr,
-                };
-                let handling = handle(&mut *service.borrow_mut(), peer, peer_trusted, record, req);
-                futures_util::FutureExt::map(handling, move |answer| {
-                    answer.map(|response| response.map(|body| TrackedBody::new(body, stream)))
-                })
-            });
-            let (builder, stopping) = (builder.clone(), drain.watcher());
-            #[cfg(feature = "tls")]
-            if let Some(acceptor) = self.tls.clone() {
-                let handshake_within = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let io = TokioIo::new(stream);
-                            let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                            let ended = connection::drive(
-                                connection,
-                                auto::UpgradeableConnection::graceful_shutdown,
-                                &activity,
-                                deadlines,
-                                stopping,
-                            )
-                            .await;
-                            if let Some(Err(err)) = ended {
-                                tracing::debug!(error = %err, %peer, "connection ended with an error");
-                            }
-                        }
-                        Ok(Err(err)) => tracing::debug!(error = %err, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
-                    }
-                });
-                continue;
-            }
-            let Ok((stream, spare)) = split_off_spare(stream) else {
-                continue;
-            };
-            let started_request = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(Watched {
-                io: stream,
-                started_request: started_request.clone(),
-            });
-            tokio::spawn(async move {
-                let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                let ended = connection::drive(
-                    connection,
-                    auto::UpgradeableConnection::graceful_shutdown,
-                    &activity,
-                    deadlines,
-                    stopping,
-                )
-                .await;
-                if let Some(Err(err)) = ended {
-                    let timed_out = err
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout);
-                    if timed_out && started_request.load(Ordering::Acquire) {
-                        tracing::info!(%peer, "request header not received in time: 408");
-                        let _ = (&spare).write(REQUEST_TIMEOUT);
-                        let _ = spare.shutdown(std::net::Shutdown::Both);
-                    } else {
-                        tracing::debug!(error = %err, %peer, "connection ended with an error");
-                    }
-                }
-                // Dropping the spare handle closes only it: an upgraded
-                // connection (WebSocket) lives on in its splice.
-                drop(spare);
-            });
-        }
-        drop(connections);
-        tracing::info!("shutting down: finishing the requests in flight");
-        tokio::select! {
-            () = drain.finish() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-                tracing::warn!("gave up waiting for connections after {}s", SHUTDOWN_GRACE.as_secs());
-            }
-        }
-    }
-}
-
-/// The connection's socket, noting whether a request has started arriving
-/// since the last response was written.
-struct Watched {
-    io: TcpStream,
-    started_request: Arc<AtomicBool>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.started_request.store(true, Ordering::Release);
-        }
-        result
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.started_request.store(false, Ordering::Release);
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        self.started_request.store(false, Ordering::Release);
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -657,16 +226,18 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::gateway::handling::Handling;
-    use crate::layer::AuthService;
+    use super::handling::Handling;
+    use super::routes::Routes;
+    use http::Request;
+    use hyper::body::Incoming;
+    use tower::Service;
 
     /// hyper keeps each request's future in its connection's state and
     /// writes it for every request: with hundreds of connections those
     /// are cold cache lines. 1,056 bytes before it was written by hand.
     #[test]
     fn a_requests_future_stays_small() {
-        type Called = <AuthService<UpstreamService> as Service<Request<Incoming>>>::Future;
+        type Called = <Routes as Service<Request<Incoming>>>::Future;
         let size = std::mem::size_of::<Handling<Called>>();
         assert!(size <= 512, "a request's future is {size} bytes");
         println!("a request's future: {size} bytes");

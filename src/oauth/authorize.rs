@@ -26,7 +26,7 @@ use crate::web::request::{self, cookie, is_form_navigation, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
 use super::flash::{self, Failure, Flash};
-use super::{error_page, grant_scope, pkce, BoxError, AUTHORIZE_PATH};
+use super::{grant_scope, pkce, BoxError, AUTHORIZE_PATH};
 
 const WRONG_PASSWORD: &str = "Username or password do not match";
 const FORM_EXPIRED: &str =
@@ -167,8 +167,7 @@ fn check<'a>(
     asked: &AuthorizeParams<'a>,
 ) -> Result<Target<'a>, Response<OwnBody>> {
     if let Some(repeated) = params.first_repeated(&FIELDS) {
-        return Err(error_page(
-            state,
+        return Err(state.error_page(
             StatusCode::BAD_REQUEST,
             "Invalid sign-in request",
             &format!("The parameter “{}” was sent more than once.", repeated.0),
@@ -179,9 +178,7 @@ fn check<'a>(
         return Ok(Target::Gateway);
     };
     let Some(client) = state.directory.client(client_id) else {
-        return Err(error_page(
-            state,
-            StatusCode::BAD_REQUEST,
+        return Err(state.error_page(StatusCode::BAD_REQUEST,
             "Unknown application",
             "The application that sent you here is not registered with this gateway, so you cannot sign in to it. Go back and tell its owner.",
             "invalid_client",
@@ -192,8 +189,7 @@ fn check<'a>(
             Some(_) => "The address this application asked to return to is not one registered for it, so the gateway will not send you there.",
             None => "The application did not say where to return to, and it has more than one registered address.",
         };
-        return Err(error_page(
-            state,
+        return Err(state.error_page(
             StatusCode::BAD_REQUEST,
             "Invalid return address",
             message,
@@ -415,8 +411,7 @@ where
     let body = match request::read_body(body, state.config.limits.max_body_bytes).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
-            return error_page(
-                state,
+            return state.error_page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Sign-in form too large",
                 "The form sent was larger than any sign-in form; go back and try again.",
@@ -424,8 +419,7 @@ where
             )
         }
         Err(BodyError::Broken) => {
-            return error_page(
-                state,
+            return state.error_page(
                 StatusCode::BAD_REQUEST,
                 "Sign-in form incomplete",
                 "The form did not arrive whole; go back and try again.",
@@ -519,8 +513,7 @@ where
         Ok(issued) => issued,
         Err(err) => {
             tracing::error!(error = %err, "could not keep a new session");
-            return error_page(
-                state,
+            return state.error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
                 "Your password was right, but the session could not be saved. Try again in a moment.",

@@ -22,8 +22,7 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
     if let Some(key) = presented {
         if let Err(err) = state.store.remove(&key).await {
             tracing::error!(error = %err, "logout could not revoke the token");
-            return super::error_for(
-                state,
+            return state.error_for(
                 &req.headers,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

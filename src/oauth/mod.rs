@@ -18,7 +18,7 @@ mod token;
 
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -26,11 +26,10 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 use crate::auth::credential;
-use crate::auth::pages::ErrorPage;
 use crate::auth::state::AuthState;
 use crate::identity::User;
 use crate::store::{Session, TokenKey};
-use crate::web::request::{self, wants_html, BodyError, Params};
+use crate::web::request::{self, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
 use self::error::OAuthError;
@@ -39,7 +38,7 @@ use self::scope::{grant_scope, narrow_scope};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The sign-in page.
-pub(crate) const AUTHORIZE_PATH: &str = "/management/authorize";
+pub(crate) const AUTHORIZE_PATH: &str = crate::auth::SIGN_IN_PATH;
 const LOGOUT_PATH: &str = "/management/logout";
 const TOKEN_PATH: &str = "/management/token";
 const REVOKE_PATH: &str = "/management/revoke";
@@ -50,18 +49,12 @@ const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
 /// OpenID Connect's discovery document, which authgate does not serve.
 const OPENID_DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
-const HEALTHZ_PATH: &str = "/healthz";
-const READYZ_PATH: &str = "/readyz";
-const METRICS_PATH: &str = "/metrics";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
     path.strip_prefix("/management")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || matches!(
-            path,
-            DISCOVERY_PATH | OPENID_DISCOVERY_PATH | HEALTHZ_PATH | READYZ_PATH | METRICS_PATH
-        )
+        || matches!(path, DISCOVERY_PATH | OPENID_DISCOVERY_PATH)
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -106,12 +99,6 @@ where
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
-        (HEALTHZ_PATH, &Method::GET | &Method::HEAD) => {
-            response::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
-        }
-        (READYZ_PATH, &Method::GET | &Method::HEAD) => readiness(&state).await,
-        (METRICS_PATH, &Method::GET | &Method::HEAD) => metrics(&state),
-        (HEALTHZ_PATH | READYZ_PATH | METRICS_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         _ => match user_revocation(&path) {
             Some((username, one)) if method == Method::PUT || method == Method::POST => {
                 revoke::revoke_user_tokens(&state, &req.into_parts().0, &username, one).await
@@ -119,39 +106,6 @@ where
             Some(_) => method_not_allowed(&req, "PUT, POST"),
             None => not_found(&state, &req),
         },
-    }
-}
-
-/// `/metrics`: the Prometheus (OpenMetrics) text exposition.
-fn metrics(state: &AuthState) -> Response<OwnBody> {
-    if let Some(live) = state.store.live_count() {
-        state
-            .metrics
-            .tokens_live
-            .set(i64::try_from(live).unwrap_or(i64::MAX));
-    }
-    let mut response = Response::new(http_body_util::Full::new(bytes::Bytes::from(
-        state.metrics.render(),
-    )));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// `/readyz`: ready when the configuration is loaded (it is, or nothing
-/// would run) and the token store answers.
-async fn readiness(state: &AuthState) -> Response<OwnBody> {
-    match state.store.ready().await {
-        Ok(()) => response::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(err) => response::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "not ready", "reason": err.to_string()}),
-        ),
     }
 }
 
@@ -300,43 +254,8 @@ impl<'a> From<&'a User> for UserObject<'a> {
     }
 }
 
-/// An error page for a browser.
-pub(crate) fn error_page(
-    state: &AuthState,
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    error: &str,
-) -> Response<OwnBody> {
-    response::html(
-        status,
-        state.pages.error(&ErrorPage {
-            title,
-            message,
-            error,
-        }),
-    )
-}
-
-/// An error for whoever asked: a page for a browser, JSON otherwise.
-pub(crate) fn error_for(
-    state: &AuthState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    error: &str,
-    description: &str,
-) -> Response<OwnBody> {
-    if wants_html(headers) {
-        let title = status.canonical_reason().unwrap_or("Error");
-        error_page(state, status, title, description, error)
-    } else {
-        response::json_error(status, error, description)
-    }
-}
-
 fn not_found<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
-    error_for(
-        state,
+    state.error_for(
         req.headers(),
         StatusCode::NOT_FOUND,
         "not_found",
@@ -345,13 +264,5 @@ fn not_found<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
 }
 
 fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<OwnBody> {
-    let mut response = response::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        &format!("{} is not allowed here; use {allow}.", req.method()),
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    response::method_not_allowed(req.method(), allow)
 }

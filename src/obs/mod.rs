@@ -1,5 +1,6 @@
 //! What operators read: metrics, the access log, the log.
 
 pub(crate) mod access_log;
+pub(crate) mod endpoints;
 pub(crate) mod logging;
 pub(crate) mod metrics;

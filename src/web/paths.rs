@@ -43,6 +43,17 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
     Some(out)
 }
 
+/// `path` in its normalized form ([`normalize`]): borrowed when it is in
+/// that form already (a cheap test lets the usual path through), and as
+/// it is when it is not an absolute path.
+pub(crate) fn normalized(path: &str) -> Cow<'_, str> {
+    let may_change = path.contains("//") || path.contains("/.") || path.contains('%') || path.contains('\\');
+    match may_change.then(|| normalize(path)).flatten() {
+        Some(normal) if normal != path => Cow::Owned(normal),
+        _ => Cow::Borrowed(path),
+    }
+}
+
 fn ends_with_dot_segment(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or("");
     dot_segment(&decode_unreserved(last)).is_some()

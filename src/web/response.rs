@@ -101,3 +101,16 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Option<Response<Ow
         .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     Some(response)
 }
+
+/// A `405` naming the methods `allow`ed.
+pub(crate) fn method_not_allowed(method: &http::Method, allow: &'static str) -> Response<OwnBody> {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        &format!("{method} is not allowed here; use {allow}."),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

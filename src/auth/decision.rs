@@ -1,0 +1,223 @@
+//! The decision for one request that is not for an own endpoint: pass it
+//! on (on a public path, or with a valid session, its identity set on it),
+//! or refuse it: a browser is sent to sign in, an API client gets a `401`,
+//! a signed-in person a route is not open to a `403`, and what cannot be
+//! read one way only a `400`.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode};
+
+use crate::store::{unix_now, Session, StoreError, StoreFuture, TokenKey};
+use crate::web::paths;
+use crate::web::request::is_browser_navigation;
+use crate::web::response::{self, OwnBody};
+
+use super::credential::{self, Source};
+use super::state::AuthState;
+
+const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
+
+/// Who may pass a service of the layer, besides `auth.public_paths`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone, signed in or not (a public route).
+    Anyone,
+    /// Anyone signed in.
+    SignedIn,
+    /// Only these users; others signed in get `403`.
+    Users(Arc<[String]>),
+}
+
+/// What the check decided for one request.
+pub(crate) enum Verdict {
+    /// On to the inner service, with the session if there is one.
+    Forward(Option<Session>),
+    /// The store must be asked (a networked store): then [`settle`].
+    Lookup(StoreFuture<Option<Session>>, TokenKey, Option<HeaderValue>),
+    /// Refused with this answer.
+    Answer(Response<OwnBody>),
+}
+
+/// Decides what to do with a request that is not for an own endpoint,
+/// for a service open to `access`.
+pub(crate) fn check<B>(state: &AuthState, access: &Access, req: &mut Request<B>) -> Verdict {
+    let public = matches!(access, Access::Anyone)
+        || paths::is_public(req.uri().path(), &state.config.auth.public_paths);
+    let Ok(found) = credential::find(req.headers(), req.uri()) else {
+        return Verdict::Answer(bad_request(
+            state,
+            req,
+            "The query carries access_token more than once; send it once.",
+        ));
+    };
+    let found = found.map(|presented| {
+        let inject = (presented.source != Source::Header)
+            .then(|| bearer_value(&presented.token))
+            .flatten();
+        let well_formed = credential::is_well_formed(&presented.token);
+        (TokenKey::of(&presented.token), inject, well_formed)
+    });
+    if let Some(uri) = credential::without_query_token(req.uri()) {
+        *req.uri_mut() = uri;
+    }
+    if public {
+        return Verdict::Forward(None);
+    }
+    match found {
+        Some((key, inject, true)) => match state.store.get(&key).into_ready() {
+            Ok(outcome) => match settle(state, access, req, outcome, key, inject) {
+                Ok(session) => Verdict::Forward(Some(session)),
+                Err(response) => Verdict::Answer(response),
+            },
+            Err(pending) => Verdict::Lookup(pending, key, inject),
+        },
+        Some((_, _, false)) => Verdict::Answer(reject(req, true)),
+        None => Verdict::Answer(reject(req, false)),
+    }
+}
+
+/// `Bearer <token>` as a header value, built without the formatting
+/// machinery (a cookie's token is turned into one on every request), or
+/// `None` if the token cannot be one.
+fn bearer_value(token: &str) -> Option<HeaderValue> {
+    let mut value = bytes::BytesMut::with_capacity("Bearer ".len() + token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token.as_bytes());
+    HeaderValue::from_maybe_shared(value.freeze()).ok()
+}
+
+/// Turns a store's answer into the session to forward with, setting the
+/// headers the inner service sees, or the response to refuse with.
+#[allow(clippy::result_large_err)] // the error is the response itself, sent at once
+pub(crate) fn settle<B>(
+    state: &AuthState,
+    access: &Access,
+    req: &mut Request<B>,
+    outcome: Result<Option<Session>, StoreError>,
+    key: TokenKey,
+    inject: Option<HeaderValue>,
+) -> Result<Session, Response<OwnBody>> {
+    let session = match outcome {
+        Ok(Some(session)) if session.is_access() => session,
+        Ok(_) => return Err(reject(req, true)),
+        Err(err) => {
+            tracing::error!(error = %err, "token store lookup failed");
+            return Err(unavailable(state, req));
+        }
+    };
+    if let Access::Users(allowed) = access {
+        if !allowed.iter().any(|u| u == session.username()) {
+            return Err(state.error_for(
+                req.headers(),
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "You are signed in, but this part of the site is not open to you.",
+            ));
+        }
+    }
+    let now = unix_now();
+    if session.needs_touch(now) {
+        if let Err(pending) = state.store.touch(&key, now).into_ready() {
+            tokio::spawn(pending);
+        }
+    }
+    let headers = req.headers_mut();
+    if let Some(value) = inject {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let (user, email) = session.identity().as_headers();
+    if let Some(user) = user {
+        headers.insert(X_FORWARDED_USER, user.clone());
+    }
+    if let Some(email) = email {
+        headers.insert(X_FORWARDED_EMAIL, email.clone());
+    }
+    if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(X_FORWARDED_SCOPE, scope);
+    }
+    req.extensions_mut().insert(session.clone());
+    Ok(session)
+}
+
+/// A `400` for a request the gateway cannot read one way only.
+pub(crate) fn bad_request<B>(state: &AuthState, req: &Request<B>, description: &str) -> Response<OwnBody> {
+    state.error_for(
+        req.headers(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        description,
+    )
+}
+
+/// No valid credential: a browser is sent to sign in, keeping the page it
+/// asked for (as it asked for it, but for an `access_token`); anything
+/// else gets a 401.
+fn reject<B>(req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
+    if is_browser_navigation(req.method(), req.headers()) {
+        let original = req
+            .extensions()
+            .get::<OriginalTarget>()
+            .and_then(|OriginalTarget(target)| {
+                let uri = Uri::from(target.clone());
+                Some(
+                    credential::without_query_token(&uri)
+                        .unwrap_or(uri)
+                        .path_and_query()?
+                        .clone(),
+                )
+            });
+        let asked = match &original {
+            Some(target) => target.as_str(),
+            None => req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
+        };
+        let location = format!(
+            "{}?{}",
+            super::SIGN_IN_PATH,
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", asked)
+                .finish()
+        );
+        if let Some(redirect) = response::redirect(StatusCode::FOUND, &location) {
+            return redirect;
+        }
+    }
+    response::unauthorized(token_presented)
+}
+
+fn unavailable<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
+    state.error_for(
+        req.headers(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "The token store cannot be reached; try again in a moment.",
+    )
+}
+
+/// The request's target as the client sent it, when the gateway
+/// normalized its path: a browser sent to sign in comes back to it.
+#[derive(Clone, Debug)]
+pub(crate) struct OriginalTarget(PathAndQuery);
+
+/// Rewrites the request's path to its normalized form, the one that is
+/// checked and the one the inner service sees; answers the target as sent
+/// when it changed it.
+pub(crate) fn normalize_uri<B>(req: &mut Request<B>) -> Option<OriginalTarget> {
+    let std::borrow::Cow::Owned(normal) = paths::normalized(req.uri().path()) else {
+        return None;
+    };
+    let original = req.uri().path_and_query().cloned().map(OriginalTarget);
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let pq = PathAndQuery::try_from(path_and_query).ok()?;
+    parts.path_and_query = Some(pq);
+    *req.uri_mut() = Uri::from_parts(parts).ok()?;
+    original
+}
