@@ -64,7 +64,7 @@ pub use gateway::whoami::Whoami;
 pub use gateway::{shutdown_signal, Gateway};
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
 pub use obs::logging::init_logging;
-pub use obs::metrics::{RouteKind, UpstreamError};
+pub use obs::metrics::RouteKind;
 pub use password::hash_password;
 pub use proxy::pool::UpstreamBody;
 pub use proxy::{Proxy, ProxyBody};

@@ -27,7 +27,8 @@ use tower::Service;
 use crate::config::LogFormat;
 use crate::layer::AuthBody;
 use crate::obs::access_log::AccessLine;
-use crate::obs::metrics::{Metrics, RouteKind, UpstreamError};
+use crate::obs::metrics::{Metrics, RouteKind};
+use crate::proxy::error::ErrorKind as UpstreamErrorKind;
 use crate::store::Session;
 use crate::web::response;
 
@@ -312,7 +313,7 @@ fn count<B>(metrics: &Metrics, response: &Response<B>, took: std::time::Duration
         .copied()
         .unwrap_or(RouteKind::Own);
     metrics.request(route, response.status().as_u16(), took);
-    if let Some(kind) = response.extensions().get::<UpstreamError>() {
+    if let Some(kind) = response.extensions().get::<UpstreamErrorKind>() {
         metrics.upstream_error(*kind);
     }
 }

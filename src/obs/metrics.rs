@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::proxy::error::ErrorKind as UpstreamErrorKind;
 use crate::store::{FailureCounters, Family as TokenFamily, Session, StoreFuture, TokenKey, TokenStore};
 
 /// Which way a request went through the gateway.
@@ -64,20 +65,9 @@ struct SignInLabels {
     outcome: SignIn,
 }
 
-/// Why the upstream did not answer.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum UpstreamError {
-    /// The connection was refused or could not be opened.
-    Connect,
-    /// No response head in time.
-    Timeout,
-    /// The connection broke.
-    Broken,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabels {
-    kind: UpstreamError,
+    kind: UpstreamErrorKind,
 }
 
 /// Label values in lower case, as Prometheus users expect.
@@ -94,7 +84,11 @@ macro_rules! lower_case_label {
 
 lower_case_label!(RouteKind { Authenticated => "authenticated", Public => "public", Refused => "refused", Own => "own" });
 lower_case_label!(SignIn { Succeeded => "succeeded", Failed => "failed", Throttled => "throttled" });
-lower_case_label!(UpstreamError { Connect => "connect", Timeout => "timeout", Broken => "broken" });
+impl EncodeLabelValue for UpstreamErrorKind {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
 
 /// Statuses whose request counters are kept at hand per route kind, so
 /// that counting the usual request takes no lookup in the family's map.
@@ -205,7 +199,7 @@ impl Metrics {
         self.sign_ins.get_or_create(&SignInLabels { outcome }).inc();
     }
 
-    pub(crate) fn upstream_error(&self, kind: UpstreamError) {
+    pub(crate) fn upstream_error(&self, kind: UpstreamErrorKind) {
         self.upstream_errors.get_or_create(&UpstreamLabels { kind }).inc();
     }
 

@@ -2,6 +2,7 @@
 //! request for the upstream and sends it on a connection of
 //! [`crate::proxy::pool`].
 
+pub(crate) mod error;
 pub(crate) mod forwarding;
 pub(crate) mod http1;
 pub(crate) mod pool;
@@ -32,10 +33,10 @@ use crate::error::Error;
 use crate::runtime::timer::CoarseSleep;
 use crate::web::peer::{is_trusted, AddrText, ClientAddr};
 
+use self::error::UpstreamError;
 use self::forwarding::{ForwardedFields, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use self::http1::{FieldPolicy, Upgraded};
-use self::pool::{ConnectionLink, Origin, SendError, UpstreamBody};
-use crate::obs::metrics::UpstreamError;
+use self::pool::{ConnectionLink, Origin, UpstreamBody};
 use crate::web::response::{self, OwnBody};
 
 /// The body of a proxied response: the upstream's, streamed, or the
@@ -316,10 +317,12 @@ fn is_connection_option(token: &str) -> bool {
         .any(|option| token.eq_ignore_ascii_case(option))
 }
 
-/// A short JSON answer for a failed upstream, noting why for the metrics.
-fn upstream_failure(status: StatusCode, kind: UpstreamError, message: &'static str) -> Response<ProxyBody> {
-    let mut response = response::json_error(status, "upstream_unavailable", message);
-    response.extensions_mut().insert(kind);
+/// The gateway's answer for a request it could not forward: its status,
+/// a short JSON body saying why, and the error's kind in its extensions
+/// (for the metrics).
+fn upstream_failure(err: &UpstreamError) -> Response<ProxyBody> {
+    let mut response = response::json_error(err.status(), "upstream_unavailable", err.description());
+    response.extensions_mut().insert(err.kind());
     response.map(Either::Right)
 }
 
@@ -402,7 +405,7 @@ impl<F> Forwarding<F> {
 
 impl<F> Future for Forwarding<F>
 where
-    F: Future<Output = Result<Response<UpstreamBody>, SendError>>,
+    F: Future<Output = Result<Response<UpstreamBody>, UpstreamError>>,
 {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
@@ -412,7 +415,7 @@ where
             Poll::Ready(sent) => Ok(sent),
             Poll::Pending => {
                 std::task::ready!(Pin::new(this.deadline).poll(cx));
-                Err(TimedOut)
+                Err(UpstreamError::timeout())
             }
         };
         let mut answer = match sent {
@@ -426,29 +429,9 @@ where
                 }
                 response.map(Either::Left)
             }
-            Ok(Err(err @ SendError::Connect(_))) => {
-                tracing::warn!(error = %err, "upstream refused the connection");
-                upstream_failure(
-                    StatusCode::BAD_GATEWAY,
-                    UpstreamError::Connect,
-                    "The upstream service cannot be reached.",
-                )
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "upstream failed");
-                upstream_failure(
-                    StatusCode::BAD_GATEWAY,
-                    UpstreamError::Broken,
-                    "The upstream service closed the connection without answering.",
-                )
-            }
-            Err(TimedOut) => {
-                tracing::warn!(timeout_secs = this.timeout.as_secs(), "upstream timed out");
-                upstream_failure(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    UpstreamError::Timeout,
-                    "The upstream service did not answer in time.",
-                )
+            Ok(Err(err)) | Err(err) => {
+                tracing::warn!(error = %err, kind = err.kind().as_str(), timeout_secs = this.timeout.as_secs(), "request not forwarded");
+                upstream_failure(&err)
             }
         };
         if let Some(extensions) = this.extensions.take() {
@@ -457,9 +440,6 @@ where
         Poll::Ready(Ok(answer))
     }
 }
-
-/// The upstream did not answer before the deadline.
-struct TimedOut;
 
 /// A response built from static text, for the built-in upstream.
 pub(crate) fn text_response(status: StatusCode, body: String) -> Response<ProxyBody> {

@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
 
+use super::error::{Retry, UpstreamError};
 use super::http1::{BodyReader, Connection, FieldPolicy, Head, Stage, Stream, Upgraded};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -44,25 +44,6 @@ const MAX_IDLE: usize = 1024;
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(feature = "tls"))]
 type Connector = HttpConnector;
-
-/// Why a request could not be sent upstream.
-#[derive(Debug)]
-pub(crate) enum SendError {
-    /// No connection could be opened.
-    Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection failed, or the answer was not HTTP/1.1 to forward,
-    /// before the response head was read.
-    Broken(io::Error),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Connect(err) => write!(f, "cannot connect: {err}"),
-            Self::Broken(err) => write!(f, "{err}"),
-        }
-    }
-}
 
 /// The upstream connections of one origin: its connector and its idle
 /// connections. Shared by every request to that origin.
@@ -124,7 +105,7 @@ impl Origin {
         mut req: Request<Incoming>,
         policy: Option<Box<dyn FieldPolicy>>,
         link: Option<ConnectionLink>,
-    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + Send {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send {
         async move {
             let mut exchange = Exchange {
                 connection: self.reuse(link.as_ref()),
@@ -163,13 +144,13 @@ impl Origin {
                     .take()
                     .expect("an exchange has its connection");
                 let resend = reused
-                    && failure.unanswered
+                    && failure.retry() == Retry::IfNothingAnswered
                     && body_less
                     && (failed.stage() == Stage::Sending || is_idempotent(req.method()));
                 if !resend {
-                    return Err(SendError::Broken(failure.error));
+                    return Err(failure);
                 }
-                tracing::debug!(error = %failure.error, "upstream connection closed; sending on a new one");
+                tracing::debug!(error = %failure, "upstream connection closed; sending on a new one");
                 Box::pin(self.resend(&mut exchange, failed, &mut fields))
             };
             let head = resending.await?;
@@ -184,13 +165,13 @@ impl Origin {
         exchange: &mut Exchange,
         mut failed: Connection,
         fields: &mut http::HeaderMap,
-    ) -> Result<Head, SendError> {
+    ) -> Result<Head, UpstreamError> {
         exchange.connection = Some(self.connect().await?);
         match exchange.connection().exchange_again(&mut failed, fields).await {
             Ok(head) => Ok(head),
             Err(failure) => {
                 exchange.connection = None;
-                Err(SendError::Broken(failure.error))
+                Err(failure)
             }
         }
     }
@@ -266,7 +247,7 @@ impl Origin {
     ///
     /// Boxed: the connector's future is kilobytes, and unboxed it would
     /// make every request's future as large, though few requests connect.
-    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Connection, SendError>> + Send + '_>> {
+    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Connection, UpstreamError>> + Send + '_>> {
         Box::pin(async move {
             let io = self
                 .connector
@@ -318,9 +299,8 @@ fn retain_fresh(idle: &mut Vec<Idle>) {
 }
 
 /// The connector's error (already boxed with `tls`, not without).
-#[allow(clippy::useless_conversion)]
-fn connect_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SendError {
-    SendError::Connect(err.into())
+fn connect_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> UpstreamError {
+    UpstreamError::connect(err)
 }
 
 #[cfg(feature = "tls")]
@@ -573,12 +553,12 @@ impl Drop for UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = io::Error;
+    type Error = UpstreamError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
         let (reader, connection) = match &mut self.state {
             BodyState::Whole(data) => return Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
             BodyState::Upgraded(_) => return Poll::Ready(None),
