@@ -9,7 +9,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use authgate::{AuthLayer, Config, Identity, MemoryStore, Session, Token, TokenKey, TokenStore};
+use authgate::store::{Identity, Token, TokenKey};
+use authgate::{AuthLayer, Config, MemoryStore, Session, TokenStore};
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use futures_util::FutureExt;

@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench token_memory`
 
-use authgate::{Identity, MemoryStore, Session, Token, TokenStore};
+use authgate::store::{Identity, MemoryStore, Session, Token, TokenStore};
 use std::sync::Arc;
 
 use futures_util::FutureExt;

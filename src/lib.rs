@@ -9,24 +9,24 @@
 //!   a browser is sent to the sign-in page, an API client gets a `401`.
 //!   Authenticated ones arrive with `Authorization: Bearer <token>` and
 //!   `X-Forwarded-User` set, and the [`Session`] in their extensions.
-//! - [`Gateway`]: the `authgate` binary's server, the layer in front of a
-//!   reverse proxy, driven by `config.toml` ([`Config`]).
-//! - [`init_logging`]: the binary's log (text or JSON on stderr, the
-//!   access log on at `info`), for a program that runs a [`Gateway`] as the
-//!   binary does.
+//! - [`Config`]: `config.toml`, read and checked, or built in code with
+//!   [`Config::builder`].
 //! - [`TokenStore`]: where sessions live; [`MemoryStore`] keeps them in a
-//!   concurrent map, keyed on the SHA-256 of each token.
+//!   concurrent map, keyed on the SHA-256 of each token, and [`RedisStore`]
+//!   shares them between gateways. [`store`] has what a store of your own
+//!   needs.
+//! - [`gateway`]: the `authgate` binary's server (the layer in front of a
+//!   reverse proxy), for a program that runs one as the binary does.
 //!
 //! ```
 //! use authgate::{AuthLayer, Config};
 //! use axum::{routing::get, Extension, Router};
 //!
-//! let config = Config::from_toml_str(r#"
-//!     [upstream]
-//!     builtin = "whoami"
-//!     [auth]
-//!     public_paths = ["/health"]
-//! "#).unwrap();
+//! let config = Config::builder()
+//!     .user("alice", &authgate::hash_password("correct horse"))
+//!     .public_path("/health")
+//!     .build()
+//!     .unwrap();
 //!
 //! let app: Router = Router::new()
 //!     .route("/", get(|Extension(session): Extension<authgate::Session>| async move {
@@ -37,7 +37,8 @@
 //! # let _ = app;
 //! ```
 //!
-//! `examples/axum_app.rs` runs a whole app this way.
+//! `examples/axum_app.rs` runs a whole app this way; `docs/architecture.md`
+//! shows how a request goes through the modules.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,7 +46,7 @@
 mod auth;
 mod config;
 mod error;
-mod gateway;
+pub mod gateway;
 mod identity;
 mod layer;
 mod oauth;
@@ -53,24 +54,17 @@ mod obs;
 mod password;
 mod proxy;
 mod runtime;
-mod store;
+pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
 mod web;
 
-pub use config::{Config, ConfigBuilder, LogFormat, Upstream};
+pub use config::{Config, ConfigBuilder};
 pub use error::{Error, ErrorKind, Location};
-pub use gateway::whoami::Whoami;
-pub use gateway::{shutdown_signal, Gateway};
 pub use layer::{AuthBody, AuthLayer, AuthService, ResponseFuture};
-pub use obs::logging::init_logging;
 pub use obs::metrics::RouteKind;
 pub use password::hash_password;
-pub use proxy::pool::UpstreamBody;
-pub use proxy::{Proxy, ProxyBody};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
-pub use store::{
-    Family, Identity, MemoryStore, Session, StoreError, StoreFuture, Token, TokenKey, TokenStore,
-};
+pub use store::{MemoryStore, Session, TokenStore};
 pub use web::peer::ClientAddr;

@@ -4,7 +4,8 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authgate::{Config, Gateway};
+use authgate::gateway::Gateway;
+use authgate::Config;
 
 const USAGE: &str = "\
 authgate: a sign-in gateway in front of any HTTP app
@@ -92,7 +93,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(err) => return refuse(&err),
     };
-    let log_not_on_terminal = authgate::init_logging(config.log_format());
+    authgate::gateway::init_logging(config.log_format());
     // A single-threaded runtime: with `server.workers` above one, the
     // gateway starts the other workers' threads itself, each with a
     // runtime of its own.
@@ -105,13 +106,12 @@ fn run(path: &std::path::Path) -> ExitCode {
     };
     runtime.block_on(async {
         let gateway = match Gateway::bind(config).await {
-            Ok(gateway) if log_not_on_terminal => gateway.with_access_log_to_stderr(),
             Ok(gateway) => gateway,
             Err(err) => return refuse(&err),
         };
         let addr = gateway.local_addr();
         tracing::info!("authgate listening on http://{addr} (config {})", path.display());
-        match gateway.serve(authgate::shutdown_signal()).await {
+        match gateway.serve(authgate::gateway::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => refuse(&err),
         }

@@ -172,7 +172,7 @@ async fn json_logs_carry_the_request_id_on_every_line() {
         .log_lines()
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &Value| v["span"]["id"] == "trace-me-7")
+        .filter(|v: &Value| v["request_id"] == "trace-me-7")
         .collect();
     assert!(lines.len() >= 2, "the failure and the access line: {lines:#?}");
     assert!(

@@ -54,7 +54,7 @@ async fn start(workers: usize) -> Running {
         &format!("listen = \"127.0.0.1:0\"\nworkers = {workers}"),
     );
     let config = authgate::Config::from_toml_str(&toml).unwrap();
-    let gateway = authgate::Gateway::bind(config).await.unwrap();
+    let gateway = authgate::gateway::Gateway::bind(config).await.unwrap();
     let addr = gateway.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(gateway.serve(async {

@@ -71,7 +71,7 @@ pub(super) struct Acceptor {
     pub(super) config: Config,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(super) access_log_to_stderr: Option<LogFormat>,
+    pub(super) access_log: LogFormat,
 }
 
 impl Acceptor {
@@ -137,13 +137,13 @@ impl Acceptor {
             let activity = Activity::new();
             // One request at a time borrows it, for the moment of its call.
             let service = std::cell::RefCell::new(service);
-            let access_log_to_stderr = self.access_log_to_stderr;
+            let access_log = self.access_log;
             let seen = activity.clone();
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let stream = seen.request(req.version());
                 let record = Record {
                     metrics: Some(metrics.clone()),
-                    access_log_to_stderr,
+                    access_log: Some(access_log),
                 };
                 let handling = handle(&mut *service.borrow_mut(), peer, peer_trusted, record, req);
                 futures_util::FutureExt::map(handling, move |answer| {

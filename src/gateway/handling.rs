@@ -27,6 +27,7 @@ use tower::Service;
 use crate::config::LogFormat;
 use crate::layer::AuthBody;
 use crate::obs::access_log::AccessLine;
+use crate::obs::logging::in_request;
 use crate::obs::metrics::{Metrics, RouteKind};
 use crate::proxy::error::ErrorKind as UpstreamErrorKind;
 use crate::store::Session;
@@ -52,19 +53,10 @@ where
     let started = Instant::now();
     let request_id = request_id(req.headers(), peer_trusted);
     req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    // The binary's log takes the id from the thread (`crate::obs::logging`);
-    // any other subscriber gets it from the request's span. Either only
-    // where the span would be enabled: lines logged below its level never
-    // carried the id.
-    let context = if crate::obs::logging::ids_from_the_thread() && tracing::enabled!(tracing::Level::INFO) {
-        LogContext::Thread
-    } else {
-        LogContext::Span(tracing::info_span!("request", id = %String::from_utf8_lossy(request_id.as_bytes())))
-    };
-    let logged = tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
+    let logged = (record.access_log.is_some() && AccessLine::enabled())
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let called = {
-        let _in_request = InRequest::enter(&context, &request_id);
+        let _in_request = in_request(&request_id);
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             match service.poll_ready(&mut cx) {
@@ -83,7 +75,6 @@ where
         stage,
         finish: Finish {
             request_id,
-            context,
             logged,
             record,
             started,
@@ -118,15 +109,14 @@ pin_project! {
 pub(crate) struct Record {
     /// The metrics it counts in.
     pub(crate) metrics: Option<Arc<Metrics>>,
-    /// Its access-log line written straight to standard error in this
-    /// format (see [`crate::obs::access_log`]) rather than as a `tracing` event.
-    pub(crate) access_log_to_stderr: Option<LogFormat>,
+    /// Its access-log line, on standard error in this format (see
+    /// [`crate::obs::access_log`]); `None`: none.
+    pub(crate) access_log: Option<LogFormat>,
 }
 
 /// What is done with the answer once there is one.
 struct Finish {
     request_id: http::HeaderValue,
-    context: LogContext,
     /// Method and path (never the query, which may hold a token), when
     /// the access log is on.
     logged: Option<(Method, String)>,
@@ -146,7 +136,7 @@ where
         let response = match this.stage.as_mut().project() {
             StageProj::Called { future } => {
                 let polled = {
-                    let _in_request = InRequest::enter(&this.finish.context, &this.finish.request_id);
+                    let _in_request = in_request(&this.finish.request_id);
                     std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
                 };
                 match polled {
@@ -181,7 +171,7 @@ impl Finish {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let _in_request = InRequest::enter(&self.context, &self.request_id);
+        let _in_request = in_request(&self.request_id);
         tracing::error!(panic = what, "request handling panicked");
         response::json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -204,11 +194,8 @@ impl Finish {
                 user: response.extensions().get::<Session>().map(Session::username),
                 client: self.client,
             };
-            if let Some(format) = self.record.access_log_to_stderr {
+            if let Some(format) = self.record.access_log {
                 line.to_stderr(format);
-            } else {
-                let _in_request = InRequest::enter(&self.context, &self.request_id);
-                line.to_event();
             }
         }
         response
@@ -218,36 +205,6 @@ impl Finish {
             count(metrics, &response, took);
         }
         response
-    }
-}
-
-/// Where the lines a request logs get its id from.
-enum LogContext {
-    /// Its span (disabled, when the log's level is below it).
-    Span(tracing::Span),
-    /// The thread, while the request is worked on there.
-    Thread,
-}
-
-/// Inside a request, for what it logs (see [`LogContext`]), until
-/// dropped.
-struct InRequest<'a> {
-    _span: Option<tracing::span::Entered<'a>>,
-    _thread: Option<crate::obs::logging::InRequest>,
-}
-
-impl<'a> InRequest<'a> {
-    fn enter(context: &'a LogContext, id: &http::HeaderValue) -> Self {
-        match context {
-            LogContext::Span(span) => Self {
-                _span: Some(span.enter()),
-                _thread: None,
-            },
-            LogContext::Thread => Self {
-                _span: None,
-                _thread: Some(crate::obs::logging::in_request(id)),
-            },
-        }
     }
 }
 

@@ -1,19 +1,28 @@
-//! The gateway binary's server: [`Gateway`] binds its address, builds the
-//! stack (the routes, each behind its service of the layer, in front of the
-//! proxy), and serves: connections accepted within the limits
-//! ([`accept`]), spread over worker threads ([`workers`]), each request
-//! logged and counted ([`handling`]), sessions kept across restarts
-//! ([`sessions`]), the config reloaded on `SIGHUP` ([`reload`]), and a
-//! graceful shutdown.
+//! The `authgate` binary's server, for a program that runs one as the
+//! binary does: [`Gateway`] binds its address, builds the stack (the
+//! routes, each behind its service of the layer, in front of the
+//! [`Proxy`]), and serves: connections accepted within the limits, spread
+//! over worker threads, each request logged and counted, sessions kept
+//! across restarts, the config reloaded on `SIGHUP`, and a graceful
+//! shutdown ([`shutdown_signal`]). [`init_logging`] installs its log.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), authgate::Error> {
+//! authgate::gateway::init_logging(authgate::gateway::LogFormat::Text);
+//! let config = authgate::Config::load("config.toml")?;
+//! let gateway = authgate::gateway::Gateway::bind(config).await?;
+//! gateway.serve(authgate::gateway::shutdown_signal()).await
+//! # }
+//! ```
 
 mod accept;
-pub(crate) mod connection;
-pub(crate) mod handling;
+mod connection;
+mod handling;
 mod reload;
 mod routes;
 mod sessions;
-pub(crate) mod whoami;
-pub(crate) mod workers;
+mod whoami;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,10 +31,17 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::{Config, LogFormat, StoreConfig};
+use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::layer::AuthLayer;
 use crate::store::MemoryStore;
+
+pub use self::whoami::Whoami;
+pub use crate::config::{LogFormat, Upstream};
+pub use crate::obs::logging::init_logging;
+pub use crate::proxy::error::{ErrorKind as UpstreamErrorKind, ProtocolError, Retry, UpstreamError};
+pub use crate::proxy::pool::UpstreamBody;
+pub use crate::proxy::{Proxy, ProxyBody};
 
 use self::accept::Acceptor;
 use self::routes::RouteTable;
@@ -36,9 +52,9 @@ use self::workers::Workers;
 /// ```no_run
 /// # async fn run() -> Result<(), authgate::Error> {
 /// let config = authgate::Config::load("config.toml")?;
-/// let gateway = authgate::Gateway::bind(config).await?;
+/// let gateway = authgate::gateway::Gateway::bind(config).await?;
 /// println!("listening on http://{}", gateway.local_addr());
-/// gateway.serve(authgate::shutdown_signal()).await
+/// gateway.serve(authgate::gateway::shutdown_signal()).await
 /// # }
 /// ```
 pub struct Gateway {
@@ -50,7 +66,6 @@ pub struct Gateway {
     config: Config,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
-    access_log_to_stderr: Option<LogFormat>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -115,23 +130,7 @@ impl Gateway {
             config,
             #[cfg(feature = "tls")]
             tls,
-            access_log_to_stderr: None,
         })
-    }
-
-    /// Writes the access log's lines (target `authgate::access`) straight
-    /// to standard error, in the format of `tracing-subscriber`'s `fmt`
-    /// layer that `[log] format` names (text without colours, or JSON with
-    /// the event flattened and the current span), instead of as `tracing`
-    /// events: the same bytes at a small part of the cost. Only for a
-    /// process whose `tracing` subscriber writes that format to standard
-    /// error, such as the one [`init_logging`](crate::init_logging)
-    /// installs when it answers `true` (the `authgate` binary's, unless its
-    /// log is a terminal); the subscriber's filter still decides whether
-    /// the lines are written.
-    pub fn with_access_log_to_stderr(mut self) -> Self {
-        self.access_log_to_stderr = Some(self.config.log_format());
-        self
     }
 
     /// The address the gateway listens on.
@@ -158,7 +157,7 @@ impl Gateway {
             config: self.config.clone(),
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
-            access_log_to_stderr: self.access_log_to_stderr,
+            access_log: self.config.log_format(),
         });
         let serve_on_worker = {
             let acceptor = acceptor.clone();

@@ -1,27 +1,35 @@
-//! The `authgate` binary's log: `tracing-subscriber`'s `fmt` layer on
-//! standard error, in text or JSON as `[log] format` says, where each line
-//! a request logs carries the request's id.
+//! The gateway's log: one format of its own, in text or in JSON
+//! (`[log] format`), on standard error, every line a request logs carrying
+//! that request's id.
 //!
-//! The id used to come from a `request` span around every request, which
-//! cost the `fmt` layer about 3,200 instructions a request (the span's
-//! slot, its field formatted, entered and left at each poll, closed) with
-//! the log at `info`, the default: a tenth of a logged request. Most
-//! requests log nothing but their access line, which the gateway writes
-//! itself ([`crate::obs::access_log`]). Here the request's id is held for the
-//! thread while the request is being worked on, and the lines it logs are
-//! given it as the span gave it: `request{id=…}: ` after the level in text,
-//! `"span":{"id":…,"name":"request"}` at the end in JSON. A unit test
-//! renders lines both ways and compares them byte for byte.
+//! Text, one line an event:
 //!
-//! Elsewhere (a terminal, whose text has colours; a subscriber of the
-//! embedding program's own) requests keep their span.
+//! ```text
+//! 2026-12-01T09:32:33.123456Z  WARN authgate::proxy: request_id=07535f25-00000000000a request not forwarded error="…" kind="timeout"
+//! 2026-12-01T09:32:33.123460Z  INFO authgate::access: request_id=07535f25-00000000000a method=GET path="/x" status=504 latency_us=2001243 client=127.0.0.1
+//! ```
+//!
+//! the time (UTC, microseconds), the level (five wide), the target, the
+//! request's id when the event is a request's, then the message and the
+//! fields as `key=value` (strings quoted as Rust writes them, escapes and
+//! all). JSON, one object a line, with the same keys in the same order:
+//!
+//! ```text
+//! {"timestamp":"2026-12-01T09:32:33.123460Z","level":"INFO","target":"authgate::access","request_id":"07535f25-00000000000a","method":"GET","path":"/x","status":504,"latency_us":2001243,"client":"127.0.0.1"}
+//! ```
+//!
+//! The access log's lines are written by the gateway itself in this format
+//! ([`crate::obs::access_log`]), at a fraction of the cost of an event;
+//! every other line is a `tracing` event, formatted by [`Lines`]. A
+//! request's id is held for its thread while the request is worked on
+//! ([`in_request`]), rather than in a span: a span per request cost more
+//! than the rest of the log.
 
 use std::cell::RefCell;
-use std::fmt;
-use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt::{self, Write as _};
 
 use http::HeaderValue;
+use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -29,54 +37,25 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// Installs the binary's log as the process's `tracing` subscriber, with
-/// `RUST_LOG` as its filter (`info` when unset). Answers whether the log
-/// is JSON, or text without colours (not a terminal): then the gateway can
-/// write its access log's lines itself
-/// ([`Gateway::with_access_log_to_stderr`](crate::Gateway::with_access_log_to_stderr)).
-///
-/// Span-based `RUST_LOG` directives (`[request]=debug`) find no request
-/// span when the answer is `true`.
+use super::access_log::{json_string, write_timestamp};
+
+/// Installs the gateway's log as the process's `tracing` subscriber, on
+/// standard error in `format`, with `RUST_LOG` as its filter (`info` when
+/// unset; `RUST_LOG=warn` turns the access log off).
 ///
 /// # Panics
 ///
 /// If the process already has a global `tracing` subscriber.
-pub fn init_logging(format: LogFormat) -> bool {
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => {
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .map_event_format(|inner| WithRequestId { inner, json: true })
-                .init();
-        }
-        _ if std::io::stderr().is_terminal() => {
-            builder.with_ansi(true).init();
-            return false;
-        }
-        _ => builder
-            .with_ansi(false)
-            .map_event_format(|inner| WithRequestId { inner, json: false })
-            .init(),
-    }
-    IDS_FROM_THE_THREAD.store(true, Ordering::Relaxed);
-    true
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(Lines::new(format))
+        .init();
 }
-
-/// Whether the installed log gives lines their request's id from the
-/// thread ([`in_request`]), so that requests need no span.
-pub(crate) fn ids_from_the_thread() -> bool {
-    IDS_FROM_THE_THREAD.load(Ordering::Relaxed)
-}
-
-static IDS_FROM_THE_THREAD: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static CURRENT: RefCell<Option<HeaderValue>> = const { RefCell::new(None) };
@@ -101,18 +80,32 @@ impl Drop for InRequest {
     }
 }
 
-/// An event format that adds the thread's current request to its lines,
-/// where the `request` span's context would be.
-struct WithRequestId<F> {
-    inner: F,
+/// The request a line logged now on this thread belongs to, as text.
+fn current_request() -> Option<String> {
+    CURRENT.with_borrow(|current| {
+        current
+            .as_ref()
+            .map(|id| String::from_utf8_lossy(id.as_bytes()).into_owned())
+    })
+}
+
+/// The event format of the gateway's log (see the module's docs).
+pub(crate) struct Lines {
     json: bool,
 }
 
-impl<S, N, F> FormatEvent<S, N> for WithRequestId<F>
+impl Lines {
+    pub(crate) fn new(format: LogFormat) -> Self {
+        Self {
+            json: format == LogFormat::Json,
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Lines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
 {
     fn format_event(
         &self,
@@ -120,43 +113,96 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        CURRENT.with_borrow(|current| {
-            // Inside a span of its own, a line shows that span, as it did.
-            let Some(id) = current.as_ref().filter(|_| ctx.lookup_current().is_none()) else {
-                return self.inner.format_event(ctx, writer, event);
-            };
+        let meta = event.metadata();
+        let mut timestamp = Vec::new();
+        write_timestamp(std::time::SystemTime::now(), &mut None, &mut timestamp);
+        let timestamp = String::from_utf8_lossy(&timestamp);
+        let request = current_request();
+        if self.json {
             let mut line = String::new();
-            self.inner.format_event(ctx, Writer::new(&mut line), event)?;
-            let id = String::from_utf8_lossy(id.as_bytes());
-            if self.json {
-                add_to_json(&mut line, &id);
-            } else {
-                add_to_text(&mut line, &id);
+            line.push_str("{\"timestamp\":\"");
+            line.push_str(&timestamp);
+            line.push_str("\",\"level\":\"");
+            line.push_str(meta.level().as_str());
+            line.push_str("\",\"target\":");
+            push_json(&mut line, meta.target());
+            if let Some(id) = &request {
+                line.push_str(",\"request_id\":");
+                push_json(&mut line, id);
             }
-            writer.write_str(&line)
-        })
+            event.record(&mut JsonFields { line: &mut line });
+            line.push_str("}\n");
+            return writer.write_str(&line);
+        }
+        write!(
+            writer,
+            "{timestamp} {:>5} {}: ",
+            meta.level().as_str(),
+            meta.target()
+        )?;
+        if let Some(id) = &request {
+            write!(writer, "request_id={id} ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 
-/// `request{id=…}: ` after the timestamp and the level (`{:>5}`), each
-/// followed by a space, where the `fmt` layer writes the spans in scope.
-fn add_to_text(line: &mut String, id: &str) {
-    let Some(after_level) = line.find(' ').map(|end_of_time| end_of_time + 7) else {
-        return;
-    };
-    if line.len() >= after_level {
-        line.insert_str(after_level, &format!("request{{id={id}}}: "));
+fn push_json(line: &mut String, text: &str) {
+    let mut bytes = Vec::new();
+    json_string(text, &mut bytes);
+    line.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+/// An event's fields as JSON members, each after a comma, in the order
+/// they were recorded.
+struct JsonFields<'a> {
+    line: &'a mut String,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.line.push(',');
+        push_json(self.line, field.name());
+        self.line.push(':');
     }
 }
 
-/// `,"span":{"id":…,"name":"request"}` before the object's closing brace,
-/// where the JSON format writes the current span.
-fn add_to_json(line: &mut String, id: &str) {
-    let Some(end) = line.rfind('}') else {
-        return;
-    };
-    let id = serde_json::to_string(id).expect("a string serializes");
-    line.insert_str(end, &format!(",\"span\":{{\"id\":{id},\"name\":\"request\"}}"));
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        push_json(self.line, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        match serde_json::Number::from_f64(value) {
+            Some(number) => {
+                let _ = write!(self.line, "{number}");
+            }
+            None => push_json(self.line, &value.to_string()),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.key(field);
+        push_json(self.line, &format!("{value:?}"));
+    }
 }
 
 /// What tests of log lines share.
@@ -194,89 +240,95 @@ pub(crate) mod testing {
             self.clone()
         }
     }
+
+    /// What `emit` logs through the gateway's format, at `debug`.
+    pub(crate) fn logged(format: crate::config::LogFormat, emit: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .event_format(super::Lines::new(format))
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        captured.text()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use tracing_subscriber::fmt::time::FormatTime;
-
-    use super::testing::Captured;
+    use super::testing::logged;
     use super::*;
 
-    /// A fixed time, so that two renderings can be compared.
-    struct Fixed;
-
-    impl FormatTime for Fixed {
-        fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-            w.write_str("2026-11-29T08:47:43.123456Z")
-        }
-    }
-
-    /// Some events a request may log, as the gateway's code logs them.
-    fn events() {
-        tracing::warn!(error = "connection reset", "upstream failed");
-        tracing::error!(panic = "a \"bug\"", "request handling panicked");
-        tracing::info!(target: "authgate::access", method = "GET", path = "/x", status = 200u16, user = "ann");
-        tracing::debug!(timeout_secs = 30u64, "upstream timed out");
-    }
-
-    /// `events` logged in a request's span (the old way) and with the
-    /// request's id on the thread (this module's), in `format`.
-    fn both_ways(id: &HeaderValue, json: bool) -> (String, String) {
-        let render = |scoped: bool| {
-            let captured = Captured::default();
-            let builder = tracing_subscriber::fmt()
-                .with_writer(captured.clone())
-                .with_ansi(false)
-                .with_max_level(tracing::Level::DEBUG)
-                .with_timer(Fixed);
-            let emit = || {
-                if scoped {
-                    let _in_request = in_request(id);
-                    events();
-                } else {
-                    let lossy = String::from_utf8_lossy(id.as_bytes());
-                    tracing::info_span!("request", id = %lossy).in_scope(events);
-                }
-                // Outside any request: unchanged either way.
-                tracing::info!("listening");
-            };
-            if json {
-                let subscriber = builder
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .map_event_format(|inner| WithRequestId { inner, json: true })
-                    .finish();
-                tracing::subscriber::with_default(subscriber, emit);
-            } else {
-                let subscriber = builder
-                    .map_event_format(|inner| WithRequestId { inner, json: false })
-                    .finish();
-                tracing::subscriber::with_default(subscriber, emit);
-            }
-            captured.text()
-        };
-        (render(false), render(true))
+    /// The time of a line, and the rest of it.
+    fn split_time(line: &str) -> (&str, &str) {
+        line.split_at(27)
     }
 
     #[test]
-    fn lines_carry_the_request_id_byte_for_byte_as_the_span_gave_it() {
-        let ids = [
-            HeaderValue::from_static("07535f25-000000000001"),
-            HeaderValue::from_static("trace \"me\" \\ 7"),
-            HeaderValue::from_bytes(b"proxy-\xff-id").unwrap(),
-        ];
-        for id in &ids {
-            for json in [false, true] {
-                let (span, scoped) = both_ways(id, json);
-                assert_eq!(scoped, span, "id {id:?}, json {json}");
-                assert_eq!(span.lines().count(), 5, "{span}");
-                assert!(span.contains("id"), "{span}");
-            }
-        }
-        // Once the guard is gone, the thread is in no request.
-        assert!(CURRENT.with_borrow(Option::is_none));
+    fn text_lines_carry_the_level_target_request_and_fields() {
+        let id = HeaderValue::from_static("07535f25-000000000001");
+        let text = logged(LogFormat::Text, || {
+            let _in_request = in_request(&id);
+            tracing::warn!(error = "connection reset", kind = "io", "request not forwarded");
+            drop(_in_request);
+            tracing::info!("listening");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let (time, rest) = split_time(lines[0]);
+        assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+        assert_eq!(
+            rest,
+            "  WARN authgate::obs::logging::tests: request_id=07535f25-000000000001 request not forwarded error=\"connection reset\" kind=\"io\""
+        );
+        assert_eq!(
+            split_time(lines[1]).1,
+            "  INFO authgate::obs::logging::tests: listening"
+        );
+        assert!(CURRENT.with_borrow(Option::is_none), "out of the request again");
+    }
+
+    #[test]
+    fn json_lines_are_objects_with_the_same_keys_in_order() {
+        let id = HeaderValue::from_bytes(b"proxy \"7\" \xff").unwrap();
+        let text = logged(LogFormat::Json, || {
+            let _in_request = in_request(&id);
+            tracing::error!(
+                panic = "a \"bug\"",
+                code = 7u64,
+                ok = false,
+                "request handling panicked"
+            );
+        });
+        let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["target"], "authgate::obs::logging::tests");
+        assert_eq!(value["request_id"], "proxy \"7\" \u{fffd}");
+        assert_eq!(value["message"], "request handling panicked");
+        assert_eq!(
+            (
+                value["panic"].as_str(),
+                value["code"].as_u64(),
+                value["ok"].as_bool()
+            ),
+            (Some("a \"bug\""), Some(7), Some(false))
+        );
+        let at = |key: &str| {
+            text.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} in {text}"))
+        };
+        let order = [
+            "timestamp",
+            "level",
+            "target",
+            "request_id",
+            "message",
+            "panic",
+            "code",
+            "ok",
+        ]
+        .map(at);
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
     }
 }

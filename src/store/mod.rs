@@ -1,11 +1,12 @@
-//! Where sessions live: the [`TokenStore`] trait and its in-memory
-//! implementation, [`MemoryStore`].
+//! Where sessions live: the [`TokenStore`] trait, its in-memory
+//! implementation [`MemoryStore`], the Redis one (`RedisStore`, feature
+//! `redis`), and what a store of your own works with.
 //!
 //! A store never sees a token. It is keyed on the token's SHA-256
 //! ([`TokenKey`]), so a dump of the store replays nothing.
 //!
 //! ```
-//! use authgate::{MemoryStore, Session, Token, TokenStore};
+//! use authgate::store::{MemoryStore, Session, Token, TokenStore};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let store = MemoryStore::new();

@@ -240,7 +240,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start(toml: &str) -> Self {
         let config = authgate::Config::from_toml_str(toml).expect("test config is valid");
-        let gateway = authgate::Gateway::bind(config).await.unwrap();
+        let gateway = authgate::gateway::Gateway::bind(config).await.unwrap();
         let addr = gateway.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(gateway.serve(async {
