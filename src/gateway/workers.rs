@@ -92,6 +92,9 @@ impl Workers {
         S: Fn(Connections) -> F + Clone + Send + 'static,
         F: Future<Output = ()>,
     {
+        // Named for the port, so that the threads of two gateways in one
+        // process are told apart (a name is at most 15 bytes).
+        let port = listener.local_addr().map_or(0, |addr| addr.port());
         let mut others = Vec::with_capacity(extra);
         let mut threads = Vec::with_capacity(extra);
         for n in 1..=extra {
@@ -99,7 +102,7 @@ impl Workers {
             let (started, running) = std_mpsc::channel();
             let serve = serve.clone();
             let thread = std::thread::Builder::new()
-                .name(format!("authgate-w{n}"))
+                .name(format!("authgate:{port}"))
                 .spawn(
                     move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                         Ok(runtime) => {

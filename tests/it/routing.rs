@@ -1,9 +1,7 @@
 //! `[[routes]]`: several upstreams at once, by host and path prefix, each
 //! with its own policy; first match wins; `[upstream]` is the default.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn get(gateway: &Gateway, path: &str, host: Option<&str>, token: Option<&str>) -> (u16, Value) {

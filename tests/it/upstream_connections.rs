@@ -4,11 +4,9 @@
 //! upstream closed, or a response the client abandoned, never breaks a
 //! later request.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 
 async fn gateway_with_token() -> (Upstream, Gateway, String) {

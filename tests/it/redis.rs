@@ -1,11 +1,9 @@
 //! Several gateways on one real Redis behave as one: sign-ins, revocations,
 //! codes, restarts, and Redis itself going away and coming back.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Replicas in front of the same upstream and the same Redis.

@@ -4,9 +4,7 @@
 
 #![allow(clippy::result_large_err)] // tungstenite's handshake callback returns its own response as the error
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

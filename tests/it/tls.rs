@@ -2,11 +2,9 @@
 //! cookies), and an https:// upstream verified against a configured CA.
 //! Certificates are made by the test (rcgen).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tokio_rustls::rustls;
 

@@ -2,11 +2,9 @@
 //! forwarding headers, limits and timeouts, page headers, and a list of
 //! attack inputs, each over real sockets.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -78,7 +76,7 @@ async fn a_sign_in_without_the_csrf_token_is_refused_and_the_fresh_form_works() 
     }
     // Another browser's token does not fit this browser's cookie.
     let other = browser_page_csrf(&gateway).await;
-    let thief = crate::browser();
+    let thief = crate::common::browser();
     let _ = thief
         .get(gateway.url("/management/authorize"))
         .send()
@@ -159,7 +157,7 @@ async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
     );
 
     // Another user from the same address still signs in, and their traffic flows.
-    let bob = sign_in(&crate::browser(), &gateway, "bob", PASSWORD, "/").await;
+    let bob = sign_in(&crate::common::browser(), &gateway, "bob", PASSWORD, "/").await;
     assert_eq!(bob.status(), 303);
     let token = session_token(&bob);
     assert_eq!(bearer_status(&gateway, "/x", &token).await, 200);
@@ -172,7 +170,7 @@ async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
         );
     }
     assert_eq!(
-        sign_in(&crate::browser(), &gateway, "carol", PASSWORD, "/")
+        sign_in(&crate::common::browser(), &gateway, "carol", PASSWORD, "/")
             .await
             .status(),
         429
@@ -283,7 +281,7 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     // Behind a trusted proxy, its headers are kept and the chain extended.
     let (_upstream, trusting) =
         gateway_with(|c| c.replace("[server]\n", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n")).await;
-    let token = session_token(&sign_in(&crate::browser(), &trusting, "alice", PASSWORD, "/").await);
+    let token = session_token(&sign_in(&crate::common::browser(), &trusting, "alice", PASSWORD, "/").await);
     let seen = with_forwarding_headers(&trusting, &token, ["203.0.113.7", "app.example", "https"]).await;
     assert_eq!(seen["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(seen["headers"]["x-forwarded-host"], "app.example");

@@ -1,13 +1,11 @@
 //! The `authgate` binary itself: config checks, password hashing, logs and
 //! graceful shutdown.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authgate");
 

@@ -2,12 +2,10 @@
 //! `oauth2` crate) against a gateway on a real socket, and by hand-built
 //! requests for what a library will not send.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl, PkceCodeChallenge,

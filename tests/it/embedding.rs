@@ -1,14 +1,12 @@
 //! `AuthLayer` inside someone else's server: the axum example, served on a
 //! real socket, and a hand-built tower stack.
 
-mod common;
-
-#[path = "../examples/axum_app.rs"]
+#[path = "../../examples/axum_app.rs"]
 mod axum_app;
-#[path = "../examples/hyper_server.rs"]
+#[path = "../../examples/hyper_server.rs"]
 mod hyper_server;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn the_layer_guards_an_axum_app() {

@@ -1,12 +1,10 @@
 //! The operations view: `/metrics` checked against the traffic sent,
 //! `/healthz` and `/readyz`, request ids, and JSON logs carrying them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// `name{labels} value` lines of a Prometheus text exposition.

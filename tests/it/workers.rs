@@ -5,11 +5,9 @@
 //! The threads are looked at in `/proc/self/task` (Linux): their names,
 //! and the CPU time each has run (`schedstat`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::sync::{oneshot, Mutex};
 
 /// The tests here look at the process's threads by name: one at a time.
@@ -20,6 +18,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 struct Running {
     _upstream: Upstream,
     base: String,
+    port: u16,
     token: String,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<Result<(), authgate::Error>>,
@@ -43,7 +42,7 @@ impl Running {
             .expect("serve returns once stopped and its requests are done")
             .unwrap();
         assert!(served.is_ok(), "{served:?}");
-        assert!(worker_threads().is_empty(), "the worker threads ended with serve");
+        assert!(worker_threads(self.port).is_empty(), "the worker threads ended with serve");
     }
 }
 
@@ -66,6 +65,7 @@ async fn start(workers: usize) -> Running {
     Running {
         _upstream: upstream,
         base,
+        port: addr.port(),
         token,
         stop: Some(stop),
         served,
@@ -80,16 +80,16 @@ fn one_connection_a_request() -> reqwest::Client {
         .unwrap()
 }
 
-/// The worker threads of this process, by id, and the nanoseconds each
-/// has run.
-fn worker_threads() -> Vec<(String, u64)> {
+/// The worker threads of the gateway on `port`, by id, and the
+/// nanoseconds each has run.
+fn worker_threads(port: u16) -> Vec<(String, u64)> {
     let mut found = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let path = task.path();
         let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
             continue;
         };
-        if !name.starts_with("authgate-w") {
+        if name.trim_end() != format!("authgate:{port}") {
             continue;
         }
         let ran = std::fs::read_to_string(path.join("schedstat"))
@@ -106,7 +106,7 @@ fn worker_threads() -> Vec<(String, u64)> {
 async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let mut gateway = start(3).await;
-    let before = worker_threads();
+    let before = worker_threads(gateway.port);
     assert_eq!(
         before.len(),
         2,
@@ -130,7 +130,7 @@ async fn connections_are_spread_over_the_threads_which_share_the_sessions() {
 
     // Each worker thread ran: it served connections (an idle one sleeps
     // in epoll and runs no time at all).
-    let after = worker_threads();
+    let after = worker_threads(gateway.port);
     for ((thread, ran_before), (same, ran_after)) in before.iter().zip(&after) {
         assert_eq!(thread, same);
         assert!(ran_after > ran_before, "worker thread {thread} served nothing");
@@ -157,7 +157,7 @@ async fn requests_in_flight_on_every_thread_finish_when_the_gateway_stops() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(worker_threads().len(), 1);
+    assert_eq!(worker_threads(gateway.port).len(), 1);
     gateway.stop();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(

@@ -5,11 +5,9 @@
 //! Each over a real socket, with a raw client where a library would
 //! normalise the bytes away.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Every field the gateway sets on a request going upstream, or strips

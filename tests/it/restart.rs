@@ -1,12 +1,10 @@
 //! Restarts lose nothing: the real binary, signed into, restarted
 //! gracefully, reloaded with SIGHUP, and killed with SIGKILL.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 struct Setup {
     _dir: tempfile::TempDir,

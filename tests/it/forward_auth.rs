@@ -2,12 +2,10 @@
 //! `auth_request` in front of a real upstream, authgate answering the
 //! subrequests; and the Traefik-style answers directly.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// nginx in front of `upstream`, asking `gateway` about each request. The

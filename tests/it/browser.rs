@@ -2,12 +2,10 @@
 //! chromedriver (WebDriver) with fantoccini. Also writes the README's
 //! screenshots (docs/sign-in-*.png) when AUTHGATE_SCREENSHOTS is set.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fantoccini::{ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;

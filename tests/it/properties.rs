@@ -6,7 +6,7 @@
 //! forged gateway field through. And every page a browser asks for before
 //! signing in is where it lands after, byte for byte.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,9 @@
 //! The gateway end to end, over real sockets: a real upstream, the real
 //! gateway, a real HTTP client.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn setup(extra: &str) -> (Upstream, Gateway) {
@@ -809,7 +807,7 @@ async fn a_failed_sign_in_from_a_browser_comes_back_to_the_page_by_get() {
 
     // A client of the form that is not a browser navigating (no
     // Sec-Fetch-Mode) keeps the status, with the page.
-    let scripted = sign_in(&crate::browser(), &gateway, "alice", "wrong", "/x").await;
+    let scripted = sign_in(&crate::common::browser(), &gateway, "alice", "wrong", "/x").await;
     assert_eq!(scripted.status(), 401);
     assert!(scripted
         .text()

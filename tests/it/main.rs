@@ -1,0 +1,26 @@
+//! The integration tests, one binary: each module drives the gateway (or
+//! the layer) over real sockets, with real clients, upstreams, Redis,
+//! nginx and Chromium where they are involved. `common` is what they
+//! share.
+
+mod architecture;
+mod browser;
+mod cli;
+mod common;
+mod embedding;
+mod forward_auth;
+mod gateway;
+mod hardening;
+mod hostile;
+mod oauth;
+mod operations;
+mod properties;
+mod redis;
+mod restart;
+mod routing;
+#[cfg(feature = "tls")]
+mod tls;
+mod upstream_connections;
+mod upstream_http1;
+mod websocket;
+mod workers;
