@@ -63,3 +63,61 @@ async fn the_layer_guards_a_plain_hyper_server() {
     let hello = browser.get(url("/")).send().await.unwrap().text().await.unwrap();
     assert_eq!(hello, "hello from hyper, dora\n");
 }
+
+/// An axum app with its own `/metrics`, `/healthz` and `/readyz`, behind
+/// `layer`, on a real socket; its address.
+async fn app_with_its_own_operations_paths(layer: authgate::AuthLayer) -> std::net::SocketAddr {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/metrics", get(|| async { "the app's metrics" }))
+        .route("/healthz", get(|| async { "the app's health" }))
+        .route("/readyz", get(|| async { "the app's readiness" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn the_layer_never_shadows_the_apps_own_operations_paths_unless_asked() {
+    let config = authgate::Config::builder()
+        .user("erin", password_hash())
+        .build()
+        .unwrap();
+    let addr = app_with_its_own_operations_paths(authgate::AuthLayer::new(config.clone()).unwrap()).await;
+    let token = password_grant(&format!("http://{addr}/management/token"), "erin").await;
+    for (path, body) in [
+        ("/metrics", "the app's metrics"),
+        ("/healthz", "the app's health"),
+        ("/readyz", "the app's readiness"),
+    ] {
+        let url = format!("http://{addr}{path}");
+        assert_eq!(
+            api().get(&url).send().await.unwrap().status(),
+            401,
+            "{path}: the app's, so signed in"
+        );
+        let answer = api().get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(answer.text().await.unwrap(), body, "{path}");
+    }
+
+    // Turned on, the layer answers them itself, without sign-in.
+    let layer = authgate::AuthLayer::new(config)
+        .unwrap()
+        .with_operations_endpoints();
+    let addr = app_with_its_own_operations_paths(layer).await;
+    let metrics = api().get(format!("http://{addr}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("# TYPE authgate_requests counter"), "{text}");
+    let ready: serde_json::Value = api()
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+}

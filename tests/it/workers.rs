@@ -42,7 +42,10 @@ impl Running {
             .expect("serve returns once stopped and its requests are done")
             .unwrap();
         assert!(served.is_ok(), "{served:?}");
-        assert!(worker_threads(self.port).is_empty(), "the worker threads ended with serve");
+        assert!(
+            worker_threads(self.port).is_empty(),
+            "the worker threads ended with serve"
+        );
     }
 }
 
