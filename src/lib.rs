@@ -46,6 +46,9 @@
 mod auth;
 mod config;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 mod identity;
 mod layer;

@@ -204,6 +204,77 @@ pub(crate) fn clear_session_cookie(scope: CookieScope<'_>) -> String {
     format!("{SESSION_COOKIE}=; Max-Age=0{}", scope.attributes())
 }
 
+/// An entry point for the fuzz targets (`cargo fuzz`, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing {
+    use super::*;
+
+    /// The credential parsers on arbitrary input (the first line an
+    /// `Authorization` value, the second a query, the rest `Cookie`): a
+    /// bearer token is never empty or padded; a query the gateway reads a
+    /// token from is forwarded without any key an upstream would read as
+    /// `access_token`; a gateway field never survives the client fields'
+    /// sanitizing.
+    pub fn credentials(data: &[u8]) {
+        let mut lines = data.splitn(3, |&b| b == b'\n');
+        let (authorization, query, cookie_value) = (
+            lines.next().unwrap_or(b""),
+            lines.next().unwrap_or(b""),
+            lines.next().unwrap_or(b""),
+        );
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(authorization) {
+            if let Some(token) = bearer_token(&value) {
+                assert!(!token.is_empty() && token.trim() == token, "{token:?}");
+            }
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        if let Ok(value) = HeaderValue::from_bytes(cookie_value) {
+            headers.insert(header::COOKIE, value);
+            let _ = crate::web::request::cookie(&headers, SESSION_COOKIE);
+        }
+        let Ok(query) = std::str::from_utf8(query) else {
+            return;
+        };
+        let Ok(uri) = format!("/x?{query}").parse::<Uri>() else {
+            return;
+        };
+        if find(&headers, &uri).is_ok() {
+            let forwarded = without_query_token(&uri).unwrap_or(uri);
+            if let Some(query) = forwarded.query() {
+                assert!(
+                    !query.split('&').any(is_token_key),
+                    "{query:?} still names access_token"
+                );
+            }
+        }
+        let mut fields = HeaderMap::new();
+        for line in data.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(&line[colon + 1..]),
+            ) {
+                fields.append(name, value);
+            }
+        }
+        crate::auth::client_fields::sanitize(&mut fields, data.first().is_some_and(|b| b & 1 == 1));
+        for name in fields.keys() {
+            assert!(
+                !crate::auth::client_fields::IDENTITY_FIELDS.iter().any(|f| {
+                    f.len() == name.as_str().len()
+                        && f.bytes().zip(name.as_str().bytes()).all(|(a, b)| {
+                            a == b || (!a.is_ascii_alphanumeric() && !b.is_ascii_alphanumeric())
+                        })
+                }),
+                "{name} survived"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,6 +232,54 @@ fn is_return_host(host: &str, port: Option<u16>, return_hosts: &[String]) -> boo
         })
 }
 
+/// An entry point for the fuzz targets (`cargo fuzz`, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing {
+    use super::*;
+
+    /// What must hold of any path: its normal form is a fixed point with
+    /// no dot segment, public only under a public path, and a return
+    /// target never leaves the origin.
+    pub fn paths(data: &[u8]) {
+        let Ok(path) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Some(normal) = normalize(path) {
+            assert!(normal.starts_with('/'), "{normal:?}");
+            assert_eq!(
+                normalize(&normal).as_deref(),
+                Some(normal.as_str()),
+                "normalizing twice changes {path:?}"
+            );
+            for segment in normal.split('/') {
+                assert!(
+                    dot_segment(&decode_unreserved(segment)).is_none(),
+                    "{segment:?} left in {normal:?}"
+                );
+            }
+            assert_eq!(normalized(path), normal.as_str());
+            let public = vec!["/public".to_owned()];
+            if is_public(&normal, &public) {
+                let plain = without_params(&normal);
+                assert!(
+                    plain == "/public" || plain.starts_with("/public/"),
+                    "{normal:?} counted as public"
+                );
+            }
+        }
+        if let Some(target) = safe_return_path(path) {
+            assert!(
+                target.starts_with('/') && !target.starts_with("//") && !target.starts_with("/\\"),
+                "{target:?}"
+            );
+            assert!(
+                !target.chars().any(|c| c.is_whitespace() || c.is_control()),
+                "{target:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,97 @@ use crate::proxy::error::{ProtocolError, UpstreamError};
 pub(crate) use self::body::BodyReader;
 pub(crate) use self::head::is_hop_by_hop;
 
+/// Entry points for the fuzz targets (`cargo fuzz`, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing {
+    use bytes::BytesMut;
+
+    use super::body::{line_end, Chunked, Decoded};
+    use super::head::{head_end, parse_head};
+
+    /// Finds and parses a response head in `data`, read in pieces of a
+    /// size its first byte gives: the same answer as read whole; a status
+    /// in 100-599; no line end in any value; no bare LF let through.
+    pub fn response_head(data: &[u8]) {
+        let Some((&first, wire)) = data.split_first() else {
+            return;
+        };
+        let step = usize::from(first % 64) + 1;
+        let whole = head_end(wire, &mut 0).ok().flatten();
+        let mut scanned = 0;
+        let mut piecewise = None;
+        for end in (step..wire.len() + step).step_by(step) {
+            match head_end(&wire[..end.min(wire.len())], &mut scanned) {
+                Ok(Some(at)) => {
+                    piecewise = Some(at);
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        assert_eq!(
+            piecewise, whole,
+            "read in pieces, the head ends where it does read whole"
+        );
+        let Some(end) = whole else { return };
+        assert!(
+            !wire[..end].windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') && wire[0] != b'\n',
+            "a bare LF passed"
+        );
+        let mut read = BytesMut::from(wire);
+        if let Ok(Some((parts, _, _))) = parse_head(&mut read, false, &mut http::HeaderMap::new()) {
+            assert!((100..=599).contains(&parts.status.as_u16()));
+            for (name, value) in &parts.headers {
+                assert!(
+                    !value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n')),
+                    "{name}"
+                );
+                if parts.status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    assert!(!super::is_hop_by_hop(name.as_str()), "{name} forwarded");
+                }
+            }
+        }
+    }
+
+    /// Decodes a chunked body in `data`, in pieces of a size its first
+    /// byte gives: the same data, end and failure as in one piece, never
+    /// more data than came.
+    pub fn chunked_body(data: &[u8]) {
+        let Some((&first, wire)) = data.split_first() else {
+            return;
+        };
+        let step = usize::from(first % 32) + 1;
+        let decode = |step: usize| {
+            let mut decoder = Chunked::Size;
+            let (mut scanned, mut fed) = (0, 0);
+            let mut read = BytesMut::new();
+            let mut out = Vec::new();
+            loop {
+                match decoder.decode(&mut read, &mut scanned) {
+                    Ok(Decoded::Data(bytes)) => out.extend_from_slice(&bytes),
+                    Ok(Decoded::End) => return (out, Some(true)),
+                    Ok(Decoded::NeedMore) if fed == wire.len() => return (out, None),
+                    Ok(Decoded::NeedMore) => {
+                        let n = step.min(wire.len() - fed);
+                        read.extend_from_slice(&wire[fed..fed + n]);
+                        fed += n;
+                    }
+                    Err(_) => return (out, Some(false)),
+                }
+            }
+        };
+        let (whole, ended) = decode(wire.len().max(1));
+        let (pieces, ended_in_pieces) = decode(step);
+        assert_eq!(ended, ended_in_pieces);
+        if ended == Some(true) {
+            assert_eq!(whole, pieces);
+        }
+        assert!(whole.len() <= wire.len() && pieces.len() <= wire.len());
+        let _ = line_end(wire, 64, &mut 0);
+    }
+}
+
 /// What becomes of one of a request's own fields as it is written.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Fate {
