@@ -106,7 +106,7 @@ pub(crate) fn without_params(path: &str) -> Cow<'_, str> {
 }
 
 /// Decodes `%XX` escapes of unreserved characters; other escapes stay,
-/// with upper-case hex.
+/// with upper-case hex, and a `%` that starts no escape becomes `%25`.
 fn decode_unreserved(segment: &str) -> Cow<'_, str> {
     if !segment.contains('%') {
         return Cow::Borrowed(segment);
@@ -129,6 +129,15 @@ fn decode_unreserved(segment: &str) -> Cow<'_, str> {
                 out.push_str(&hex.to_ascii_uppercase());
             }
             i += 3;
+            continue;
+        }
+        if bytes[i] == b'%' {
+            // A `%` that starts no escape is written as one: otherwise what
+            // follows it, once decoded, could make one (`%4%41` would read
+            // `%4A`, and `J` to an upstream that decodes it), and the form
+            // checked would not be the form forwarded.
+            out.push_str("%25");
+            i += 1;
             continue;
         }
         let ch = segment[i..].chars().next().unwrap_or('%');
@@ -388,6 +397,22 @@ mod tests {
             "ftp://app.example.com/",
         ] {
             assert_eq!(return_target(bad, &hosts), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn normalizing_is_idempotent_even_with_stray_percent_signs() {
+        // Found by the `paths` fuzz target: decoding once could make an
+        // escape of what was none (`%6%31dmin` read `%61dmin`).
+        for (input, expected) in [
+            ("/p/pt%4%4111%8e%", "/p/pt%254A11%8E%25"),
+            ("/%6%31dmin/secret", "/%2561dmin/secret"),
+            ("/a%", "/a%25"),
+            ("/%%41", "/%25A"),
+        ] {
+            let once = normalize(input).unwrap();
+            assert_eq!(once, expected, "{input}");
+            assert_eq!(normalize(&once).unwrap(), once, "{input}: a fixed point");
         }
     }
 

@@ -461,3 +461,40 @@ async fn an_idle_http1_connection_is_closed_at_the_keep_alive_timeout() {
     assert_eq!(connection.response().await.unwrap().status, 200);
     assert!(connection.closed_within(Duration::from_secs(4)).await);
 }
+
+#[tokio::test]
+async fn a_stray_percent_sign_never_decodes_into_another_route() {
+    let (_upstream, gateway, _alice) = echo_gateway(|c| {
+        c + r#"
+[[routes]]
+path_prefix = "/admin"
+url = "http://UPSTREAM"
+allowed_users = ["alice"]
+"#
+    })
+    .await;
+    let bob = password_grant(&gateway.url("/management/token"), "bob").await;
+    // Found by fuzzing the path normalization: `%6` then `%31` ("1") read
+    // once as `%61` ("a"), so the upstream, decoding, saw /admin.
+    for path in ["/%6%31dmin/secret", "/%%361dmin/secret", "/%6%31%64min/secret"] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {bob}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw_request(gateway.addr, &request).await;
+        if answer.status == 200 {
+            let seen: Value = serde_json::from_slice(&answer.body).unwrap();
+            let forwarded = seen["path"].as_str().unwrap();
+            let decoded = url::form_urlencoded::parse(format!("p={forwarded}").as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned();
+            assert!(
+                !decoded.starts_with("/admin"),
+                "{path} reached the upstream as {forwarded}, which it reads as {decoded}"
+            );
+        } else {
+            assert_eq!(answer.status, 403, "{path}: {}", answer.head);
+        }
+    }
+}
