@@ -43,7 +43,12 @@ enum Target {
 impl Target {
     fn new(upstream: &Upstream, config: &Config, upgrades: &[String]) -> Result<Self, Error> {
         Ok(match upstream {
-            Upstream::Url(url) => Target::Proxy(Proxy::with_upgrades(url, config, upgrades.to_vec())?),
+            Upstream::Url(url) => Target::Proxy(Proxy::to_origin(
+                url,
+                &config.upstream,
+                &config.server,
+                upgrades.to_vec(),
+            )?),
             Upstream::Whoami => Target::Whoami(Whoami),
         })
     }

@@ -28,7 +28,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, ServerConfig, UpstreamConfig};
 use crate::error::Error;
 use crate::runtime::timer::CoarseSleep;
 use crate::web::peer::{is_trusted, AddrText, ClientAddr};
@@ -70,16 +70,25 @@ impl Proxy {
     /// `https://` origin) with the timeouts, forwarding headers, trusted
     /// proxies, upgrades and CA of `config`.
     pub fn new(upstream: &Url, config: &Config) -> Result<Self, Error> {
-        Self::with_upgrades(upstream, config, config.upstream.upgrades.clone())
+        Self::to_origin(
+            upstream,
+            &config.upstream,
+            &config.server,
+            config.upstream.upgrades.clone(),
+        )
     }
 
-    /// The same, for a route that allows its own `upgrades`.
-    pub(crate) fn with_upgrades(
+    /// A proxy to `upstream`, as its `[upstream]` section says (timeouts,
+    /// CA) and as the `[server]` is reached (trusted proxies, https), that
+    /// lets requests upgrade to `upgrades` (a route's own, or the
+    /// section's).
+    pub(crate) fn to_origin(
         upstream: &Url,
-        config: &Config,
+        section: &UpstreamConfig,
+        server: &ServerConfig,
         upgrades: Vec<String>,
     ) -> Result<Self, Error> {
-        let https = config.server.tls.is_some() || config.public_url().is_some_and(|u| u.scheme() == "https");
+        let https = server.is_https();
         let forwarded_proto = if https { "https" } else { "http" };
         let scheme = if upstream.scheme() == "https" {
             Scheme::HTTPS
@@ -93,10 +102,10 @@ impl Proxy {
         let authority = Authority::try_from(authority).expect("the config checked the upstream URL");
         let inner = ProxyInner {
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a header value"),
-            origin: Origin::new(scheme, authority, config)?,
+            origin: Origin::new(scheme, authority, section)?,
             forwarded_proto: HeaderValue::from_static(forwarded_proto),
-            timeout: config.upstream.timeout,
-            trusted_proxies: config.server.trusted_proxies.clone(),
+            timeout: section.timeout,
+            trusted_proxies: server.trusted_proxies.clone(),
             upgrades,
         };
         Ok(Self {

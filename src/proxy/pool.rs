@@ -31,7 +31,7 @@ use tower::ServiceExt;
 
 use super::error::{Retry, UpstreamError};
 use super::http1::{BodyReader, Connection, FieldPolicy, Head, Stage, Stream, Upgraded};
-use crate::config::Config;
+use crate::config::UpstreamConfig;
 use crate::error::{Error, ErrorKind};
 
 /// How long an idle upstream connection is kept for reuse.
@@ -71,10 +71,14 @@ impl fmt::Debug for Origin {
 impl Origin {
     /// The origin `scheme://authority`, reached with the connect timeout
     /// and (for `https`) the CA of `config`.
-    pub(crate) fn new(scheme: Scheme, authority: Authority, config: &Config) -> Result<Arc<Self>, Error> {
+    pub(crate) fn new(
+        scheme: Scheme,
+        authority: Authority,
+        section: &UpstreamConfig,
+    ) -> Result<Arc<Self>, Error> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.upstream.connect_timeout));
+        http.set_connect_timeout(Some(section.connect_timeout));
         http.enforce_http(false);
         let uri = Uri::builder()
             .scheme(scheme)
@@ -83,7 +87,7 @@ impl Origin {
             .build()
             .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
         Ok(Arc::new(Self {
-            connector: connector(http, config)?,
+            connector: connector(http, section)?,
             uri,
             idle: Mutex::new(Vec::new()),
             reaper_started: AtomicBool::new(false),
@@ -304,13 +308,12 @@ fn connect_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Up
 }
 
 #[cfg(feature = "tls")]
-fn connector(http: HttpConnector, config: &Config) -> Result<Connector, Error> {
-    crate::tls::connector(http, config.upstream.ca_file.as_deref())
-        .map_err(|r| Error::new(ErrorKind::Config, r))
+fn connector(http: HttpConnector, section: &UpstreamConfig) -> Result<Connector, Error> {
+    crate::tls::connector(http, section.ca_file.as_deref()).map_err(|r| Error::new(ErrorKind::Config, r))
 }
 
 #[cfg(not(feature = "tls"))]
-fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, Error> {
+fn connector(http: HttpConnector, _section: &UpstreamConfig) -> Result<Connector, Error> {
     Ok(http)
 }
 
@@ -682,11 +685,11 @@ mod tests {
     #[tokio::test]
     async fn idle_connections_are_reused_then_closed_when_stale() {
         let (addr, mut ends) = upstream().await;
-        let config = Config::from_toml_str(&format!(
-            "[upstream]\nurl = \"http://{addr}\"\n[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU\"\n"
-        ))
-        .unwrap();
-        let origin = Origin::new(Scheme::HTTP, addr.to_string().parse().unwrap(), &config).unwrap();
+        let config = crate::Config::builder()
+            .upstream_url(&format!("http://{addr}"))
+            .build()
+            .unwrap();
+        let origin = Origin::new(Scheme::HTTP, addr.to_string().parse().unwrap(), &config.upstream).unwrap();
         assert_eq!(get(&origin, addr).await, b"ok");
         assert_eq!(get(&origin, addr).await, b"ok");
         assert_eq!(origin.idle.lock().unwrap().len(), 1, "one connection, reused");
