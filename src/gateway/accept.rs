@@ -151,23 +151,29 @@ impl Acceptor {
                 })
             });
             let (builder, stopping) = (builder.clone(), drain.watcher());
+            // Serves the connection on `io` (TLS or plain), held to its
+            // deadlines and drained with the others.
+            macro_rules! serve {
+                ($io:expr) => {
+                    connection::drive(
+                        builder
+                            .serve_connection_with_upgrades($io, handler)
+                            .into_owned(),
+                        auto::UpgradeableConnection::graceful_shutdown,
+                        &activity,
+                        deadlines,
+                        stopping,
+                    )
+                    .await
+                };
+            }
             #[cfg(feature = "tls")]
             if let Some(acceptor) = self.tls.clone() {
                 let handshake_within = limits.header_read_timeout;
                 tokio::spawn(async move {
                     match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            let io = TokioIo::new(stream);
-                            let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                            let ended = connection::drive(
-                                connection,
-                                auto::UpgradeableConnection::graceful_shutdown,
-                                &activity,
-                                deadlines,
-                                stopping,
-                            )
-                            .await;
-                            if let Some(Err(err)) = ended {
+                            if let Some(Err(err)) = serve!(TokioIo::new(stream)) {
                                 tracing::debug!(error = %err, %peer, "connection ended with an error");
                             }
                         }
@@ -186,16 +192,7 @@ impl Acceptor {
                 started_request: started_request.clone(),
             });
             tokio::spawn(async move {
-                let connection = builder.serve_connection_with_upgrades(io, handler).into_owned();
-                let ended = connection::drive(
-                    connection,
-                    auto::UpgradeableConnection::graceful_shutdown,
-                    &activity,
-                    deadlines,
-                    stopping,
-                )
-                .await;
-                if let Some(Err(err)) = ended {
+                if let Some(Err(err)) = serve!(io) {
                     let timed_out = err
                         .downcast_ref::<hyper::Error>()
                         .is_some_and(hyper::Error::is_timeout);
