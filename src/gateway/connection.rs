@@ -66,15 +66,26 @@ impl Activity {
     /// until the guard (kept with its answer's body) is dropped.
     pub(crate) fn request(&self, version: Version) -> Option<StreamGuard> {
         let state = &self.0;
+        // HTTP/2 is noted first: a connection is never seen requested but
+        // not yet HTTP/2, which would leave its deadline unwatched.
+        let http2 = version == Version::HTTP_2;
+        if http2 {
+            state.http2.store(true, Ordering::Relaxed);
+        }
         if !state.requested.load(Ordering::Relaxed) {
             state.requested.store(true, Ordering::Relaxed);
         }
-        if version != Version::HTTP_2 {
+        if !http2 {
             return None;
         }
-        state.http2.store(true, Ordering::Relaxed);
         state.open_streams.fetch_add(1, Ordering::AcqRel);
         Some(StreamGuard(self.0.clone()))
+    }
+
+    /// Whether [`Activity::expired`] still has anything to watch: until a
+    /// first request, and on an HTTP/2 connection.
+    fn is_watched(&self) -> bool {
+        !self.0.requested.load(Ordering::Relaxed) || self.0.http2.load(Ordering::Relaxed)
     }
 
     /// Completes once the connection has gone too long without a request:
@@ -209,12 +220,20 @@ where
     let mut connection = pin!(connection);
     let expired = activity.expired(deadlines.idle_for + FIRST_REQUEST_MARGIN, deadlines.idle_for);
     let mut expired = pin!(expired);
+    // Polled only while it matters: an HTTP/1 connection's later requests
+    // are hyper's to time, and its deadline need not be looked at on every
+    // wake of the connection.
+    let mut expired = std::future::poll_fn(|cx| match activity.is_watched() {
+        true => expired.as_mut().poll(cx),
+        false => Poll::Pending,
+    });
     // Asked to finish because the server is stopping: it may take the
     // server's own grace period.
     let mut asked = false;
     let mut stop_seen = false;
     loop {
         tokio::select! {
+            biased;
             result = connection.as_mut() => return Some(result),
             () = &mut expired, if !asked => {
                 tracing::debug!("connection without a request in time: closing it");
