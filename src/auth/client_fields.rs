@@ -155,7 +155,7 @@ fn is_doomed(name: &str, underscores: bool) -> bool {
 /// Whether a CGI-style server reads the field `name` as `field` (every
 /// byte that is not a letter or digit becomes `_`, case folded). Names
 /// here are lower case already.
-fn reads_as(name: &str, field: &str) -> bool {
+pub(crate) fn reads_as(name: &str, field: &str) -> bool {
     name.len() == field.len()
         && name
             .bytes()
