@@ -195,3 +195,37 @@ async fn sigterm_finishes_requests_in_flight_and_logs_never_hold_secrets() {
     let shutting_down = log.lines().find(|l| l.contains("shutting down")).expect(&log);
     assert_eq!(shutting_down.find("  INFO "), Some(27), "{shutting_down}");
 }
+
+#[test]
+fn hash_password_notes_the_characters_some_clients_mangle_in_basic() {
+    let hash_of = |secret: &str| {
+        let mut child = Command::new(BIN)
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{secret}\n").as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{secret}");
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (hash, note) = hash_of("a+b%c");
+    assert!(
+        hash.trim().starts_with("$argon2id$"),
+        "the hash alone on stdout: {hash}"
+    );
+    assert!(note.contains("'+'") && note.contains("'%'"), "{note}");
+    assert!(note.contains("requests-oauthlib"), "{note}");
+    let (_, quiet) = hash_of("plain-secret-42");
+    assert!(quiet.is_empty(), "no note for a secret nothing mangles: {quiet}");
+}
