@@ -49,6 +49,16 @@ pub(crate) fn connector(
     http: HttpConnector,
     ca_file: Option<&Path>,
 ) -> Result<HttpsConnector<HttpConnector>, Reason> {
+    Ok(HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(client_config(ca_file)?))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+/// A TLS client's settings: servers verified against the system's roots
+/// or, with `ca_file`, that CA only.
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Reason> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -68,9 +78,5 @@ pub(crate) fn connector(
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    Ok(HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
+    Ok(Arc::new(config))
 }

@@ -27,8 +27,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The fields only the gateway sets: a client's, in any spelling, never
 /// reaches the service behind it.
-pub(crate) const IDENTITY_FIELDS: [&str; 12] = [
+pub(crate) const IDENTITY_FIELDS: [&str; 14] = [
     "x-forwarded-user",
+    "x-forwarded-preferred-username",
     "x-forwarded-email",
     "x-forwarded-scope",
     "x-forwarded-groups",
@@ -36,6 +37,7 @@ pub(crate) const IDENTITY_FIELDS: [&str; 12] = [
     "x-forwarded-auth-level",
     "x-authgate-jwt",
     "x-auth-request-user",
+    "x-auth-request-preferred-username",
     "x-auth-request-email",
     "x-auth-request-scope",
     "x-auth-request-groups",

@@ -10,6 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
 
+use crate::config::Allowed;
 use crate::store::{unix_now, Session, StoreError, StoreFuture, TokenKey};
 use crate::web::paths;
 use crate::web::request::is_browser_navigation;
@@ -21,16 +22,19 @@ use super::state::AuthState;
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
+const X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
+const X_FORWARDED_PREFERRED_USERNAME: HeaderName = HeaderName::from_static("x-forwarded-preferred-username");
 
 /// Who may pass a service of the layer, besides `auth.public_paths`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Anyone, signed in or not (a public route).
     Anyone,
-    /// Anyone signed in.
+    /// Anyone signed in whom `[auth] allowed_users` and `allowed_groups`
+    /// let in (everyone, when neither is set).
     SignedIn,
-    /// Only these users; others signed in get `403`.
-    Users(Arc<[String]>),
+    /// Only these users and groups; others signed in get `403`.
+    Only(Arc<Allowed>),
 }
 
 /// What the check decided for one request.
@@ -110,8 +114,14 @@ pub(crate) fn settle<B>(
             return Err(unavailable(state, req));
         }
     };
-    if let Access::Users(allowed) = access {
-        if !allowed.iter().any(|u| u == session.username()) {
+    let allowed = match access {
+        Access::Only(allowed) => Some(&**allowed),
+        Access::SignedIn => state.config.auth.allowed.as_ref(),
+        Access::Anyone => None,
+    };
+    if let Some(allowed) = allowed {
+        let identity = session.identity();
+        if !allowed.admits(identity.username(), |group| identity.in_group(group)) {
             return Err(state.error_for(
                 req.headers(),
                 StatusCode::FORBIDDEN,
@@ -130,12 +140,16 @@ pub(crate) fn settle<B>(
     if let Some(value) = inject {
         headers.insert(header::AUTHORIZATION, value);
     }
-    let (user, email) = session.identity().as_headers();
-    if let Some(user) = user {
-        headers.insert(X_FORWARDED_USER, user.clone());
-    }
-    if let Some(email) = email {
-        headers.insert(X_FORWARDED_EMAIL, email.clone());
+    let forwarded = session.identity().as_headers();
+    for (name, value) in [
+        (X_FORWARDED_USER, &forwarded.user),
+        (X_FORWARDED_EMAIL, &forwarded.email),
+        (X_FORWARDED_GROUPS, &forwarded.groups),
+        (X_FORWARDED_PREFERRED_USERNAME, &forwarded.preferred_username),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
+        }
     }
     if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
         headers.insert(X_FORWARDED_SCOPE, scope);

@@ -32,6 +32,17 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) code_challenge_method: &'a str,
     pub(crate) csrf: &'a str,
     pub(crate) username: &'a str,
+    /// One button per outside provider, in config order.
+    pub(crate) providers: Vec<ProviderButton>,
+    /// No one signs in with a password here: the form is left out.
+    pub(crate) hide_password_form: bool,
+}
+
+/// A button that starts a sign-in through an outside provider.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProviderButton {
+    pub(crate) href: String,
+    pub(crate) label: String,
 }
 
 /// What an error page says.
@@ -111,6 +122,33 @@ mod tests {
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("value=\"a&quot;b\""), "{html}");
+        let html = pages.sign_in(&SignInPage {
+            providers: vec![ProviderButton {
+                href: "/management/authorize?provider=corp&rd=%2F\"x".into(),
+                label: "<b>Corp</b>".into(),
+            }],
+            hide_password_form: true,
+            error: "it failed",
+            ..Default::default()
+        });
+        assert!(
+            html.contains("Sign in with &lt;b&gt;Corp&lt;&#x2f;b&gt;")
+                || html.contains("Sign in with &lt;b&gt;Corp&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/management/authorize?provider=corp&amp;rd=%2F&quot;x\"")
+                || html.contains("href=\"&#x2f;management"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("current-password"),
+            "no form without passwords: {html}"
+        );
+        assert!(
+            html.contains("it failed"),
+            "the error shows without the form: {html}"
+        );
     }
 
     #[test]

@@ -13,10 +13,11 @@ use crate::error::Error;
 use crate::web::paths;
 
 use super::defaults;
+use super::providers::ProviderConfig;
 use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawRoute, RawServer, RawTokens, RawUpstream};
 use super::sections::{
-    AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig, ThrottleConfig,
-    TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
+    Allowed, AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
+    ThrottleConfig, TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
 };
 use super::{Config, LogFormat};
 
@@ -30,11 +31,16 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
     let server = check.server(raw.server)?;
     let upstream = check.upstream(raw.upstream)?;
     let tokens = check.tokens(raw.tokens)?;
-    let auth = check.auth(raw.auth)?;
     let pages = check.pages(raw.pages)?;
     let limits = check.limits(raw.limits)?;
-    let users = check.users(raw.users)?;
-    let routes = check.routes(raw.routes, &users, &upstream.upgrades)?;
+    let providers = check.providers(raw.providers)?;
+    let users = check.users(raw.users, &providers)?;
+    let known = Known {
+        users: &users,
+        providers: &providers,
+    };
+    let auth = check.auth(raw.auth, &known)?;
+    let routes = check.routes(raw.routes, &known, &upstream.upgrades)?;
     let clients = check.clients(raw.clients)?;
     let config = Config {
         source: file.to_path_buf(),
@@ -48,9 +54,17 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         log_format: raw.log.format.unwrap_or(LogFormat::Text),
         users,
         clients,
+        providers,
     };
     check.refuse_published_passwords(&config)?;
     Ok(config)
+}
+
+/// The people a rule may name: `[[users]]`, and `provider:name` of a
+/// configured provider.
+pub(super) struct Known<'a> {
+    pub(super) users: &'a [UserConfig],
+    pub(super) providers: &'a [ProviderConfig],
 }
 
 /// Checks one file's values, remembering which file for error messages.
@@ -129,7 +143,54 @@ impl Checker<'_> {
         })
     }
 
-    fn auth(&self, raw: RawAuth) -> Result<AuthConfig, Error> {
+    /// `allowed_users` and `allowed_groups`: `None` when neither is set.
+    fn allowed(
+        &self,
+        users: &Option<Spanned<Vec<String>>>,
+        groups: &Option<Spanned<Vec<String>>>,
+        known: &Known<'_>,
+    ) -> Result<Option<Allowed>, Error> {
+        if users.is_none() && groups.is_none() {
+            return Ok(None);
+        }
+        if let Some(users) = users {
+            let is_known = |name: &str| {
+                known.users.iter().any(|u| u.username == name)
+                    || name.split_once(':').is_some_and(|(provider, rest)| {
+                        !rest.is_empty() && known.providers.iter().any(|p| p.id == provider)
+                    })
+            };
+            if let Some(unknown) = users.get_ref().iter().find(|u| !is_known(u)) {
+                return self.fail(
+                    &users.span(),
+                    format!("allowed_users names {unknown:?}, who is not in [[users]] (name someone of a provider as \"PROVIDER:NAME\")"),
+                );
+            }
+        }
+        if let Some(groups) = groups {
+            if let Some(bad) = groups
+                .get_ref()
+                .iter()
+                .find(|g| g.is_empty() || g.contains(',') || g.chars().any(char::is_control))
+            {
+                return self.fail(
+                    &groups.span(),
+                    format!(
+                        "allowed_groups: {bad:?} cannot be a group name (no commas or control characters)"
+                    ),
+                );
+            }
+        }
+        let list = |value: &Option<Spanned<Vec<String>>>| {
+            value.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
+        };
+        Ok(Some(Allowed {
+            users: list(users),
+            groups: list(groups),
+        }))
+    }
+
+    fn auth(&self, raw: RawAuth, known: &Known<'_>) -> Result<AuthConfig, Error> {
         let throttle = ThrottleConfig {
             max_failures_per_user: self.count(
                 "auth.max_failures_per_user",
@@ -163,7 +224,28 @@ impl Checker<'_> {
             throttle,
             return_hosts: self.return_hosts(raw.return_hosts)?,
             cookie_domain: self.cookie_domain(raw.cookie_domain)?,
+            allowed: self.allowed(&raw.allowed_users, &raw.allowed_groups, known)?,
+            auto_redirect: self.auto_redirect(&raw.auto_redirect, known)?,
         })
+    }
+
+    /// `auth.auto_redirect`: only where the page would offer one button.
+    fn auto_redirect(&self, raw: &Option<Spanned<bool>>, known: &Known<'_>) -> Result<bool, Error> {
+        let Some(raw) = raw.as_ref().filter(|r| *r.get_ref()) else {
+            return Ok(false);
+        };
+        let buttons = known.providers.iter().filter(|p| p.is_redirect()).count();
+        let form = !known.users.is_empty() || known.providers.iter().any(|p| !p.is_redirect());
+        if buttons != 1 || form {
+            return self.fail(
+                &raw.span(),
+                format!(
+                    "auth.auto_redirect needs exactly one outside provider and no password sign-in; this config has {buttons} outside provider(s){}",
+                    if form { " and a password form ([[users]] or an ldap provider)" } else { "" }
+                ),
+            );
+        }
+        Ok(true)
     }
 
     fn pages(&self, raw: RawPages) -> Result<PagesConfig, Error> {
@@ -270,7 +352,7 @@ impl Checker<'_> {
     fn routes(
         &self,
         raw: Vec<Spanned<RawRoute>>,
-        users: &[UserConfig],
+        known: &Known<'_>,
         default_upgrades: &[String],
     ) -> Result<Vec<Route>, Error> {
         raw.into_iter()
@@ -292,20 +374,16 @@ impl Checker<'_> {
                         text.clone()
                     }
                 };
-                let policy = match (route.policy.as_ref().map(|p| p.get_ref().as_str()), &route.allowed_users) {
+                let allowed = self.allowed(&route.allowed_users, &route.allowed_groups, known)?;
+                let policy = match (route.policy.as_ref().map(|p| p.get_ref().as_str()), allowed) {
                     (Some("public"), None) => Policy::Public,
                     (Some("authenticated") | None, None) => Policy::Authenticated,
-                    (Some("authenticated") | None, Some(allowed)) => {
-                        if let Some(unknown) = allowed.get_ref().iter().find(|u| !users.iter().any(|c| &c.username == *u)) {
-                            return self.fail(&allowed.span(), format!("allowed_users names {unknown:?}, who is not in [[users]]"));
-                        }
-                        Policy::Users(allowed.get_ref().clone())
-                    }
+                    (Some("authenticated") | None, Some(allowed)) => Policy::Only(allowed),
                     (Some(other), _) => {
                         let at = route.policy.as_ref().map_or(span.clone(), Spanned::span);
                         return self.fail(
                             &at,
-                            format!("policy {other:?}: use \"public\" or \"authenticated\" (with allowed_users to name who)"),
+                            format!("policy {other:?}: use \"public\" or \"authenticated\" (with allowed_users or allowed_groups to name who)"),
                         );
                     }
                 };

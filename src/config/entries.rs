@@ -12,6 +12,7 @@ use crate::password;
 use crate::web::syntax::is_scope_token;
 
 use super::check::Checker;
+use super::providers::ProviderConfig;
 use super::raw::{RawClient, RawUser};
 use super::sections::{ClientConfig, Grant, UserConfig};
 use super::Config;
@@ -28,18 +29,38 @@ impl Checker<'_> {
             .map_err(|problem| self.error(&raw.span(), format!("{key} {problem}: {hint}")))
     }
 
-    pub(super) fn users(&self, raw: Vec<Spanned<RawUser>>) -> Result<Vec<UserConfig>, Error> {
+    pub(super) fn users(
+        &self,
+        raw: Vec<Spanned<RawUser>>,
+        providers: &[ProviderConfig],
+    ) -> Result<Vec<UserConfig>, Error> {
         let mut seen = HashSet::new();
+        let mut linked = HashSet::new();
         raw.into_iter()
             .map(|user| {
                 let span = user.span();
                 let user = user.into_inner();
                 let name = user.username.get_ref();
-                if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+                if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) || name.contains(':') {
                     return self.fail(
                         &user.username.span(),
-                        "username must be 1 to 256 characters, with no control characters",
+                        "username must be 1 to 256 characters, with no control characters and no : (which names someone of a provider)",
                     );
+                }
+                for link in &user.links {
+                    let text = link.get_ref();
+                    let known = text
+                        .split_once(':')
+                        .is_some_and(|(provider, subject)| !subject.is_empty() && providers.iter().any(|p| p.id == provider));
+                    if !known {
+                        return self.fail(&link.span(), format!("link {text:?} must be \"PROVIDER:SUBJECT\" with a provider of [[providers]]"));
+                    }
+                    if !linked.insert(text.clone()) {
+                        return self.fail(&link.span(), format!("{text:?} is linked to two users"));
+                    }
+                }
+                if let Some(bad) = user.groups.iter().find(|g| g.is_empty() || g.contains(',') || g.chars().any(char::is_control)) {
+                    return self.fail(&user.username.span(), format!("group {bad:?} cannot be a group name (no commas or control characters)"));
                 }
                 if !seen.insert(name.clone()) {
                     return self.fail(&user.username.span(), format!("duplicate user {name:?}"));
@@ -57,6 +78,8 @@ impl Checker<'_> {
                     email: user.email.map(Spanned::into_inner),
                     name: user.name,
                     admin: user.admin,
+                    groups: user.groups,
+                    links: user.links.into_iter().map(Spanned::into_inner).collect(),
                     span,
                 })
             })

@@ -25,6 +25,7 @@ mod builder;
 mod check;
 pub(crate) mod defaults;
 mod entries;
+mod providers;
 mod raw;
 mod sections;
 
@@ -36,8 +37,9 @@ use url::Url;
 use crate::error::Error;
 
 pub use self::builder::ConfigBuilder;
+pub(crate) use self::providers::{GithubConfig, LdapConfig, OidcConfig, ProviderConfig, ProviderKind};
 pub(crate) use self::sections::{
-    AuthConfig, ClientConfig, Grant, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
+    Allowed, AuthConfig, ClientConfig, Grant, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
     ThrottleConfig, TokensConfig, UpstreamConfig, UserConfig,
 };
 pub use self::sections::{LogFormat, Upstream};
@@ -56,6 +58,7 @@ pub struct Config {
     pub(crate) log_format: LogFormat,
     pub(crate) users: Vec<UserConfig>,
     pub(crate) clients: Vec<ClientConfig>,
+    pub(crate) providers: Vec<ProviderConfig>,
 }
 
 impl Config {

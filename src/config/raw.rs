@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub(super) users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     pub(super) clients: Vec<Spanned<RawClient>>,
+    #[serde(default)]
+    pub(super) providers: Vec<Spanned<super::providers::RawProvider>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -98,6 +100,9 @@ pub(super) struct RawAuth {
     #[serde(default)]
     pub(super) return_hosts: Vec<Spanned<String>>,
     pub(super) cookie_domain: Option<Spanned<String>>,
+    pub(super) allowed_users: Option<Spanned<Vec<String>>>,
+    pub(super) allowed_groups: Option<Spanned<Vec<String>>>,
+    pub(super) auto_redirect: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +123,7 @@ pub(super) struct RawRoute {
     pub(super) builtin: Option<Spanned<String>>,
     pub(super) policy: Option<Spanned<String>>,
     pub(super) allowed_users: Option<Spanned<Vec<String>>>,
+    pub(super) allowed_groups: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) strip_prefix: bool,
     pub(super) upgrades: Option<Vec<Spanned<String>>>,
@@ -132,6 +138,10 @@ pub(super) struct RawUser {
     pub(super) name: Option<String>,
     #[serde(default)]
     pub(super) admin: bool,
+    #[serde(default)]
+    pub(super) groups: Vec<String>,
+    #[serde(default)]
+    pub(super) links: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -66,6 +66,27 @@ pub(crate) struct AuthConfig {
     pub(crate) return_hosts: Vec<String>,
     /// The session cookie's `Domain`.
     pub(crate) cookie_domain: Option<String>,
+    /// Who may pass a route that names no one of its own; `None`: anyone
+    /// signed in.
+    pub(crate) allowed: Option<Allowed>,
+    /// With one outside provider and no password sign-in, go straight to
+    /// it instead of showing the sign-in page.
+    pub(crate) auto_redirect: bool,
+}
+
+/// The people a route is open to: these users, and the members of these
+/// groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Allowed {
+    pub(crate) users: Vec<String>,
+    pub(crate) groups: Vec<String>,
+}
+
+impl Allowed {
+    /// Whether `username`, in the groups `in_group` says, is let in.
+    pub(crate) fn admits(&self, username: &str, in_group: impl Fn(&str) -> bool) -> bool {
+        self.users.iter().any(|u| u == username) || self.groups.iter().any(|g| in_group(g))
+    }
 }
 
 /// `[pages]`: the templates and their branding.
@@ -123,8 +144,8 @@ pub(crate) enum Policy {
     Public,
     /// Anyone signed in.
     Authenticated,
-    /// Only these users (others get `403`).
-    Users(Vec<String>),
+    /// Only these users and groups (others get `403`).
+    Only(Allowed),
 }
 
 impl Route {
@@ -218,6 +239,9 @@ pub(crate) struct UserConfig {
     pub(crate) email: Option<String>,
     pub(crate) name: Option<String>,
     pub(crate) admin: bool,
+    pub(crate) groups: Vec<String>,
+    /// Outside identities that sign in as this user: `provider:subject`.
+    pub(crate) links: Vec<String>,
     /// Where the entry starts in the file, for later complaints.
     pub(crate) span: Range<usize>,
 }

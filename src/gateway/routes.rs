@@ -110,7 +110,7 @@ impl RouteTable {
             let access = match &route.policy {
                 Policy::Public => Access::Anyone,
                 Policy::Authenticated => Access::SignedIn,
-                Policy::Users(users) => Access::Users(users.as_slice().into()),
+                Policy::Only(allowed) => Access::Only(Arc::new(allowed.clone())),
             };
             let strip = route.strip_prefix.then(|| Arc::new(route.clone()));
             entries.push((

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::UserConfig;
 
-use super::{PasswordSource, SourceFuture, User, Verification};
+use super::{Checked, PasswordSource, SourceFuture, User, Verification};
 
 /// The users of the configuration, by name.
 #[derive(Debug)]
@@ -28,6 +28,18 @@ impl PasswordSource for LocalUsers {
         self.users.get(username).cloned()
     }
 
+    fn user_by_email(&self, email: &str) -> Option<Arc<User>> {
+        let mut found = self
+            .users
+            .values()
+            .filter(|u| u.identity.email().is_some_and(|e| e.eq_ignore_ascii_case(email)));
+        // An address two users share links neither.
+        match (found.next(), found.next()) {
+            (Some(one), None) => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     fn verify<'a>(
         &'a self,
         username: &'a str,
@@ -38,12 +50,16 @@ impl PasswordSource for LocalUsers {
             let user = self.users.get(username).cloned();
             // An unknown username costs what a known one does: the answer's
             // timing does not tell which usernames exist.
-            let hash = match &user {
-                Some(user) => user.password_hash().to_owned(),
+            let hash = match user.as_ref().and_then(|u| u.entry()) {
+                Some(entry) => entry.password_hash.clone(),
                 None => dummy_hash().to_owned(),
             };
             let matches = verification.argon2(hash, password).await;
-            user.filter(|_| matches)
+            match user {
+                Some(user) if matches => Checked::Verified(user),
+                Some(_) => Checked::Refused,
+                None => Checked::NotHere,
+            }
         })
     }
 }

@@ -7,7 +7,9 @@
 //! few threads each reuse one block of argon2's working memory.
 
 mod client;
+mod ldap;
 mod local;
+mod outside;
 mod user;
 
 use std::collections::HashMap;
@@ -19,19 +21,54 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
-use crate::config::Config;
+use crate::config::{Config, ProviderKind};
+use crate::store::{Identity, IdentityParts};
 
 pub(crate) use self::client::Client;
+use self::ldap::LdapDirectory;
 pub(crate) use self::local::LocalUsers;
-pub(crate) use self::user::User;
+pub(crate) use self::outside::{Outside, OutsideError, OutsideIdentity};
+pub(crate) use self::user::{user_uuid, User};
 
-/// What a password source answers: the user, if the password is theirs.
-pub(crate) type SourceFuture<'a> = Pin<Box<dyn Future<Output = Option<Arc<User>>> + Send + 'a>>;
+/// What a password source answers.
+pub(crate) type SourceFuture<'a> = Pin<Box<dyn Future<Output = Checked> + Send + 'a>>;
+
+/// A password source's answer.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// The password is the user's.
+    Verified(Arc<User>),
+    /// The source has the user, and the password is not theirs (or they
+    /// may not sign in).
+    Refused,
+    /// The source has no user of that name.
+    NotHere,
+    /// The source could not answer (a directory that is down).
+    Unavailable,
+}
+
+/// A password source that could not answer: its people cannot sign in
+/// for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unavailable;
 
 /// A source of people who sign in with a username and a password.
 pub(crate) trait PasswordSource: Send + Sync + std::fmt::Debug {
-    /// The user of that name, if this source has one.
+    /// The user of that name, if this source knows it without asking
+    /// anyone (the users of the configuration).
     fn user(&self, username: &str) -> Option<Arc<User>>;
+
+    /// The user whose email address this is, if this source knows it
+    /// without asking anyone.
+    fn user_by_email(&self, _email: &str) -> Option<Arc<User>> {
+        None
+    }
+
+    /// Whether the source must be asked over the network (an LDAP
+    /// directory): asked, in order, for names no local user has.
+    fn is_remote(&self) -> bool {
+        false
+    }
 
     /// The user, if `password` is theirs.
     fn verify<'a>(
@@ -69,6 +106,10 @@ impl Verification {
 #[derive(Debug)]
 pub(crate) struct Directory {
     sources: Vec<Box<dyn PasswordSource>>,
+    /// `provider:subject` → the `[[users]]` name it signs in as.
+    links: HashMap<String, String>,
+    /// The providers people are sent to, in config order.
+    outside: Vec<Arc<Outside>>,
     clients: HashMap<String, Arc<Client>>,
     verification: Verification,
     /// Client secrets already verified once with argon2, as an HMAC under a
@@ -126,11 +167,57 @@ impl Directory {
                 )
             })
             .collect();
+        let mut sources: Vec<Box<dyn PasswordSource>> = vec![Box::new(LocalUsers::new(&config.users))];
+        for provider in &config.providers {
+            if let ProviderKind::Ldap(ldap) = &provider.kind {
+                sources.push(Box::new(LdapDirectory::new(provider, ldap)));
+            }
+        }
+        let links = config
+            .users
+            .iter()
+            .flat_map(|user| {
+                user.links
+                    .iter()
+                    .map(|link| (link.clone(), user.username.clone()))
+            })
+            .collect();
         Self {
-            sources: vec![Box::new(LocalUsers::new(&config.users))],
+            sources,
+            links,
+            outside: Outside::all(&config.providers),
             clients,
             verification: Verification::default(),
             verified_secrets: VerifiedSecrets::new(),
+        }
+    }
+
+    /// The providers people are sent to, in config order.
+    pub(crate) fn outside(&self) -> &[Arc<Outside>] {
+        &self.outside
+    }
+
+    /// Whether the sign-in form has anyone to check a password of.
+    pub(crate) fn has_passwords(&self, config: &Config) -> bool {
+        !config.users.is_empty() || self.sources.iter().any(|s| s.is_remote())
+    }
+
+    /// The user someone `provider` vouched for signs in as: the
+    /// `[[users]]` entry linked to them (by `links`, or by a verified
+    /// email where the provider allows it), else `provider:name`.
+    pub(crate) fn outside_user(&self, provider: &Outside, person: &OutsideIdentity) -> Arc<User> {
+        let user = provider.user(person);
+        let by_email = || {
+            let email = person
+                .email
+                .as_deref()
+                .filter(|_| person.email_verified && provider.links_by_verified_email())?;
+            let local = self.sources.first()?;
+            local.user_by_email(email)
+        };
+        match by_email() {
+            Some(local) => self.merged(&local, &user),
+            None => self.linked(user),
         }
     }
 
@@ -167,16 +254,82 @@ impl Directory {
         matches
     }
 
-    /// The user, if `password` is theirs: asked of the source that has a
-    /// user of that name, else of the first (which pays the full hash for
-    /// a name nobody has).
-    pub(crate) async fn verify_password(&self, username: &str, password: &str) -> Option<Arc<User>> {
-        let source = self
-            .sources
-            .iter()
-            .find(|source| source.user(username).is_some())
-            .or(self.sources.first())?;
-        source.verify(username, password, &self.verification).await
+    /// The user, if `password` is theirs: asked of the local source that
+    /// has a user of that name; else of each directory in order, until
+    /// one has the name; else of the first source, which pays the full
+    /// hash for a name nobody has. [`Unavailable`] when a directory that
+    /// might have had the name could not answer.
+    pub(crate) async fn verify_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Arc<User>>, Unavailable> {
+        let verified = |checked| match checked {
+            Checked::Verified(user) => Some(user),
+            _ => None,
+        };
+        if let Some(local) = self.sources.iter().find(|source| source.user(username).is_some()) {
+            return Ok(verified(
+                local.verify(username, password, &self.verification).await,
+            ));
+        }
+        let mut unavailable = false;
+        let mut asked = false;
+        for source in self.sources.iter().filter(|source| source.is_remote()) {
+            asked = true;
+            match source.verify(username, password, &self.verification).await {
+                Checked::Verified(user) => return Ok(Some(self.linked(user))),
+                Checked::Refused => return Ok(None),
+                Checked::NotHere => {}
+                Checked::Unavailable => unavailable = true,
+            }
+        }
+        if unavailable {
+            return Err(Unavailable);
+        }
+        if !asked {
+            if let Some(first) = self.sources.first() {
+                return Ok(verified(
+                    first.verify(username, password, &self.verification).await,
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The user someone from outside signs in as: the `[[users]]` entry
+    /// that links their `provider:subject`, with the groups of both;
+    /// else themselves.
+    pub(crate) fn linked(&self, outside: Arc<User>) -> Arc<User> {
+        let identity = &outside.identity;
+        let (Some(provider), Some(subject)) = (identity.provider(), identity.subject()) else {
+            return outside;
+        };
+        let Some(local) = self
+            .links
+            .get(&format!("{provider}:{subject}"))
+            .and_then(|name| self.user(name))
+        else {
+            return outside;
+        };
+        self.merged(&local, &outside)
+    }
+
+    /// `local`, signed in through `outside`'s provider: the groups of both.
+    fn merged(&self, local: &User, outside: &User) -> Arc<User> {
+        let identity = &outside.identity;
+        let mut groups: Vec<String> = local.identity.groups().map(str::to_owned).collect();
+        groups.extend(identity.groups().map(str::to_owned));
+        let merged = Identity::from_parts(IdentityParts {
+            username: local.username(),
+            email: local.identity.email().or(identity.email()),
+            name: local.identity.name().or(identity.name()),
+            groups: &groups,
+            provider: identity.provider(),
+            subject: identity.subject(),
+            preferred_username: identity.preferred_username(),
+        });
+        Arc::new(User::from_entry_with(local.entry().cloned(), merged))
     }
 
     /// How many argon2 hashes ran.

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use crate::config::UserConfig;
-use crate::store::Identity;
+use crate::store::{Identity, IdentityParts};
 
-/// A user: their entry in the configuration, and what is made of it once
-/// (the identity every session of theirs shares, their stable UUID).
+/// A user: their entry in the configuration (none for someone an LDAP
+/// directory or an outside provider vouched for), and what is made of it
+/// once (the identity every session of theirs shares, their stable UUID).
 #[derive(Debug)]
 pub(crate) struct User {
-    entry: UserConfig,
+    entry: Option<UserConfig>,
     /// Shared by all of this user's sessions.
     pub(crate) identity: Arc<Identity>,
     /// Stable across restarts: derived from the username.
@@ -19,39 +20,61 @@ pub(crate) struct User {
 impl User {
     pub(crate) fn from_entry(entry: UserConfig) -> Self {
         Self {
-            identity: Identity::new(&entry.username, entry.email.as_deref()),
+            identity: Identity::from_parts(IdentityParts {
+                username: &entry.username,
+                email: entry.email.as_deref(),
+                name: entry.name.as_deref(),
+                groups: &entry.groups,
+                ..IdentityParts::default()
+            }),
             uuid: user_uuid(&entry.username),
+            entry: Some(entry),
+        }
+    }
+
+    /// The user of `entry` (if any) with another identity: a person from
+    /// outside linked to a `[[users]]` entry.
+    pub(crate) fn from_entry_with(entry: Option<UserConfig>, identity: Arc<Identity>) -> Self {
+        Self {
+            uuid: user_uuid(identity.username()),
+            identity,
             entry,
         }
     }
 
-    pub(crate) fn username(&self) -> &str {
-        &self.entry.username
+    /// Someone a directory or an outside provider vouched for.
+    pub(crate) fn outside(identity: Arc<Identity>) -> Self {
+        Self {
+            uuid: user_uuid(identity.username()),
+            identity,
+            entry: None,
+        }
     }
 
-    pub(crate) fn email(&self) -> Option<&str> {
-        self.entry.email.as_deref()
+    /// The entry of `[[users]]`, if the user has one.
+    pub(crate) fn entry(&self) -> Option<&UserConfig> {
+        self.entry.as_ref()
+    }
+
+    pub(crate) fn username(&self) -> &str {
+        self.identity.username()
     }
 
     /// The display name: the configured one, else the username.
     pub(crate) fn name(&self) -> &str {
-        self.entry.name.as_deref().unwrap_or(&self.entry.username)
+        self.identity.name().unwrap_or(self.identity.username())
     }
 
     /// Whether the user may act on everyone's tokens.
     pub(crate) fn is_admin(&self) -> bool {
-        self.entry.admin
-    }
-
-    pub(crate) fn password_hash(&self) -> &str {
-        &self.entry.password_hash
+        self.entry.as_ref().is_some_and(|e| e.admin)
     }
 }
 
 /// A user's UUID, derived from the username (the same on every start and
 /// every replica): SHA-256 of a fixed prefix and the name, shaped as a
 /// version-5-style UUID.
-fn user_uuid(username: &str) -> String {
+pub(crate) fn user_uuid(username: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
     let mut b = [0u8; 16];

@@ -14,11 +14,11 @@ use url::Url;
 
 use crate::auth::credential::{self, SESSION_COOKIE};
 use crate::auth::csrf::{self, CSRF_COOKIE};
-use crate::auth::pages::SignInPage;
+use crate::auth::pages::{ProviderButton, SignInPage};
 use crate::auth::state::AuthState;
 use crate::auth::throttle::Subject;
 use crate::config::Grant;
-use crate::identity::{Client, User};
+use crate::identity::{Client, Unavailable, User};
 use crate::obs::metrics::SignIn;
 use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
 use crate::web::paths::return_target;
@@ -46,8 +46,9 @@ fn human_wait(secs: u64) -> String {
         _ => format!("{} minutes", secs.div_ceil(60)),
     }
 }
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "csrf",
+    "provider",
     "code_challenge",
     "code_challenge_method",
     "response_type",
@@ -66,7 +67,7 @@ const CODE_TTL_SECS: u64 = 60;
 
 /// The response types this endpoint issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ResponseType {
+pub(super) enum ResponseType {
     /// The implicit grant: the token in the redirect's fragment.
     Token,
     /// The authorization-code grant: a code in the redirect's query.
@@ -75,7 +76,7 @@ enum ResponseType {
 
 /// The parameters of an authorization request, as sent.
 #[derive(Debug, Default)]
-struct AuthorizeParams<'a> {
+pub(super) struct AuthorizeParams<'a> {
     response_type: Option<&'a str>,
     client_id: Option<&'a str>,
     redirect_uri: Option<&'a str>,
@@ -87,7 +88,7 @@ struct AuthorizeParams<'a> {
 }
 
 impl<'a> AuthorizeParams<'a> {
-    fn from(params: &'a Params) -> Self {
+    pub(super) fn from(params: &'a Params) -> Self {
         let get = |name| params.one(name).ok().flatten();
         Self {
             response_type: get("response_type"),
@@ -104,7 +105,23 @@ impl<'a> AuthorizeParams<'a> {
     /// The sign-in page's own address with these parameters: where a
     /// failed attempt is sent back to.
     fn page_url(&self) -> String {
+        match self.query(None) {
+            query if query.is_empty() => AUTHORIZE_PATH.to_owned(),
+            query => format!("{AUTHORIZE_PATH}?{query}"),
+        }
+    }
+
+    /// The address that signs in through `provider` with these parameters.
+    fn provider_url(&self, provider: &str) -> String {
+        format!("{AUTHORIZE_PATH}?{}", self.query(Some(provider)))
+    }
+
+    /// These parameters as a query, after `provider=` if given.
+    pub(super) fn query(&self, provider: Option<&str>) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(provider) = provider {
+            query.append_pair("provider", provider);
+        }
         for (name, value) in [
             ("response_type", self.response_type),
             ("client_id", self.client_id),
@@ -119,10 +136,7 @@ impl<'a> AuthorizeParams<'a> {
                 query.append_pair(name, value);
             }
         }
-        match query.finish() {
-            query if query.is_empty() => AUTHORIZE_PATH.to_owned(),
-            query => format!("{AUTHORIZE_PATH}?{query}"),
-        }
+        query.finish()
     }
 
     fn page(&self, error: &'a str, username: &'a str) -> SignInPage<'a> {
@@ -141,12 +155,14 @@ impl<'a> AuthorizeParams<'a> {
             code_challenge_method: self.code_challenge_method.unwrap_or(""),
             csrf: "",
             username,
+            providers: Vec::new(),
+            hide_password_form: false,
         }
     }
 }
 
 /// Who the sign-in is for, once the request has been checked.
-enum Target<'a> {
+pub(super) enum Target<'a> {
     /// The gateway itself: a cookie, then back to `rd`.
     Gateway,
     /// An OAuth client, answered at its registered redirect URI.
@@ -161,7 +177,7 @@ enum Target<'a> {
 /// Checks the request's client, redirect URI and response type; a failure
 /// is the response to send.
 #[allow(clippy::result_large_err)] // the error is the response itself, sent at once
-fn check<'a>(
+pub(super) fn check<'a>(
     state: &'a AuthState,
     params: &'a Params,
     asked: &AuthorizeParams<'a>,
@@ -302,14 +318,26 @@ fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, &str)]) -> 
 }
 
 /// `GET /management/authorize`: the sign-in page, with the message of the
-/// attempt that failed just before, if the browser comes back from one.
-pub(super) fn show<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
-    let params = Params::from_query(req.uri().query());
+/// attempt that failed just before, if the browser comes back from one;
+/// with `provider=`, off to that provider to sign in (and straight there,
+/// with `[auth] auto_redirect`).
+pub(super) async fn show(state: &AuthState, req: &http::request::Parts) -> Response<OwnBody> {
+    let params = Params::from_query(req.uri.query());
     let asked = AuthorizeParams::from(&params);
     if let Err(response) = check(state, &params, &asked) {
         return response;
     }
-    let headers = req.headers();
+    let headers = &req.headers;
+    let chosen = params.one("provider").ok().flatten();
+    let only = state
+        .config
+        .auth
+        .auto_redirect
+        .then(|| state.directory.outside().first())
+        .flatten();
+    if let Some(id) = chosen.or(only.map(|p| p.id())) {
+        return super::provider_sign_in::start(state, &asked, id).await;
+    }
     let flash = Flash::read(&state.csrf, headers);
     let (message, username) = match &flash {
         Some(flash) => (failure_message(flash.failure), flash.username.as_str()),
@@ -386,6 +414,16 @@ fn sign_in_page(
     let field = state.csrf.field_for(&cookie_value);
     let branding = &state.config.pages.branding;
     let mut page = asked.page(error, username);
+    page.providers = state
+        .directory
+        .outside()
+        .iter()
+        .map(|provider| ProviderButton {
+            href: asked.provider_url(provider.id()),
+            label: provider.display_name().to_owned(),
+        })
+        .collect();
+    page.hide_password_form = !state.directory.has_passwords(&state.config);
     page.csrf = &field;
     page.title = &branding.title;
     page.logo_url = branding.logo_url.as_deref();
@@ -465,7 +503,18 @@ where
     }
     let user = match username.is_empty() || password.is_empty() {
         true => None,
-        false => state.directory.verify_password(username, password).await,
+        false => match state.directory.verify_password(username, password).await {
+            Ok(user) => user,
+            Err(Unavailable) => {
+                state.metrics.sign_in(SignIn::Failed);
+                return state.error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Directory unavailable",
+                    "The directory that checks your password cannot be reached right now, so the gateway cannot tell whether it is right. Try again in a moment.",
+                    "temporarily_unavailable",
+                );
+            }
+        },
     };
     let Some(user) = user else {
         tracing::info!(username, "sign-in failed");
@@ -483,14 +532,27 @@ where
             username,
         );
     };
+    complete(state, headers, target, &asked, &user).await
+}
+
+/// Answers a sign-in that succeeded, as its target asked: a session
+/// cookie and back to `rd`, or a token or code for the client at its
+/// redirect URI.
+pub(super) async fn complete(
+    state: &AuthState,
+    headers: &HeaderMap,
+    target: Target<'_>,
+    asked: &AuthorizeParams<'_>,
+    user: &User,
+) -> Response<OwnBody> {
     let issued = match &target {
-        Target::Gateway => state.issue(&user, None, None).await,
+        Target::Gateway => state.issue(user, None, None).await,
         Target::Client {
             client,
             response_type: ResponseType::Token,
             scope,
             ..
-        } => state.issue(&user, Some(client), scope.as_deref()).await,
+        } => state.issue(user, Some(client), scope.as_deref()).await,
         Target::Client {
             client,
             redirect_uri,
@@ -499,12 +561,12 @@ where
         } => {
             issue_code(
                 state,
-                &user,
+                user,
                 client,
                 redirect_uri,
                 asked.redirect_uri.is_some(),
                 scope.clone(),
-                &asked,
+                asked,
             )
             .await
         }
@@ -516,16 +578,16 @@ where
             return state.error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
-                "Your password was right, but the session could not be saved. Try again in a moment.",
+                "You signed in, but the session could not be saved. Try again in a moment.",
                 "temporarily_unavailable",
             );
         }
     };
-    tracing::info!(username = %user.username(), client_id = session.client_id(), "signed in");
+    tracing::info!(username = %user.username(), provider = user.identity.provider(), client_id = session.client_id(), "signed in");
     state.metrics.sign_in(SignIn::Succeeded);
     match target {
         Target::Gateway => {
-            let previous = cookie(&parts.headers, SESSION_COOKIE).map(TokenKey::of);
+            let previous = cookie(headers, SESSION_COOKIE).map(TokenKey::of);
             signed_in_to_gateway(state, previous, &token, asked.rd).await
         }
         Target::Client {

@@ -86,6 +86,15 @@ impl OAuthError {
         )
     }
 
+    /// `503 temporarily_unavailable`, saying what cannot be reached.
+    pub(crate) fn temporarily_unavailable(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            description,
+        )
+    }
+
     pub(crate) fn error(&self) -> &'static str {
         self.error
     }

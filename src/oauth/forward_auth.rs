@@ -1,8 +1,11 @@
 //! `GET /management/auth`: forward authentication for a proxy that is
 //! already there (nginx `auth_request`, Traefik `ForwardAuth`).
 //!
-//! `202` with `X-Auth-Request-User`, `-Email` and `-Access-Token` for a
-//! valid credential (or a public path); otherwise `401`, or, for a browser
+//! `202` with `X-Auth-Request-User`, `-Email`, `-Groups`,
+//! `-Preferred-Username` and `-Access-Token` for a valid credential (or a
+//! public path); `403` for one that `[auth] allowed_users` and
+//! `allowed_groups`, or the check's own `?allowed_groups=a,b` and
+//! `?allowed_users=…`, do not let in; otherwise `401`, or, for a browser
 //! behind Traefik, a redirect to the sign-in page that comes back to the
 //! page asked for. The original URI (`X-Forwarded-Uri` from Traefik,
 //! `X-Original-URI` from nginx) counts only from a trusted proxy; with
@@ -17,8 +20,10 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::auth::state::AuthState;
+use crate::config::Allowed;
+use crate::store::Identity;
 use crate::web::paths;
-use crate::web::request::wants_html;
+use crate::web::request::{wants_html, Params};
 use crate::web::response::{self, OwnBody};
 
 use super::{access_session, AUTHORIZE_PATH};
@@ -76,22 +81,31 @@ pub(super) async fn check(state: &AuthState, parts: &Parts) -> Response<OwnBody>
         return accepted();
     }
     match access_session(state, parts).await {
+        Ok((_, session)) if !admitted(state, parts, session.identity()) => state.error_for(
+            &parts.headers,
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "You are signed in, but this part of the site is not open to you.",
+        ),
         Ok((token, session)) => {
             let mut response = accepted();
             let headers = response.headers_mut();
-            let mut set = |name: &'static str, value: &str| {
-                if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                    headers.insert(HeaderName::from_static(name), value);
+            let identity = session.identity();
+            let forwarded = identity.as_headers();
+            let scope = session.scope().and_then(|s| HeaderValue::from_str(s).ok());
+            let token = HeaderValue::from_str(&token).ok();
+            for (name, value) in [
+                ("x-auth-request-user", &forwarded.user),
+                ("x-auth-request-email", &forwarded.email),
+                ("x-auth-request-groups", &forwarded.groups),
+                ("x-auth-request-preferred-username", &forwarded.preferred_username),
+                ("x-auth-request-scope", &scope),
+                ("x-auth-request-access-token", &token),
+            ] {
+                if let Some(value) = value {
+                    headers.insert(HeaderName::from_static(name), value.clone());
                 }
-            };
-            set("x-auth-request-user", session.username());
-            if let Some(email) = session.email() {
-                set("x-auth-request-email", email);
             }
-            if let Some(scope) = session.scope() {
-                set("x-auth-request-scope", scope);
-            }
-            set("x-auth-request-access-token", &token);
             response
         }
         Err(refused) => {
@@ -121,6 +135,34 @@ pub(super) async fn check(state: &AuthState, parts: &Parts) -> Response<OwnBody>
             response
         }
     }
+}
+
+/// Whether the rules let `identity` in: `[auth] allowed_users` and
+/// `allowed_groups`, then the check's own `allowed_users` and
+/// `allowed_groups` query parameters (comma-separated, as
+/// `auth_request /management/auth?allowed_groups=admins` sends them).
+fn admitted(state: &AuthState, parts: &Parts, identity: &Identity) -> bool {
+    let in_group = |group: &str| identity.in_group(group);
+    if let Some(allowed) = &state.config.auth.allowed {
+        if !allowed.admits(identity.username(), in_group) {
+            return false;
+        }
+    }
+    let params = Params::from_query(parts.uri.query());
+    let list = |name: &str| -> Vec<String> {
+        params
+            .all(name)
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let asked = Allowed {
+        users: list("allowed_users"),
+        groups: list("allowed_groups"),
+    };
+    (asked.users.is_empty() && asked.groups.is_empty()) || asked.admits(identity.username(), in_group)
 }
 
 fn accepted() -> Response<OwnBody> {

@@ -33,6 +33,10 @@ struct Introspection<'a> {
     sub: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
 }
 
 pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
@@ -68,6 +72,8 @@ pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params
             iat: Some(session.issued_at()),
             sub: Some(session.username()),
             email: session.email(),
+            groups: session.identity().groups().collect(),
+            provider: session.identity().provider(),
         },
         _ => Introspection::default(),
     };

@@ -28,11 +28,8 @@ pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
         Ok(found) => found,
         Err(err) => return err.into_response(),
     };
-    // A client-credentials token names a client, not a user.
-    let user = state
-        .directory
-        .user(session.username())
-        .filter(|_| session.client_id() != Some(session.username()));
+    let entry = state.directory.user(session.username());
+    let user = UserObject::of_session(entry.as_deref(), &session);
     if user.is_none() && session.client_id().is_none() {
         return OAuthError::invalid_token("The user of this token no longer exists.").into_response();
     }
@@ -41,7 +38,7 @@ pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
         expires_in: session.expires_in(),
         scope: session.scope(),
         client_id: session.client_id(),
-        user: user.as_deref().map(UserObject::from),
+        user,
     };
     response::json(StatusCode::OK, &body)
 }

@@ -12,6 +12,7 @@ mod introspect;
 mod logout;
 mod me;
 mod pkce;
+mod provider_sign_in;
 mod revoke;
 mod scope;
 mod token;
@@ -28,7 +29,7 @@ use serde::Serialize;
 use crate::auth::credential;
 use crate::auth::state::AuthState;
 use crate::identity::User;
-use crate::store::{Session, TokenKey};
+use crate::store::{Identity, Session, TokenKey};
 use crate::web::request::{self, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -67,7 +68,7 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     match (path.as_str(), &method) {
-        (AUTHORIZE_PATH, &Method::GET | &Method::HEAD) => authorize::show(&state, &req),
+        (AUTHORIZE_PATH, &Method::GET | &Method::HEAD) => authorize::show(&state, &req.into_parts().0).await,
         (AUTHORIZE_PATH, &Method::POST) => authorize::submit(&state, req).await,
         (AUTHORIZE_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (LOGOUT_PATH, &Method::GET | &Method::POST) => logout::logout(&state, &req.into_parts().0).await,
@@ -99,6 +100,10 @@ where
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
+        _ if path.starts_with(provider_sign_in::CALLBACK_PREFIX) => match method {
+            Method::GET => provider_sign_in::callback(&state, &req.into_parts().0).await,
+            _ => method_not_allowed(&req, "GET"),
+        },
         _ => match user_revocation(&path) {
             Some((username, one)) if method == Method::PUT || method == Method::POST => {
                 revoke::revoke_user_tokens(&state, &req.into_parts().0, &username, one).await
@@ -229,7 +234,7 @@ async fn access_session(state: &AuthState, parts: &Parts) -> Result<(String, Ses
 /// App Services' `user` object.
 #[derive(Serialize)]
 struct UserObject<'a> {
-    uuid: &'a str,
+    uuid: String,
     #[serde(rename = "type")]
     kind: &'static str,
     username: &'a str,
@@ -238,18 +243,40 @@ struct UserObject<'a> {
     name: &'a str,
     activated: bool,
     disabled: bool,
+    /// authgate's own: the groups of the sign-in, and the outside provider
+    /// that vouched for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
 }
 
-impl<'a> From<&'a User> for UserObject<'a> {
-    fn from(user: &'a User) -> Self {
+impl<'a> UserObject<'a> {
+    /// The person a session is for, if it is for one: a user of the
+    /// directory (`entry`), or someone an outside provider vouched for;
+    /// with the groups and provider of the session's sign-in. A
+    /// client-credentials token names a client, not a person.
+    fn of_session(entry: Option<&'a User>, session: &'a Session) -> Option<Self> {
+        let identity = session.identity();
+        let person = session.client_id() != Some(identity.username());
+        let known = entry.is_some() || identity.provider().is_some();
+        (person && known).then(|| Self::of(entry, identity))
+    }
+
+    fn of(user: Option<&'a User>, identity: &'a Identity) -> Self {
         Self {
-            uuid: &user.uuid,
+            uuid: user.map_or_else(
+                || crate::identity::user_uuid(identity.username()),
+                |u| u.uuid.clone(),
+            ),
             kind: "user",
-            username: user.username(),
-            email: user.email(),
-            name: user.name(),
+            username: identity.username(),
+            email: identity.email(),
+            name: user.map_or_else(|| identity.name().unwrap_or(identity.username()), User::name),
             activated: true,
             disabled: false,
+            groups: identity.groups().collect(),
+            provider: identity.provider(),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::state::AuthState;
 use crate::config::Grant;
-use crate::identity::{Client, User};
+use crate::identity::{Client, Unavailable, User};
 use crate::obs::metrics::SignIn;
 use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey};
 use crate::web::request::Params;
@@ -51,7 +51,7 @@ pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> 
                 expires_in: issued.session.expires_in(),
                 scope: issued.session.scope(),
                 refresh_token: issued.refresh.as_ref().map(Token::as_str),
-                user: user.as_deref().map(UserObject::from),
+                user: UserObject::of_session(user.as_deref(), &issued.session),
             };
             let mut response = response::json(StatusCode::OK, &body);
             response
@@ -306,7 +306,16 @@ async fn password(
         state.metrics.sign_in(SignIn::Throttled);
         return Err(OAuthError::throttled(wait));
     }
-    let Some(user) = state.directory.verify_password(username, password).await else {
+    let verified = state
+        .directory
+        .verify_password(username, password)
+        .await
+        .map_err(|Unavailable| {
+            OAuthError::temporarily_unavailable(
+                "The directory that checks passwords cannot be reached; try again in a moment.",
+            )
+        })?;
+    let Some(user) = verified else {
         tracing::info!(username, "password grant: wrong username or password");
         state.metrics.sign_in(SignIn::Failed);
         state

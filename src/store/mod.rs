@@ -69,20 +69,47 @@ pub struct Session {
     last_seen: u64,
 }
 
-/// Who a session is for: a user's name and email, shared by all of that
-/// user's sessions.
+/// Who a session is for: the user's name, email, display name and groups,
+/// and the provider that vouched for them; shared by all of that user's
+/// sessions from one sign-in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identity {
     username: Box<str>,
     email: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    groups: Box<[Box<str>]>,
+    /// The outside provider (`[[providers]] id`); `None` for `[[users]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<Box<str>>,
+    /// The provider's stable identifier for the person (`sub`, GitHub's
+    /// numeric id, the LDAP entry's DN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Box<str>>,
+    /// The name the provider gave (`preferred_username`, GitHub's login,
+    /// LDAP's uid), where it differs from `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<Box<str>>,
     #[serde(skip)]
     headers: IdentityHeaders,
 }
 
-/// An identity's name and email as header values, made the first time a
-/// request is forwarded for it, then shared by every such request.
+/// An identity's fields as header values, made the first time a request
+/// is forwarded for it, then shared by every such request.
 #[derive(Clone, Debug, Default)]
-struct IdentityHeaders(std::sync::OnceLock<(Option<http::HeaderValue>, Option<http::HeaderValue>)>);
+struct IdentityHeaders(std::sync::OnceLock<ForwardedIdentity>);
+
+/// The header values of an identity (`None` for a field it lacks, or one
+/// that cannot be a header value).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ForwardedIdentity {
+    pub(crate) user: Option<http::HeaderValue>,
+    pub(crate) email: Option<http::HeaderValue>,
+    /// The groups, comma-separated.
+    pub(crate) groups: Option<http::HeaderValue>,
+    pub(crate) preferred_username: Option<http::HeaderValue>,
+}
 
 /// Made from the identity's fields: never what tells two identities apart.
 impl PartialEq for IdentityHeaders {
@@ -98,27 +125,67 @@ impl std::hash::Hash for IdentityHeaders {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
+/// What an identity is made of, for [`Identity::from_parts`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdentityParts<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) groups: &'a [String],
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) preferred_username: Option<&'a str>,
+}
+
 impl Identity {
     /// The identity of `username`, with an email address where known.
     pub fn new(username: &str, email: Option<&str>) -> Arc<Self> {
+        Self::from_parts(IdentityParts {
+            username,
+            email,
+            ..IdentityParts::default()
+        })
+    }
+
+    /// An identity with every field. Groups are kept sorted and once each.
+    pub(crate) fn from_parts(parts: IdentityParts<'_>) -> Arc<Self> {
+        let mut groups: Vec<Box<str>> = parts.groups.iter().map(|g| g.as_str().into()).collect();
+        groups.sort_unstable();
+        groups.dedup();
         Arc::new(Self {
-            username: username.into(),
-            email: email.map(Into::into),
+            username: parts.username.into(),
+            email: parts.email.map(Into::into),
+            name: parts.name.map(Into::into),
+            groups: groups.into_boxed_slice(),
+            provider: parts.provider.map(Into::into),
+            subject: parts.subject.map(Into::into),
+            preferred_username: parts.preferred_username.map(Into::into),
             headers: IdentityHeaders::default(),
         })
     }
 
-    /// The user's name and email as header values (`None` for one that
-    /// cannot be a header value).
-    pub(crate) fn as_headers(&self) -> (Option<&http::HeaderValue>, Option<&http::HeaderValue>) {
-        let (username, email) = self.headers.0.get_or_init(|| {
+    /// The identity's fields as header values.
+    pub(crate) fn as_headers(&self) -> &ForwardedIdentity {
+        self.headers.0.get_or_init(|| {
             let value = |text: &str| http::HeaderValue::from_bytes(text.as_bytes()).ok();
-            (value(&self.username), self.email.as_deref().and_then(value))
-        });
-        (username.as_ref(), email.as_ref())
+            // A group whose name holds a comma would read as two: left out.
+            let groups: Vec<&str> = self
+                .groups
+                .iter()
+                .map(|g| &**g)
+                .filter(|g| !g.contains(','))
+                .collect();
+            ForwardedIdentity {
+                user: value(&self.username),
+                email: self.email.as_deref().and_then(value),
+                groups: (!groups.is_empty()).then(|| value(&groups.join(","))).flatten(),
+                preferred_username: self.preferred_username.as_deref().and_then(value),
+            }
+        })
     }
 
-    /// The user's name.
+    /// The user's name: a `[[users]]` name, or `provider:name` for a
+    /// person from an outside provider.
     pub fn username(&self) -> &str {
         &self.username
     }
@@ -126,6 +193,38 @@ impl Identity {
     /// The user's email address.
     pub fn email(&self) -> Option<&str> {
         self.email.as_deref()
+    }
+
+    /// The user's display name, where known.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The groups the user was in when they signed in, sorted.
+    pub fn groups(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.groups.iter().map(|g| &**g)
+    }
+
+    /// Whether the user is in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.binary_search_by(|g| (**g).cmp(group)).is_ok()
+    }
+
+    /// The outside provider that vouched for the user (`[[providers]]
+    /// id`); `None` for a user of `[[users]]`.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The provider's stable identifier for the user.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The name the provider gave the user, where it differs from
+    /// [`username`](Self::username).
+    pub fn preferred_username(&self) -> Option<&str> {
+        self.preferred_username.as_deref()
     }
 }
 
@@ -189,6 +288,10 @@ pub(crate) enum Kind {
     /// An authorization code already redeemed; `reused` once presented
     /// again.
     SpentCode { reused: bool },
+    /// Not a token: a record that something happened (an outside
+    /// provider's `state` already used, whose session a provider's `sid`
+    /// is), kept under a key derived from what it records.
+    Marker,
 }
 
 /// What an authorization code is bound to (RFC 6749 §4.1.3, RFC 7636).
@@ -299,6 +402,11 @@ impl Session {
             last_seen: now,
             ..self.clone()
         }
+    }
+
+    /// A marker for `identity`'s user, kept for `ttl_secs`.
+    pub(crate) fn marker(identity: Arc<Identity>, ttl_secs: u64) -> Self {
+        Self::for_identity(identity, ttl_secs).derive(Kind::Marker, ttl_secs)
     }
 
     pub(crate) fn in_family(mut self, family: Family) -> Self {

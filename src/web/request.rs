@@ -49,6 +49,14 @@ impl Params {
         Ok(found.filter(|v| !v.is_empty()))
     }
 
+    /// Every value sent for `name`, in order.
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The first parameter, among `names`, that was sent more than once.
     pub(crate) fn first_repeated(&self, names: &[&str]) -> Option<Repeated> {
         names.iter().find_map(|name| self.one(name).err())

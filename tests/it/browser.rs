@@ -2,64 +2,10 @@
 //! chromedriver (WebDriver) with fantoccini. Also writes the README's
 //! screenshots (docs/sign-in-*.png) when AUTHGATE_SCREENSHOTS is set.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use crate::common::chromium::*;
 use crate::common::*;
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::json;
-
-struct Driver {
-    child: Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_chromedriver() -> Option<Driver> {
-    if !require_tools(&["chromium", "chromedriver"]) {
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Driver {
-        child,
-        port,
-        _profile: tempfile::tempdir().unwrap(),
-    })
-}
-
-/// Waits (up to 5 s) until `script` returns `expected`: a click that
-/// submits a form answers before the next page has loaded.
-async fn until(browser: &fantoccini::Client, script: &str, expected: serde_json::Value) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Ok(value) = browser.execute(script, vec![]).await {
-            if value == expected {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{script} is {value}, not {expected}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The failed sign-ins the gateway counted (`/metrics`).
 async fn failed_sign_ins(gateway: &Gateway) -> u64 {
@@ -75,49 +21,6 @@ async fn failed_sign_ins(gateway: &Gateway) -> u64 {
         .lines()
         .find_map(|line| line.strip_prefix("authgate_sign_ins_total{outcome=\"failed\"} "))
         .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-/// Types `text` into the field with id `id`.
-async fn type_into(browser: &fantoccini::Client, id: &str, text: &str) {
-    browser
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
-}
-
-/// Presses the form's submit button.
-async fn submit(browser: &fantoccini::Client) {
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn browser_session(driver: &Driver) -> fantoccini::Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", driver._profile.path().display()),
-            ]
-        }),
-    );
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a WebDriver session")
 }
 
 #[tokio::test]

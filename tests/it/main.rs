@@ -14,6 +14,7 @@ mod hardening;
 mod hostile;
 mod oauth;
 mod operations;
+mod outside;
 mod properties;
 mod redis;
 mod restart;

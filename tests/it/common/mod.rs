@@ -2,6 +2,8 @@
 //! an ephemeral port on 127.0.0.1, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod chromium;
+pub mod oidc;
 pub mod raw;
 #[allow(unused_imports)]
 pub use raw::*;

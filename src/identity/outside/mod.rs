@@ -1,0 +1,209 @@
+//! Outside providers people are sent to for signing in (OpenID Connect,
+//! GitHub): starting a sign-in, finishing it, and the rules of the
+//! provider's `[[providers]]` entry (allowed email domains and groups)
+//! applied to whoever comes back.
+//!
+//! Someone from outside is `provider:name` here, never the `[[users]]`
+//! entry of the same name, unless that entry links their
+//! `provider:subject` or the provider has `link_by_verified_email`.
+
+mod claims;
+mod github;
+mod http;
+mod oidc;
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::store::{Identity, IdentityParts};
+
+use self::github::GithubProvider;
+use self::oidc::OidcProvider;
+use super::User;
+
+/// An error and its causes, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Where a sign-in sends the browser, and what its callback must match.
+#[derive(Debug)]
+pub(crate) struct Authorization {
+    pub(crate) url: Url,
+    pub(crate) state: String,
+    /// OpenID Connect's `nonce`.
+    pub(crate) nonce: Option<String>,
+    /// PKCE's code verifier.
+    pub(crate) verifier: String,
+}
+
+/// Why a sign-in through a provider failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OutsideError {
+    /// The provider could not be reached or answered nonsense.
+    #[error("the provider cannot be reached: {0}")]
+    Unreachable(String),
+    /// The provider refused (an error response, a refused code).
+    #[error("the provider refused: {0}")]
+    Refused(String),
+    /// What came back cannot be trusted (a bad token, a mix-up).
+    #[error("{0}")]
+    Invalid(String),
+    /// The person is who they say, but this gateway does not let them in.
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+/// Who a provider says signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutsideIdentity {
+    pub(crate) subject: String,
+    /// The provider's name for them (unqualified).
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
+    pub(crate) email_verified: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) groups: Vec<String>,
+    /// The provider's session, for its back-channel logout.
+    pub(crate) sid: Option<String>,
+}
+
+/// The kinds of outside provider.
+#[derive(Debug)]
+enum Kind {
+    Oidc(Box<OidcProvider>),
+    Github(GithubProvider),
+}
+
+/// One outside provider of the configuration.
+#[derive(Debug)]
+pub(crate) struct Outside {
+    config: ProviderConfig,
+    kind: Kind,
+}
+
+impl Outside {
+    /// The providers of `providers` that people are sent to.
+    pub(crate) fn all(providers: &[ProviderConfig]) -> Vec<Arc<Outside>> {
+        providers
+            .iter()
+            .filter_map(|config| {
+                let made = match &config.kind {
+                    ProviderKind::Oidc(oidc) => {
+                        OidcProvider::new(config, oidc).map(|p| Kind::Oidc(Box::new(p)))
+                    }
+                    ProviderKind::Github(github) => GithubProvider::new(config, github).map(Kind::Github),
+                    ProviderKind::Ldap(_) => return None,
+                };
+                // The configuration's checks made sure of what could fail
+                // here (its ca_file).
+                let kind = made
+                    .map_err(
+                        |reason| tracing::error!(provider = %config.id, error = %reason, "provider unusable"),
+                    )
+                    .ok()?;
+                Some(Arc::new(Outside {
+                    config: config.clone(),
+                    kind,
+                }))
+            })
+            .collect()
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub(crate) fn display_name(&self) -> &str {
+        &self.config.display_name
+    }
+
+    /// Where to send the browser to sign in, coming back to `redirect_uri`.
+    pub(crate) async fn start(&self, redirect_uri: &str) -> Result<Authorization, OutsideError> {
+        match &self.kind {
+            Kind::Oidc(oidc) => oidc.start(redirect_uri).await,
+            Kind::Github(github) => github.start(redirect_uri),
+        }
+    }
+
+    /// Finishes a sign-in: the callback's `code` and `iss`, with the PKCE
+    /// verifier and nonce [`start`](Self::start) made. The person, if this
+    /// provider's rules let them in.
+    pub(crate) async fn finish(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+        iss: Option<&str>,
+        verifier: &str,
+        nonce: Option<&str>,
+    ) -> Result<OutsideIdentity, OutsideError> {
+        let person = match &self.kind {
+            Kind::Oidc(oidc) => {
+                oidc.check_response_issuer(iss).await?;
+                let nonce = nonce.ok_or_else(|| OutsideError::Invalid("the sign-in kept no nonce".into()))?;
+                oidc.finish(redirect_uri, code, verifier, nonce).await?
+            }
+            Kind::Github(github) => github.finish(redirect_uri, code, verifier).await?,
+        };
+        self.admit(&person)?;
+        Ok(person)
+    }
+
+    /// The provider's rules: allowed email domains (of a verified email)
+    /// and allowed groups.
+    fn admit(&self, person: &OutsideIdentity) -> Result<(), OutsideError> {
+        if let ProviderKind::Oidc(oidc) = &self.config.kind {
+            if !oidc.allowed_email_domains.is_empty() {
+                let domain = person
+                    .email
+                    .as_deref()
+                    .filter(|_| person.email_verified)
+                    .and_then(|email| email.rsplit_once('@'))
+                    .map(|(_, domain)| domain.to_ascii_lowercase());
+                let allowed = domain.is_some_and(|d| oidc.allowed_email_domains.contains(&d));
+                if !allowed {
+                    return Err(OutsideError::NotAllowed(format!(
+                        "Only people with a verified email address at {} may sign in here.",
+                        oidc.allowed_email_domains.join(", ")
+                    )));
+                }
+            }
+        }
+        let groups = &self.config.allowed_groups;
+        if !groups.is_empty() && !person.groups.iter().any(|g| groups.contains(g)) {
+            return Err(OutsideError::NotAllowed(
+                "Your account is not in a group that may sign in here.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user a person from this provider is here: `provider:name`.
+    pub(crate) fn user(&self, person: &OutsideIdentity) -> Arc<User> {
+        let identity = Identity::from_parts(IdentityParts {
+            username: &format!("{}:{}", self.config.id, person.username),
+            email: person.email.as_deref(),
+            name: person.name.as_deref(),
+            groups: &person.groups,
+            provider: Some(&self.config.id),
+            subject: Some(&person.subject),
+            preferred_username: Some(&person.username),
+        });
+        Arc::new(User::outside(identity))
+    }
+
+    /// Whether a verified email makes the person the `[[users]]` entry
+    /// that has it.
+    pub(crate) fn links_by_verified_email(&self) -> bool {
+        self.config.link_by_verified_email
+    }
+}

@@ -1,0 +1,414 @@
+//! An OpenID Connect provider (`kind = "oidc"`), with the `openidconnect`
+//! crate: discovery, the authorization code flow with PKCE S256 and a
+//! nonce, the ID token's signature and claims, userinfo, and back-channel
+//! logout tokens.
+//!
+//! What the crate checks of an ID token: the signature against the
+//! provider's keys, with only the asymmetric algorithms allowed (never
+//! `none`, never an HMAC, so a public key can never be used as a shared
+//! secret), `iss`, `aud` (no audience but ours unless `azp` is ours),
+//! `exp`, `nonce`, and `at_hash` here after it. Discovery and the keys are
+//! cached; an unknown `kid` fetches the keys once more before refusing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthType, AuthorizationCode,
+    ClaimsVerificationError, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, JsonWebKeySet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
+    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, SubjectIdentifier,
+    TokenResponse, UserInfoClaims,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::config::{OidcConfig, ProviderConfig};
+
+use super::claims::{self, Claims};
+use super::http::ProviderHttp;
+use super::{error_chain, Authorization, OutsideError, OutsideIdentity};
+
+/// How long discovery is trusted before it is fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Keys are fetched again for an unknown `kid` at most this often.
+const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How far the provider's clock may be from ours.
+const CLOCK_SKEW_SECS: i64 = 60;
+
+/// The signature algorithms an ID token may use: asymmetric ones only.
+const ALGORITHMS: [CoreJwsSigningAlgorithm; 10] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// Every claim, beside those the crate knows by name.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(crate) struct OtherClaims {
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
+
+impl AdditionalClaims for OtherClaims {}
+
+/// Discovery's fields beyond OpenID Connect Discovery 1.0's.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(crate) struct MoreMetadata {
+    /// RP-Initiated Logout 1.0.
+    end_session_endpoint: Option<EndSessionUrl>,
+    /// RFC 9207: the provider sends `iss` with every authorization
+    /// response.
+    authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for MoreMetadata {}
+
+type Metadata = ProviderMetadata<
+    MoreMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type IdFields = IdTokenFields<
+    OtherClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+type Rp = Client<
+    OtherClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    StandardTokenResponse<IdFields, CoreTokenType>,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What discovery said, and when.
+struct Discovered {
+    metadata: Arc<Metadata>,
+    fetched: Instant,
+    keys_fetched: Instant,
+}
+
+/// One OpenID Connect provider.
+pub(crate) struct OidcProvider {
+    provider: ProviderConfig,
+    config: OidcConfig,
+    http: ProviderHttp,
+    discovered: Mutex<Option<Discovered>>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("id", &self.provider.id)
+            .finish()
+    }
+}
+
+impl OidcProvider {
+    pub(crate) fn new(provider: &ProviderConfig, config: &OidcConfig) -> Result<Self, String> {
+        Ok(Self {
+            provider: provider.clone(),
+            http: ProviderHttp::new(config.timeout, config.ca_file.as_deref())?,
+            config: config.clone(),
+            discovered: Mutex::new(None),
+        })
+    }
+
+    /// The provider's metadata and keys: cached, fetched when older than
+    /// [`DISCOVERY_TTL`]; a provider that cannot be reached is answered
+    /// from the last copy, if there is one.
+    async fn metadata(&self) -> Result<Arc<Metadata>, OutsideError> {
+        let mut slot = self.discovered.lock().await;
+        if let Some(found) = slot.as_ref().filter(|d| d.fetched.elapsed() < DISCOVERY_TTL) {
+            return Ok(found.metadata.clone());
+        }
+        let issuer = IssuerUrl::new(self.config.issuer.clone())
+            .map_err(|e| OutsideError::Unreachable(format!("issuer: {e}")))?;
+        match Metadata::discover_async(issuer, &self.http).await {
+            Ok(metadata) => {
+                let metadata = Arc::new(metadata);
+                *slot = Some(Discovered {
+                    metadata: metadata.clone(),
+                    fetched: Instant::now(),
+                    keys_fetched: Instant::now(),
+                });
+                Ok(metadata)
+            }
+            Err(err) => {
+                let reason = error_chain(&err);
+                tracing::warn!(provider = %self.provider.id, error = %reason, "OpenID Connect discovery failed");
+                match slot.as_ref() {
+                    Some(stale) => Ok(stale.metadata.clone()),
+                    None => Err(OutsideError::Unreachable(reason)),
+                }
+            }
+        }
+    }
+
+    /// Fetches the keys again (an ID token named a `kid` they lack), at
+    /// most once per [`KEY_REFETCH_INTERVAL`]; answers whether they changed.
+    async fn refetch_keys(&self) -> Result<bool, OutsideError> {
+        let mut slot = self.discovered.lock().await;
+        let Some(found) = slot.as_mut() else {
+            return Ok(false);
+        };
+        if found.keys_fetched.elapsed() < KEY_REFETCH_INTERVAL {
+            return Ok(false);
+        }
+        found.keys_fetched = Instant::now();
+        let keys = JsonWebKeySet::fetch_async(found.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| OutsideError::Unreachable(error_chain(&e)))?;
+        let changed = keys.keys() != found.metadata.jwks().keys();
+        let mut metadata = (*found.metadata).clone();
+        metadata = metadata.set_jwks(keys);
+        found.metadata = Arc::new(metadata);
+        Ok(changed)
+    }
+
+    fn client(&self, metadata: &Metadata, redirect_uri: &str) -> Result<Rp, OutsideError> {
+        let secret = self
+            .config
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose().to_owned()));
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|e| OutsideError::Invalid(format!("redirect URI: {e}")))?;
+        let mut client = Rp::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.config.client_id.clone()),
+            secret,
+        )
+        .set_redirect_uri(redirect);
+        // client_secret_basic unless the provider only takes the secret in
+        // the form.
+        let methods = metadata.token_endpoint_auth_methods_supported();
+        let basic = methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic));
+        if !basic && methods.is_some_and(|m| m.contains(&CoreClientAuthMethod::ClientSecretPost)) {
+            client = client.set_auth_type(AuthType::RequestBody);
+        }
+        Ok(client)
+    }
+
+    /// Where to send the browser: the provider's authorization endpoint
+    /// with a fresh `state`, `nonce` and PKCE challenge.
+    pub(crate) async fn start(&self, redirect_uri: &str) -> Result<Authorization, OutsideError> {
+        let metadata = self.metadata().await?;
+        let client = self.client(&metadata, redirect_uri)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(Authorization {
+            url,
+            state: state.secret().clone(),
+            nonce: Some(nonce.secret().clone()),
+            verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// RFC 9207: the `iss` of the authorization response, where the
+    /// provider sends one (or says it always does), must be its issuer.
+    pub(crate) async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), OutsideError> {
+        let metadata = self.metadata().await?;
+        let promised = metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true);
+        match iss {
+            Some(iss) if iss == self.config.issuer => Ok(()),
+            Some(iss) => Err(OutsideError::Invalid(format!(
+                "the answer came with iss={iss:?}, not this provider's issuer (a mix-up attack?)"
+            ))),
+            None if promised => Err(OutsideError::Invalid(
+                "the provider promised an iss parameter and sent none".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Redeems the code and checks the ID token: who signed in.
+    pub(crate) async fn finish(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &str,
+        nonce: &str,
+    ) -> Result<OutsideIdentity, OutsideError> {
+        let metadata = self.metadata().await?;
+        let client = self.client(&metadata, redirect_uri)?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OutsideError::Unreachable(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OutsideError::Refused(format!("the token request failed: {}", error_chain(&e))))?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OutsideError::Invalid("the provider sent no ID token".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let access_token = response.access_token();
+        let mut all = match self.verified(&client, id_token, &nonce, access_token) {
+            Err(Unverified::NoKey) => {
+                // A key rotated since the keys were fetched: fetch them once
+                // more, then decide.
+                self.refetch_keys().await?;
+                let client = self.client(&*self.metadata().await?, redirect_uri)?;
+                self.verified(&client, id_token, &nonce, access_token)
+            }
+            other => other,
+        }
+        .map_err(Unverified::into_error)?;
+        if let Some(missing) = self.missing_claims(&all) {
+            tracing::debug!(provider = %self.provider.id, missing, "fetching userinfo");
+            let subject = all
+                .lookup("sub")
+                .and_then(Value::as_str)
+                .map(|s| SubjectIdentifier::new(s.to_owned()));
+            if let Ok(request) = client.user_info(access_token.clone(), subject) {
+                let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = request
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| OutsideError::Invalid(format!("userinfo: {}", error_chain(&e))))?;
+                all.merge_missing(serde_json::to_value(&info).unwrap_or(Value::Null));
+            }
+        }
+        claims::identity(
+            &all,
+            self.config.username_claim.as_deref(),
+            self.config.groups_claim.as_deref(),
+        )
+    }
+
+    /// The ID token's claims, verified (with `at_hash` against the access
+    /// token, where the token has one).
+    fn verified(
+        &self,
+        client: &Rp,
+        id_token: &IdToken,
+        nonce: &Nonce,
+        access_token: &AccessToken,
+    ) -> Result<Claims, Unverified> {
+        let now = chrono::Utc::now();
+        let skew = chrono::Duration::seconds(CLOCK_SKEW_SECS);
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(ALGORITHMS)
+            .set_time_fn(move || now - skew)
+            .set_issue_time_verifier_fn(move |iat| match iat > now + skew {
+                true => Err("the ID token was issued in the future".to_owned()),
+                false => Ok(()),
+            });
+        let claims = id_token.claims(&verifier, nonce).map_err(|err| match err {
+            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
+                Unverified::NoKey
+            }
+            err => Unverified::Invalid(format!("the ID token is not valid: {err}")),
+        })?;
+        if let Some(expected) = claims.access_token_hash() {
+            let invalid = |e: &dyn std::fmt::Display| Unverified::Invalid(format!("at_hash: {e}"));
+            let alg = id_token.signing_alg().map_err(|e| invalid(&e))?;
+            let key = id_token.signing_key(&verifier).map_err(|e| invalid(&e))?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key).map_err(|e| invalid(&e))?;
+            if actual != *expected {
+                return Err(Unverified::Invalid(
+                    "the access token is not the one the ID token was issued with (at_hash)".into(),
+                ));
+            }
+        }
+        Ok(Claims::from_value(
+            serde_json::to_value(claims).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// The claims the identity needs that `claims` lacks, named; `None` if
+    /// it has them all.
+    fn missing_claims(&self, claims: &Claims) -> Option<&'static str> {
+        if claims
+            .lookup(self.config.username_claim.as_deref().unwrap_or("email"))
+            .is_none()
+        {
+            return Some("username");
+        }
+        if let Some(path) = &self.config.groups_claim {
+            if claims.lookup(path).is_none() {
+                return Some("groups");
+            }
+        }
+        None
+    }
+}
+
+/// Why an ID token was not accepted.
+enum Unverified {
+    /// No published key has its `kid`: worth fetching the keys again.
+    NoKey,
+    Invalid(String),
+}
+
+impl Unverified {
+    fn into_error(self) -> OutsideError {
+        match self {
+            Unverified::NoKey => OutsideError::Invalid(
+                "the ID token is signed with a key the provider does not publish".into(),
+            ),
+            Unverified::Invalid(reason) => OutsideError::Invalid(reason),
+        }
+    }
+}
+
+type IdToken = openidconnect::IdToken<
+    OtherClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;

@@ -1,0 +1,412 @@
+//! Signing in through outside OpenID Connect providers: the real
+//! oidc-provider (in headless Chromium and with a plain HTTP client), two
+//! providers and local users on one page, and a hostile provider whose
+//! every trick must end without a session.
+
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::common::chromium::*;
+use crate::common::oidc::NodeProvider;
+use crate::common::*;
+
+/// A real provider with people of its own, registered for a gateway on
+/// `gateway_port` as provider `id`.
+fn real_provider(id: &str, gateway_port: u16, people: serde_json::Value) -> Option<NodeProvider> {
+    let base = format!("http://127.0.0.1:{gateway_port}");
+    NodeProvider::start(
+        "provider.mjs",
+        json!({
+            "port": 0,
+            "clients": [{
+                "client_id": "authgate",
+                "client_secret": format!("{id}-secret"),
+                "redirect_uris": [format!("{base}/management/callback/{id}")],
+                "post_logout_redirect_uris": [format!("{base}/")],
+                "backchannel_logout_uri": format!("{base}/management/backchannel-logout/{id}"),
+                "backchannel_logout_session_required": true,
+                "token_endpoint_auth_method": "client_secret_basic"
+            }],
+            "users": people
+        }),
+    )
+}
+
+fn alice_and_bob() -> serde_json::Value {
+    json!([
+        {"sub": "u-alice", "password": "alice-pw", "email": "alice@corp.example", "email_verified": true,
+         "preferred_username": "alice", "name": "Alice Liddell", "groups": ["staff", "admins"]},
+        {"sub": "u-bob", "password": "bob-pw", "email": "bob@corp.example", "email_verified": true,
+         "preferred_username": "bob", "name": "Bob", "groups": ["staff"]}
+    ])
+}
+
+/// A `[[providers]]` entry for an oidc-provider started by [`real_provider`].
+fn provider_toml(id: &str, display_name: &str, issuer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+id = "{id}"
+kind = "oidc"
+display_name = "{display_name}"
+issuer = "{issuer}"
+client_id = "authgate"
+client_secret = "{id}-secret"
+scopes = ["openid", "email", "profile", "groups"]
+username_claim = "preferred_username"
+groups_claim = "groups"
+{extra}
+"#
+    )
+}
+
+/// A gateway on `port` in front of `upstream`, with a local user `carol`,
+/// `/admin` open to the group `admins` only, and `providers`.
+fn gateway_toml(port: u16, upstream: std::net::SocketAddr, providers: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+
+[upstream]
+url = "http://{upstream}"
+timeout_secs = 5
+
+[[users]]
+username = "carol"
+password_hash = "{hash}"
+groups = ["admins"]
+
+[[routes]]
+path_prefix = "/admin"
+url = "http://{upstream}"
+allowed_groups = ["admins"]
+{providers}
+"#,
+        hash = password_hash()
+    )
+}
+
+/// Follows a sign-in through an outside provider with `client` (which
+/// keeps cookies), from `start` (the gateway's authorize URL with
+/// `provider=`): every redirect, and the provider's login form with
+/// `login` and `password`. Answers the gateway's answer to the callback.
+async fn through_provider(
+    client: &reqwest::Client,
+    start: &str,
+    login: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut url = url::Url::parse(start).unwrap();
+    let mut posted = false;
+    for _ in 0..20 {
+        let response = client.get(url.clone()).send().await.unwrap();
+        if url.path().starts_with("/management/callback/") {
+            return response;
+        }
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap();
+            url = url.join(location).unwrap();
+            continue;
+        }
+        let html = response.text().await.unwrap();
+        assert!(
+            url.path().starts_with("/interaction/") && !posted,
+            "stuck at {url}: {html}"
+        );
+        posted = true;
+        let action = url.join(&format!("{}/login", url.path())).unwrap();
+        let answer = client
+            .post(action.clone())
+            .form(&[("login", login), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_redirection(),
+            "the provider refused {login}: {}",
+            answer.text().await.unwrap()
+        );
+        url = action
+            .join(answer.headers()["location"].to_str().unwrap())
+            .unwrap();
+    }
+    panic!("the sign-in never came back to the gateway");
+}
+
+/// The value of the cookie `name` that a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response.headers().get_all("set-cookie").iter().find_map(|value| {
+        let text = value.to_str().ok()?;
+        let rest = text.strip_prefix(&format!("{name}="))?;
+        let value = rest.split(';').next()?;
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+#[tokio::test]
+async fn a_person_signs_in_through_a_real_openid_provider_in_chromium() {
+    let Some(driver) = start_chromedriver() else {
+        return;
+    };
+    let port = free_port();
+    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let toml = gateway_toml(
+        port,
+        upstream.addr,
+        &provider_toml("corp", "Corp SSO", &corp.issuer, ""),
+    );
+    let gateway = Gateway::start(&toml).await;
+    let browser = browser_session(&driver).await;
+
+    browser.goto(&gateway.url("/admin/reports?q=1")).await.unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.path(), "/management/authorize", "{url}");
+    // The local form and one button per provider, on one page.
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .expect("the password form");
+    let button = browser
+        .find(Locator::LinkText("Sign in with Corp SSO"))
+        .await
+        .expect("the provider's button");
+    button.click().await.unwrap();
+
+    // The provider's own login page.
+    until(
+        &browser,
+        "return location.pathname.startsWith('/interaction/')",
+        json!(true),
+    )
+    .await;
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&corp.issuer));
+    type_into(&browser, "login", "alice").await;
+    type_into(&browser, "password", "alice-pw").await;
+    submit(&browser).await;
+
+    // Back at the page first asked for, through the upstream.
+    until(&browser, "return location.pathname", json!("/admin/reports")).await;
+    let seen: serde_json::Value = serde_json::from_str(
+        &browser
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(seen["path"], "/admin/reports");
+    assert_eq!(seen["headers"]["x-forwarded-user"], "corp:alice");
+    assert_eq!(seen["headers"]["x-forwarded-preferred-username"], "alice");
+    assert_eq!(seen["headers"]["x-forwarded-email"], "alice@corp.example");
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "admins,staff");
+    drop(browser);
+    assert!(
+        corp.log().contains("/token"),
+        "the code was redeemed at the provider"
+    );
+}
+
+#[tokio::test]
+async fn two_providers_and_local_users_sign_in_different_people_on_one_page() {
+    let port = free_port();
+    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+        return;
+    };
+    let partner_people = json!([{"sub": "p-dora", "password": "dora-pw", "email": "dora@partner.example",
+        "email_verified": true, "preferred_username": "dora", "groups": ["partners"]}]);
+    let partner = real_provider("partner", port, partner_people).unwrap();
+    let upstream = start_upstream().await;
+    let providers = provider_toml("corp", "Corp SSO", &corp.issuer, "")
+        + &provider_toml("partner", "Partner ID", &partner.issuer, "");
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+
+    let page = browser()
+        .get(gateway.url("/management/authorize?rd=%2Fadmin"))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    let corp_at = html.find("Sign in with Corp SSO").expect("corp's button");
+    let partner_at = html.find("Sign in with Partner ID").expect("partner's button");
+    assert!(corp_at < partner_at, "buttons in config order");
+    assert!(
+        html.contains("autocomplete=\"current-password\""),
+        "and the local form"
+    );
+
+    // Each signs a different person in, with their own groups.
+    let start = |id: &str| gateway.url(&format!("/management/authorize?provider={id}&rd=%2Fadmin%2Fx"));
+    let alice = browser();
+    let back = through_provider(&alice, &start("corp"), "alice", "alice-pw").await;
+    assert_eq!(back.status(), 303, "{:?}", back.text().await);
+    assert_eq!(back.headers()["location"], "/admin/x");
+    let alice_token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/admin/x", &alice_token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "corp:alice");
+
+    let dora = browser();
+    let back = through_provider(&dora, &start("partner"), "dora", "dora-pw").await;
+    let dora_token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/anything", &dora_token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "partner:dora");
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "partners");
+    assert_eq!(
+        bearer_status(&gateway, "/admin/x", &dora_token).await,
+        403,
+        "/admin is for the group admins"
+    );
+
+    // Bob is staff only: signed in, but not let into /admin.
+    let bob = browser();
+    let back = through_provider(&bob, &start("corp"), "bob", "bob-pw").await;
+    let bob_token = set_cookie(&back, "authgate_session").expect("a session");
+    assert_eq!(bearer_status(&gateway, "/admin/x", &bob_token).await, 403);
+    assert_eq!(bearer_status(&gateway, "/elsewhere", &bob_token).await, 200);
+
+    // And a local user, by password, on the same gateway.
+    let carol = browser();
+    let signed_in = sign_in(&carol, &gateway, "carol", PASSWORD, "/admin").await;
+    let carol_token = session_token(&signed_in);
+    let seen = bearer_json(&gateway, "/admin/y", &carol_token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "carol");
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "admins");
+
+    // /management/me and introspection report the provider and groups.
+    let me = bearer_json(&gateway, "/management/me", &alice_token).await;
+    assert_eq!(me["user"]["username"], "corp:alice");
+    assert_eq!(me["user"]["provider"], "corp");
+    assert_eq!(me["user"]["groups"], json!(["admins", "staff"]));
+    assert_eq!(me["user"]["name"], "Alice Liddell");
+
+    // A client cannot claim groups of its own.
+    let forged = api()
+        .get(gateway.url("/admin/z"))
+        .bearer_auth(&bob_token)
+        .header("X-Forwarded-Groups", "admins")
+        .header("X_Forwarded_Preferred_Username", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let seen: serde_json::Value = api()
+        .get(gateway.url("/z"))
+        .bearer_auth(&bob_token)
+        .header("X-Forwarded-Groups", "admins")
+        .header("X-Forwarded-Preferred-Username", "root")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "staff");
+    assert_eq!(seen["headers"]["x-forwarded-preferred-username"], "bob");
+}
+
+#[tokio::test]
+async fn a_callback_is_single_use_bound_to_its_browser_and_its_state() {
+    let port = free_port();
+    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&gateway_toml(
+        port,
+        upstream.addr,
+        &provider_toml("corp", "Corp", &corp.issuer, ""),
+    ))
+    .await;
+    let start = gateway.url("/management/authorize?provider=corp&rd=%2F");
+
+    // Capture the callback URL without following it, and the flow
+    // cookie the gateway set at the start.
+    let alice = browser();
+    let mut url = url::Url::parse(&start).unwrap();
+    let mut flow_cookie = None;
+    let callback = loop {
+        if url.path().starts_with("/management/callback/") {
+            break url;
+        }
+        let response = alice.get(url.clone()).send().await.unwrap();
+        if flow_cookie.is_none() {
+            flow_cookie = response.headers().get_all("set-cookie").iter().find_map(|c| {
+                let text = c.to_str().unwrap();
+                text.starts_with("authgate_rp_")
+                    .then(|| text.split(';').next().unwrap().to_owned())
+            });
+        }
+        if response.status().is_redirection() {
+            url = url
+                .join(response.headers()["location"].to_str().unwrap())
+                .unwrap();
+            continue;
+        }
+        let action = url.join(&format!("{}/login", url.path())).unwrap();
+        let answer = alice
+            .post(action.clone())
+            .form(&[("login", "alice"), ("password", "alice-pw")])
+            .send()
+            .await
+            .unwrap();
+        url = action
+            .join(answer.headers()["location"].to_str().unwrap())
+            .unwrap();
+    };
+
+    // Another browser (an attacker handed the URL) has no flow cookie.
+    let other = browser().get(callback.clone()).send().await.unwrap();
+    assert_eq!(other.status(), 400);
+    assert!(set_cookie(&other, "authgate_session").is_none());
+    assert!(other.text().await.unwrap().contains("expired"));
+
+    // A tampered state is not this browser's sign-in.
+    let mut tampered = callback.clone();
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let value = if k == "state" {
+                format!("{v}x")
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), value)
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(&pairs);
+    let answer = alice.get(tampered).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(set_cookie(&answer, "authgate_session").is_none());
+
+    // The browser that started it signs in, once.
+    let first = alice.get(callback.clone()).send().await.unwrap();
+    assert_eq!(first.status(), 303);
+    assert!(set_cookie(&first, "authgate_session").is_some());
+    let cleared = first.headers().get_all("set-cookie").iter().any(|c| {
+        c.to_str().unwrap().starts_with("authgate_rp_") && c.to_str().unwrap().contains("Max-Age=0")
+    });
+    assert!(cleared, "the flow cookie is cleared");
+
+    // Replayed with the flow cookie put back: refused, no second session.
+    let replay = api()
+        .get(callback.clone())
+        .header("cookie", flow_cookie.expect("the start set a flow cookie"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(set_cookie(&replay, "authgate_session").is_none());
+    assert!(replay.text().await.unwrap().contains("already used"));
+}
