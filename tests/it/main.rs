@@ -12,6 +12,7 @@ mod forward_auth;
 mod gateway;
 mod hardening;
 mod hostile;
+mod ldap;
 mod oauth;
 mod operations;
 mod outside;

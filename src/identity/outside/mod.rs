@@ -81,7 +81,7 @@ pub(crate) struct OutsideIdentity {
 #[derive(Debug)]
 enum Kind {
     Oidc(Box<OidcProvider>),
-    Github(GithubProvider),
+    Github(Box<GithubProvider>),
 }
 
 /// One outside provider of the configuration.
@@ -101,7 +101,9 @@ impl Outside {
                     ProviderKind::Oidc(oidc) => {
                         OidcProvider::new(config, oidc).map(|p| Kind::Oidc(Box::new(p)))
                     }
-                    ProviderKind::Github(github) => GithubProvider::new(config, github).map(Kind::Github),
+                    ProviderKind::Github(github) => {
+                        GithubProvider::new(config, github).map(|p| Kind::Github(Box::new(p)))
+                    }
                     ProviderKind::Ldap(_) => return None,
                 };
                 // The configuration's checks made sure of what could fail
