@@ -7,6 +7,7 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::common::chromium::*;
+use crate::common::github::{self, GithubStandIn};
 use crate::common::oidc::NodeProvider;
 use crate::common::*;
 
@@ -409,4 +410,156 @@ async fn a_callback_is_single_use_bound_to_its_browser_and_its_state() {
     assert_eq!(replay.status(), 400);
     assert!(set_cookie(&replay, "authgate_session").is_none());
     assert!(replay.text().await.unwrap().contains("already used"));
+}
+
+/// A gateway whose only provider is the GitHub stand-in, for members of
+/// the org `github`.
+async fn github_gateway(github: &GithubStandIn, upstream: std::net::SocketAddr) -> Gateway {
+    let port = free_port();
+    // Read when the config loads, so it may go once the gateway runs.
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret_file.path(), format!("{}\n", github::CLIENT_SECRET)).unwrap();
+    let secret = secret_file.path();
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+
+[upstream]
+url = "http://{upstream}"
+
+[auth]
+auto_redirect = true
+
+[[providers]]
+id = "github"
+kind = "github"
+client_id = "{id}"
+client_secret_file = "{secret}"
+allowed_orgs = ["GitHub"]
+api_url = "{api}"
+"#,
+        id = github::CLIENT_ID,
+        secret = secret.display(),
+        api = github.api_url()
+    );
+    Gateway::start(&toml).await
+}
+
+#[tokio::test]
+async fn github_people_sign_in_with_their_orgs_and_teams_as_groups() {
+    let github = GithubStandIn::start().await;
+    let upstream = start_upstream().await;
+    let gateway = github_gateway(&github, upstream.addr).await;
+
+    // auto_redirect: the only way in is GitHub, so the page is skipped.
+    let octocat = browser();
+    let first = octocat
+        .get(gateway.url("/management/authorize?rd=%2Frepos"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 302);
+    let location = first.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("http://{}/login/oauth/authorize?", github.addr)),
+        "{location}"
+    );
+    assert!(location.contains("code_challenge_method=S256"), "{location}");
+    assert!(
+        location.contains("scope=read%3Auser+user%3Aemail+read%3Aorg"),
+        "{location}"
+    );
+
+    github.next_person(github::Person::octocat());
+    let back = through_provider(
+        &octocat,
+        &gateway.url("/management/authorize?provider=github&rd=%2Frepos"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(back.status(), 303, "{:?}", back.text().await);
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/repos", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "github:octocat");
+    assert_eq!(
+        seen["headers"]["x-forwarded-email"], "octocat@github.com",
+        "the verified primary email"
+    );
+    assert_eq!(
+        seen["headers"]["x-forwarded-groups"],
+        "github,github/justice-league"
+    );
+    let me = bearer_json(&gateway, "/management/me", &token).await;
+    assert_eq!(me["user"]["name"], "monalisa octocat");
+
+    // Someone in no allowed org: refused, no session.
+    github.next_person(github::Person::loner("hubot", 42));
+    let back = through_provider(
+        &browser(),
+        &gateway.url("/management/authorize?provider=github"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(back.status(), 403);
+    assert!(set_cookie(&back, "authgate_session").is_none());
+    assert!(back
+        .text()
+        .await
+        .unwrap()
+        .contains("Only members of the GitHub organisation github"));
+}
+
+#[tokio::test]
+async fn a_code_github_refuses_ends_in_a_clear_error_and_no_session() {
+    let github = GithubStandIn::start().await;
+    let upstream = start_upstream().await;
+    let gateway = github_gateway(&github, upstream.addr).await;
+    // Take the code to GitHub first, as an attacker who intercepted it
+    // would: then the gateway's exchange is refused.
+    let client = browser();
+    let start = client
+        .get(gateway.url("/management/authorize?provider=github"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    let approved = client.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let stolen = api()
+        .post(format!("http://{}/login/oauth/access_token", github.addr))
+        .header("accept", "application/json")
+        .form(&[
+            ("client_id", github::CLIENT_ID),
+            ("client_secret", github::CLIENT_SECRET),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        stolen["error"], "bad_verification_code",
+        "without the PKCE verifier the code is worthless: {stolen}"
+    );
+    let back = client.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), 401);
+    assert!(set_cookie(&back, "authgate_session").is_none());
+    let page = back.text().await.unwrap();
+    assert!(
+        page.contains("GitHub did not sign you in") && page.contains("bad_verification_code"),
+        "{page}"
+    );
 }

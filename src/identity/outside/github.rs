@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::config::{GithubConfig, ProviderConfig};
 
-use super::http::ProviderHttp;
+use super::http::{HttpError, ProviderHttp};
 use super::{error_chain, Authorization, OutsideError, OutsideIdentity};
 
 /// What the gateway asks GitHub for: the profile, the email addresses,
@@ -49,6 +49,30 @@ struct GithubOrg {
 struct GithubTeam {
     slug: String,
     organization: GithubOrg,
+}
+
+/// The HTTP client for GitHub's token endpoint, which answers a refused
+/// code with `200` and an error object: read as the error it is (RFC 6749
+/// §5.2 says `400`).
+struct TokenEndpoint<'a>(&'a ProviderHttp);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let mut response = self.0.send(request).await?;
+            let refused = serde_json::from_slice::<serde_json::Value>(response.body())
+                .is_ok_and(|body| body.get("error").is_some());
+            if response.status() == http::StatusCode::OK && refused {
+                *response.status_mut() = http::StatusCode::BAD_REQUEST;
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// GitHub, or a GitHub Enterprise server.
@@ -115,7 +139,7 @@ impl GithubProvider {
             .client(redirect_uri)?
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
-            .request_async(&self.http)
+            .request_async(&TokenEndpoint(&self.http))
             .await
             .map_err(|e| OutsideError::Refused(format!("the token request failed: {}", error_chain(&e))))?;
         let token = token.access_token().secret();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod github;
 pub mod ldap;
 pub mod oidc;
 pub mod raw;
