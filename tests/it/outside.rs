@@ -563,3 +563,136 @@ async fn a_code_github_refuses_ends_in_a_clear_error_and_no_session() {
         "{page}"
     );
 }
+
+/// A gateway whose provider `hostile` is the hostile stand-in at `issuer`.
+async fn hostile_gateway(issuer: &str, upstream: std::net::SocketAddr) -> Gateway {
+    let port = free_port();
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+
+[upstream]
+url = "http://{upstream}"
+{provider}
+"#,
+        provider = provider_toml("hostile", "Hostile", issuer, "")
+    );
+    Gateway::start(&toml).await
+}
+
+async fn hostile_mode(hostile: &NodeProvider, mode: &str) {
+    let answer = api()
+        .post(hostile.url("/mode"))
+        .json(&json!({ "mode": mode }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "mode {mode}");
+}
+
+async fn hostile_stats(hostile: &NodeProvider) -> serde_json::Value {
+    api()
+        .get(hostile.url("/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_trick_of_a_hostile_provider_ends_without_a_session() {
+    let Some(hostile) = NodeProvider::start(
+        "hostile.mjs",
+        json!({"port": 0, "client_id": "authgate", "mode": "valid"}),
+    ) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    // What each trick must be refused for, as the error page says it.
+    let tricks = [
+        ("wrong-aud", 401, "audience"),
+        ("wrong-nonce", 401, "nonce"),
+        ("wrong-iss", 401, "issuer"),
+        ("expired", 401, "expired"),
+        ("alg-none", 401, "no signature"),
+        ("hmac-key-confusion", 401, "HS256"),
+        ("unknown-kid", 401, "a key the provider does not publish"),
+        ("jwks-without-key", 401, "a key the provider does not publish"),
+        ("azp-mismatch", 401, "audience"),
+        ("mix-up", 401, "mix-up"),
+        ("error", 401, "The user said no"),
+    ];
+    for (mode, status, says) in tricks {
+        hostile_mode(&hostile, mode).await;
+        // A gateway of its own: nothing cached from an earlier trick.
+        let gateway = hostile_gateway(&hostile.issuer, upstream.addr).await;
+        let back = through_provider(
+            &browser(),
+            &gateway.url("/management/authorize?provider=hostile"),
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(back.status(), status, "{mode}");
+        assert!(
+            set_cookie(&back, "authgate_session").is_none(),
+            "{mode}: no session"
+        );
+        let page = unescape_html(&back.text().await.unwrap());
+        assert!(
+            page.to_lowercase().contains(&says.to_lowercase()),
+            "{mode}: {page}"
+        );
+    }
+
+    // An unknown kid fetches the keys once more, and only once.
+    hostile_mode(&hostile, "unknown-kid").await;
+    let gateway = hostile_gateway(&hostile.issuer, upstream.addr).await;
+    let before = hostile_stats(&hostile).await["jwks"].as_u64().unwrap();
+    let back = through_provider(
+        &browser(),
+        &gateway.url("/management/authorize?provider=hostile"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(back.status(), 401);
+    let after = hostile_stats(&hostile).await["jwks"].as_u64().unwrap();
+    assert_eq!(
+        after - before,
+        2,
+        "discovery's fetch and one more for the unknown kid"
+    );
+
+    // The same provider, honest: a session, as hostile:mallory.
+    hostile_mode(&hostile, "valid").await;
+    let gateway = hostile_gateway(&hostile.issuer, upstream.addr).await;
+    let back = through_provider(
+        &browser(),
+        &gateway.url("/management/authorize?provider=hostile&rd=%2Fok"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(back.status(), 303, "{:?}", back.text().await);
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/ok", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "hostile:mallory");
+    // Discovery and keys are cached: a second sign-in fetches neither.
+    let before = hostile_stats(&hostile).await;
+    let back = through_provider(
+        &browser(),
+        &gateway.url("/management/authorize?provider=hostile"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(back.status(), 303);
+    let after = hostile_stats(&hostile).await;
+    assert_eq!(after["discovery"], before["discovery"]);
+    assert_eq!(after["jwks"], before["jwks"]);
+}

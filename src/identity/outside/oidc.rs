@@ -127,7 +127,8 @@ type Rp = Client<
 struct Discovered {
     metadata: Arc<Metadata>,
     fetched: Instant,
-    keys_fetched: Instant,
+    /// When the keys were last fetched again for an unknown `kid`.
+    keys_refetched: Option<Instant>,
 }
 
 /// One OpenID Connect provider.
@@ -172,7 +173,7 @@ impl OidcProvider {
                 *slot = Some(Discovered {
                     metadata: metadata.clone(),
                     fetched: Instant::now(),
-                    keys_fetched: Instant::now(),
+                    keys_refetched: None,
                 });
                 Ok(metadata)
             }
@@ -194,10 +195,13 @@ impl OidcProvider {
         let Some(found) = slot.as_mut() else {
             return Ok(false);
         };
-        if found.keys_fetched.elapsed() < KEY_REFETCH_INTERVAL {
+        if found
+            .keys_refetched
+            .is_some_and(|at| at.elapsed() < KEY_REFETCH_INTERVAL)
+        {
             return Ok(false);
         }
-        found.keys_fetched = Instant::now();
+        found.keys_refetched = Some(Instant::now());
         let keys = JsonWebKeySet::fetch_async(found.metadata.jwks_uri(), &self.http)
             .await
             .map_err(|e| OutsideError::Unreachable(error_chain(&e)))?;
@@ -352,7 +356,7 @@ impl OidcProvider {
             ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
                 Unverified::NoKey
             }
-            err => Unverified::Invalid(format!("the ID token is not valid: {err}")),
+            err => Unverified::Invalid(format!("the ID token is not valid: {}", error_chain(&err))),
         })?;
         if let Some(expected) = claims.access_token_hash() {
             let invalid = |e: &dyn std::fmt::Display| Unverified::Invalid(format!("at_hash: {e}"));
