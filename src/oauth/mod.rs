@@ -2,6 +2,7 @@
 //! pieces every endpoint shares.
 
 mod authorize;
+mod backchannel_logout;
 mod client_auth;
 mod cors;
 mod discovery;
@@ -100,6 +101,16 @@ where
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
+        _ if path.starts_with(backchannel_logout::BACKCHANNEL_PREFIX) => match method {
+            Method::POST => {
+                let (parts, params) = match read_params(req, state.config.limits.max_body_bytes).await {
+                    Ok(read) => read,
+                    Err(err) => return err.into_response(),
+                };
+                backchannel_logout::logout(&state, parts.uri.path(), &params).await
+            }
+            _ => method_not_allowed(&req, "POST"),
+        },
         _ if path.starts_with(provider_sign_in::CALLBACK_PREFIX) => match method {
             Method::GET => provider_sign_in::callback(&state, &req.into_parts().0).await,
             _ => method_not_allowed(&req, "GET"),

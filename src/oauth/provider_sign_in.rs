@@ -207,7 +207,7 @@ async fn finish(
     let get = |name| params.one(name).ok().flatten();
     // Single use, on every gateway sharing the store.
     let marker_key = TokenKey::of(&format!("authgate outside state\0{}\0{}", provider.id(), flow.s));
-    let marker = Session::marker(crate::store::Identity::new(provider.id(), None), FLOW_SECS);
+    let marker = Session::record(FLOW_SECS);
     match state.store.replace(marker_key, marker).await {
         Ok(None) => {}
         Ok(Some(_)) => {
@@ -260,19 +260,22 @@ async fn finish(
         }
     };
     let user = state.directory.outside_user(provider, &person);
-    if let Some(sid) = &person.sid {
-        // Whose session the provider's `sid` is: for its back-channel logout.
-        let key = TokenKey::of(&session_key(provider.id(), sid));
-        let owner = Session::marker(
-            user.identity.clone(),
-            state
-                .config
-                .tokens
-                .refresh_ttl_secs
-                .max(state.config.tokens.ttl_secs),
-        );
-        if let Err(err) = state.store.insert(key, owner).await {
-            tracing::warn!(error = %err, "could not record the provider's session for back-channel logout");
+    // Whose the provider's session (`sid`) and subject are: for its
+    // back-channel logout, which names one or the other.
+    let keep = state
+        .config
+        .tokens
+        .refresh_ttl_secs
+        .max(state.config.tokens.ttl_secs);
+    let owners = person
+        .sid
+        .iter()
+        .map(|sid| owner_key(provider.id(), "session", sid))
+        .chain([owner_key(provider.id(), "subject", &person.subject)]);
+    for key in owners {
+        let owner = Session::marker(user.identity.clone(), keep);
+        if let Err(err) = state.store.insert(TokenKey::of(&key), owner).await {
+            tracing::warn!(error = %err, "could not record whose provider session this is, for back-channel logout");
         }
     }
     let asked_params = Params::parse(flow.q.as_bytes());
@@ -284,9 +287,10 @@ async fn finish(
     authorize::complete(state, headers, target, &asked, &user).await
 }
 
-/// The store key under which a provider's session (`sid`) names its user.
-pub(super) fn session_key(provider: &str, sid: &str) -> String {
-    format!("authgate outside session\0{provider}\0{sid}")
+/// The store key under which a provider's `session` (its `sid`) or
+/// `subject` (its `sub`) names the user it signed in here.
+pub(super) fn owner_key(provider: &str, what: &str, value: &str) -> String {
+    format!("authgate outside {what}\0{provider}\0{value}")
 }
 
 /// A callback that belongs to no sign-in this browser started.

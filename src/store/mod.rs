@@ -404,9 +404,21 @@ impl Session {
         }
     }
 
-    /// A marker for `identity`'s user, kept for `ttl_secs`.
+    /// A marker for `identity`'s user, kept for `ttl_secs`: ended with
+    /// the user's sessions.
     pub(crate) fn marker(identity: Arc<Identity>, ttl_secs: u64) -> Self {
         Self::for_identity(identity, ttl_secs).derive(Kind::Marker, ttl_secs)
+    }
+
+    /// A marker that is no one's, kept for `ttl_secs`: its owner's name
+    /// starts with a NUL, which no user's can (so revoking a user's
+    /// sessions never ends it).
+    pub(crate) fn record(ttl_secs: u64) -> Self {
+        static NOBODY: std::sync::OnceLock<Arc<Identity>> = std::sync::OnceLock::new();
+        Self::marker(
+            NOBODY.get_or_init(|| Identity::new("\0authgate", None)).clone(),
+            ttl_secs,
+        )
     }
 
     pub(crate) fn in_family(mut self, family: Family) -> Self {

@@ -4,6 +4,7 @@
 //! share.
 
 mod architecture;
+mod backchannel_logout;
 mod browser;
 mod cli;
 mod common;

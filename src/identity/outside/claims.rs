@@ -74,6 +74,12 @@ pub(crate) fn identity(
         })?,
         None => claims.text("email").unwrap_or_else(|| subject.clone()),
     };
+    // The name goes upstream in X-Forwarded-User: it must be one.
+    if username.chars().any(char::is_control) || username.len() > 256 {
+        return Err(OutsideError::Invalid(
+            "the provider's name for the user has control characters or is too long".into(),
+        ));
+    }
     let groups = match groups_claim.and_then(|path| claims.lookup(path)) {
         Some(Value::Array(items)) => items
             .iter()
@@ -135,6 +141,11 @@ mod tests {
             "a named claim that is missing"
         );
         assert!(identity(&Claims::default(), None, None).is_err(), "no subject");
+        let odd = Claims::from_value(serde_json::json!({"sub": "s", "email": "a\r\nX-Forwarded-User: root"}));
+        assert!(
+            identity(&odd, None, None).is_err(),
+            "a name that cannot be a header value"
+        );
         let mut merged = bare.clone();
         merged.merge_missing(serde_json::json!({"sub": "other", "name": "Jane"}));
         assert_eq!(

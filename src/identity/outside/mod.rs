@@ -20,6 +20,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::store::{Identity, IdentityParts};
 
 use self::github::GithubProvider;
+pub(crate) use self::oidc::LogoutClaims;
 use self::oidc::OidcProvider;
 use super::User;
 
@@ -158,6 +159,15 @@ impl Outside {
         };
         self.admit(&person)?;
         Ok(person)
+    }
+
+    /// The claims of a back-channel logout token from this provider, if
+    /// it is valid (only OpenID Connect providers send them).
+    pub(crate) async fn logout_claims(&self, token: &str) -> Result<LogoutClaims, OutsideError> {
+        match &self.kind {
+            Kind::Oidc(oidc) => oidc.logout_claims(token).await,
+            Kind::Github(_) => Err(OutsideError::Invalid("GitHub sends no logout tokens".into())),
+        }
     }
 
     /// The provider's rules: allowed email domains (of a verified email)

@@ -23,8 +23,8 @@ use openidconnect::core::{
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthType, AuthorizationCode,
     ClaimsVerificationError, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, JsonWebKeySet, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, JsonWebKey, JsonWebKeySet,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
     SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, SubjectIdentifier,
     TokenResponse, UserInfoClaims,
 };
@@ -374,6 +374,102 @@ impl OidcProvider {
         ))
     }
 
+    /// Checks a back-channel logout token (OpenID Connect Back-Channel
+    /// Logout 1.0 §2.6): signed by one of the provider's keys (fetched once
+    /// more for an unknown `kid`), with an asymmetric algorithm; `iss` this
+    /// provider, `aud` this client, `iat` not in the future, `exp` (if
+    /// any) not past, a `jti`, the back-channel logout event, `sub` or
+    /// `sid`, and no `nonce`. `typ`, if sent, is `logout+jwt`.
+    pub(crate) async fn logout_claims(&self, token: &str) -> Result<LogoutClaims, OutsideError> {
+        let invalid = |why: &str| OutsideError::Invalid(format!("the logout token {why}"));
+        let parts: Vec<&str> = token.split('.').collect();
+        let [header, payload, signature] = parts[..] else {
+            return Err(invalid("is not a signed JWT"));
+        };
+        let decode =
+            |part: &str| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part);
+        let header: Value = decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or_else(|| invalid("has no readable header"))?;
+        let alg: CoreJwsSigningAlgorithm =
+            serde_json::from_value(header["alg"].clone()).map_err(|_| invalid("names no algorithm"))?;
+        if !ALGORITHMS.contains(&alg) {
+            return Err(invalid(&format!(
+                "is signed with {:?}, which is not accepted",
+                header["alg"]
+            )));
+        }
+        if header
+            .get("typ")
+            .is_some_and(|t| !t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("logout+jwt")))
+        {
+            return Err(invalid("is not typed logout+jwt"));
+        }
+        let signature = decode(signature).map_err(|_| invalid("has an unreadable signature"))?;
+        let signed = &token.as_bytes()[..header_payload_len(token)];
+        let kid = header["kid"].as_str();
+        let verified = |metadata: &Metadata| {
+            metadata
+                .jwks()
+                .keys()
+                .iter()
+                .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|k| **k == *kid)))
+                .any(|key| key.verify_signature(&alg, signed, &signature).is_ok())
+        };
+        if !verified(&*self.metadata().await?)
+            && !(self.refetch_keys().await? && verified(&*self.metadata().await?))
+        {
+            return Err(invalid("is not signed by this provider"));
+        }
+        let claims: Value = decode(payload)
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or_else(|| invalid("has no readable claims"))?;
+        if claims["iss"].as_str() != Some(self.config.issuer.as_str()) {
+            return Err(invalid("is from another issuer"));
+        }
+        let client = self.config.client_id.as_str();
+        let for_us = match &claims["aud"] {
+            Value::String(aud) => aud == client,
+            Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(client)),
+            _ => false,
+        };
+        if !for_us {
+            return Err(invalid("is for another audience"));
+        }
+        let now = chrono::Utc::now().timestamp();
+        match claims["iat"].as_i64() {
+            Some(iat) if iat <= now + CLOCK_SKEW_SECS && iat >= now - LOGOUT_TOKEN_MAX_AGE_SECS => {}
+            Some(_) => return Err(invalid("was not issued just now (iat)")),
+            None => return Err(invalid("has no iat")),
+        }
+        if claims["exp"]
+            .as_i64()
+            .is_some_and(|exp| exp + CLOCK_SKEW_SECS < now)
+        {
+            return Err(invalid("has expired"));
+        }
+        if claims["events"]
+            .get(BACKCHANNEL_LOGOUT_EVENT)
+            .is_none_or(|e| !e.is_object())
+        {
+            return Err(invalid("carries no back-channel logout event"));
+        }
+        if claims.get("nonce").is_some() {
+            return Err(invalid(
+                "carries a nonce, which an ID token has and a logout token must not",
+            ));
+        }
+        let text = |name: &str| claims[name].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let jti = text("jti").ok_or_else(|| invalid("has no jti"))?;
+        let (sub, sid) = (text("sub"), text("sid"));
+        if sub.is_none() && sid.is_none() {
+            return Err(invalid("names neither sub nor sid"));
+        }
+        Ok(LogoutClaims { jti, sub, sid })
+    }
+
     /// The claims the identity needs that `claims` lacks, named; `None` if
     /// it has them all.
     fn missing_claims(&self, claims: &Claims) -> Option<&'static str> {
@@ -390,6 +486,24 @@ impl OidcProvider {
         }
         None
     }
+}
+
+/// The event a logout token must carry.
+const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How old a logout token may be.
+const LOGOUT_TOKEN_MAX_AGE_SECS: i64 = 600;
+
+/// What a valid logout token says: whose sessions end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogoutClaims {
+    pub(crate) jti: String,
+    pub(crate) sub: Option<String>,
+    pub(crate) sid: Option<String>,
+}
+
+/// The length of a JWS's signing input (`header.payload`).
+fn header_payload_len(token: &str) -> usize {
+    token.rfind('.').unwrap_or(0)
 }
 
 /// Why an ID token was not accepted.

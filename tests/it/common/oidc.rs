@@ -95,3 +95,60 @@ impl Drop for NodeProvider {
         let _ = self.child.wait();
     }
 }
+
+/// Follows a sign-in through an outside provider with `client` (which
+/// keeps cookies), from `start` (the gateway's authorize URL with
+/// `provider=`): every redirect, and the provider's login form with
+/// `login` and `password`. Answers the gateway's answer to the callback.
+pub async fn through_provider(
+    client: &reqwest::Client,
+    start: &str,
+    login: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut url = url::Url::parse(start).unwrap();
+    let mut posted = false;
+    for _ in 0..20 {
+        let response = client.get(url.clone()).send().await.unwrap();
+        if url.path().starts_with("/management/callback/") {
+            return response;
+        }
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap();
+            url = url.join(location).unwrap();
+            continue;
+        }
+        let html = response.text().await.unwrap();
+        assert!(
+            url.path().starts_with("/interaction/") && !posted,
+            "stuck at {url}: {html}"
+        );
+        posted = true;
+        let action = url.join(&format!("{}/login", url.path())).unwrap();
+        let answer = client
+            .post(action.clone())
+            .form(&[("login", login), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_redirection(),
+            "the provider refused {login}: {}",
+            answer.text().await.unwrap()
+        );
+        url = action
+            .join(answer.headers()["location"].to_str().unwrap())
+            .unwrap();
+    }
+    panic!("the sign-in never came back to the gateway");
+}
+
+/// The value of the cookie `name` that a response sets.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response.headers().get_all("set-cookie").iter().find_map(|value| {
+        let text = value.to_str().ok()?;
+        let rest = text.strip_prefix(&format!("{name}="))?;
+        let value = rest.split(';').next()?;
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
