@@ -417,9 +417,9 @@ impl OidcProvider {
                 .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|k| **k == *kid)))
                 .any(|key| key.verify_signature(&alg, signed, &signature).is_ok())
         };
-        if !verified(&*self.metadata().await?)
-            && !(self.refetch_keys().await? && verified(&*self.metadata().await?))
-        {
+        let signed_by_provider = verified(&*self.metadata().await?)
+            || (self.refetch_keys().await? && verified(&*self.metadata().await?));
+        if !signed_by_provider {
             return Err(invalid("is not signed by this provider"));
         }
         let claims: Value = decode(payload)
