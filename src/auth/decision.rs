@@ -11,7 +11,7 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
 
 use crate::config::Allowed;
-use crate::store::{unix_now, Session, StoreError, StoreFuture, TokenKey};
+use crate::store::{unix_now, ProviderTokens, Session, StoreError, StoreFuture, TokenKey};
 use crate::web::paths;
 use crate::web::request::is_browser_navigation;
 use crate::web::response::{self, OwnBody};
@@ -22,6 +22,7 @@ use super::state::AuthState;
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
+const X_FORWARDED_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-forwarded-access-token");
 const X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
 const X_FORWARDED_PREFERRED_USERNAME: HeaderName = HeaderName::from_static("x-forwarded-preferred-username");
 
@@ -154,8 +155,38 @@ pub(crate) fn settle<B>(
     if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
         headers.insert(X_FORWARDED_SCOPE, scope);
     }
+    if let Some(tokens) = session.identity().provider_tokens() {
+        provider_tokens(state, &session, tokens, key, now, headers);
+    }
     req.extensions_mut().insert(session.clone());
     Ok(session)
+}
+
+/// A session from an outside provider: its access token upstream (with
+/// `pass_access_token`), and a refresh when it is due.
+fn provider_tokens(
+    state: &AuthState,
+    session: &Session,
+    tokens: &ProviderTokens,
+    key: TokenKey,
+    now: u64,
+    headers: &mut http::HeaderMap,
+) {
+    let Some(provider) = session
+        .identity()
+        .provider()
+        .and_then(|id| state.directory.outside_provider(id))
+    else {
+        return;
+    };
+    if provider.passes_access_token() {
+        if let Ok(value) = HeaderValue::from_str(&tokens.access_token) {
+            headers.insert(X_FORWARDED_ACCESS_TOKEN, value);
+        }
+    }
+    if tokens.due(now) {
+        provider.refresh_in_background(key, session.clone(), state.store.clone());
+    }
 }
 
 /// A `400` for a request the gateway cannot read one way only.

@@ -27,6 +27,9 @@ pub(crate) struct ProviderConfig {
     /// Sign-ins of a verified email that a `[[users]]` entry has become
     /// that user.
     pub(crate) link_by_verified_email: bool,
+    /// The provider's access token goes upstream as
+    /// `X-Forwarded-Access-Token`.
+    pub(crate) pass_access_token: bool,
     pub(crate) kind: ProviderKind,
 }
 
@@ -79,6 +82,9 @@ pub(crate) struct OidcConfig {
     pub(crate) allowed_email_domains: Vec<String>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) timeout: Duration,
+    /// `logout = "provider"`: signing out here signs out there too
+    /// (RP-Initiated Logout).
+    pub(crate) logout_at_provider: bool,
 }
 
 /// `kind = "github"`.
@@ -127,6 +133,7 @@ pub(super) struct RawProvider {
     allowed_groups: Vec<String>,
     #[serde(default)]
     link_by_verified_email: bool,
+    pass_access_token: Option<Spanned<bool>>,
     timeout_secs: Option<Spanned<u64>>,
     ca_file: Option<Spanned<String>>,
     // oidc and github
@@ -139,6 +146,7 @@ pub(super) struct RawProvider {
     username_claim: Option<Spanned<String>>,
     groups_claim: Option<Spanned<String>>,
     allowed_email_domains: Option<Spanned<Vec<String>>>,
+    logout: Option<Spanned<String>>,
     // github
     allowed_orgs: Option<Spanned<Vec<String>>>,
     api_url: Option<Spanned<String>>,
@@ -169,7 +177,13 @@ impl RawProvider {
         let github = "github";
         let ldap = "ldap";
         let redirect = "oidc and github";
-        let keys: [(&str, Option<Range<usize>>, &str); 21] = [
+        let keys: [(&str, Option<Range<usize>>, &str); 23] = [
+            (
+                "pass_access_token",
+                self.pass_access_token.as_ref().map(Spanned::span),
+                redirect,
+            ),
+            ("logout", self.logout.as_ref().map(Spanned::span), oidc),
             ("client_id", self.client_id.as_ref().map(Spanned::span), redirect),
             (
                 "client_secret",
@@ -335,6 +349,7 @@ impl Checker<'_> {
                     display_name,
                     allowed_groups: raw.allowed_groups,
                     link_by_verified_email: raw.link_by_verified_email,
+                    pass_access_token: raw.pass_access_token.as_ref().is_some_and(|p| *p.get_ref()),
                     kind,
                 })
             })
@@ -480,7 +495,15 @@ impl Checker<'_> {
             }
             None => Vec::new(),
         };
+        let logout_at_provider = match raw.logout.as_ref().map(|l| (l.get_ref().as_str(), l.span())) {
+            None | Some(("local", _)) => false,
+            Some(("provider", _)) => true,
+            Some((other, at)) => {
+                return self.fail(&at, format!("logout = {other:?}: use \"local\" (sign out here only) or \"provider\" (at the provider too)"))
+            }
+        };
         Ok(OidcConfig {
+            logout_at_provider,
             issuer: issuer.get_ref().clone(),
             client_id: client_id.get_ref().clone(),
             client_secret,

@@ -253,6 +253,7 @@ impl LdapDirectory {
             provider: Some(&self.provider.id),
             subject: Some(&login),
             preferred_username: Some(&login),
+            provider_tokens: None,
         });
         Ok(Checked::Verified(Arc::new(User::outside(identity))))
     }

@@ -197,6 +197,11 @@ impl Directory {
         &self.outside
     }
 
+    /// The provider people are sent to of that id.
+    pub(crate) fn outside_provider(&self, id: &str) -> Option<&Arc<Outside>> {
+        self.outside.iter().find(|p| p.id() == id)
+    }
+
     /// Whether the sign-in form has anyone to check a password of.
     pub(crate) fn has_passwords(&self, config: &Config) -> bool {
         !config.users.is_empty() || self.sources.iter().any(|s| s.is_remote())
@@ -328,6 +333,7 @@ impl Directory {
             provider: identity.provider(),
             subject: identity.subject(),
             preferred_username: identity.preferred_username(),
+            provider_tokens: identity.provider_tokens().cloned(),
         });
         Arc::new(User::from_entry_with(local.entry().cloned(), merged))
     }

@@ -1,5 +1,7 @@
 //! `GET|POST /management/logout`: revokes the session's token and clears
-//! the cookie.
+//! the cookie; a browser signed in through a provider with
+//! `logout = "provider"` is sent on to sign out there too (RP-Initiated
+//! Logout 1.0), and comes back to `/management/signed-out`.
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -19,7 +21,11 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
         .ok()
         .flatten()
         .map(|p| TokenKey::of(&p.token));
+    let mut at_provider = None;
     if let Some(key) = presented {
+        if wants_html(&req.headers) {
+            at_provider = provider_logout(state, &key).await;
+        }
         if let Err(err) = state.store.remove(&key).await {
             tracing::error!(error = %err, "logout could not revoke the token");
             return state.error_for(
@@ -30,7 +36,11 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
             );
         }
     }
-    let mut response = if wants_html(&req.headers) {
+    let mut response = if let Some(url) =
+        at_provider.and_then(|url| response::redirect(StatusCode::SEE_OTHER, url.as_str()))
+    {
+        url
+    } else if wants_html(&req.headers) {
         response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH).expect("a static path is a valid Location")
     } else {
         response::json(StatusCode::OK, &json!({ "signed_out": true }))
@@ -40,4 +50,28 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// Where a signed-out browser lands after signing out at a provider too.
+pub(super) const SIGNED_OUT_PATH: &str = "/management/signed-out";
+
+/// The provider's end-session address for the session under `key`, if it
+/// came from a provider with `logout = "provider"`.
+async fn provider_logout(state: &AuthState, key: &TokenKey) -> Option<url::Url> {
+    let session = state.store.get(key).await.ok().flatten()?;
+    let identity = session.identity();
+    let provider = state.directory.outside_provider(identity.provider()?)?;
+    provider
+        .end_session_url(identity, &format!("{}{SIGNED_OUT_PATH}", state.issuer()))
+        .await
+}
+
+/// `GET /management/signed-out`: where a provider sends the browser back.
+pub(super) fn signed_out(state: &AuthState) -> Response<OwnBody> {
+    state.error_page(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out, here and at your sign-in provider. Sign in again at /management/authorize.",
+        "",
+    )
 }

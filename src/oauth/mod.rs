@@ -74,6 +74,7 @@ where
         (AUTHORIZE_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (LOGOUT_PATH, &Method::GET | &Method::POST) => logout::logout(&state, &req.into_parts().0).await,
         (LOGOUT_PATH, _) => method_not_allowed(&req, "GET, POST"),
+        (logout::SIGNED_OUT_PATH, &Method::GET | &Method::HEAD) => logout::signed_out(&state),
         (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => {
             cors::preflight(&state, req.headers())
         }

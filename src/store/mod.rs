@@ -91,8 +91,55 @@ pub struct Identity {
     /// LDAP's uid), where it differs from `username`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     preferred_username: Option<Box<str>>,
+    /// What the outside provider issued at the sign-in (kept here, on the
+    /// server side only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider_tokens: Option<Arc<ProviderTokens>>,
     #[serde(skip)]
     headers: IdentityHeaders,
+}
+
+/// The tokens an outside provider issued at a sign-in: its access token
+/// (for `pass_access_token`), refresh token and ID token (for signing out
+/// there too), and when to refresh.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ProviderTokens {
+    pub(crate) access_token: Box<str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<Box<str>>,
+    /// When the access token stops working (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<u64>,
+    /// When to refresh it: three quarters into its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_at: Option<u64>,
+}
+
+impl ProviderTokens {
+    /// Tokens issued now, the access token for `expires_in` seconds.
+    pub(crate) fn issued(
+        access_token: &str,
+        refresh_token: Option<&str>,
+        id_token: Option<&str>,
+        expires_in: Option<u64>,
+    ) -> Self {
+        let now = unix_now();
+        Self {
+            access_token: access_token.into(),
+            refresh_token: refresh_token.map(Into::into),
+            id_token: id_token.map(Into::into),
+            expires_at: expires_in.map(|secs| now.saturating_add(secs)),
+            refresh_at: expires_in.map(|secs| now.saturating_add(secs - secs / 4)),
+        }
+    }
+
+    /// Whether it is time to refresh at `now` (there is a refresh token,
+    /// and the access token is three quarters through its life).
+    pub(crate) fn due(&self, now: u64) -> bool {
+        self.refresh_token.is_some() && self.refresh_at.is_some_and(|at| now >= at)
+    }
 }
 
 /// An identity's fields as header values, made the first time a request
@@ -135,6 +182,7 @@ pub(crate) struct IdentityParts<'a> {
     pub(crate) provider: Option<&'a str>,
     pub(crate) subject: Option<&'a str>,
     pub(crate) preferred_username: Option<&'a str>,
+    pub(crate) provider_tokens: Option<Arc<ProviderTokens>>,
 }
 
 impl Identity {
@@ -160,6 +208,7 @@ impl Identity {
             provider: parts.provider.map(Into::into),
             subject: parts.subject.map(Into::into),
             preferred_username: parts.preferred_username.map(Into::into),
+            provider_tokens: parts.provider_tokens,
             headers: IdentityHeaders::default(),
         })
     }
@@ -225,6 +274,19 @@ impl Identity {
     /// [`username`](Self::username).
     pub fn preferred_username(&self) -> Option<&str> {
         self.preferred_username.as_deref()
+    }
+
+    pub(crate) fn provider_tokens(&self) -> Option<&Arc<ProviderTokens>> {
+        self.provider_tokens.as_ref()
+    }
+
+    /// The same identity with the provider's tokens of a refresh.
+    pub(crate) fn with_provider_tokens(&self, tokens: ProviderTokens) -> Arc<Self> {
+        Arc::new(Self {
+            provider_tokens: Some(Arc::new(tokens)),
+            headers: IdentityHeaders::default(),
+            ..self.clone()
+        })
     }
 }
 
@@ -359,6 +421,13 @@ impl Session {
     /// Records a use at `now`.
     pub(crate) fn touch(&mut self, now: u64) {
         self.last_seen = self.last_seen.max(now);
+    }
+
+    /// The same session for another identity (the same person, with
+    /// refreshed provider tokens).
+    pub(crate) fn with_identity(mut self, identity: Arc<Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// The same session, issued to an OAuth client.

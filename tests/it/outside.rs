@@ -639,3 +639,204 @@ async fn every_trick_of_a_hostile_provider_ends_without_a_session() {
     assert_eq!(after["discovery"], before["discovery"]);
     assert_eq!(after["jwks"], before["jwks"]);
 }
+
+/// A real provider whose client (for a gateway on `port`) registers no
+/// back-channel logout, with access tokens that live `access_ttl` seconds.
+fn short_lived_provider(port: u16, access_ttl: u64) -> Option<NodeProvider> {
+    let base = format!("http://127.0.0.1:{port}");
+    NodeProvider::start(
+        "provider.mjs",
+        json!({
+            "port": 0,
+            "access_token_ttl": access_ttl,
+            "clients": [{
+                "client_id": "authgate",
+                "client_secret": "corp-secret",
+                "redirect_uris": [format!("{base}/management/callback/corp")],
+                "post_logout_redirect_uris": [format!("{base}/management/signed-out")]
+            }],
+            "users": alice_and_bob()
+        }),
+    )
+}
+
+/// The provider's answer at its userinfo endpoint for `access_token`.
+async fn userinfo(provider: &NodeProvider, access_token: &str) -> reqwest::Response {
+    api()
+        .get(provider.url("/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_providers_access_token_goes_upstream_is_refreshed_in_time_and_a_refused_refresh_ends_the_session(
+) {
+    let port = free_port();
+    let Some(corp) = short_lived_provider(port, 4) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let providers = provider_toml("corp", "Corp", &corp.issuer, "pass_access_token = true");
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+    let back = through_provider(
+        &browser(),
+        &gateway.url("/management/authorize?provider=corp"),
+        "alice",
+        "alice-pw",
+    )
+    .await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+
+    // The upstream gets the provider's own access token, which works there.
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    let first = seen["headers"]["x-forwarded-access-token"]
+        .as_str()
+        .expect("the provider's token")
+        .to_owned();
+    let me: serde_json::Value = userinfo(&corp, &first).await.json().await.unwrap();
+    assert_eq!(me["sub"], "u-alice");
+
+    // Three quarters into its four seconds, a request starts a refresh;
+    // soon after, the upstream gets a new token that works.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let _ = bearer_json(&gateway, "/x", &token).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let second = loop {
+        let seen = bearer_json(&gateway, "/x", &token).await;
+        let now = seen["headers"]["x-forwarded-access-token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if now != first {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider token was never refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        userinfo(&corp, &second).await.status(),
+        200,
+        "the refreshed token works"
+    );
+    assert!(
+        corp.log().contains("POST /token"),
+        "refreshed at the provider's token endpoint"
+    );
+
+    // The provider ends alice's grant (no back-channel logout registered):
+    // the next refresh is refused, and the session here ends with it.
+    let ended: serde_json::Value = api()
+        .post(corp.url("/test/backchannel-logout"))
+        .json(&json!({"sub": "u-alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended["sent"], 0, "no back-channel logout: {ended}");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while bearer_status(&gateway, "/x", &token).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived a refused refresh"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn signing_out_signs_out_at_the_provider_too_when_configured() {
+    let port = free_port();
+    let Some(corp) = short_lived_provider(port, 600) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let providers = provider_toml("corp", "Corp", &corp.issuer, "logout = \"provider\"");
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+    let alice = browser();
+    let back = through_provider(
+        &alice,
+        &gateway.url("/management/authorize?provider=corp"),
+        "alice",
+        "alice-pw",
+    )
+    .await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+
+    let out = alice.get(gateway.url("/management/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    let location = url::Url::parse(out.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        location.as_str().starts_with(&corp.url("/session/end")),
+        "{location}"
+    );
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert!(
+        query["id_token_hint"].split('.').count() == 3,
+        "the ID token as the hint"
+    );
+    assert_eq!(
+        query["post_logout_redirect_uri"],
+        gateway.url("/management/signed-out")
+    );
+    assert_eq!(
+        bearer_status(&gateway, "/x", &token).await,
+        401,
+        "signed out here at once"
+    );
+
+    // The provider asks to confirm, then sends the browser back.
+    let page = alice.get(location).send().await.unwrap().text().await.unwrap();
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the provider's confirmation form");
+    let confirmed = alice
+        .post(corp.url("/session/end/confirm"))
+        .form(&[("xsrf", xsrf), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert!(confirmed.status().is_redirection());
+    let back_to = confirmed.headers()["location"].to_str().unwrap();
+    assert!(
+        back_to.starts_with(&gateway.url("/management/signed-out")),
+        "{back_to}"
+    );
+    let landed = alice.get(back_to).send().await.unwrap();
+    assert_eq!(landed.status(), 200);
+    assert!(landed.text().await.unwrap().contains("Signed out"));
+
+    // Signed out there too: signing in again asks for the password.
+    let again = alice
+        .get(gateway.url("/management/authorize?provider=corp"))
+        .send()
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(again.headers()["location"].to_str().unwrap()).unwrap();
+    loop {
+        let step = alice.get(url.clone()).send().await.unwrap();
+        if !step.status().is_redirection() {
+            assert!(url.path().starts_with("/interaction/"), "{url}");
+            assert!(
+                step.text().await.unwrap().contains("id=\"password\""),
+                "the provider asks again"
+            );
+            break;
+        }
+        let next = url.join(step.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(
+            !next.path().starts_with("/management/callback/"),
+            "signed straight back in: the provider kept its session"
+        );
+        url = next;
+    }
+}

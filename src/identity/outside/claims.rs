@@ -106,6 +106,7 @@ pub(crate) fn identity(
         name: claims.text("name"),
         groups,
         sid: claims.text("sid"),
+        tokens: None,
     })
 }
 

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::config::{GithubConfig, ProviderConfig};
+use crate::store::ProviderTokens;
 
 use super::http::{HttpError, ProviderHttp};
 use super::{error_chain, Authorization, OutsideError, OutsideIdentity};
@@ -180,6 +181,8 @@ impl GithubProvider {
             name: user.name,
             groups,
             sid: None,
+            // OAuth apps' tokens do not expire, and come with no refresh token.
+            tokens: Some(ProviderTokens::issued(token, None, None, None)),
         })
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::store::{Identity, IdentityParts};
+use crate::store::{Identity, IdentityParts, ProviderTokens, Session, TokenKey, TokenStore};
 
 use self::github::GithubProvider;
 pub(crate) use self::oidc::LogoutClaims;
@@ -76,6 +76,8 @@ pub(crate) struct OutsideIdentity {
     pub(crate) groups: Vec<String>,
     /// The provider's session, for its back-channel logout.
     pub(crate) sid: Option<String>,
+    /// What the provider issued.
+    pub(crate) tokens: Option<ProviderTokens>,
 }
 
 /// The kinds of outside provider.
@@ -90,6 +92,8 @@ enum Kind {
 pub(crate) struct Outside {
     config: ProviderConfig,
     kind: Kind,
+    /// The sessions whose provider tokens are being refreshed now.
+    refreshing: dashmap::DashSet<TokenKey>,
 }
 
 impl Outside {
@@ -117,6 +121,7 @@ impl Outside {
                 Some(Arc::new(Outside {
                     config: config.clone(),
                     kind,
+                    refreshing: dashmap::DashSet::new(),
                 }))
             })
             .collect()
@@ -170,6 +175,69 @@ impl Outside {
         }
     }
 
+    /// Whether the provider's access token goes upstream.
+    pub(crate) fn passes_access_token(&self) -> bool {
+        self.config.pass_access_token
+    }
+
+    /// Refreshes the provider tokens of the session under `key` in the
+    /// background, unless that is already under way: the session gets the
+    /// new tokens, or ends if the provider refuses.
+    pub(crate) fn refresh_in_background(
+        self: &Arc<Self>,
+        key: TokenKey,
+        session: Session,
+        store: Arc<dyn TokenStore>,
+    ) {
+        if !matches!(self.kind, Kind::Oidc(_)) {
+            return;
+        }
+        let Some(tokens) = session.identity().provider_tokens().cloned() else {
+            return;
+        };
+        if !self.refreshing.insert(key) {
+            return;
+        }
+        let provider = self.clone();
+        tokio::spawn(async move {
+            let Kind::Oidc(oidc) = &provider.kind else { return };
+            match oidc.refresh(&tokens).await {
+                Ok(fresh) => {
+                    let identity = session.identity().with_provider_tokens(fresh);
+                    if let Err(err) = store.insert(key, session.with_identity(identity)).await {
+                        tracing::warn!(error = %err, "could not keep refreshed provider tokens");
+                    }
+                }
+                Err(OutsideError::Refused(reason)) => {
+                    tracing::info!(
+                        provider = provider.id(),
+                        reason,
+                        "the provider refused a refresh: the session ends"
+                    );
+                    if let Err(err) = store.remove(&key).await {
+                        tracing::warn!(error = %err, "could not end a session whose refresh was refused");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(provider = provider.id(), error = %err, "provider token refresh failed; tried again later")
+                }
+            }
+            provider.refreshing.remove(&key);
+        });
+    }
+
+    /// Where to send the browser to sign out at the provider too, if
+    /// `logout = "provider"`.
+    pub(crate) async fn end_session_url(&self, identity: &Identity, post_logout: &str) -> Option<Url> {
+        match &self.kind {
+            Kind::Oidc(oidc) => {
+                oidc.end_session_url(identity.provider_tokens().map(|t| &**t), post_logout)
+                    .await
+            }
+            Kind::Github(_) => None,
+        }
+    }
+
     /// The provider's rules: allowed email domains (of a verified email)
     /// and allowed groups.
     fn admit(&self, person: &OutsideIdentity) -> Result<(), OutsideError> {
@@ -209,6 +277,7 @@ impl Outside {
             provider: Some(&self.config.id),
             subject: Some(&person.subject),
             preferred_username: Some(&person.username),
+            provider_tokens: person.tokens.clone().map(Arc::new),
         });
         Arc::new(User::outside(identity))
     }

@@ -28,11 +28,13 @@ use openidconnect::{
     SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, SubjectIdentifier,
     TokenResponse, UserInfoClaims,
 };
+use openidconnect::{RefreshToken, RequestTokenError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::{OidcConfig, ProviderConfig};
+use crate::store::ProviderTokens;
 
 use super::claims::{self, Claims};
 use super::http::ProviderHttp;
@@ -326,11 +328,18 @@ impl OidcProvider {
                 all.merge_missing(serde_json::to_value(&info).unwrap_or(Value::Null));
             }
         }
-        claims::identity(
+        let mut person = claims::identity(
             &all,
             self.config.username_claim.as_deref(),
             self.config.groups_claim.as_deref(),
-        )
+        )?;
+        person.tokens = Some(ProviderTokens::issued(
+            access_token.secret(),
+            response.refresh_token().map(|t| t.secret().as_str()),
+            Some(&id_token.to_string()),
+            response.expires_in().map(|d| d.as_secs()),
+        ));
+        Ok(person)
     }
 
     /// The ID token's claims, verified (with `at_hash` against the access
@@ -468,6 +477,68 @@ impl OidcProvider {
             return Err(invalid("names neither sub nor sid"));
         }
         Ok(LogoutClaims { jti, sub, sid })
+    }
+
+    /// New tokens for `tokens`' refresh token. [`OutsideError::Refused`]
+    /// when the provider refuses it: the sign-in is over.
+    pub(crate) async fn refresh(&self, tokens: &ProviderTokens) -> Result<ProviderTokens, OutsideError> {
+        let Some(refresh_token) = tokens.refresh_token.as_deref() else {
+            return Err(OutsideError::Refused("no refresh token".into()));
+        };
+        let metadata = self.metadata().await?;
+        // A refresh names no redirect URI; the client wants one all the same.
+        let client = self.client(&metadata, &self.config.issuer)?;
+        let response = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
+            .map_err(|e| OutsideError::Unreachable(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(refused) => OutsideError::Refused(refused.to_string()),
+                other => OutsideError::Unreachable(error_chain(&other)),
+            })?;
+        Ok(ProviderTokens::issued(
+            response.access_token().secret(),
+            response
+                .refresh_token()
+                .map(|t| t.secret().as_str())
+                .or(Some(refresh_token)),
+            response
+                .id_token()
+                .map(|t| t.to_string())
+                .as_deref()
+                .or(tokens.id_token.as_deref()),
+            response.expires_in().map(|d| d.as_secs()),
+        ))
+    }
+
+    /// Where to send the browser to sign out at the provider too
+    /// (RP-Initiated Logout 1.0), if the config asks for it and the
+    /// provider has an end-session endpoint.
+    pub(crate) async fn end_session_url(
+        &self,
+        tokens: Option<&ProviderTokens>,
+        post_logout: &str,
+    ) -> Option<url::Url> {
+        if !self.config.logout_at_provider {
+            return None;
+        }
+        let metadata = self.metadata().await.ok()?;
+        let mut url = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?
+            .url()
+            .clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(hint) = tokens.and_then(|t| t.id_token.as_deref()) {
+                query.append_pair("id_token_hint", hint);
+            }
+            query.append_pair("client_id", &self.config.client_id);
+            query.append_pair("post_logout_redirect_uri", post_logout);
+        }
+        Some(url)
     }
 
     /// The claims the identity needs that `claims` lacks, named; `None` if
