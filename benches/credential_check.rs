@@ -1,8 +1,9 @@
 //! The credential check alone: hashing a presented token and finding its
 //! session, at 1 thousand, 100 thousand and 1 million live tokens; the
 //! whole `AuthService` decision (find the credential, look it up, rewrite
-//! the headers) with an inner service that answers at once; and rendering
-//! the sign-in page.
+//! the headers) with an inner service that answers at once, for a local
+//! user's session and for one from an outside OpenID provider; and
+//! rendering the sign-in page.
 //!
 //! `cargo bench --bench credential_check`
 
@@ -64,16 +65,16 @@ fn store_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-fn layer_check(c: &mut Criterion) {
-    let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
-    let (store, tokens) = filled_store(1_000);
+/// The whole decision for a bearer token of `tokens[0]`, behind a layer
+/// for `config` and `store`.
+fn bearer_check(c: &mut Criterion, name: &str, config: Config, store: MemoryStore, tokens: &[Token]) {
     let layer = AuthLayer::with_store(config, store).unwrap();
     let inner = service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
     });
     let mut service = layer.layer(inner);
     let bearer = format!("Bearer {}", tokens[0].as_str());
-    c.bench_function("auth_service_bearer_check", |b| {
+    c.bench_function(name, |b| {
         b.iter_batched(
             || {
                 Request::get("/api/items?page=2")
@@ -85,6 +86,91 @@ fn layer_check(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+}
+
+fn layer_check(c: &mut Criterion) {
+    let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
+    let (store, tokens) = filled_store(1_000);
+    bearer_check(c, "auth_service_bearer_check", config, store, &tokens);
+}
+
+/// Sessions as [`layer_check_outside`] makes them, for a provider of
+/// `provider` (`None`: a local user with the same name, email and groups).
+fn sessions_with_groups(provider: Option<&str>) -> (MemoryStore, Vec<Token>) {
+    let store = MemoryStore::new();
+    let tokens: Vec<Token> = (0..1_000).map(|_| Token::generate()).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (i, token) in tokens.iter().enumerate() {
+        let mut identity = serde_json::json!({
+            "username": format!("user{i}"),
+            "email": format!("user{i}@corp.example"),
+            "name": "A Person",
+            "groups": ["admins", "ops", "staff"],
+        });
+        if let Some(provider) = provider {
+            identity["username"] = serde_json::json!(format!("{provider}:user{i}"));
+            identity["provider"] = serde_json::json!(provider);
+            identity["subject"] = serde_json::json!(format!("0b5e{i}"));
+            identity["preferred_username"] = serde_json::json!(format!("user{i}"));
+            identity["provider_tokens"] = serde_json::json!({
+                "access_token": "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl",
+                "refresh_token": "r-1",
+                "id_token": "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl",
+                "expires_at": now + 3600,
+                "refresh_at": now + 2700
+            });
+        }
+        let session: Session = serde_json::from_value(serde_json::json!({
+            "identity": identity,
+            "grant": null,
+            "issued_at": now,
+            "expires_at": now + 3600,
+            "kind": "Access",
+            "family": null
+        }))
+        .unwrap();
+        store
+            .insert(token.key(), session)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+    }
+    (store, tokens)
+}
+
+/// A local user's session with a name, email and three groups.
+fn layer_check_groups(c: &mut Criterion) {
+    let config = Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n").unwrap();
+    let (store, tokens) = sessions_with_groups(None);
+    bearer_check(
+        c,
+        "auth_service_bearer_check_local_groups",
+        config,
+        store,
+        &tokens,
+    );
+}
+
+/// The same, for sessions an outside OpenID provider vouched for: with
+/// the same groups, a subject, a preferred username, and the provider's
+/// tokens kept with them (as a Redis store holds them; a session's JSON is
+/// the public way to make one).
+fn layer_check_outside(c: &mut Criterion) {
+    let config = Config::from_toml_str(
+        "[upstream]\nbuiltin = \"whoami\"\n[[providers]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"authgate\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let (store, tokens) = sessions_with_groups(Some("corp"));
+    bearer_check(
+        c,
+        "auth_service_bearer_check_outside_provider",
+        config,
+        store,
+        &tokens,
+    );
 }
 
 fn sign_in_page(c: &mut Criterion) {
@@ -110,5 +196,12 @@ fn sign_in_page(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, store_lookup, layer_check, sign_in_page);
+criterion_group!(
+    benches,
+    store_lookup,
+    layer_check,
+    layer_check_groups,
+    layer_check_outside,
+    sign_in_page
+);
 criterion_main!(benches);

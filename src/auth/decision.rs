@@ -172,6 +172,11 @@ fn provider_tokens(
     now: u64,
     headers: &mut http::HeaderMap,
 ) {
+    let due = tokens.due(now);
+    // Most requests need neither: no provider lookup for them.
+    if !due && !state.directory.passes_access_tokens() {
+        return;
+    }
     let Some(provider) = session
         .identity()
         .provider()
@@ -184,7 +189,7 @@ fn provider_tokens(
             headers.insert(X_FORWARDED_ACCESS_TOKEN, value);
         }
     }
-    if tokens.due(now) {
+    if due {
         provider.refresh_in_background(key, session.clone(), state.store.clone());
     }
 }

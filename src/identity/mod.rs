@@ -202,6 +202,11 @@ impl Directory {
         self.outside.iter().find(|p| p.id() == id)
     }
 
+    /// Whether any provider sends its access token upstream.
+    pub(crate) fn passes_access_tokens(&self) -> bool {
+        self.outside.iter().any(|p| p.passes_access_token())
+    }
+
     /// Whether the sign-in form has anyone to check a password of.
     pub(crate) fn has_passwords(&self, config: &Config) -> bool {
         !config.users.is_empty() || self.sources.iter().any(|s| s.is_remote())

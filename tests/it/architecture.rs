@@ -151,7 +151,10 @@ fn no_module_reaches_up_into_one_above_it() {
     may_only("proxy", &["config", "error", "runtime", "tls", "web"]);
     // Who signs in: besides the store and the config, only leaves (tls for
     // the CA files of providers and directories).
-    may_only("identity", &["config", "error", "password", "runtime", "store", "tls"]);
+    may_only(
+        "identity",
+        &["config", "error", "password", "runtime", "store", "tls"],
+    );
     // The library never needs the binary's gateway.
     for (module, imports) in &graph {
         if module != "gateway" {
