@@ -86,8 +86,21 @@ impl AuthState {
         error: &str,
         description: &str,
     ) -> Response<OwnBody> {
+        let title = status.canonical_reason().unwrap_or("Error");
+        self.error_titled(headers, status, title, description, error)
+    }
+
+    /// An error for whoever asked, with a title for the page: a page for
+    /// a browser, JSON (`error`, `error_description`) otherwise.
+    pub(crate) fn error_titled(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        title: &str,
+        description: &str,
+        error: &str,
+    ) -> Response<OwnBody> {
         if wants_html(headers) {
-            let title = status.canonical_reason().unwrap_or("Error");
             self.error_page(status, title, description, error)
         } else {
             response::json_error(status, error, description)

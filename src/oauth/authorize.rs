@@ -336,7 +336,7 @@ pub(super) async fn show(state: &AuthState, req: &http::request::Parts) -> Respo
         .then(|| state.directory.outside().first())
         .flatten();
     if let Some(id) = chosen.or(only.map(|p| p.id())) {
-        return super::provider_sign_in::start(state, &asked, id).await;
+        return super::provider_sign_in::start(state, headers, &asked, id).await;
     }
     let flash = Flash::read(&state.csrf, headers);
     let (message, username) = match &flash {

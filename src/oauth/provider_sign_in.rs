@@ -121,11 +121,13 @@ fn redirect_uri(state: &AuthState, provider: &str) -> String {
 /// checked) authorize request `asked`.
 pub(super) async fn start(
     state: &AuthState,
+    headers: &HeaderMap,
     asked: &AuthorizeParams<'_>,
     provider_id: &str,
 ) -> Response<OwnBody> {
     let Some(provider) = find(state, provider_id) else {
-        return state.error_page(
+        return state.error_titled(
+            headers,
             StatusCode::NOT_FOUND,
             "Unknown sign-in provider",
             "This gateway has no sign-in provider of that name. Go back and choose one on the sign-in page.",
@@ -134,7 +136,7 @@ pub(super) async fn start(
     };
     let started = match provider.start(&redirect_uri(state, provider.id())).await {
         Ok(started) => started,
-        Err(err) => return failure(state, provider, &err),
+        Err(err) => return failure(state, headers, provider, &err),
     };
     let flow = Flow {
         p: provider.id().to_owned(),
@@ -163,9 +165,11 @@ fn find<'a>(state: &'a AuthState, id: &str) -> Option<&'a Outside> {
 
 /// `GET /management/callback/ID`: the provider's answer.
 pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
+    let headers = &parts.headers;
     let id = parts.uri.path().strip_prefix(CALLBACK_PREFIX).unwrap_or_default();
     let Some(provider) = find(state, id) else {
-        return state.error_page(
+        return state.error_titled(
+            headers,
             StatusCode::NOT_FOUND,
             "Unknown sign-in provider",
             "This gateway has no sign-in provider of that name.",
@@ -177,6 +181,7 @@ pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBo
     let Some(flow_state) = get("state") else {
         return expired(
             state,
+            headers,
             "The answer from the sign-in provider did not say which sign-in it belongs to.",
         );
     };
@@ -187,6 +192,7 @@ pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBo
         );
         return expired(
             state,
+            headers,
             "This sign-in has expired, or was started in another browser.",
         );
     };
@@ -212,11 +218,12 @@ async fn finish(
         Ok(None) => {}
         Ok(Some(_)) => {
             tracing::warn!(provider = provider.id(), "outside sign-in callback replayed");
-            return expired(state, "This sign-in was already used.");
+            return expired(state, headers, "This sign-in was already used.");
         }
         Err(err) => {
             tracing::error!(error = %err, "token store unavailable at an outside sign-in");
-            return state.error_page(
+            return state.error_titled(
+                headers,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
                 "The gateway cannot keep sessions right now. Try again in a moment.",
@@ -235,12 +242,17 @@ async fn finish(
         state.metrics.sign_in(SignIn::Failed);
         return failure(
             state,
+            headers,
             provider,
             &OutsideError::Refused(format!("{error} {description}").trim().to_owned()),
         );
     }
     let Some(code) = get("code") else {
-        return expired(state, "The answer from the sign-in provider carried no code.");
+        return expired(
+            state,
+            headers,
+            "The answer from the sign-in provider carried no code.",
+        );
     };
     let person = match provider
         .finish(
@@ -256,7 +268,7 @@ async fn finish(
         Err(err) => {
             tracing::warn!(provider = provider.id(), error = %err, "outside sign-in failed");
             state.metrics.sign_in(SignIn::Failed);
-            return failure(state, provider, &err);
+            return failure(state, headers, provider, &err);
         }
     };
     let user = state.directory.outside_user(provider, &person);
@@ -294,8 +306,9 @@ pub(super) fn owner_key(provider: &str, what: &str, value: &str) -> String {
 }
 
 /// A callback that belongs to no sign-in this browser started.
-fn expired(state: &AuthState, why: &str) -> Response<OwnBody> {
-    state.error_page(
+fn expired(state: &AuthState, headers: &HeaderMap, why: &str) -> Response<OwnBody> {
+    state.error_titled(
+        headers,
         StatusCode::BAD_REQUEST,
         "Sign-in expired",
         &format!("{why} Go back to the sign-in page and start again."),
@@ -304,7 +317,12 @@ fn expired(state: &AuthState, why: &str) -> Response<OwnBody> {
 }
 
 /// The page for a sign-in the provider, or what it sent, let down.
-fn failure(state: &AuthState, provider: &Outside, err: &OutsideError) -> Response<OwnBody> {
+fn failure(
+    state: &AuthState,
+    headers: &HeaderMap,
+    provider: &Outside,
+    err: &OutsideError,
+) -> Response<OwnBody> {
     let name = provider.display_name();
     let (status, title, message) = match err {
         OutsideError::Unreachable(_) => (
@@ -324,5 +342,5 @@ fn failure(state: &AuthState, provider: &Outside, err: &OutsideError) -> Respons
         ),
         OutsideError::NotAllowed(reason) => (StatusCode::FORBIDDEN, "Not allowed here".to_owned(), reason.clone()),
     };
-    state.error_page(status, &title, &message, "access_denied")
+    state.error_titled(headers, status, &title, &message, "access_denied")
 }

@@ -83,6 +83,10 @@ groups = ["admins"]
 path_prefix = "/admin"
 url = "http://{upstream}"
 allowed_groups = ["admins"]
+
+[[clients]]
+client_id = "app"
+redirect_uris = ["http://127.0.0.1:3000/callback"]
 {providers}
 "#,
         hash = password_hash()
@@ -839,4 +843,185 @@ async fn signing_out_signs_out_at_the_provider_too_when_configured() {
         );
         url = next;
     }
+}
+
+#[tokio::test]
+async fn an_oauth_clients_user_signs_in_through_a_provider_and_the_client_gets_authgates_tokens() {
+    let port = free_port();
+    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&gateway_toml(
+        port,
+        upstream.addr,
+        &provider_toml("corp", "Corp", &corp.issuer, ""),
+    ))
+    .await;
+    let verifier = "a-verifier-long-enough-for-rfc-7636-which-wants-43-characters";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let start = gateway.url(&format!(
+        "/management/authorize?provider=corp&client_id=app&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&state=xyz&code_challenge={challenge}&code_challenge_method=S256"
+    ));
+    // The page offers the provider for the client's request too.
+    let page = browser()
+        .get(gateway.url(&format!(
+            "/management/authorize?client_id=app&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&state=xyz&code_challenge={challenge}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        unescape_html(&page).contains("/management/authorize?provider=corp&response_type=code&client_id=app"),
+        "{page}"
+    );
+
+    let back = through_provider(&browser(), &start, "alice", "alice-pw").await;
+    assert_eq!(back.status(), 303, "{:?}", back.text().await);
+    assert!(
+        set_cookie(&back, "authgate_session").is_none(),
+        "a client's sign-in sets no gateway cookie"
+    );
+    let location = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        location.as_str().split('?').next().unwrap(),
+        "http://127.0.0.1:3000/callback"
+    );
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["state"], "xyz");
+    let tokens: serde_json::Value = api()
+        .post(gateway.url("/management/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", query["code"].as_str()),
+            ("redirect_uri", "http://127.0.0.1:3000/callback"),
+            ("client_id", "app"),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tokens}"));
+    assert_eq!(tokens["user"]["username"], "corp:alice", "{tokens}");
+    let me = bearer_json(&gateway, "/management/me", access).await;
+    assert_eq!(me["client_id"], "app");
+    assert_eq!(me["user"]["provider"], "corp");
+    let seen = bearer_json(&gateway, "/admin/z", access).await;
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "admins,staff");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_or_silent_fails_clearly_and_holds_up_no_other_sign_in() {
+    let upstream = start_upstream().await;
+    // One provider on a closed port; one that takes the connection and
+    // never answers.
+    let closed = free_port();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let port = free_port();
+    let providers = provider_toml("down", "Down", &format!("http://127.0.0.1:{closed}"), "")
+        + &provider_toml(
+            "silent",
+            "Silent",
+            &format!("http://127.0.0.1:{silent_port}"),
+            "timeout_secs = 2",
+        );
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+
+    let down = browser()
+        .get(gateway.url("/management/authorize?provider=down"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 502);
+    assert!(set_cookie(&down, "authgate_rp_").is_none());
+    assert!(down.text().await.unwrap().contains("Down cannot be reached"));
+    let down = api()
+        .get(gateway.url("/management/authorize?provider=down"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 502);
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied", "an API client gets JSON: {body}");
+
+    // The silent one takes its timeout; a local sign-in meanwhile does not wait.
+    let waiting = tokio::spawn({
+        let url = gateway.url("/management/authorize?provider=silent");
+        async move {
+            let began = std::time::Instant::now();
+            let answer = browser().get(url).send().await.unwrap();
+            (answer.status(), began.elapsed())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let began = std::time::Instant::now();
+    let carol = sign_in(&browser(), &gateway, "carol", PASSWORD, "/").await;
+    assert_eq!(carol.status(), 303);
+    let local = began.elapsed();
+    let (status, took) = waiting.await.unwrap();
+    assert_eq!(status, 502);
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        local < std::time::Duration::from_secs(2),
+        "the local sign-in waited for the silent provider: {local:?}"
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn outside_people_are_linked_to_users_only_as_the_config_says() {
+    let port = free_port();
+    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let links = format!(
+        r#"
+[[users]]
+username = "alice-local"
+password_hash = "{hash}"
+groups = ["local-ops"]
+links = ["corp:u-alice"]
+
+[[users]]
+username = "robert"
+password_hash = "{hash}"
+email = "BOB@corp.example"
+"#,
+        hash = password_hash()
+    );
+    let providers = provider_toml("corp", "Corp", &corp.issuer, "link_by_verified_email = true") + &links;
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+    let start = gateway.url("/management/authorize?provider=corp");
+
+    // links: corp's u-alice is alice-local, with the groups of both.
+    let back = through_provider(&browser(), &start, "alice", "alice-pw").await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice-local");
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "admins,local-ops,staff");
+    assert_eq!(seen["headers"]["x-forwarded-preferred-username"], "alice");
+
+    // link_by_verified_email: bob's verified address is robert's.
+    let back = through_provider(&browser(), &start, "bob", "bob-pw").await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "robert");
 }
