@@ -27,6 +27,16 @@ impl CsrfKey {
         Self(key)
     }
 
+    /// The key made from a secret every gateway of a deployment shares
+    /// (`[auth] secret_file`).
+    pub(crate) fn from_secret(secret: &str) -> Self {
+        use sha2::Digest;
+        let mut digest = Sha256::new();
+        digest.update(b"authgate signing key\0");
+        digest.update(secret.as_bytes());
+        Self(digest.finalize().into())
+    }
+
     fn mac(&self, cookie: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         mac.update(cookie.as_bytes());

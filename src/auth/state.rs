@@ -35,6 +35,7 @@ pub(crate) struct AuthState {
 impl AuthState {
     pub(crate) fn new(config: Config, store: Arc<dyn TokenStore>) -> Result<Self, Error> {
         let metrics = Arc::new(Metrics::new());
+        let config_secret = config.auth.secret.clone();
         let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
         Ok(Self {
             metrics,
@@ -43,7 +44,10 @@ impl AuthState {
             config,
             throttle: Arc::new(Throttle::new(store.failure_counters())),
             store,
-            csrf: Arc::new(CsrfKey::generate()),
+            csrf: Arc::new(match &config_secret {
+                Some(secret) => CsrfKey::from_secret(secret.expose()),
+                None => CsrfKey::generate(),
+            }),
         })
     }
 

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::web::paths;
 
 use super::defaults;
-use super::providers::ProviderConfig;
+use super::providers::{ProviderConfig, Secret};
 use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawRoute, RawServer, RawTokens, RawUpstream};
 use super::sections::{
     Allowed, AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
@@ -226,7 +226,22 @@ impl Checker<'_> {
             cookie_domain: self.cookie_domain(raw.cookie_domain)?,
             allowed: self.allowed(&raw.allowed_users, &raw.allowed_groups, known)?,
             auto_redirect: self.auto_redirect(&raw.auto_redirect, known)?,
+            secret: self.signing_secret(&raw.secret_file)?,
         })
+    }
+
+    /// `auth.secret_file`: at least 32 characters on its first line.
+    fn signing_secret(&self, file: &Option<Spanned<String>>) -> Result<Option<Secret>, Error> {
+        let Some(secret) = self.secret(&None, file, "auth.secret")? else {
+            return Ok(None);
+        };
+        if secret.expose().chars().count() < 32 {
+            return self.fail(
+                &file.as_ref().map_or(0..0, Spanned::span),
+                "auth.secret_file must hold at least 32 characters (try: head -c 32 /dev/urandom | base64)",
+            );
+        }
+        Ok(Some(secret))
     }
 
     /// `auth.auto_redirect`: only where the page would offer one button.

@@ -373,7 +373,7 @@ impl Checker<'_> {
 
     /// `client_secret` or `client_secret_file` (or, with `file_key`, the
     /// LDAP bind password): the value, or the file's first line.
-    fn secret(
+    pub(super) fn secret(
         &self,
         inline: &Option<Spanned<String>>,
         file: &Option<Spanned<String>>,
@@ -738,6 +738,18 @@ mod tests {
         assert!(err.message().contains("missing.secret"), "{err}");
         let err = refused(&format!("{UP}{CORP}client_secret_file = \"x\"\n"));
         assert!(err.message().contains("not both"), "{err}");
+        std::fs::write(dir.path().join("short.secret"), "too short\n").unwrap();
+        std::fs::write(&path, format!("{UP}[auth]\nsecret_file = \"short.secret\"\n")).unwrap();
+        let err = Config::load(&path).unwrap_err();
+        assert_eq!(line(&err), 4, "{err}");
+        assert!(err.message().contains("at least 32 characters"), "{err}");
+        std::fs::write(
+            dir.path().join("good.secret"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        std::fs::write(&path, format!("{UP}[auth]\nsecret_file = \"good.secret\"\n")).unwrap();
+        assert!(Config::load(&path).unwrap().auth.secret.is_some());
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub(super) struct RawAuth {
     pub(super) allowed_users: Option<Spanned<Vec<String>>>,
     pub(super) allowed_groups: Option<Spanned<Vec<String>>>,
     pub(super) auto_redirect: Option<Spanned<bool>>,
+    pub(super) secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

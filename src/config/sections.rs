@@ -57,7 +57,7 @@ pub(crate) struct TokensConfig {
 
 /// `[auth]`: what passes without sign-in, throttling, and where a sign-in
 /// may return to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct AuthConfig {
     pub(crate) public_paths: Vec<String>,
     pub(crate) throttle: ThrottleConfig,
@@ -72,6 +72,9 @@ pub(crate) struct AuthConfig {
     /// With one outside provider and no password sign-in, go straight to
     /// it instead of showing the sign-in page.
     pub(crate) auto_redirect: bool,
+    /// The key the gateway signs its cookies and forms with, shared by
+    /// every gateway given the same file; `None`: a random one per process.
+    pub(crate) secret: Option<super::providers::Secret>,
 }
 
 /// The people a route is open to: these users, and the members of these

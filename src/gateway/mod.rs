@@ -105,6 +105,11 @@ impl Gateway {
             } => {
                 let store = crate::store::RedisStore::new(url, prefix, *cache_for)
                     .map_err(|e| Error::new(crate::error::ErrorKind::Config, e.to_string()))?;
+                if config.auth.secret.is_none() {
+                    tracing::warn!(
+                        "tokens.store = \"redis\" without auth.secret_file: this gateway signs its forms and sign-in cookies with a key of its own, so a sign-in started at one gateway fails at another; give every gateway the same auth.secret_file"
+                    );
+                }
                 (AuthLayer::with_store(config.clone(), store)?, None)
             }
             #[cfg(not(feature = "redis"))]

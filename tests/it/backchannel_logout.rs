@@ -219,3 +219,155 @@ async fn a_logout_at_the_provider_ends_the_sessions_at_two_gateways_within_a_sec
     let (status, answer) = post_logout_token(&a, "corp", "logout_token=not.a.jwt").await;
     assert_eq!(status, 400, "{answer}");
 }
+
+/// A gateway on `port` sharing `redis`, with `corp` and a local user, and
+/// `[auth] secret_file` when given.
+fn shared_toml(
+    port: u16,
+    upstream: std::net::SocketAddr,
+    redis: &str,
+    issuer: &str,
+    secret: Option<&std::path::Path>,
+) -> String {
+    let mut toml = gateway_toml(port, upstream, redis, issuer);
+    toml.push_str(&format!(
+        "\n[[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\n",
+        password_hash()
+    ));
+    if let Some(secret) = secret {
+        toml.push_str(&format!("\n[auth]\nsecret_file = \"{}\"\n", secret.display()));
+    }
+    toml
+}
+
+#[tokio::test]
+async fn gateways_with_one_secret_file_finish_each_others_sign_ins() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let Some(corp) = NodeProvider::start(
+        "provider.mjs",
+        json!({
+            "port": 0,
+            "clients": [{
+                "client_id": "authgate",
+                "client_secret": "corp-secret",
+                "redirect_uris": [format!("http://127.0.0.1:{port_a}/management/callback/corp")]
+            }],
+            "users": [{"sub": "u-alice", "password": "alice-pw", "preferred_username": "alice"}]
+        }),
+    ) else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "Ks3cAq0Vt6pBm1uYw8xNz4eRh7jLf2gD\n").unwrap();
+    let a = Gateway::start(&shared_toml(
+        port_a,
+        upstream.addr,
+        &redis.url(),
+        &corp.issuer,
+        Some(secret.path()),
+    ))
+    .await;
+    // One public address for both, as behind a load balancer.
+    let b_toml = shared_toml(
+        port_b,
+        upstream.addr,
+        &redis.url(),
+        &corp.issuer,
+        Some(secret.path()),
+    )
+    .replace(
+        &format!("public_url = \"http://127.0.0.1:{port_b}\""),
+        &format!("public_url = \"http://127.0.0.1:{port_a}\""),
+    );
+    let b = Gateway::start(&b_toml).await;
+
+    // The sign-in starts at A, and the provider's answer comes back to B.
+    let alice = browser();
+    let start = alice
+        .get(a.url("/management/authorize?provider=corp"))
+        .send()
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let flow_cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("authgate_rp_"))
+        .expect("a flow cookie");
+    let callback = loop {
+        let answer = alice.get(url.clone()).send().await.unwrap();
+        if answer.status().is_redirection() {
+            let next = url.join(answer.headers()["location"].to_str().unwrap()).unwrap();
+            if next.path().starts_with("/management/callback/") {
+                break next;
+            }
+            url = next;
+            continue;
+        }
+        let action = url.join(&format!("{}/login", url.path())).unwrap();
+        let posted = alice
+            .post(action.clone())
+            .form(&[("login", "alice"), ("password", "alice-pw")])
+            .send()
+            .await
+            .unwrap();
+        url = action
+            .join(posted.headers()["location"].to_str().unwrap())
+            .unwrap();
+    };
+    let at_b = format!("{}?{}", b.url(callback.path()), callback.query().unwrap());
+    let back = api()
+        .get(&at_b)
+        .header("cookie", &flow_cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 303, "{:?}", back.text().await);
+    let token = set_cookie(&back, "authgate_session").expect("a session from B");
+    assert_eq!(bearer_status(&a, "/x", &token).await, 200);
+
+    // The sign-in form of one, posted to the other.
+    let carol = browser();
+    let page = carol
+        .get(a.url("/management/authorize"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = hidden_inputs(&page);
+    form.push(("username".into(), "carol".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let posted = carol
+        .post(b.url("/management/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "the form of A is good at B");
+
+    // Without the shared file, each gateway's key is its own: refused.
+    let c = Gateway::start(&shared_toml(
+        free_port(),
+        upstream.addr,
+        &redis.url(),
+        &corp.issuer,
+        None,
+    ))
+    .await;
+    let posted = carol
+        .post(c.url("/management/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 403, "a form signed by another key");
+}
