@@ -37,9 +37,7 @@ use url::Url;
 use crate::error::Error;
 
 pub use self::builder::ConfigBuilder;
-pub(crate) use self::providers::{
-    GithubConfig, LdapConfig, OidcConfig, ProviderConfig, ProviderKind, Secret,
-};
+pub(crate) use self::providers::{GithubConfig, LdapConfig, OidcConfig, ProviderConfig, ProviderKind};
 pub(crate) use self::sections::{
     Allowed, AuthConfig, ClientConfig, Grant, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
     ThrottleConfig, TokensConfig, UpstreamConfig, UserConfig,
