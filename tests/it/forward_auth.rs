@@ -210,3 +210,46 @@ async fn forward_auth_answers_traefik_and_trusts_the_original_uri_only_from_trus
         .unwrap();
     assert_eq!(spoofed.status(), 401);
 }
+
+#[tokio::test]
+async fn forward_auth_answers_the_groups_and_checks_the_groups_asked_for() {
+    let upstream = start_upstream().await;
+    let toml = config_toml(upstream.addr, "").replace(
+        "[[users]]\nusername = \"bob\"",
+        "[[users]]\nusername = \"bob\"\ngroups = [\"ops\", \"staff\"]",
+    );
+    let gateway = Gateway::start(&toml).await;
+    let bob = password_grant(&gateway.url("/management/token"), "bob").await;
+    let check = |query: &str| {
+        api()
+            .get(gateway.url(&format!("/management/auth{query}")))
+            .bearer_auth(&bob)
+            .send()
+    };
+    let answer = check("").await.unwrap();
+    assert_eq!(answer.status(), 202);
+    assert_eq!(answer.headers()["x-auth-request-user"], "bob");
+    assert_eq!(answer.headers()["x-auth-request-groups"], "ops,staff");
+    assert_eq!(check("?allowed_groups=admins,ops").await.unwrap().status(), 202);
+    assert_eq!(check("?allowed_groups=admins").await.unwrap().status(), 403);
+    assert_eq!(check("?allowed_users=alice").await.unwrap().status(), 403);
+    assert_eq!(check("?allowed_users=alice,bob").await.unwrap().status(), 202);
+
+    // [auth] allowed_groups applies to forward-auth as to routes.
+    let strict = Gateway::start(&toml.replace("[auth]\n", "[auth]\nallowed_groups = [\"admins\"]\n")).await;
+    let bob = password_grant(&strict.url("/management/token"), "bob").await;
+    let answer = api()
+        .get(strict.url("/management/auth"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied");
+    assert_eq!(
+        bearer_status(&strict, "/anything", &bob).await,
+        403,
+        "and at the default route"
+    );
+}
