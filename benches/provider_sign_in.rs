@@ -83,13 +83,13 @@ groups_claim = "groups"
     runtime.block_on(async {
         // Warm up: discovery and the keys are fetched once.
         for _ in 0..5 {
-            sign_in(&issuer, 0).await;
+            sign_in(0).await;
         }
         let mut gateway_ms = Vec::with_capacity(rounds);
         let mut total_ms = Vec::with_capacity(rounds);
         let mut token_ms = Vec::with_capacity(rounds);
         for round in 0..rounds {
-            let steps = sign_in(&issuer, round % PEOPLE).await;
+            let steps = sign_in(round % PEOPLE).await;
             gateway_ms.push(steps.gateway);
             total_ms.push(steps.total);
             token_ms.push(redeem_directly(&issuer, round % PEOPLE).await);
@@ -97,9 +97,7 @@ groups_claim = "groups"
         let started = Instant::now();
         let mut done = 0usize;
         while started.elapsed() < Duration::from_secs(seconds) {
-            let batch: Vec<_> = (0..PEOPLE)
-                .map(|i| tokio::spawn(sign_in_owned(issuer.clone(), i)))
-                .collect();
+            let batch: Vec<_> = (0..PEOPLE).map(|i| tokio::spawn(sign_in_owned(i))).collect();
             for task in batch {
                 task.await.unwrap();
                 done += 1;
@@ -191,12 +189,12 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn sign_in_owned(issuer: String, person: usize) {
-    sign_in(&issuer, person).await;
+async fn sign_in_owned(person: usize) {
+    sign_in(person).await;
 }
 
 /// One sign-in of person `person`, every step timed.
-async fn sign_in(issuer: &str, person: usize) -> Steps {
+async fn sign_in(person: usize) -> Steps {
     let http = client();
     let began = Instant::now();
     let start = Instant::now();
@@ -208,16 +206,32 @@ async fn sign_in(issuer: &str, person: usize) -> Steps {
         .await
         .unwrap();
     let mut gateway = start.elapsed();
-    let mut url = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let url = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = walk(&http, url, person, |url| {
+        url.path().starts_with("/management/callback/")
+    })
+    .await;
+    let at = Instant::now();
+    let back = http.get(callback).send().await.unwrap();
+    gateway += at.elapsed();
+    assert_eq!(back.status(), 303, "the sign-in failed");
+    Steps {
+        gateway: gateway.as_secs_f64() * 1000.0,
+        total: began.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// Follows the provider's pages from `url` for `person` (every redirect,
+/// and the login form once) until `stop` says a URL is where they lead;
+/// answers that URL, not requested.
+async fn walk(
+    http: &reqwest::Client,
+    mut url: url::Url,
+    person: usize,
+    stop: impl Fn(&url::Url) -> bool,
+) -> url::Url {
     let mut logged_in = false;
-    loop {
-        if url.path().starts_with("/management/callback/") {
-            let at = Instant::now();
-            let back = http.get(url.clone()).send().await.unwrap();
-            gateway += at.elapsed();
-            assert_eq!(back.status(), 303, "the sign-in failed");
-            break;
-        }
+    while !stop(&url) {
         let answer = http.get(url.clone()).send().await.unwrap();
         if answer.status().is_redirection() {
             url = url.join(answer.headers()["location"].to_str().unwrap()).unwrap();
@@ -242,11 +256,7 @@ async fn sign_in(issuer: &str, person: usize) -> Steps {
             .join(posted.headers()["location"].to_str().unwrap())
             .unwrap();
     }
-    let _ = issuer;
-    Steps {
-        gateway: gateway.as_secs_f64() * 1000.0,
-        total: began.elapsed().as_secs_f64() * 1000.0,
-    }
+    url
 }
 
 /// The provider's token endpoint alone: a code for `person` with PKCE,
@@ -269,34 +279,13 @@ async fn redeem_directly(issuer: &str, person: usize) -> f64 {
         .append_pair("nonce", "n")
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    let code = loop {
-        if url.path() == "/direct" {
-            break url
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .unwrap()
-                .1
-                .into_owned();
-        }
-        let answer = http.get(url.clone()).send().await.unwrap();
-        if answer.status().is_redirection() {
-            url = url.join(answer.headers()["location"].to_str().unwrap()).unwrap();
-            continue;
-        }
-        let action = url.join(&format!("{}/login", url.path())).unwrap();
-        let posted = http
-            .post(action.clone())
-            .form(&[
-                ("login", format!("p{person}")),
-                ("password", format!("pw-{person}")),
-            ])
-            .send()
-            .await
-            .unwrap();
-        url = action
-            .join(posted.headers()["location"].to_str().unwrap())
-            .unwrap();
-    };
+    let redirected = walk(&http, url, person, |url| url.path() == "/direct").await;
+    let code = redirected
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let at = Instant::now();
     let answer = http
         .post(format!("{issuer}/token"))

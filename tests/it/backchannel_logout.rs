@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
-use crate::common::oidc::{set_cookie, through_provider, NodeProvider};
+use crate::common::oidc::{set_cookie, through_provider, to_callback, NodeProvider};
 use crate::common::*;
 
 /// Passes every POST on to `target` and keeps its body: the logout tokens
@@ -286,41 +286,15 @@ async fn gateways_with_one_secret_file_finish_each_others_sign_ins() {
     let b = Gateway::start(&b_toml).await;
 
     // The sign-in starts at A, and the provider's answer comes back to B.
-    let alice = browser();
-    let start = alice
-        .get(a.url("/management/authorize?provider=corp"))
-        .send()
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
-    let flow_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("authgate_rp_"))
-        .expect("a flow cookie");
-    let callback = loop {
-        let answer = alice.get(url.clone()).send().await.unwrap();
-        if answer.status().is_redirection() {
-            let next = url.join(answer.headers()["location"].to_str().unwrap()).unwrap();
-            if next.path().starts_with("/management/callback/") {
-                break next;
-            }
-            url = next;
-            continue;
-        }
-        let action = url.join(&format!("{}/login", url.path())).unwrap();
-        let posted = alice
-            .post(action.clone())
-            .form(&[("login", "alice"), ("password", "alice-pw")])
-            .send()
-            .await
-            .unwrap();
-        url = action
-            .join(posted.headers()["location"].to_str().unwrap())
-            .unwrap();
-    };
+    let walked = to_callback(
+        &browser(),
+        &a.url("/management/authorize?provider=corp"),
+        "alice",
+        "alice-pw",
+    )
+    .await
+    .unwrap();
+    let (callback, flow_cookie) = (walked.callback, walked.flow_cookie.expect("a flow cookie"));
     let at_b = format!("{}?{}", b.url(callback.path()), callback.query().unwrap());
     let back = api()
         .get(&at_b)

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::common::chromium::*;
 use crate::common::github::{self, GithubStandIn};
-use crate::common::oidc::{set_cookie, through_provider, NodeProvider};
+use crate::common::oidc::{set_cookie, through_provider, to_callback, NodeProvider};
 use crate::common::*;
 
 /// A real provider with people of its own, registered for a gateway on
@@ -93,22 +93,25 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
     )
 }
 
+/// A real provider `corp` with alice and bob, and a gateway in front of
+/// the test upstream that offers it as `display_name`.
+async fn corp_and_gateway(display_name: &str) -> Option<(NodeProvider, Gateway)> {
+    let port = free_port();
+    let corp = real_provider("corp", port, alice_and_bob())?;
+    let upstream = start_upstream().await;
+    let providers = provider_toml("corp", display_name, &corp.issuer, "");
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+    Some((corp, gateway))
+}
+
 #[tokio::test]
 async fn a_person_signs_in_through_a_real_openid_provider_in_chromium() {
     let Some(driver) = start_chromedriver() else {
         return;
     };
-    let port = free_port();
-    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+    let Some((corp, gateway)) = corp_and_gateway("Corp SSO").await else {
         return;
     };
-    let upstream = start_upstream().await;
-    let toml = gateway_toml(
-        port,
-        upstream.addr,
-        &provider_toml("corp", "Corp SSO", &corp.issuer, ""),
-    );
-    let gateway = Gateway::start(&toml).await;
     let browser = browser_session(&driver).await;
 
     browser.goto(&gateway.url("/admin/reports?q=1")).await.unwrap();
@@ -265,53 +268,16 @@ async fn two_providers_and_local_users_sign_in_different_people_on_one_page() {
 
 #[tokio::test]
 async fn a_callback_is_single_use_bound_to_its_browser_and_its_state() {
-    let port = free_port();
-    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+    let Some((_corp, gateway)) = corp_and_gateway("Corp").await else {
         return;
     };
-    let upstream = start_upstream().await;
-    let gateway = Gateway::start(&gateway_toml(
-        port,
-        upstream.addr,
-        &provider_toml("corp", "Corp", &corp.issuer, ""),
-    ))
-    .await;
     let start = gateway.url("/management/authorize?provider=corp&rd=%2F");
 
-    // Capture the callback URL without following it, and the flow
-    // cookie the gateway set at the start.
+    // The callback URL, not followed, and the flow cookie the gateway set
+    // at the start.
     let alice = browser();
-    let mut url = url::Url::parse(&start).unwrap();
-    let mut flow_cookie = None;
-    let callback = loop {
-        if url.path().starts_with("/management/callback/") {
-            break url;
-        }
-        let response = alice.get(url.clone()).send().await.unwrap();
-        if flow_cookie.is_none() {
-            flow_cookie = response.headers().get_all("set-cookie").iter().find_map(|c| {
-                let text = c.to_str().unwrap();
-                text.starts_with("authgate_rp_")
-                    .then(|| text.split(';').next().unwrap().to_owned())
-            });
-        }
-        if response.status().is_redirection() {
-            url = url
-                .join(response.headers()["location"].to_str().unwrap())
-                .unwrap();
-            continue;
-        }
-        let action = url.join(&format!("{}/login", url.path())).unwrap();
-        let answer = alice
-            .post(action.clone())
-            .form(&[("login", "alice"), ("password", "alice-pw")])
-            .send()
-            .await
-            .unwrap();
-        url = action
-            .join(answer.headers()["location"].to_str().unwrap())
-            .unwrap();
-    };
+    let walked = to_callback(&alice, &start, "alice", "alice-pw").await.unwrap();
+    let (callback, flow_cookie) = (walked.callback, walked.flow_cookie);
 
     // Another browser (an attacker handed the URL) has no flow cookie.
     let other = browser().get(callback.clone()).send().await.unwrap();
@@ -847,17 +813,9 @@ async fn signing_out_signs_out_at_the_provider_too_when_configured() {
 
 #[tokio::test]
 async fn an_oauth_clients_user_signs_in_through_a_provider_and_the_client_gets_authgates_tokens() {
-    let port = free_port();
-    let Some(corp) = real_provider("corp", port, alice_and_bob()) else {
+    let Some((_corp, gateway)) = corp_and_gateway("Corp").await else {
         return;
     };
-    let upstream = start_upstream().await;
-    let gateway = Gateway::start(&gateway_toml(
-        port,
-        upstream.addr,
-        &provider_toml("corp", "Corp", &corp.issuer, ""),
-    ))
-    .await;
     let verifier = "a-verifier-long-enough-for-rfc-7636-which-wants-43-characters";
     let challenge = {
         use base64::Engine;

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, require_tools};
+use super::{free_port, kill, require_tools, terminate};
 
 pub struct Slapd {
     pub port: u16,
@@ -60,11 +60,8 @@ impl Slapd {
 
     /// Stops the server (SIGTERM, waiting for it).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -77,9 +74,8 @@ impl Slapd {
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            kill(child);
         }
     }
 }

@@ -96,32 +96,57 @@ impl Drop for NodeProvider {
     }
 }
 
-/// Follows a sign-in through an outside provider with `client` (which
-/// keeps cookies), from `start` (the gateway's authorize URL with
-/// `provider=`): every redirect, and the provider's login form with
-/// `login` and `password`. Answers the gateway's answer to the callback.
-pub async fn through_provider(
+/// Where a sign-in through an outside provider came back to, not yet
+/// followed: the gateway's callback, and the flow cookie the gateway set
+/// when the sign-in started.
+pub struct Walked {
+    pub callback: url::Url,
+    pub flow_cookie: Option<String>,
+}
+
+/// Walks a sign-in through an outside provider with `client` (which keeps
+/// cookies), from `start` (the gateway's authorize URL with `provider=`):
+/// every redirect, and the provider's login form with `login` and
+/// `password`, up to the gateway's callback, which it does not request.
+/// `Err` with the gateway's answer when it starts no sign-in (an error
+/// page).
+pub async fn to_callback(
     client: &reqwest::Client,
     start: &str,
     login: &str,
     password: &str,
-) -> reqwest::Response {
+) -> Result<Walked, reqwest::Response> {
     let mut url = url::Url::parse(start).unwrap();
+    let mut flow_cookie = None;
     let mut posted = false;
     for _ in 0..20 {
-        let response = client.get(url.clone()).send().await.unwrap();
         if url.path().starts_with("/management/callback/") {
-            return response;
+            return Ok(Walked {
+                callback: url,
+                flow_cookie,
+            });
+        }
+        let response = client.get(url.clone()).send().await.unwrap();
+        if flow_cookie.is_none() {
+            flow_cookie = response.headers().get_all("set-cookie").iter().find_map(|c| {
+                let text = c.to_str().unwrap();
+                text.starts_with("authgate_rp_")
+                    .then(|| text.split(';').next().unwrap().to_owned())
+            });
         }
         if response.status().is_redirection() {
             let location = response.headers()["location"].to_str().unwrap();
             url = url.join(location).unwrap();
             continue;
         }
+        if url.as_str() == start {
+            return Err(response);
+        }
+        let status = response.status();
         let html = response.text().await.unwrap();
         assert!(
             url.path().starts_with("/interaction/") && !posted,
-            "stuck at {url}: {html}"
+            "stuck at {url} ({status}): {html}"
         );
         posted = true;
         let action = url.join(&format!("{}/login", url.path())).unwrap();
@@ -141,6 +166,20 @@ pub async fn through_provider(
             .unwrap();
     }
     panic!("the sign-in never came back to the gateway");
+}
+
+/// [`to_callback`], then the callback: answers the gateway's answer to it
+/// (or its answer to the start, when that started no sign-in).
+pub async fn through_provider(
+    client: &reqwest::Client,
+    start: &str,
+    login: &str,
+    password: &str,
+) -> reqwest::Response {
+    match to_callback(client, start, login, password).await {
+        Ok(walked) => client.get(walked.callback).send().await.unwrap(),
+        Err(answer) => answer,
+    }
 }
 
 /// The value of the cookie `name` that a response sets.
