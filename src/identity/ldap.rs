@@ -58,10 +58,33 @@ enum LdapError {
 }
 
 /// What the search for a person found.
+enum Found {
+    Nobody,
+    One(Person),
+    Several,
+}
+
+/// A person's entry.
 struct Person {
     dn: String,
     email: Option<String>,
     name: Option<String>,
+    /// Their name here, lower case.
+    login: String,
+}
+
+/// The attribute `user_filter` compares the username with: `uid` in
+/// `(uid={username})`, `sAMAccountName` in
+/// `(&(objectCategory=person)(sAMAccountName={username}))`.
+fn login_attribute(filter: &str) -> Option<&str> {
+    let before = &filter[..filter.find("={username}")?];
+    let start = before.rfind(['(', '&', '|', '!']).map_or(0, |at| at + 1);
+    let attribute = before[start..].trim();
+    (!attribute.is_empty()
+        && attribute
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b';'))
+    .then_some(attribute)
 }
 
 impl LdapDirectory {
@@ -150,33 +173,46 @@ impl LdapDirectory {
         ))
     }
 
-    async fn find(&self, username: &str) -> Result<Option<Person>, LdapError> {
+    /// The entry of `username`: `Ok(None)` if there is none, and
+    /// [`Found::Several`] when the filter matches more than one (refused:
+    /// which one is meant cannot be told).
+    async fn find(&self, username: &str) -> Result<Found, LdapError> {
         let filter = self
             .config
             .user_filter
             .replace("{username}", &ldap_escape(username));
         let email = self.config.email_attribute.as_str();
         let name = self.config.name_attribute.as_str();
+        let login = login_attribute(&self.config.user_filter);
+        let mut attributes = vec![email, name];
+        attributes.extend(login);
         let mut found = self
-            .search(&self.config.user_base_dn, &filter, &[email, name])
+            .search(&self.config.user_base_dn, &filter, &attributes)
             .await?;
         if found.len() > 1 {
             tracing::warn!(provider = %self.provider.id, username, matches = found.len(), "LDAP user filter matches several entries: refused");
-            return Ok(None);
+            return Ok(Found::Several);
         }
         let Some(entry) = found.pop() else {
-            return Ok(None);
+            return Ok(Found::Nobody);
         };
         let first = |attribute: &str| {
             entry
                 .attrs
-                .get(attribute)
-                .and_then(|values| values.first())
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+                .and_then(|(_, values)| values.first())
                 .cloned()
         };
-        Ok(Some(Person {
+        Ok(Found::One(Person {
             email: first(email),
             name: first(name),
+            // The directory's own spelling of the name (it matches names
+            // without case, and often without insignificant spaces).
+            login: login
+                .and_then(first)
+                .unwrap_or_else(|| username.to_owned())
+                .to_lowercase(),
             dn: entry.dn,
         }))
     }
@@ -230,8 +266,10 @@ impl LdapDirectory {
         if password.is_empty() || username.is_empty() {
             return Ok(Checked::Refused);
         }
-        let Some(person) = self.find(username).await? else {
-            return Ok(Checked::NotHere);
+        let person = match self.find(username).await? {
+            Found::One(person) => person,
+            Found::Nobody => return Ok(Checked::NotHere),
+            Found::Several => return Ok(Checked::Refused),
         };
         if !self.bind_as(&person.dn, password).await? {
             return Ok(Checked::Refused);
@@ -243,8 +281,7 @@ impl LdapDirectory {
             tracing::info!(provider = %self.provider.id, username, "LDAP user not in the provider's allowed_groups");
             return Ok(Checked::Refused);
         }
-        // Directories compare names without case: one person, one name.
-        let login = username.to_lowercase();
+        let login = person.login;
         let identity = Identity::from_parts(IdentityParts {
             username: &format!("{}:{login}", self.provider.id),
             email: person.email.as_deref(),
@@ -278,5 +315,25 @@ impl PasswordSource for LdapDirectory {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_attribute;
+
+    #[test]
+    fn the_login_attribute_is_read_from_the_user_filter() {
+        assert_eq!(login_attribute("(uid={username})"), Some("uid"));
+        assert_eq!(
+            login_attribute("(&(objectCategory=person)(sAMAccountName={username}))"),
+            Some("sAMAccountName")
+        );
+        assert_eq!(login_attribute("(|(mail={username})(uid=x))"), Some("mail"));
+        assert_eq!(
+            login_attribute("(cn=*{username}*)"),
+            None,
+            "not an equality on the name"
+        );
     }
 }

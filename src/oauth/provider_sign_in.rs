@@ -232,7 +232,10 @@ async fn finish(
         }
     }
     if let Some(error) = get("error") {
-        let description = get("error_description").unwrap_or("");
+        // Shown on this site's page: kept short (the provider's own words,
+        // escaped by the template).
+        let description: String = get("error_description").unwrap_or("").chars().take(200).collect();
+        let error: String = error.chars().take(64).collect();
         tracing::info!(
             provider = provider.id(),
             error,

@@ -132,6 +132,11 @@ async fn a_username_never_widens_the_directory_search() {
         answer["access_token"].is_string(),
         "and alice herself still signs in: {answer}"
     );
+    // The directory matches names without case: one person, one name here.
+    let answer = password_grant_as(gateway, "ALICE", "alice-ldap-pw").await;
+    let token = answer["access_token"].as_str().expect("alice, typed in capitals");
+    let me = bearer_json(gateway, "/management/me", token).await;
+    assert_eq!(me["user"]["username"], "ldap:alice");
 }
 
 #[tokio::test]
