@@ -212,7 +212,12 @@ where
         let original = decision::normalize_uri(&mut req);
         if let Some(endpoint) = self.operations.then(|| Endpoint::at(req.uri().path())).flatten() {
             let state = self.shared.load();
-            let answer = endpoint.answer(req.method().clone(), state.metrics.clone(), state.store.clone());
+            let answer = endpoint.answer(
+                req.method().clone(),
+                state.metrics.clone(),
+                state.store.clone(),
+                state.database.clone(),
+            );
             return ResponseFuture::own(Box::pin(answer));
         }
         if oauth::is_own_endpoint(req.uri().path()) {

@@ -45,6 +45,7 @@
 
 mod auth;
 mod config;
+mod db;
 mod error;
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -14,12 +14,22 @@ Usage:
   authgate [--config PATH]                 run the gateway (default ./config.toml)
   authgate check-config [--config PATH]    check the config and exit
   authgate hash-password                   read a password, print its argon2id hash
+  authgate [--config PATH] user|group …    the database's people and groups (below)
   authgate --help | --version
 
-Logging: RUST_LOG=authgate=debug for more detail.";
+The database's people and groups ([database] in the config):";
+
+/// The whole `--help`.
+fn usage() -> String {
+    format!(
+        "{USAGE}\n{}\n\nLogging: RUST_LOG=authgate=debug for more detail.",
+        authgate::gateway::MANAGE_USAGE
+    )
+}
 
 enum Command {
     Run(PathBuf),
+    Manage(PathBuf, Vec<String>),
     CheckConfig(PathBuf),
     HashPassword,
     Help,
@@ -37,6 +47,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
                 config = args.next().ok_or("--config needs a path")?.into();
             }
             _ if arg.starts_with("--config=") => config = arg["--config=".len()..].into(),
+            "user" | "group" if command.is_none() => {
+                let mut rest = vec![arg];
+                while let Some(next) = args.next() {
+                    match next.as_str() {
+                        "-c" | "--config" => config = args.next().ok_or("--config needs a path")?.into(),
+                        _ if next.starts_with("--config=") => config = next["--config=".len()..].into(),
+                        _ => rest.push(next),
+                    }
+                }
+                return Ok(Command::Manage(config, rest));
+            }
             "run" | "check-config" | "hash-password" if command.is_none() => {
                 command = Some(match arg.as_str() {
                     "run" => "run",
@@ -58,13 +79,13 @@ fn main() -> ExitCode {
     let command = match parse_args(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(err) => {
-            eprintln!("authgate: {err}\n\n{USAGE}");
+            eprintln!("authgate: {err}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
     match command {
         Command::Help => {
-            println!("{USAGE}");
+            println!("{}", usage());
             ExitCode::SUCCESS
         }
         Command::Version => {
@@ -80,6 +101,34 @@ fn main() -> ExitCode {
             Err(err) => refuse(&err),
         },
         Command::Run(path) => run(&path),
+        Command::Manage(path, args) => manage(&path, &args),
+    }
+}
+
+/// `authgate user …` and `authgate group …`.
+fn manage(path: &std::path::Path, args: &[String]) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => return refuse(&err),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("authgate: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let read = || read_password().map_err(|e| e.to_owned());
+    match runtime.block_on(authgate::gateway::manage(&config, args, &read)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(err) if err.kind() == authgate::ErrorKind::Config => refuse(&err),
+        Err(err) => {
+            eprintln!("authgate: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -121,37 +170,43 @@ fn run(path: &std::path::Path) -> ExitCode {
 /// Reads a password without echo on a terminal (asking twice), or one line
 /// from standard input, and prints its argon2id PHC string.
 fn hash_password() -> ExitCode {
-    let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ");
-        let second = rpassword::prompt_password("Again: ");
-        match (first, second) {
-            (Ok(a), Ok(b)) if a == b => a,
-            (Ok(_), Ok(_)) => {
-                eprintln!("authgate: the two passwords differ; nothing printed");
-                return ExitCode::FAILURE;
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("authgate: cannot read the password: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        let mut line = String::new();
-        if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
-            eprintln!("authgate: cannot read the password: {e}");
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(why) => {
+            eprintln!("authgate: {why}; nothing printed");
             return ExitCode::FAILURE;
         }
-        line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    if password.is_empty() {
-        eprintln!("authgate: the password is empty; nothing printed");
-        return ExitCode::FAILURE;
-    }
     if let Some(note) = client_secret_note(&password) {
         eprintln!("{note}");
     }
     println!("{}", authgate::hash_password(&password));
     ExitCode::SUCCESS
+}
+
+/// A password: typed twice without echo on a terminal, or one line of
+/// standard input; never empty.
+fn read_password() -> Result<String, &'static str> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ");
+        let second = rpassword::prompt_password("Again: ");
+        match (first, second) {
+            (Ok(a), Ok(b)) if a == b => a,
+            (Ok(_), Ok(_)) => return Err("the two passwords differ"),
+            _ => return Err("cannot read the password"),
+        }
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|_| "cannot read the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err("the password is empty");
+    }
+    Ok(password)
 }
 
 /// A word on the characters some OAuth clients send changed in HTTP

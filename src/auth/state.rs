@@ -16,6 +16,7 @@ use crate::auth::csrf::CsrfKey;
 use crate::auth::pages::Pages;
 use crate::auth::throttle::Throttle;
 use crate::config::Config;
+use crate::db::Database;
 use crate::error::Error;
 use crate::identity::{Client, Directory, User};
 use crate::obs::metrics::{MeteredStore, Metrics};
@@ -24,6 +25,8 @@ use crate::web::peer::{self, ClientAddr};
 
 pub(crate) struct AuthState {
     pub(crate) config: Config,
+    /// `[database]`, kept across reloads (its URL takes a restart).
+    pub(crate) database: Option<Database>,
     pub(crate) directory: Directory,
     pub(crate) pages: Pages,
     pub(crate) store: Arc<dyn TokenStore>,
@@ -37,9 +40,16 @@ impl AuthState {
         let metrics = Arc::new(Metrics::new());
         let config_secret = config.auth.secret.clone();
         let store: Arc<dyn TokenStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
+        let database = config
+            .database
+            .as_deref()
+            .map(Database::open)
+            .transpose()
+            .map_err(|e| Error::new(crate::error::ErrorKind::Config, e.to_string()))?;
         Ok(Self {
             metrics,
-            directory: Directory::from_config(&config),
+            directory: Directory::from_config(&config, database.as_ref()),
+            database,
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             throttle: Arc::new(Throttle::new(store.failure_counters())),
@@ -54,7 +64,8 @@ impl AuthState {
     /// The same store, throttle and CSRF key with a new configuration.
     pub(crate) fn reloaded(&self, config: Config) -> Result<Self, Error> {
         Ok(Self {
-            directory: Directory::from_config(&config),
+            directory: Directory::from_config(&config, self.database.as_ref()),
+            database: self.database.clone(),
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             store: self.store.clone(),

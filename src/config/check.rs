@@ -55,6 +55,7 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         users,
         clients,
         providers,
+        database: check.database(raw.database)?,
     };
     check.refuse_published_passwords(&config)?;
     Ok(config)
@@ -228,6 +229,52 @@ impl Checker<'_> {
             auto_redirect: self.auto_redirect(&raw.auto_redirect, known)?,
             secret: self.signing_secret(&raw.secret_file)?,
         })
+    }
+
+    /// `[database]`: `sqlite://PATH` (relative to the config file; made
+    /// if missing) or `postgres://…` (with `password_file`).
+    fn database(&self, raw: Option<super::raw::RawDatabase>) -> Result<Option<String>, Error> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = raw.url.get_ref();
+        if let Some(path) = text.strip_prefix("sqlite://") {
+            if raw.password_file.is_some() {
+                return self.fail(
+                    &raw.url.span(),
+                    "database.password_file is for PostgreSQL; SQLite has none",
+                );
+            }
+            let (path, _) = path.split_once('?').unwrap_or((path, ""));
+            if path.is_empty() {
+                return self.fail(
+                    &raw.url.span(),
+                    "database.url = \"sqlite://PATH\": name the file, like \"sqlite://authgate.db\"",
+                );
+            }
+            let file = relative_to(self.file, path);
+            return Ok(Some(format!("sqlite://{}?mode=rwc", file.display())));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let mut url = Url::parse(text)
+                .map_err(|e| self.error(&raw.url.span(), format!("database.url is not a URL: {e}")))?;
+            if let Some(file) = &raw.password_file {
+                let secret = self.secret(&None, &Some(file.clone()), "database.password")?;
+                if url.password().is_some() {
+                    return self.fail(
+                        &file.span(),
+                        "database.url has a password already: set it there or in password_file, not both",
+                    );
+                }
+                let password = secret.map(|s| s.expose().to_owned()).unwrap_or_default();
+                if url.set_password(Some(&password)).is_err() {
+                    return self.fail(&raw.url.span(), "database.url cannot take a password (no host?)");
+                }
+            }
+            return Ok(Some(url.to_string()));
+        }
+        self.fail(
+            &raw.url.span(),
+            format!("database.url = {text:?}: use \"sqlite://PATH\" or \"postgres://USER@HOST/DB\""),
+        )
     }
 
     /// `auth.secret_file`: at least 32 characters on its first line.

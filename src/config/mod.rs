@@ -59,6 +59,9 @@ pub struct Config {
     pub(crate) users: Vec<UserConfig>,
     pub(crate) clients: Vec<ClientConfig>,
     pub(crate) providers: Vec<ProviderConfig>,
+    /// `[database] url`, resolved (a SQLite path made absolute, a
+    /// PostgreSQL password from its file); `None`: config users only.
+    pub(crate) database: Option<String>,
 }
 
 impl Config {

@@ -30,6 +30,14 @@ pub(super) struct RawConfig {
     pub(super) clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
     pub(super) providers: Vec<Spanned<super::providers::RawProvider>>,
+    pub(super) database: Option<RawDatabase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub(super) url: Spanned<String>,
+    pub(super) password_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

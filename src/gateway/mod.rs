@@ -18,6 +18,7 @@
 mod accept;
 mod connection;
 mod handling;
+mod manage;
 mod reload;
 mod routes;
 mod sessions;
@@ -36,6 +37,7 @@ use crate::error::Error;
 use crate::layer::AuthLayer;
 use crate::store::MemoryStore;
 
+pub use self::manage::{manage, MANAGE_USAGE};
 pub use self::whoami::Whoami;
 pub use crate::config::{LogFormat, Upstream};
 pub use crate::obs::logging::init_logging;
@@ -89,6 +91,9 @@ impl Gateway {
             .local_addr()
             .map_err(|e| Error::io("cannot read the bound address", e))?;
         let config = config.with_listen(bound);
+        if let Some(url) = &config.database {
+            prepare_database(url).await?;
+        }
         let (layer, memory) = match &config.tokens.store {
             StoreConfig::Memory => {
                 let store = MemoryStore::new();
@@ -226,6 +231,31 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Brings `[database]`'s schema up to date before the gateway serves: a
+/// database newer than this binary is refused; one that cannot be reached
+/// now is only warned about (its people get a clear error until it is back,
+/// and the schema is brought up to date then).
+async fn prepare_database(url: &str) -> Result<(), Error> {
+    let db = crate::db::Database::open(url)
+        .map_err(|e| Error::new(crate::error::ErrorKind::Config, e.to_string()))?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), db.ready()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err @ crate::db::DbError::Newer { .. })) => {
+            Err(Error::new(crate::error::ErrorKind::Config, err.to_string()))
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "the database cannot be reached at start; its people cannot sign in until it is back");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the database did not answer within 10 s at start; its people cannot sign in until it does"
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! few threads each reuse one block of argon2's working memory.
 
 mod client;
+mod database;
 mod ldap;
 mod local;
 mod outside;
@@ -22,9 +23,11 @@ use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
 use crate::config::{Config, ProviderKind};
+use crate::db::Database;
 use crate::store::{Identity, IdentityParts};
 
 pub(crate) use self::client::Client;
+use self::database::DatabaseUsers;
 use self::ldap::LdapDirectory;
 pub(crate) use self::local::LocalUsers;
 pub(crate) use self::outside::{Outside, OutsideError, OutsideIdentity};
@@ -110,6 +113,8 @@ pub(crate) struct Directory {
     links: HashMap<String, String>,
     /// The providers people are sent to, in config order.
     outside: Vec<Arc<Outside>>,
+    /// `[database]`: its groups are anyone's, whatever their source.
+    database: Option<Database>,
     clients: HashMap<String, Arc<Client>>,
     verification: Verification,
     /// Client secrets already verified once with argon2, as an HMAC under a
@@ -156,7 +161,7 @@ impl VerifiedSecrets {
 }
 
 impl Directory {
-    pub(crate) fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config, database: Option<&Database>) -> Self {
         let clients = config
             .clients
             .iter()
@@ -168,6 +173,9 @@ impl Directory {
             })
             .collect();
         let mut sources: Vec<Box<dyn PasswordSource>> = vec![Box::new(LocalUsers::new(&config.users))];
+        if let Some(db) = database {
+            sources.push(Box::new(DatabaseUsers::new(db.clone())));
+        }
         for provider in &config.providers {
             if let ProviderKind::Ldap(ldap) = &provider.kind {
                 sources.push(Box::new(LdapDirectory::new(provider, ldap)));
@@ -186,6 +194,7 @@ impl Directory {
             sources,
             links,
             outside: Outside::all(&config.providers),
+            database: database.cloned(),
             clients,
             verification: Verification::default(),
             verified_secrets: VerifiedSecrets::new(),
@@ -279,16 +288,20 @@ impl Directory {
             _ => None,
         };
         if let Some(local) = self.sources.iter().find(|source| source.user(username).is_some()) {
-            return Ok(verified(
-                local.verify(username, password, &self.verification).await,
-            ));
+            let user = verified(local.verify(username, password, &self.verification).await);
+            return Ok(match user {
+                Some(user) => Some(self.with_database_groups(user).await),
+                None => None,
+            });
         }
         let mut unavailable = false;
         let mut asked = false;
         for source in self.sources.iter().filter(|source| source.is_remote()) {
             asked = true;
             match source.verify(username, password, &self.verification).await {
-                Checked::Verified(user) => return Ok(Some(self.linked(user))),
+                Checked::Verified(user) => {
+                    return Ok(Some(self.with_database_groups(self.linked(user)).await))
+                }
                 Checked::Refused => return Ok(None),
                 Checked::NotHere => {}
                 Checked::Unavailable => unavailable = true,
@@ -305,6 +318,27 @@ impl Directory {
             }
         }
         Ok(None)
+    }
+
+    /// `user`, with the groups the database gives them too. A database
+    /// that cannot be reached gives none (logged): their other groups still
+    /// count, and they sign in.
+    pub(crate) async fn with_database_groups(&self, user: Arc<User>) -> Arc<User> {
+        let Some(db) = &self.database else { return user };
+        let extra = match db.groups_of(user.username()).await {
+            Ok(groups) => groups,
+            Err(err) => {
+                tracing::warn!(error = %err, username = user.username(), "the database's groups are left out of this sign-in");
+                return user;
+            }
+        };
+        if extra.iter().all(|g| user.identity.in_group(g)) {
+            return user;
+        }
+        Arc::new(User::from_entry_with(
+            user.entry().cloned(),
+            user.identity.with_groups(extra),
+        ))
     }
 
     /// The user someone from outside signs in as: the `[[users]]` entry
@@ -361,7 +395,7 @@ mod tests {
             "[upstream]\nbuiltin = \"whoami\"\n[[clients]]\nclient_id = \"c\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
         ))
         .unwrap();
-        let directory = Directory::from_config(&config);
+        let directory = Directory::from_config(&config, None);
         let client = directory.client("c").unwrap().clone();
         assert!(!directory.verify_client_secret(&client, "wrong").await);
         assert!(
@@ -387,7 +421,7 @@ mod tests {
         }
         assert_eq!(runs(&directory), 5, "a wrong secret always pays the full argon2");
         // Another directory (a reload) remembers nothing and uses another key.
-        let reloaded = Directory::from_config(&config);
+        let reloaded = Directory::from_config(&config, None);
         assert!(reloaded.verified_secrets.digests.is_empty());
         assert_ne!(reloaded.verified_secrets.digest("c", "s3cret"), remembered);
     }

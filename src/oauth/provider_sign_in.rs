@@ -274,7 +274,10 @@ async fn finish(
             return failure(state, headers, provider, &err);
         }
     };
-    let user = state.directory.outside_user(provider, &person);
+    let user = state
+        .directory
+        .with_database_groups(state.directory.outside_user(provider, &person))
+        .await;
     // Whose the provider's session (`sid`) and subject are: for its
     // back-channel logout, which names one or the other.
     let keep = state

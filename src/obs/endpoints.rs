@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
+use crate::db::Database;
 use crate::store::TokenStore;
 use crate::web::response::{self, OwnBody};
 
@@ -43,13 +44,14 @@ impl Endpoint {
         method: Method,
         metrics: Arc<Metrics>,
         store: Arc<dyn TokenStore>,
+        database: Option<Database>,
     ) -> Response<OwnBody> {
         if method != Method::GET && method != Method::HEAD {
             return response::method_not_allowed(&method, "GET, HEAD");
         }
         match self {
             Self::Health => response::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-            Self::Readiness => readiness(&*store).await,
+            Self::Readiness => readiness(&*store, database.as_ref()).await,
             Self::Metrics => exposition(&metrics, &*store),
         }
     }
@@ -72,13 +74,28 @@ fn exposition(metrics: &Metrics, store: &dyn TokenStore) -> Response<OwnBody> {
 }
 
 /// `/readyz`: ready when the configuration is loaded (it is, or nothing
-/// would run) and the token store answers.
-async fn readiness(store: &dyn TokenStore) -> Response<OwnBody> {
-    match store.ready().await {
-        Ok(()) => response::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(err) => response::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "not ready", "reason": err.to_string()}),
-        ),
+/// would run) and the token store answers. A `[database]` that cannot be
+/// reached is said (`"database"`), but leaves the gateway ready: live
+/// sessions and config users do not need it, and a load balancer that
+/// took every gateway out for it would stop them too.
+async fn readiness(store: &dyn TokenStore, database: Option<&Database>) -> Response<OwnBody> {
+    let database = match database {
+        None => None,
+        Some(db) => Some(match db.ping().await {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => err.to_string(),
+        }),
+    };
+    let mut body = match store.ready().await {
+        Ok(()) => serde_json::json!({"status": "ready"}),
+        Err(err) => serde_json::json!({"status": "not ready", "reason": err.to_string()}),
+    };
+    if let Some(database) = database {
+        body["database"] = serde_json::Value::String(database);
     }
+    let status = match body["status"] == "ready" {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    response::json(status, &body)
 }

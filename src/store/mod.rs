@@ -280,6 +280,19 @@ impl Identity {
         self.provider_tokens.as_ref()
     }
 
+    /// The same identity in `more` groups as well.
+    pub(crate) fn with_groups(&self, more: impl IntoIterator<Item = String>) -> Arc<Self> {
+        let mut groups: Vec<Box<str>> = self.groups.to_vec();
+        groups.extend(more.into_iter().map(Into::into));
+        groups.sort_unstable();
+        groups.dedup();
+        Arc::new(Self {
+            groups: groups.into_boxed_slice(),
+            headers: IdentityHeaders::default(),
+            ..self.clone()
+        })
+    }
+
     /// The same identity with the provider's tokens of a refresh.
     pub(crate) fn with_provider_tokens(&self, tokens: ProviderTokens) -> Arc<Self> {
         Arc::new(Self {

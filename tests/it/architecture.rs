@@ -101,7 +101,7 @@ fn the_modules_import_each_other_without_a_cycle() {
 /// only from layers below its own.
 const LAYERS: [&[&str]; 8] = [
     &["runtime", "web", "password", "tls", "error"],
-    &["store", "config"],
+    &["store", "config", "db"],
     &["identity", "proxy"],
     &["obs"],
     &["auth"],
@@ -145,6 +145,8 @@ fn no_module_reaches_up_into_one_above_it() {
     }
     // Config is a leaf of the domain: it imports nothing of it.
     may_only("config", &["error", "password", "tls", "web"]);
+    // The database knows nothing of the rest: SQL in, rows out.
+    may_only("db", &[]);
     // The store knows no HTTP flow, no grant, no configuration.
     may_only("store", &["runtime", "error"]);
     // The proxy knows nothing of sign-in or tokens.

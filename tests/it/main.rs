@@ -8,6 +8,7 @@ mod backchannel_logout;
 mod browser;
 mod cli;
 mod common;
+mod database;
 mod embedding;
 mod forward_auth;
 mod gateway;

@@ -6,6 +6,7 @@ pub mod chromium;
 pub mod github;
 pub mod ldap;
 pub mod oidc;
+pub mod postgres;
 pub mod raw;
 #[allow(unused_imports)]
 pub use raw::*;

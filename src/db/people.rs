@@ -1,0 +1,218 @@
+//! Users and groups in the database.
+
+use sqlx::Row;
+
+use super::{now_ms, Database, DbError};
+
+/// A user of the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DbUser {
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) password_hash: Option<String>,
+    pub(crate) disabled: bool,
+    pub(crate) must_change_password: bool,
+    pub(crate) created_at: i64,
+    pub(crate) last_sign_in_at: Option<i64>,
+}
+
+/// What a new user is made of.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewUser<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) password_hash: Option<&'a str>,
+    pub(crate) must_change_password: bool,
+}
+
+const USER_COLUMNS: &str =
+    "username, email, name, password_hash, disabled, must_change_password, created_at, last_sign_in_at";
+
+fn user_of(row: &sqlx::any::AnyRow) -> Result<DbUser, sqlx::Error> {
+    Ok(DbUser {
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        password_hash: row.try_get("password_hash")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        must_change_password: row.try_get::<i64, _>("must_change_password")? != 0,
+        created_at: row.try_get("created_at")?,
+        last_sign_in_at: row.try_get("last_sign_in_at")?,
+    })
+}
+
+impl Database {
+    /// The user of that name.
+    pub(crate) async fn user(&self, username: &str) -> Result<Option<DbUser>, DbError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(self.ready().await?)
+            .await?;
+        Ok(row.as_ref().map(user_of).transpose()?)
+    }
+
+    /// Users whose name or email contains `search` (all, with none), by
+    /// name, `limit` from `offset`.
+    pub(crate) async fn users(
+        &self,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<DbUser>, DbError> {
+        let pattern = format!("%{}%", search.unwrap_or("").replace(['%', '_'], ""));
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 OR email LIKE $1 ORDER BY username LIMIT $2 OFFSET $3"
+        ))
+        .bind(pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.ready().await?)
+        .await?;
+        Ok(rows.iter().map(user_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Adds a user; a name (or email) already taken is a conflict.
+    pub(crate) async fn add_user(&self, user: &NewUser<'_>) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO users (username, email, name, password_hash, disabled, must_change_password, created_at) VALUES ($1, $2, $3, $4, 0, $5, $6)",
+        )
+        .bind(user.username)
+        .bind(user.email)
+        .bind(user.name)
+        .bind(user.password_hash)
+        .bind(i64::from(user.must_change_password))
+        .bind(now_ms())
+        .execute(self.ready().await?)
+        .await
+        .map_err(|e| match DbError::from(e) {
+            DbError::Conflict(_) => DbError::Conflict(format!(
+                "a user named {:?} (or with that email address) exists already",
+                user.username
+            )),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    /// Sets a user's password hash (`must_change`: asked for a new one at
+    /// the next sign-in); answers whether there was such a user.
+    pub(crate) async fn set_password(
+        &self,
+        username: &str,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<bool, DbError> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2 WHERE username = $3")
+                .bind(hash)
+                .bind(i64::from(must_change))
+                .bind(username)
+                .execute(self.ready().await?)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Disables (or enables) a user; answers whether there was such a user.
+    pub(crate) async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+            .bind(i64::from(disabled))
+            .bind(username)
+            .execute(self.ready().await?)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a sign-in's time.
+    pub(crate) async fn signed_in(&self, username: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE username = $2")
+            .bind(now_ms())
+            .bind(username)
+            .execute(self.ready().await?)
+            .await?;
+        Ok(())
+    }
+
+    /// The groups `username` is a member of, by name.
+    pub(crate) async fn groups_of(&self, username: &str) -> Result<Vec<String>, DbError> {
+        let rows =
+            sqlx::query("SELECT group_name FROM group_members WHERE username = $1 ORDER BY group_name")
+                .bind(username)
+                .fetch_all(self.ready().await?)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("group_name"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Adds a group; a name taken is a conflict.
+    pub(crate) async fn add_group(&self, name: &str, description: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO user_groups (name, description, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(description)
+            .bind(now_ms())
+            .execute(self.ready().await?)
+            .await
+            .map_err(|e| match DbError::from(e) {
+                DbError::Conflict(_) => DbError::Conflict(format!("a group named {name:?} exists already")),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    /// The groups, by name, with their member counts.
+    pub(crate) async fn groups(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT g.name AS name, COUNT(m.username) AS members FROM user_groups g LEFT JOIN group_members m ON m.group_name = g.name GROUP BY g.name ORDER BY g.name",
+        )
+        .fetch_all(self.ready().await?)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("members")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Puts `username` in `group`, which must exist (and may be anyone's
+    /// name: a database user, a `[[users]]` one, `provider:name`).
+    pub(crate) async fn add_member(&self, group: &str, username: &str) -> Result<(), DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        let exists = sqlx::query("SELECT name FROM user_groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(DbError::Conflict(format!("there is no group named {group:?}")));
+        }
+        let added =
+            sqlx::query("INSERT INTO group_members (group_name, username, added_at) VALUES ($1, $2, $3)")
+                .bind(group)
+                .bind(username)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await;
+        match added {
+            Ok(_) => {}
+            Err(err) => match DbError::from(err) {
+                DbError::Conflict(_) => {
+                    return Err(DbError::Conflict(format!("{username:?} is in {group:?} already")))
+                }
+                other => return Err(other),
+            },
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes `username` out of `group`; answers whether they were in it.
+    pub(crate) async fn remove_member(&self, group: &str, username: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM group_members WHERE group_name = $1 AND username = $2")
+            .bind(group)
+            .bind(username)
+            .execute(self.ready().await?)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,175 @@
+//! `authgate user …` and `authgate group …`: the database's people and
+//! groups from the command line, for scripts.
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::db::{Database, DbError, NewUser};
+use crate::error::{Error, ErrorKind};
+
+/// The commands, for `--help`.
+pub const MANAGE_USAGE: &str = "\
+  authgate user add NAME [--email E] [--name N] [--temporary]   a database user (password read as by hash-password)
+  authgate user list [SEARCH]                                   users by name (and email), with their groups
+  authgate user disable NAME | enable NAME                      a disabled user cannot sign in
+  authgate user set-password NAME [--temporary]                 --temporary: must be changed at the next sign-in
+  authgate group add NAME [--description D]
+  authgate group list
+  authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)";
+
+/// Runs a `user` or `group` command on `config`'s database; answers what
+/// to print, or why it failed. `read_password` asks for a new password.
+pub async fn manage(
+    config: &Config,
+    args: &[String],
+    read_password: &(dyn Fn() -> Result<String, String> + Sync),
+) -> Result<String, Error> {
+    let url = config.database.as_deref().ok_or_else(|| {
+        usage(format!(
+            "{} has no [database]: set url = \"sqlite://authgate.db\" (or postgres://…) there first",
+            config.source().display()
+        ))
+    })?;
+    let db = Database::open(url).map_err(failed)?;
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|at| words.get(at + 1))
+            .copied()
+    };
+    let has = |name: &str| words.contains(&name);
+    let positional: Vec<&str> = positional(&words);
+    let mut out = String::new();
+    match positional.as_slice() {
+        ["user", "add", name] => {
+            check_name(name)?;
+            let password = read_password().map_err(usage)?;
+            let hash = crate::password::hash_password(&password);
+            let email = flag("--email");
+            if let Some(email) = email {
+                if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(usage(format!("--email {email:?} is not an email address")));
+                }
+            }
+            db.add_user(&NewUser {
+                username: name,
+                email,
+                name: flag("--name"),
+                password_hash: Some(&hash),
+                must_change_password: has("--temporary"),
+            })
+            .await
+            .map_err(failed)?;
+            let _ = writeln!(out, "added user {name}");
+        }
+        ["user", "list"] | ["user", "list", _] => {
+            let search = positional.get(2).copied();
+            for user in db.users(search, 0, 10_000).await.map_err(failed)? {
+                let groups = db.groups_of(&user.username).await.map_err(failed)?;
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    user.username,
+                    user.email.as_deref().unwrap_or("-"),
+                    if user.disabled { "disabled" } else { "enabled" },
+                    if groups.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        groups.join(",")
+                    }
+                );
+            }
+        }
+        ["user", action @ ("disable" | "enable"), name] => {
+            if !db
+                .set_disabled(name, *action == "disable")
+                .await
+                .map_err(failed)?
+            {
+                return Err(failed(DbError::Conflict(format!(
+                    "there is no database user named {name:?}"
+                ))));
+            }
+            let _ = writeln!(out, "{action}d user {name}");
+        }
+        ["user", "set-password", name] => {
+            let password = read_password().map_err(usage)?;
+            let hash = crate::password::hash_password(&password);
+            if !db
+                .set_password(name, &hash, has("--temporary"))
+                .await
+                .map_err(failed)?
+            {
+                return Err(failed(DbError::Conflict(format!(
+                    "there is no database user named {name:?}"
+                ))));
+            }
+            let _ = writeln!(out, "set the password of {name}");
+        }
+        ["group", "add", name] => {
+            check_name(name)?;
+            if name.contains(',') {
+                return Err(usage(format!("group {name:?}: a group name holds no comma")));
+            }
+            db.add_group(name, flag("--description")).await.map_err(failed)?;
+            let _ = writeln!(out, "added group {name}");
+        }
+        ["group", "list"] => {
+            for (name, members) in db.groups().await.map_err(failed)? {
+                let _ = writeln!(out, "{name}\t{members}");
+            }
+        }
+        ["group", "add-member", group, user] => {
+            db.add_member(group, user).await.map_err(failed)?;
+            let _ = writeln!(out, "added {user} to {group}");
+        }
+        ["group", "remove-member", group, user] => {
+            if !db.remove_member(group, user).await.map_err(failed)? {
+                return Err(failed(DbError::Conflict(format!("{user:?} is not in {group:?}"))));
+            }
+            let _ = writeln!(out, "removed {user} from {group}");
+        }
+        _ => {
+            return Err(usage(format!(
+                "unknown command: authgate {}\n\n{MANAGE_USAGE}",
+                words.join(" ")
+            )))
+        }
+    }
+    Ok(out)
+}
+
+/// The words that are neither a `--flag` nor a flag's value.
+fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for word in words {
+        if skip {
+            skip = false;
+        } else if word.starts_with("--") {
+            skip = matches!(*word, "--email" | "--name" | "--description");
+        } else {
+            out.push(*word);
+        }
+    }
+    out
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) || name.contains(':') {
+        return Err(usage(format!(
+            "{name:?}: a name is 1 to 256 characters, with no control characters and no : (which names someone of a provider)"
+        )));
+    }
+    Ok(())
+}
+
+fn usage(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+fn failed(err: DbError) -> Error {
+    Error::new(ErrorKind::Io, err.to_string())
+}

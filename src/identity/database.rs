@@ -1,0 +1,83 @@
+//! People from the database (`[database]`): asked for names no
+//! `[[users]]` entry has, before any LDAP directory. A disabled user is
+//! refused; a database that cannot be reached answers
+//! [`Checked::Unavailable`], and config users sign in as before.
+
+use std::sync::Arc;
+
+use crate::db::{Database, DbError};
+use crate::store::{Identity, IdentityParts};
+
+use super::{Checked, PasswordSource, SourceFuture, User, Verification};
+
+#[derive(Debug)]
+pub(crate) struct DatabaseUsers {
+    db: Database,
+}
+
+impl DatabaseUsers {
+    pub(crate) fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+        verification: &Verification,
+    ) -> Result<Checked, DbError> {
+        let Some(user) = self.db.user(username).await? else {
+            return Ok(Checked::NotHere);
+        };
+        let Some(hash) = user.password_hash.clone() else {
+            // Invited, and no password set yet.
+            return Ok(Checked::Refused);
+        };
+        if !verification.argon2(hash, password).await {
+            return Ok(Checked::Refused);
+        }
+        if user.disabled {
+            tracing::info!(username, "sign-in of a disabled database user refused");
+            return Ok(Checked::Refused);
+        }
+        let groups = self.db.groups_of(username).await?;
+        if let Err(err) = self.db.signed_in(username).await {
+            tracing::warn!(error = %err, "could not record a sign-in's time");
+        }
+        let identity = Identity::from_parts(IdentityParts {
+            username: &user.username,
+            email: user.email.as_deref(),
+            name: user.name.as_deref(),
+            groups: &groups,
+            ..IdentityParts::default()
+        });
+        Ok(Checked::Verified(Arc::new(User::outside(identity))))
+    }
+}
+
+impl PasswordSource for DatabaseUsers {
+    fn user(&self, _username: &str) -> Option<Arc<User>> {
+        None
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        verification: &'a Verification,
+    ) -> SourceFuture<'a> {
+        Box::pin(async move {
+            match self.check(username, password, verification).await {
+                Ok(checked) => checked,
+                Err(err) => {
+                    tracing::warn!(error = %err, "database unavailable at a sign-in");
+                    Checked::Unavailable
+                }
+            }
+        })
+    }
+}

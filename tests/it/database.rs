@@ -1,0 +1,246 @@
+//! People and groups in a real database: the same suite against SQLite
+//! and against PostgreSQL (a cluster of its own, started by the test).
+//! Set up with the `authgate user` and `group` commands, then signed in at
+//! a gateway; a database that stops leaves config users and live sessions
+//! working; a database newer than the binary is refused at start.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::common::postgres::Postgres;
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authgate");
+
+/// Runs `authgate ARGS --config CONFIG`, `stdin` on its standard input;
+/// answers its exit code, stdout and stderr.
+async fn authgate(config: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).arg("--config").arg(config);
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("authgate runs");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn config_text(upstream: std::net::SocketAddr, database_url: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstream]
+url = "http://{upstream}"
+
+[database]
+url = "{database_url}"
+
+[[users]]
+username = "carol"
+password_hash = "{hash}"
+
+[[routes]]
+path_prefix = "/ops"
+url = "http://{upstream}"
+allowed_groups = ["ops"]
+"#,
+        hash = password_hash()
+    )
+}
+
+/// The password grant's answer, as JSON with its status.
+async fn grant(gateway: &Gateway, username: &str, password: &str) -> (u16, serde_json::Value) {
+    let answer = api()
+        .post(gateway.url("/management/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// The suite, on the database at `url`; `postgres` to stop and restart it.
+async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let config = dir.path().join("config.toml");
+    let text = config_text(upstream.addr, url);
+    std::fs::write(&config, &text).unwrap();
+
+    let (code, out, err) = authgate(
+        &config,
+        &[
+            "user",
+            "add",
+            "dora",
+            "--email",
+            "dora@example.com",
+            "--name",
+            "Dora",
+        ],
+        "dora-pw\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = authgate(&config, &["user", "add", "dora"], "x\n").await;
+    assert_eq!(code, 1, "a duplicate: {err}");
+    assert!(err.contains("exists already"), "{err}");
+    let (code, _, err) = authgate(
+        &config,
+        &["user", "add", "eve", "--email", "not an address"],
+        "x\n",
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    for args in [
+        &["group", "add", "ops"][..],
+        &["group", "add-member", "ops", "dora"],
+        &["group", "add-member", "ops", "carol"],
+    ] {
+        let (code, out, err) = authgate(&config, args, "").await;
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let (code, _, err) = authgate(&config, &["group", "add-member", "nope", "dora"], "").await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no group named \"nope\""), "{err}");
+    let (_, out, _) = authgate(&config, &["user", "list"], "").await;
+    assert_eq!(out, "dora\tdora@example.com\tenabled\tops\n");
+
+    let gateway = Gateway::start(&text).await;
+    let (status, dora) = grant(&gateway, "dora", "dora-pw").await;
+    assert_eq!(status, 200, "{dora}");
+    let dora = dora["access_token"].as_str().unwrap().to_owned();
+    let seen = bearer_json(&gateway, "/ops/x", &dora).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "dora");
+    assert_eq!(seen["headers"]["x-forwarded-email"], "dora@example.com");
+    assert_eq!(seen["headers"]["x-forwarded-groups"], "ops");
+    // A config user in a database group.
+    let (_, carol) = grant(&gateway, "carol", PASSWORD).await;
+    let carol = carol["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer_status(&gateway, "/ops/x", &carol).await, 200);
+    // Wrong or unknown: refused alike.
+    assert_eq!(grant(&gateway, "dora", "wrong").await.1["error"], "invalid_grant");
+    assert_eq!(
+        grant(&gateway, "nobody", "dora-pw").await.1["error"],
+        "invalid_grant"
+    );
+
+    // Disabled: no new sign-in.
+    let (code, _, err) = authgate(&config, &["user", "disable", "dora"], "").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        grant(&gateway, "dora", "dora-pw").await.1["error"],
+        "invalid_grant"
+    );
+    let (code, _, _) = authgate(&config, &["user", "enable", "dora"], "").await;
+    assert_eq!(code, 0);
+    assert_eq!(grant(&gateway, "dora", "dora-pw").await.0, 200);
+
+    let Some(postgres) = postgres else {
+        return;
+    };
+    // The database stops: its people get a clear 503, config users sign
+    // in, live sessions keep working (the database is off their path).
+    postgres.stop();
+    let (status, body) = grant(&gateway, "dora", "dora-pw").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(grant(&gateway, "carol", PASSWORD).await.0, 200);
+    assert_eq!(bearer_status(&gateway, "/ops/x", &dora).await, 200);
+    assert_eq!(bearer_status(&gateway, "/ops/x", &carol).await, 200);
+    // Still ready (live sessions need no database), and says why not all is well.
+    let ready = api().get(gateway.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        ready["database"].as_str().unwrap().contains("cannot be reached"),
+        "{ready}"
+    );
+    // Back: everything resumes, without a restart.
+    postgres.restart();
+    let (status, body) = grant(&gateway, "dora", "dora-pw").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = api()
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], "ok");
+}
+
+/// A database whose schema is newer than this binary is refused at start.
+async fn a_newer_database_is_refused(url: &str) {
+    let upstream = start_upstream().await;
+    let text = config_text(upstream.addr, url);
+    // Made current by a first start, then moved on by "a newer authgate".
+    let first = authgate::gateway::Gateway::bind(authgate::Config::from_toml_str(&text).unwrap()).await;
+    assert!(first.is_ok(), "{:?}", first.err());
+    drop(first);
+    sqlx::any::install_default_drivers();
+    let mut db_url = url.to_owned();
+    if db_url.starts_with("sqlite://") && !db_url.contains('?') {
+        db_url.push_str("?mode=rwc");
+    }
+    let pool = sqlx::AnyPool::connect(&db_url).await.unwrap();
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990001, 'from the future', TRUE, $1, 0)")
+        .bind(vec![0u8; 48])
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let Err(err) = authgate::gateway::Gateway::bind(authgate::Config::from_toml_str(&text).unwrap()).await
+    else {
+        panic!("a database newer than the binary was not refused");
+    };
+    assert!(
+        err.to_string().contains("newer than this authgate knows"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn people_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("authgate.db").display());
+    people_in_the_database(&url, None).await;
+    let other = format!("sqlite://{}", dir.path().join("newer.db").display());
+    a_newer_database_is_refused(&other).await;
+}
+
+#[tokio::test]
+async fn people_in_postgres() {
+    let Some(mut postgres) = Postgres::start() else {
+        return;
+    };
+    let url = postgres.url();
+    people_in_the_database(&url, Some(&mut postgres)).await;
+}
+
+#[tokio::test]
+async fn a_newer_postgres_database_is_refused() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    a_newer_database_is_refused(&postgres.url()).await;
+}
