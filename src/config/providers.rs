@@ -596,6 +596,20 @@ impl Checker<'_> {
         if url.host().is_none() {
             return self.fail(&url_raw.span(), "url has no host");
         }
+        // ldap:// is no special scheme to the URL parser: its host is text.
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if url.scheme() == "ldap" && !start_tls && !loopback {
+            return self.fail(
+                &url_raw.span(),
+                "url = ldap:// off loopback would send people's passwords in clear, and anyone on the way could answer \"bind succeeded\": use ldaps://, or start_tls = true",
+            );
+        }
         let bind_dn = self.required(&raw.bind_dn, "bind_dn", span, "ldap")?;
         let Some(bind_password) =
             self.secret(&raw.bind_password, &raw.bind_password_file, "bind_password")?
@@ -763,6 +777,16 @@ mod tests {
         assert!(!config.providers[0].is_redirect());
         let err = refused(&format!("{UP}{ldap}user_filter = \"(uid=alice)\"\n"));
         assert!(err.message().contains("must contain {username}"), "{err}");
+        let err = refused(&format!(
+            "{UP}{}",
+            ldap.replace("127.0.0.1:389", "ldap.example.com")
+        ));
+        assert!(err.message().contains("in clear"), "{err}");
+        Config::from_toml_str(&format!(
+            "{UP}{}start_tls = true\n",
+            ldap.replace("127.0.0.1:389", "ldap.example.com")
+        ))
+        .unwrap();
         let err = refused(&format!("{UP}{}", ldap.replace("ldap://", "http://")));
         assert!(err.message().contains("ldap or ldaps"), "{err}");
         let err = refused(&format!(

@@ -274,7 +274,8 @@ impl LdapDirectory {
         if !self.bind_as(&person.dn, password).await? {
             return Ok(Checked::Refused);
         }
-        let groups = self.groups(username, &person.dn).await?;
+        // The directory's spelling of the name, not the one typed.
+        let groups = self.groups(&person.login, &person.dn).await?;
         if !self.provider.allowed_groups.is_empty()
             && !groups.iter().any(|g| self.provider.allowed_groups.contains(g))
         {

@@ -30,7 +30,7 @@ pub(crate) use self::client::Client;
 use self::database::DatabaseUsers;
 use self::ldap::LdapDirectory;
 pub(crate) use self::local::LocalUsers;
-pub(crate) use self::outside::{Outside, OutsideError, OutsideIdentity};
+pub(crate) use self::outside::{LogoutClaims, Outside, OutsideError, OutsideIdentity};
 pub(crate) use self::user::{user_uuid, User};
 
 /// What a password source answers.

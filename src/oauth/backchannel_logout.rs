@@ -8,7 +8,8 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::auth::state::AuthState;
-use crate::store::{Session, TokenKey};
+use crate::identity::LogoutClaims;
+use crate::store::{Session, StoreError, TokenKey};
 use crate::web::request::Params;
 use crate::web::response::{self, OwnBody};
 
@@ -56,33 +57,18 @@ pub(super) async fn logout(state: &AuthState, path: &str, params: &Params) -> Re
             );
         }
     }
-    let owners = [("session", &claims.sid), ("subject", &claims.sub)];
-    let mut ended = 0;
-    for (what, value) in owners {
-        let Some(value) = value else { continue };
-        let owner = match state.store.get(&TokenKey::of(&owner_key(id, what, value))).await {
-            Ok(owner) => owner,
-            Err(err) => {
-                tracing::error!(error = %err, "token store unavailable at a back-channel logout");
-                return refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The token store cannot be reached.",
-                );
-            }
-        };
-        if let Some(owner) = owner {
-            match state.store.remove_user(owner.username()).await {
-                Ok(count) => ended += count,
-                Err(err) => {
-                    tracing::error!(error = %err, "could not end sessions at a back-channel logout");
-                    return refused(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The token store cannot be reached.",
-                    );
-                }
-            }
+    let ended = match end_sessions(state, id, &claims).await {
+        Ok(ended) => ended,
+        Err(err) => {
+            tracing::error!(error = %err, "could not end sessions at a back-channel logout");
+            // The provider sends it again: let that one through.
+            let _ = state.store.remove(&jti).await;
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The token store cannot be reached.",
+            );
         }
-    }
+    };
     tracing::info!(
         provider = id,
         sub = claims.sub,
@@ -95,6 +81,23 @@ pub(super) async fn logout(state: &AuthState, path: &str, params: &Params) -> Re
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     answer
+}
+
+/// Ends every session of the people the logout token names by `sid` or
+/// `sub`; answers how many.
+async fn end_sessions(state: &AuthState, provider: &str, claims: &LogoutClaims) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for (what, value) in [("session", &claims.sid), ("subject", &claims.sub)] {
+        let Some(value) = value else { continue };
+        if let Some(owner) = state
+            .store
+            .get(&TokenKey::of(&owner_key(provider, what, value)))
+            .await?
+        {
+            ended += state.store.remove_user(owner.username()).await?;
+        }
+    }
+    Ok(ended)
 }
 
 fn refused(status: StatusCode, description: &str) -> Response<OwnBody> {

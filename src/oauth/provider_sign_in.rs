@@ -177,6 +177,17 @@ pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBo
         );
     };
     let params = Params::from_query(parts.uri.query());
+    // One reading only: a parameter sent twice (`iss=a&iss=b`) is refused.
+    if let Some(repeated) = params.first_repeated(&["state", "code", "iss", "error", "error_description"]) {
+        return expired(
+            state,
+            headers,
+            &format!(
+                "The answer from the sign-in provider carried “{}” more than once.",
+                repeated.0
+            ),
+        );
+    }
     let get = |name| params.one(name).ok().flatten();
     let Some(flow_state) = get("state") else {
         return expired(

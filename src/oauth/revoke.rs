@@ -6,6 +6,7 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde_json::json;
 
+use crate::auth::credential;
 use crate::auth::state::AuthState;
 use crate::store::{Session, TokenKey};
 use crate::web::request::Params;
@@ -29,8 +30,14 @@ pub(super) async fn revoke(state: &AuthState, parts: &Parts, params: &Params) ->
 async fn try_revoke(state: &AuthState, parts: &Parts, params: &Params) -> Result<(), OAuthError> {
     let token = required_param(params, "token")?;
     let caller = client_auth::authenticate(state, parts, params).await?;
+    // Only a token the gateway issued can be revoked: never a record of
+    // the store's own (a provider session's owner, a used state), whose key
+    // anyone can compute.
+    if !credential::is_well_formed(token) {
+        return Ok(());
+    }
     let key = TokenKey::of(token);
-    let Some(session) = state.store.get(&key).await? else {
+    let Some(session) = state.store.get(&key).await?.filter(Session::is_token) else {
         return Ok(());
     };
     let caller_id = caller.client().map(|c| c.id());
@@ -97,9 +104,12 @@ pub(super) async fn revoke_user_tokens(
 async fn revoke_one_of_user(state: &AuthState, parts: &Parts, username: &str) -> Result<usize, OAuthError> {
     let params = Params::from_query(parts.uri.query());
     let token = required_param(&params, "token")?;
+    if !credential::is_well_formed(token) {
+        return Ok(0);
+    }
     let key = TokenKey::of(token);
     match state.store.get(&key).await? {
-        Some(session) if session.username() == username => {
+        Some(session) if session.username() == username && session.is_token() => {
             revoke_session(state, key, &session).await?;
             Ok(1)
         }

@@ -283,6 +283,9 @@ impl TokenStore for MeteredStore {
     fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
         self.counted(self.inner.touch(key, now))
     }
+    fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
+        self.counted(self.inner.update(key, session))
+    }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         self.revoked(self.inner.remove(key), usize::from)
     }

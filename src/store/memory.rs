@@ -194,6 +194,17 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(()))
     }
 
+    fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
+        let updated = match self.inner.sessions.get_mut(&key) {
+            Some(mut found) => {
+                *found = session;
+                true
+            }
+            None => false,
+        };
+        StoreFuture::ready(Ok(updated))
+    }
+
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         StoreFuture::ready(Ok(self.inner.sessions.remove(key).is_some()))
     }
@@ -211,6 +222,51 @@ impl TokenStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::store::Token;
+
+    #[test]
+    fn an_update_writes_only_where_a_session_is_still_there() {
+        let store = MemoryStore::new();
+        let token = Token::generate();
+        let session = Session::new("alice", None, 60);
+        let updated = store
+            .update(token.key(), session.clone())
+            .into_ready()
+            .ok()
+            .unwrap()
+            .unwrap();
+        assert!(!updated, "nothing to update");
+        assert!(
+            store
+                .get(&token.key())
+                .into_ready()
+                .ok()
+                .unwrap()
+                .unwrap()
+                .is_none(),
+            "and nothing brought back"
+        );
+        store
+            .insert(token.key(), session.clone())
+            .into_ready()
+            .ok()
+            .unwrap()
+            .unwrap();
+        let renamed = Session::new("alice", Some("a@example.com"), 60);
+        assert!(store
+            .update(token.key(), renamed)
+            .into_ready()
+            .ok()
+            .unwrap()
+            .unwrap());
+        let found = store
+            .get(&token.key())
+            .into_ready()
+            .ok()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.email(), Some("a@example.com"));
+    }
 
     impl MemoryStore {
         fn restore_unchecked(&self, key: TokenKey, session: Session) {

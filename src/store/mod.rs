@@ -521,6 +521,12 @@ impl Session {
         self.family
     }
 
+    /// Whether this is a token's session (not a marker, which records
+    /// something under a key anyone can compute).
+    pub(crate) fn is_token(&self) -> bool {
+        self.kind != Kind::Marker
+    }
+
     /// Whether this is an access token's session, the only kind that
     /// authenticates a request.
     pub fn is_access(&self) -> bool {
@@ -681,6 +687,16 @@ pub trait TokenStore: Send + Sync + 'static {
     /// the epoch), for its idle timeout.
     fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()>;
 
+    /// Keeps `session` under `key` only if a session is there still (one
+    /// revoked meanwhile is never brought back); answers whether it was.
+    /// The default writes nothing and answers `false` (a session whose
+    /// provider tokens were refreshed keeps its old ones): a store that can
+    /// write only where a key exists should.
+    fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
+        let _ = (key, session);
+        StoreFuture::ready(Ok(false))
+    }
+
     /// Forgets `key`; answers whether it was there.
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool>;
 
@@ -735,6 +751,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn touch(&self, key: &TokenKey, now: u64) -> StoreFuture<()> {
         (**self).touch(key, now)
+    }
+    fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
+        (**self).update(key, session)
     }
     fn ready(&self) -> StoreFuture<()> {
         (**self).ready()

@@ -40,7 +40,15 @@ pub(crate) fn save(store: &MemoryStore, path: &Path) -> io::Result<usize> {
     let entries = store.live_entries();
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let result = (|| {
-        let file = File::create(&tmp)?;
+        // Readable by this user only: sessions carry what outside
+        // providers issued (their refresh tokens among it).
+        let file = {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&tmp)?
+        };
         let mut out = BufWriter::new(file);
         serde_json::to_writer(
             &mut out,

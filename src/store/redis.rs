@@ -336,6 +336,28 @@ impl TokenStore for RedisStore {
         })
     }
 
+    fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
+        let inner = self.inner.clone();
+        StoreFuture::pending(async move {
+            let json = serde_json::to_string(&session).map_err(|e| StoreError::new(e.to_string()))?;
+            let mut redis = inner.manager.clone();
+            // XX: a session revoked meanwhile is not brought back.
+            let written: Option<String> = inner.noted(
+                redis::cmd("SET")
+                    .arg(inner.token_key(&key))
+                    .arg(json)
+                    .arg("KEEPTTL")
+                    .arg("XX")
+                    .query_async(&mut redis)
+                    .await,
+            )?;
+            if written.is_some() {
+                inner.remember(key, &session);
+            }
+            Ok(written.is_some())
+        })
+    }
+
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         let (inner, key) = (self.inner.clone(), *key);
         StoreFuture::pending(async move { Ok(inner.delete(&[key.to_hex()]).await? > 0) })

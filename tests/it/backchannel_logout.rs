@@ -141,6 +141,22 @@ async fn a_logout_at_the_provider_ends_the_sessions_at_two_gateways_within_a_sec
         "the other gateway knows (and caches) the session"
     );
 
+    // Alice tries to keep her sessions from the provider's logout by
+    // revoking the gateway's record of whose they are: a key anyone can
+    // compute, which revocation does not touch.
+    for record in [
+        "authgate outside subject\0corp\0u-alice",
+        "authgate outside session\0corp\0x",
+    ] {
+        let answer = api()
+            .post(a.url("/management/revoke"))
+            .form(&[("token", record)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "RFC 7009: an unknown token is no error");
+    }
+
     // Alice signs out at the provider; it tells the gateway.
     let sent: serde_json::Value = api()
         .post(corp.url("/test/backchannel-logout"))

@@ -38,7 +38,9 @@ fn alice_and_bob() -> serde_json::Value {
         {"sub": "u-alice", "password": "alice-pw", "email": "alice@corp.example", "email_verified": true,
          "preferred_username": "alice", "name": "Alice Liddell", "groups": ["staff", "admins"]},
         {"sub": "u-bob", "password": "bob-pw", "email": "bob@corp.example", "email_verified": true,
-         "preferred_username": "bob", "name": "Bob", "groups": ["staff"]}
+         "preferred_username": "bob", "name": "Bob", "groups": ["staff"]},
+        {"sub": "u-mal", "password": "mal-pw", "email": "bob@corp.example", "email_verified": false,
+         "preferred_username": "mal", "groups": []}
     ])
 }
 
@@ -278,6 +280,13 @@ async fn a_callback_is_single_use_bound_to_its_browser_and_its_state() {
     let alice = browser();
     let walked = to_callback(&alice, &start, "alice", "alice-pw").await.unwrap();
     let (callback, flow_cookie) = (walked.callback, walked.flow_cookie);
+
+    // A parameter sent twice has two readings: refused, and the sign-in
+    // is still there for the browser that started it.
+    let doubled = format!("{callback}&iss=http%3A%2F%2Fevil.example");
+    let answer = alice.get(&doubled).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(answer.text().await.unwrap().contains("more than once"));
 
     // Another browser (an attacker handed the URL) has no flow cookie.
     let other = browser().get(callback.clone()).send().await.unwrap();
@@ -976,6 +985,14 @@ email = "BOB@corp.example"
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice-local");
     assert_eq!(seen["headers"]["x-forwarded-groups"], "admins,local-ops,staff");
     assert_eq!(seen["headers"]["x-forwarded-preferred-username"], "alice");
+
+    // An address the provider never verified links no one, and is not
+    // passed on: mal typed bob's.
+    let back = through_provider(&browser(), &start, "mal", "mal-pw").await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-user"], "corp:mal");
+    assert!(seen["headers"].get("x-forwarded-email").is_none(), "{seen}");
 
     // link_by_verified_email: bob's verified address is robert's.
     let back = through_provider(&browser(), &start, "bob", "bob-pw").await;

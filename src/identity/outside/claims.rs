@@ -56,8 +56,9 @@ impl Claims {
 }
 
 /// Who the claims say signed in. The username is `username_claim`, else
-/// `email`, else `sub`; groups are read from `groups_claim`, a list of
-/// strings or one string.
+/// a verified `email`, else `sub` (an email address the provider has not
+/// verified names no one: anyone may have typed it); groups are read from
+/// `groups_claim`, a list of strings or one string.
 pub(crate) fn identity(
     claims: &Claims,
     username_claim: Option<&str>,
@@ -66,14 +67,28 @@ pub(crate) fn identity(
     let subject = claims
         .text("sub")
         .ok_or_else(|| OutsideError::Invalid("the provider's answer names no subject (sub)".into()))?;
-    let username = match username_claim {
-        Some(claim) => claims.text(claim).ok_or_else(|| {
-            OutsideError::Invalid(format!(
-                "the provider's answer has no {claim} claim, which names the user here"
-            ))
-        })?,
-        None => claims.text("email").unwrap_or_else(|| subject.clone()),
+    let email_verified = match claims.lookup("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        // Some providers send it as a string.
+        Some(Value::String(s)) => s == "true",
+        _ => false,
     };
+    let username =
+        match username_claim {
+            Some("email") if !email_verified => return Err(OutsideError::Invalid(
+                "the provider has not verified the email address that names the user here (email_verified)"
+                    .into(),
+            )),
+            Some(claim) => claims.text(claim).ok_or_else(|| {
+                OutsideError::Invalid(format!(
+                    "the provider's answer has no {claim} claim, which names the user here"
+                ))
+            })?,
+            None => claims
+                .text("email")
+                .filter(|_| email_verified)
+                .unwrap_or_else(|| subject.clone()),
+        };
     // The name goes upstream in X-Forwarded-User: it must be one.
     if username.chars().any(char::is_control) || username.len() > 256 {
         return Err(OutsideError::Invalid(
@@ -92,12 +107,6 @@ pub(crate) fn identity(
         Some(Value::String(one)) => vec![one.clone()],
         _ => Vec::new(),
     };
-    let email_verified = match claims.lookup("email_verified") {
-        Some(Value::Bool(b)) => *b,
-        // Some providers send it as a string.
-        Some(Value::String(s)) => s == "true",
-        _ => false,
-    };
     Ok(OutsideIdentity {
         subject,
         username,
@@ -106,6 +115,7 @@ pub(crate) fn identity(
         name: claims.text("name"),
         groups,
         sid: claims.text("sid"),
+        hosted_domain: claims.text("hd").map(|d| d.to_ascii_lowercase()),
         tokens: None,
     })
 }
@@ -135,6 +145,15 @@ mod tests {
             identity(&claims, None, None).unwrap().username,
             "jane@example.com"
         );
+        let unverified = Claims::from_value(
+            serde_json::json!({"sub": "s-9", "email": "boss@example.com", "email_verified": false}),
+        );
+        assert_eq!(
+            identity(&unverified, None, None).unwrap().username,
+            "s-9",
+            "an unverified address names no one"
+        );
+        assert!(identity(&unverified, Some("email"), None).is_err());
         let bare = Claims::from_value(serde_json::json!({"sub": "s-1"}));
         assert_eq!(identity(&bare, None, None).unwrap().username, "s-1");
         assert!(

@@ -181,6 +181,7 @@ impl GithubProvider {
             name: user.name,
             groups,
             sid: None,
+            hosted_domain: None,
             // OAuth apps' tokens do not expire, and come with no refresh token.
             tokens: Some(ProviderTokens::issued(token, None, None, None)),
         })

@@ -36,6 +36,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Google's issuer, whose accounts need `hd` for a domain rule.
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
 /// Where a sign-in sends the browser, and what its callback must match.
 #[derive(Debug)]
 pub(crate) struct Authorization {
@@ -76,6 +79,8 @@ pub(crate) struct OutsideIdentity {
     pub(crate) groups: Vec<String>,
     /// The provider's session, for its back-channel logout.
     pub(crate) sid: Option<String>,
+    /// Google's `hd`: the Workspace domain of the account, if any.
+    pub(crate) hosted_domain: Option<String>,
     /// What the provider issued.
     pub(crate) tokens: Option<ProviderTokens>,
 }
@@ -204,7 +209,9 @@ impl Outside {
             match oidc.refresh(&tokens).await {
                 Ok(fresh) => {
                     let identity = session.identity().with_provider_tokens(fresh);
-                    if let Err(err) = store.insert(key, session.with_identity(identity)).await {
+                    // Only where the session is still there: one revoked
+                    // while the provider answered stays revoked.
+                    if let Err(err) = store.update(key, session.with_identity(identity)).await {
                         tracing::warn!(error = %err, "could not keep refreshed provider tokens");
                     }
                 }
@@ -249,7 +256,16 @@ impl Outside {
                     .filter(|_| person.email_verified)
                     .and_then(|email| email.rsplit_once('@'))
                     .map(|(_, domain)| domain.to_ascii_lowercase());
-                let allowed = domain.is_some_and(|d| oidc.allowed_email_domains.contains(&d));
+                // Google verifies any address its accounts hold, a work
+                // address of someone who left too: its accounts of a
+                // Workspace domain say so in `hd`, which must agree.
+                let google = oidc.issuer == GOOGLE_ISSUER;
+                let hosted_ok = match (&person.hosted_domain, &domain) {
+                    (Some(hd), Some(domain)) => hd == domain,
+                    (None, _) => !google,
+                    (Some(_), None) => false,
+                };
+                let allowed = hosted_ok && domain.is_some_and(|d| oidc.allowed_email_domains.contains(&d));
                 if !allowed {
                     return Err(OutsideError::NotAllowed(format!(
                         "Only people with a verified email address at {} may sign in here.",
@@ -271,7 +287,8 @@ impl Outside {
     pub(crate) fn user(&self, person: &OutsideIdentity) -> Arc<User> {
         let identity = Identity::from_parts(IdentityParts {
             username: &format!("{}:{}", self.config.id, person.username),
-            email: person.email.as_deref(),
+            // Only an address the provider verified goes upstream.
+            email: person.email.as_deref().filter(|_| person.email_verified),
             name: person.name.as_deref(),
             groups: &person.groups,
             provider: Some(&self.config.id),

@@ -169,7 +169,18 @@ impl OidcProvider {
         }
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| OutsideError::Unreachable(format!("issuer: {e}")))?;
-        match Metadata::discover_async(issuer, &self.http).await {
+        let discovered = Metadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| error_chain(&e))
+            .and_then(
+                |metadata| match insecure_endpoint(&self.config.issuer, &metadata) {
+                    Some(endpoint) => Err(format!(
+                        "discovery names {endpoint}, which is not https for an https issuer"
+                    )),
+                    None => Ok(metadata),
+                },
+            );
+        match discovered {
             Ok(metadata) => {
                 let metadata = Arc::new(metadata);
                 *slot = Some(Discovered {
@@ -179,8 +190,7 @@ impl OidcProvider {
                 });
                 Ok(metadata)
             }
-            Err(err) => {
-                let reason = error_chain(&err);
+            Err(reason) => {
                 tracing::warn!(provider = %self.provider.id, error = %reason, "OpenID Connect discovery failed");
                 match slot.as_ref() {
                     Some(stale) => Ok(stale.metadata.clone()),
@@ -388,7 +398,8 @@ impl OidcProvider {
     /// more for an unknown `kid`), with an asymmetric algorithm; `iss` this
     /// provider, `aud` this client, `iat` not in the future, `exp` (if
     /// any) not past, a `jti`, the back-channel logout event, `sub` or
-    /// `sid`, and no `nonce`. `typ`, if sent, is `logout+jwt`.
+    /// `sid`, and no `nonce`. `typ`, if sent, is `logout+jwt` (or
+    /// `application/logout+jwt`).
     pub(crate) async fn logout_claims(&self, token: &str) -> Result<LogoutClaims, OutsideError> {
         let invalid = |why: &str| OutsideError::Invalid(format!("the logout token {why}"));
         let parts: Vec<&str> = token.split('.').collect();
@@ -409,10 +420,10 @@ impl OidcProvider {
                 header["alg"]
             )));
         }
-        if header
-            .get("typ")
-            .is_some_and(|t| !t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("logout+jwt")))
-        {
+        let typed = |t: &str| {
+            t.eq_ignore_ascii_case("logout+jwt") || t.eq_ignore_ascii_case("application/logout+jwt")
+        };
+        if header.get("typ").is_some_and(|t| !t.as_str().is_some_and(typed)) {
             return Err(invalid("is not typed logout+jwt"));
         }
         let signature = decode(signature).map_err(|_| invalid("has an unreadable signature"))?;
@@ -556,6 +567,65 @@ impl OidcProvider {
             }
         }
         None
+    }
+}
+
+/// An endpoint of an https issuer's metadata that is not https (someone
+/// on the network could answer there in the provider's name).
+fn insecure_endpoint(issuer: &str, metadata: &Metadata) -> Option<String> {
+    if !issuer.starts_with("https://") {
+        return None;
+    }
+    let endpoints = [
+        Some(metadata.authorization_endpoint().url()),
+        metadata.token_endpoint().map(|u| u.url()),
+        metadata.userinfo_endpoint().map(|u| u.url()),
+        Some(metadata.jwks_uri().url()),
+        metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()
+            .map(|u| u.url()),
+    ];
+    endpoints
+        .into_iter()
+        .flatten()
+        .find(|url| url.scheme() != "https")
+        .map(|url| url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(token_endpoint: &str) -> Metadata {
+        serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example",
+            "authorization_endpoint": "https://idp.example/auth",
+            "token_endpoint": token_endpoint,
+            "jwks_uri": "https://idp.example/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_https_issuer_names_https_endpoints_only() {
+        assert_eq!(
+            insecure_endpoint("https://idp.example", &metadata("https://idp.example/token")),
+            None
+        );
+        assert_eq!(
+            insecure_endpoint("https://idp.example", &metadata("http://idp.example/token")).as_deref(),
+            Some("http://idp.example/token")
+        );
+        assert_eq!(
+            insecure_endpoint("http://127.0.0.1:9000", &metadata("http://127.0.0.1:9000/token")),
+            None,
+            "a test provider on loopback"
+        );
     }
 }
 
