@@ -118,6 +118,12 @@ impl AuthLayer {
         }
     }
 
+    /// The database and the token store (the same across reloads).
+    pub(crate) fn database_and_store(&self) -> (Option<crate::db::Database>, Arc<dyn TokenStore>) {
+        let state = self.shared.load();
+        (state.database.clone(), state.store.clone())
+    }
+
     /// The layer's metrics (the same registry across reloads).
     pub(crate) fn metrics(&self) -> Arc<Metrics> {
         self.shared.load().metrics.clone()

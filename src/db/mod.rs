@@ -9,6 +9,7 @@
 //! users sign in) while the database is down; its people get a clear
 //! error until it is back.
 
+mod changes;
 mod people;
 
 use std::time::Duration;

@@ -97,31 +97,67 @@ impl Database {
     }
 
     /// Sets a user's password hash (`must_change`: asked for a new one at
-    /// the next sign-in); answers whether there was such a user.
+    /// the next sign-in), ending their sessions everywhere (a change);
+    /// answers whether there was such a user.
     pub(crate) async fn set_password(
         &self,
         username: &str,
         hash: &str,
         must_change: bool,
     ) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
         let done =
             sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2 WHERE username = $3")
                 .bind(hash)
                 .bind(i64::from(must_change))
                 .bind(username)
-                .execute(self.ready().await?)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Database::record_change(&mut *tx, "password_set", username).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Disables (or enables) a user; answers whether there was such a user.
+    /// Disables (or enables) a user; disabling ends their sessions
+    /// everywhere (a change). Answers whether there was such a user.
     pub(crate) async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
         let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
             .bind(i64::from(disabled))
             .bind(username)
-            .execute(self.ready().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if disabled {
+            Database::record_change(&mut *tx, "user_disabled", username).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a user and their memberships, ending their sessions
+    /// everywhere; answers whether there was such a user.
+    pub(crate) async fn delete_user(&self, username: &str) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM group_members WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        Database::record_change(&mut *tx, "user_deleted", username).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records a sign-in's time.
@@ -206,13 +242,21 @@ impl Database {
         Ok(())
     }
 
-    /// Takes `username` out of `group`; answers whether they were in it.
+    /// Takes `username` out of `group`, narrowing their sessions
+    /// everywhere (a change: they sign in again, without it); answers
+    /// whether they were in it.
     pub(crate) async fn remove_member(&self, group: &str, username: &str) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
         let done = sqlx::query("DELETE FROM group_members WHERE group_name = $1 AND username = $2")
             .bind(group)
             .bind(username)
-            .execute(self.ready().await?)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Database::record_change(&mut *tx, "member_removed", username).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

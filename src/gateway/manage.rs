@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 pub const MANAGE_USAGE: &str = "\
   authgate user add NAME [--email E] [--name N] [--temporary]   a database user (password read as by hash-password)
   authgate user list [SEARCH]                                   users by name (and email), with their groups
-  authgate user disable NAME | enable NAME                      a disabled user cannot sign in
+  authgate user disable NAME | enable NAME | delete NAME        disabled or deleted: their sessions end within a second
   authgate user set-password NAME [--temporary]                 --temporary: must be changed at the next sign-in
   authgate group add NAME [--description D]
   authgate group list
@@ -93,6 +93,14 @@ pub async fn manage(
                 ))));
             }
             let _ = writeln!(out, "{action}d user {name}");
+        }
+        ["user", "delete", name] => {
+            if !db.delete_user(name).await.map_err(failed)? {
+                return Err(failed(DbError::Conflict(format!(
+                    "there is no database user named {name:?}"
+                ))));
+            }
+            let _ = writeln!(out, "deleted user {name}");
         }
         ["user", "set-password", name] => {
             let password = read_password().map_err(usage)?;

@@ -16,6 +16,7 @@
 //! ```
 
 mod accept;
+mod changes;
 mod connection;
 mod handling;
 mod manage;
@@ -203,6 +204,9 @@ fn start_background_tasks(
             path,
             config.tokens.persist_interval,
         )));
+    }
+    if let (Some(db), store) = layer.database_and_store() {
+        tasks.push(tokio::spawn(changes::watch(db, store)));
     }
     #[cfg(unix)]
     tasks.push(tokio::spawn(reload::reload_on_sighup(

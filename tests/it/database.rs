@@ -143,16 +143,54 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
         "invalid_grant"
     );
 
-    // Disabled: no new sign-in.
+    // Disabled (by the command line, another process): her session ends
+    // within a second, and no new sign-in.
     let (code, _, err) = authgate(&config, &["user", "disable", "dora"], "").await;
     assert_eq!(code, 0, "{err}");
+    let disabled = std::time::Instant::now();
+    while bearer_status(&gateway, "/ops/x", &dora).await != 401 {
+        assert!(
+            disabled.elapsed() < std::time::Duration::from_secs(1),
+            "dora's session outlived her account by a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         grant(&gateway, "dora", "dora-pw").await.1["error"],
         "invalid_grant"
     );
+    // Taken out of a group: carol's session ends, and her next one is narrower.
+    let (code, _, _) = authgate(&config, &["group", "remove-member", "ops", "carol"], "").await;
+    assert_eq!(code, 0);
+    let removed = std::time::Instant::now();
+    while bearer_status(&gateway, "/ops/x", &carol).await != 401 {
+        assert!(
+            removed.elapsed() < std::time::Duration::from_secs(1),
+            "carol's session kept a group she left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, carol) = grant(&gateway, "carol", PASSWORD).await;
+    let carol = carol["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer_status(&gateway, "/ops/x", &carol).await, 403);
+    assert_eq!(bearer_status(&gateway, "/elsewhere", &carol).await, 200);
     let (code, _, _) = authgate(&config, &["user", "enable", "dora"], "").await;
     assert_eq!(code, 0);
-    assert_eq!(grant(&gateway, "dora", "dora-pw").await.0, 200);
+    let (status, again) = grant(&gateway, "dora", "dora-pw").await;
+    assert_eq!(status, 200, "enabled again: {again}");
+    let dora = again["access_token"].as_str().unwrap().to_owned();
+
+    // Deleted: gone from the list, and the name is free again.
+    let (code, _, _) = authgate(&config, &["user", "add", "temp"], "temp-pw\n").await;
+    assert_eq!(code, 0);
+    let (code, out, _) = authgate(&config, &["user", "delete", "temp"], "").await;
+    assert_eq!((code, out.as_str()), (0, "deleted user temp\n"));
+    let (code, _, err) = authgate(&config, &["user", "delete", "temp"], "").await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        grant(&gateway, "temp", "temp-pw").await.1["error"],
+        "invalid_grant"
+    );
 
     let Some(postgres) = postgres else {
         return;
@@ -165,7 +203,7 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
     assert_eq!(body["error"], "temporarily_unavailable");
     assert_eq!(grant(&gateway, "carol", PASSWORD).await.0, 200);
     assert_eq!(bearer_status(&gateway, "/ops/x", &dora).await, 200);
-    assert_eq!(bearer_status(&gateway, "/ops/x", &carol).await, 200);
+    assert_eq!(bearer_status(&gateway, "/elsewhere", &carol).await, 200);
     // Still ready (live sessions need no database), and says why not all is well.
     let ready = api().get(gateway.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
