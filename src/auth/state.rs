@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::error::Error;
 use crate::identity::{Client, Directory, User};
+use crate::obs::audit::{Audit, Fields};
+use crate::obs::metrics::SignIn;
 use crate::obs::metrics::{MeteredStore, Metrics};
 use crate::store::{unix_now, Session, StoreError, Token, TokenStore};
 use crate::web::peer::{self, ClientAddr};
@@ -27,6 +29,8 @@ pub(crate) struct AuthState {
     pub(crate) config: Config,
     /// `[database]`, kept across reloads (its URL takes a restart).
     pub(crate) database: Option<Database>,
+    /// The audit log (kept across reloads).
+    pub(crate) audit: Arc<Audit>,
     pub(crate) directory: Directory,
     pub(crate) pages: Pages,
     pub(crate) store: Arc<dyn TokenStore>,
@@ -46,10 +50,16 @@ impl AuthState {
             .map(Database::open)
             .transpose()
             .map_err(|e| Error::new(crate::error::ErrorKind::Config, e.to_string()))?;
+        let audit = Arc::new(Audit::start(
+            database.clone(),
+            config.audit.file.clone(),
+            config.audit.retention_days,
+        ));
         Ok(Self {
             metrics,
             directory: Directory::from_config(&config, database.as_ref()),
             database,
+            audit,
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             throttle: Arc::new(Throttle::new(store.failure_counters())),
@@ -66,6 +76,7 @@ impl AuthState {
         Ok(Self {
             directory: Directory::from_config(&config, self.database.as_ref()),
             database: self.database.clone(),
+            audit: self.audit.clone(),
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
             config,
             store: self.store.clone(),
@@ -120,6 +131,17 @@ impl AuthState {
         } else {
             response::json_error(status, error, description)
         }
+    }
+
+    /// Counts a sign-in's outcome and records it in the audit log.
+    pub(crate) fn sign_in_outcome(&self, outcome: SignIn, fields: Fields<'_>) {
+        self.metrics.sign_in(outcome);
+        let event = match outcome {
+            SignIn::Succeeded => "sign_in.succeeded",
+            SignIn::Failed => "sign_in.failed",
+            SignIn::Throttled => "sign_in.throttled",
+        };
+        self.audit.record(event, fields);
     }
 
     /// The issuer identifier (RFC 8414): `server.public_url`, or the

@@ -19,7 +19,7 @@ use super::sections::{
     Allowed, AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
     ThrottleConfig, TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
 };
-use super::{Config, LogFormat};
+use super::{AuditConfig, Config, LogFormat};
 
 /// Checks the configuration `source`, the text of `file`.
 pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
@@ -56,6 +56,10 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         clients,
         providers,
         database: check.database(raw.database)?,
+        audit: AuditConfig {
+            file: raw.audit.file.map(|f| relative_to(file, f.get_ref())),
+            retention_days: check.count("audit.retention_days", raw.audit.retention_days, 90, 1, 36_500)?,
+        },
     };
     check.refuse_published_passwords(&config)?;
     Ok(config)

@@ -62,6 +62,16 @@ pub struct Config {
     /// `[database] url`, resolved (a SQLite path made absolute, a
     /// PostgreSQL password from its file); `None`: config users only.
     pub(crate) database: Option<String>,
+    /// `[audit]`.
+    pub(crate) audit: AuditConfig,
+}
+
+/// `[audit]`: where the audit log goes besides the database, and how long
+/// the database keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditConfig {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) retention_days: u64,
 }
 
 impl Config {

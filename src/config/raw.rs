@@ -31,6 +31,15 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) providers: Vec<Spanned<super::providers::RawProvider>>,
     pub(super) database: Option<RawDatabase>,
+    #[serde(default)]
+    pub(super) audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) file: Option<Spanned<String>>,
+    pub(super) retention_days: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

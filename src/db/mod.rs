@@ -9,6 +9,7 @@
 //! users sign in) while the database is down; its people get a clear
 //! error until it is back.
 
+mod audit;
 mod changes;
 mod people;
 
@@ -18,6 +19,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
+pub(crate) use self::audit::AuditEvent;
+pub(crate) use self::changes::new_id;
 pub(crate) use self::people::NewUser;
 
 /// The migrations, embedded in the binary.

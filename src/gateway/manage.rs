@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::config::Config;
-use crate::db::{Database, DbError, NewUser};
+use crate::db::{new_id, now_ms, AuditEvent, Database, DbError, NewUser};
 use crate::error::{Error, ErrorKind};
 
 /// The commands, for `--help`.
@@ -15,7 +15,8 @@ pub const MANAGE_USAGE: &str = "\
   authgate user set-password NAME [--temporary]                 --temporary: must be changed at the next sign-in
   authgate group add NAME [--description D]
   authgate group list
-  authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)";
+  authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)
+  authgate audit [--user NAME] [--event PREFIX] [--limit N]      the audit log, newest first, as JSON lines";
 
 /// Runs a `user` or `group` command on `config`'s database; answers what
 /// to print, or why it failed. `read_password` asks for a new password.
@@ -62,6 +63,7 @@ pub async fn manage(
             })
             .await
             .map_err(failed)?;
+            record(&db, "admin.user_added", name).await?;
             let _ = writeln!(out, "added user {name}");
         }
         ["user", "list"] | ["user", "list", _] => {
@@ -92,6 +94,7 @@ pub async fn manage(
                     "there is no database user named {name:?}"
                 ))));
             }
+            record(&db, &format!("admin.user_{action}d"), name).await?;
             let _ = writeln!(out, "{action}d user {name}");
         }
         ["user", "delete", name] => {
@@ -100,6 +103,7 @@ pub async fn manage(
                     "there is no database user named {name:?}"
                 ))));
             }
+            record(&db, "admin.user_deleted", name).await?;
             let _ = writeln!(out, "deleted user {name}");
         }
         ["user", "set-password", name] => {
@@ -114,6 +118,7 @@ pub async fn manage(
                     "there is no database user named {name:?}"
                 ))));
             }
+            record(&db, "admin.password_set", name).await?;
             let _ = writeln!(out, "set the password of {name}");
         }
         ["group", "add", name] => {
@@ -122,6 +127,7 @@ pub async fn manage(
                 return Err(usage(format!("group {name:?}: a group name holds no comma")));
             }
             db.add_group(name, flag("--description")).await.map_err(failed)?;
+            record(&db, "admin.group_added", name).await?;
             let _ = writeln!(out, "added group {name}");
         }
         ["group", "list"] => {
@@ -131,13 +137,27 @@ pub async fn manage(
         }
         ["group", "add-member", group, user] => {
             db.add_member(group, user).await.map_err(failed)?;
+            record(&db, &format!("admin.member_added:{group}"), user).await?;
             let _ = writeln!(out, "added {user} to {group}");
         }
         ["group", "remove-member", group, user] => {
             if !db.remove_member(group, user).await.map_err(failed)? {
                 return Err(failed(DbError::Conflict(format!("{user:?} is not in {group:?}"))));
             }
+            record(&db, &format!("admin.member_removed:{group}"), user).await?;
             let _ = writeln!(out, "removed {user} from {group}");
+        }
+        ["audit"] => {
+            let limit = flag("--limit")
+                .map_or(Ok(1000), str::parse::<i64>)
+                .map_err(|_| usage("--limit takes a number"))?;
+            for event in db
+                .audit(flag("--user"), flag("--event"), limit)
+                .await
+                .map_err(failed)?
+            {
+                let _ = writeln!(out, "{}", serde_json::to_string(&event).unwrap_or_default());
+            }
         }
         _ => {
             return Err(usage(format!(
@@ -157,12 +177,35 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
         if skip {
             skip = false;
         } else if word.starts_with("--") {
-            skip = matches!(*word, "--email" | "--name" | "--description");
+            skip = matches!(
+                *word,
+                "--email" | "--name" | "--description" | "--user" | "--event" | "--limit"
+            );
         } else {
             out.push(*word);
         }
     }
     out
+}
+
+/// Records an admin action of the command line in the audit log.
+async fn record(db: &Database, event: &str, subject: &str) -> Result<(), Error> {
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let entry = AuditEvent {
+        id: new_id(),
+        at: now_ms(),
+        event: event.to_owned(),
+        actor: Some(actor),
+        subject: Some(subject.to_owned()),
+        address: None,
+        provider: None,
+        client_id: None,
+        detail: None,
+    };
+    db.write_audit(&[entry]).await.map_err(failed)
 }
 
 fn check_name(name: &str) -> Result<(), Error> {

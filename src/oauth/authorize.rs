@@ -19,6 +19,7 @@ use crate::auth::state::AuthState;
 use crate::auth::throttle::Subject;
 use crate::config::Grant;
 use crate::identity::{Client, Unavailable, User};
+use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
 use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
 use crate::web::paths::return_target;
@@ -488,10 +489,18 @@ where
             username,
         );
     }
-    let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, headers));
+    let address = state.client_ip(&parts.extensions, headers);
+    let subjects = throttle_subjects(username, address);
+    let attempt = |detail| Fields {
+        subject: Some(username),
+        address,
+        client_id: asked.client_id,
+        detail: Some(detail),
+        ..Fields::default()
+    };
     if let Err(wait) = state.throttle.check(&state.config.auth.throttle, &subjects).await {
         tracing::warn!(username, retry_after = wait, "sign-in throttled");
-        state.metrics.sign_in(SignIn::Throttled);
+        state.sign_in_outcome(SignIn::Throttled, attempt("throttled"));
         return failed(
             state,
             headers,
@@ -506,7 +515,7 @@ where
         false => match state.directory.verify_password(username, password).await {
             Ok(user) => user,
             Err(Unavailable) => {
-                state.metrics.sign_in(SignIn::Failed);
+                state.sign_in_outcome(SignIn::Failed, attempt("directory_unavailable"));
                 return state.error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Directory unavailable",
@@ -518,7 +527,7 @@ where
     };
     let Some(user) = user else {
         tracing::info!(username, "sign-in failed");
-        state.metrics.sign_in(SignIn::Failed);
+        state.sign_in_outcome(SignIn::Failed, attempt("wrong_password"));
         state
             .throttle
             .record_failure(&state.config.auth.throttle, &subjects)
@@ -532,7 +541,7 @@ where
             username,
         );
     };
-    complete(state, headers, target, &asked, &user).await
+    complete(state, headers, address, target, &asked, &user).await
 }
 
 /// Answers a sign-in that succeeded, as its target asked: a session
@@ -541,6 +550,7 @@ where
 pub(super) async fn complete(
     state: &AuthState,
     headers: &HeaderMap,
+    address: Option<std::net::IpAddr>,
     target: Target<'_>,
     asked: &AuthorizeParams<'_>,
     user: &User,
@@ -584,7 +594,16 @@ pub(super) async fn complete(
         }
     };
     tracing::info!(username = %user.username(), provider = user.identity.provider(), client_id = session.client_id(), "signed in");
-    state.metrics.sign_in(SignIn::Succeeded);
+    state.sign_in_outcome(
+        SignIn::Succeeded,
+        Fields {
+            subject: Some(user.username()),
+            address,
+            provider: user.identity.provider(),
+            client_id: session.client_id(),
+            ..Fields::default()
+        },
+    );
     match target {
         Target::Gateway => {
             let previous = cookie(headers, SESSION_COOKIE).map(TokenKey::of);

@@ -9,6 +9,7 @@ use http::{Response, StatusCode};
 
 use crate::auth::state::AuthState;
 use crate::identity::LogoutClaims;
+use crate::obs::audit::Fields;
 use crate::store::{Session, StoreError, TokenKey};
 use crate::web::request::Params;
 use crate::web::response::{self, OwnBody};
@@ -95,6 +96,15 @@ async fn end_sessions(state: &AuthState, provider: &str, claims: &LogoutClaims) 
             .await?
         {
             ended += state.store.remove_user(owner.username()).await?;
+            state.audit.record(
+                "sign_out.backchannel",
+                Fields {
+                    subject: Some(owner.username()),
+                    provider: Some(provider),
+                    detail: Some(what),
+                    ..Fields::default()
+                },
+            );
         }
     }
     Ok(ended)

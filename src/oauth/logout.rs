@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::auth::credential;
 use crate::auth::state::AuthState;
-use crate::store::TokenKey;
+use crate::obs::audit::Fields;
+use crate::store::{Session, TokenKey};
 use crate::web::request::wants_html;
 use crate::web::response::{self, OwnBody};
 
@@ -23,8 +24,15 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
         .map(|p| TokenKey::of(&p.token));
     let mut at_provider = None;
     if let Some(key) = presented {
-        if wants_html(&req.headers) {
-            at_provider = provider_logout(state, &key).await;
+        let session = state
+            .store
+            .get(&key)
+            .await
+            .ok()
+            .flatten()
+            .filter(Session::is_access);
+        if let (Some(session), true) = (&session, wants_html(&req.headers)) {
+            at_provider = provider_logout(state, session).await;
         }
         if let Err(err) = state.store.remove(&key).await {
             tracing::error!(error = %err, "logout could not revoke the token");
@@ -33,6 +41,18 @@ pub(super) async fn logout(state: &AuthState, req: &Parts) -> Response<OwnBody> 
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "The sign-out could not be recorded; try again in a moment.",
+            );
+        }
+        if let Some(session) = &session {
+            state.audit.record(
+                "sign_out",
+                Fields {
+                    subject: Some(session.username()),
+                    address: state.client_ip(&req.extensions, &req.headers),
+                    provider: session.identity().provider(),
+                    client_id: session.client_id(),
+                    ..Fields::default()
+                },
             );
         }
     }
@@ -57,8 +77,7 @@ pub(super) const SIGNED_OUT_PATH: &str = "/management/signed-out";
 
 /// The provider's end-session address for the session under `key`, if it
 /// came from a provider with `logout = "provider"`.
-async fn provider_logout(state: &AuthState, key: &TokenKey) -> Option<url::Url> {
-    let session = state.store.get(key).await.ok().flatten()?;
+async fn provider_logout(state: &AuthState, session: &Session) -> Option<url::Url> {
     let identity = session.identity();
     let provider = state.directory.outside_provider(identity.provider()?)?;
     provider

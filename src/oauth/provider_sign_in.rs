@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::state::AuthState;
 use crate::identity::{Outside, OutsideError};
+use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
 use crate::store::{unix_now, Session, TokenKey};
 use crate::web::request::{cookie, Params};
@@ -207,7 +208,8 @@ pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBo
             "This sign-in has expired, or was started in another browser.",
         );
     };
-    let mut answer = finish(state, &parts.headers, provider, &flow, &params).await;
+    let address = state.client_ip(&parts.extensions, &parts.headers);
+    let mut answer = finish(state, &parts.headers, address, provider, &flow, &params).await;
     if let Ok(value) = HeaderValue::try_from(Flow::clear_cookie(state, provider.id(), &flow.s)) {
         answer.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -217,6 +219,7 @@ pub(super) async fn callback(state: &AuthState, parts: &Parts) -> Response<OwnBo
 async fn finish(
     state: &AuthState,
     headers: &HeaderMap,
+    address: Option<std::net::IpAddr>,
     provider: &Outside,
     flow: &Flow,
     params: &Params,
@@ -253,7 +256,7 @@ async fn finish(
             description,
             "the provider refused the sign-in"
         );
-        state.metrics.sign_in(SignIn::Failed);
+        state.sign_in_outcome(SignIn::Failed, attempt(provider, address, "provider_refused"));
         return failure(
             state,
             headers,
@@ -281,7 +284,13 @@ async fn finish(
         Ok(person) => person,
         Err(err) => {
             tracing::warn!(provider = provider.id(), error = %err, "outside sign-in failed");
-            state.metrics.sign_in(SignIn::Failed);
+            let detail = match &err {
+                OutsideError::Unreachable(_) => "provider_unreachable",
+                OutsideError::Refused(_) => "provider_refused",
+                OutsideError::Invalid(_) => "untrustworthy_answer",
+                OutsideError::NotAllowed(_) => "not_allowed",
+            };
+            state.sign_in_outcome(SignIn::Failed, attempt(provider, address, detail));
             return failure(state, headers, provider, &err);
         }
     };
@@ -313,7 +322,17 @@ async fn finish(
         Ok(target) => target,
         Err(response) => return response,
     };
-    authorize::complete(state, headers, target, &asked, &user).await
+    authorize::complete(state, headers, address, target, &asked, &user).await
+}
+
+/// What a failed sign-in through `provider` records.
+fn attempt<'a>(provider: &'a Outside, address: Option<std::net::IpAddr>, detail: &'a str) -> Fields<'a> {
+    Fields {
+        address,
+        provider: Some(provider.id()),
+        detail: Some(detail),
+        ..Fields::default()
+    }
 }
 
 /// The store key under which a provider's `session` (its `sid`) or

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::auth::credential;
 use crate::auth::state::AuthState;
+use crate::obs::audit::Fields;
 use crate::store::{Session, TokenKey};
 use crate::web::request::Params;
 use crate::web::response::{self, OwnBody};
@@ -63,6 +64,14 @@ async fn revoke_session(state: &AuthState, key: TokenKey, session: &Session) -> 
     if let Some(family) = session.family() {
         state.store.remove_family(family).await?;
     }
+    state.audit.record(
+        "token.revoked",
+        Fields {
+            subject: Some(session.username()),
+            client_id: session.client_id(),
+            ..Fields::default()
+        },
+    );
     Ok(())
 }
 
@@ -93,7 +102,19 @@ pub(super) async fn revoke_user_tokens(
     let result = if one_token {
         revoke_one_of_user(state, parts, username).await
     } else {
-        state.store.remove_user(username).await.map_err(OAuthError::from)
+        let revoked = state.store.remove_user(username).await.map_err(OAuthError::from);
+        if revoked.is_ok() {
+            state.audit.record(
+                "tokens.revoked",
+                Fields {
+                    actor: Some(caller.username()),
+                    subject: Some(username),
+                    address: state.client_ip(&parts.extensions, &parts.headers),
+                    ..Fields::default()
+                },
+            );
+        }
+        revoked
     };
     match result {
         Ok(revoked) => response::json(StatusCode::OK, &json!({ "revoked": revoked })),

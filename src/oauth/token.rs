@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::auth::state::AuthState;
 use crate::config::Grant;
 use crate::identity::{Client, Unavailable, User};
+use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
 use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey};
 use crate::web::request::Params;
@@ -301,9 +302,18 @@ async fn password(
     let username = required_param(params, "username")?;
     let password = required_param(params, "password")?;
     let scope = grant_scope(caller.client().map(Arc::as_ref), param(params, "scope")?)?;
-    let subjects = throttle_subjects(username, state.client_ip(&parts.extensions, &parts.headers));
+    let address = state.client_ip(&parts.extensions, &parts.headers);
+    let subjects = throttle_subjects(username, address);
+    let client_id = caller.client().map(|c| c.id());
+    let attempt = |detail| Fields {
+        subject: Some(username),
+        address,
+        client_id,
+        detail,
+        ..Fields::default()
+    };
     if let Err(wait) = state.throttle.check(&state.config.auth.throttle, &subjects).await {
-        state.metrics.sign_in(SignIn::Throttled);
+        state.sign_in_outcome(SignIn::Throttled, attempt(Some("throttled")));
         return Err(OAuthError::throttled(wait));
     }
     let verified = state
@@ -311,20 +321,28 @@ async fn password(
         .verify_password(username, password)
         .await
         .map_err(|Unavailable| {
+            state.sign_in_outcome(SignIn::Failed, attempt(Some("directory_unavailable")));
             OAuthError::temporarily_unavailable(
                 "The directory that checks passwords cannot be reached; try again in a moment.",
             )
         })?;
     let Some(user) = verified else {
         tracing::info!(username, "password grant: wrong username or password");
-        state.metrics.sign_in(SignIn::Failed);
+        state.sign_in_outcome(SignIn::Failed, attempt(Some("wrong_password")));
         state
             .throttle
             .record_failure(&state.config.auth.throttle, &subjects)
             .await;
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
-    state.metrics.sign_in(SignIn::Succeeded);
+    state.sign_in_outcome(
+        SignIn::Succeeded,
+        Fields {
+            subject: Some(user.username()),
+            provider: user.identity.provider(),
+            ..attempt(None)
+        },
+    );
     let base = match caller.client() {
         Some(client) => state
             .access_session(&user, ttl)

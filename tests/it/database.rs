@@ -37,7 +37,7 @@ async fn authgate(config: &std::path::Path, args: &[&str], stdin: &str) -> (i32,
     .unwrap()
 }
 
-fn config_text(upstream: std::net::SocketAddr, database_url: &str) -> String {
+fn config_text(upstream: std::net::SocketAddr, database_url: &str, audit_file: &std::path::Path) -> String {
     format!(
         r#"
 [server]
@@ -49,6 +49,9 @@ url = "http://{upstream}"
 [database]
 url = "{database_url}"
 
+[audit]
+file = "{audit_file}"
+
 [[users]]
 username = "carol"
 password_hash = "{hash}"
@@ -58,7 +61,8 @@ path_prefix = "/ops"
 url = "http://{upstream}"
 allowed_groups = ["ops"]
 "#,
-        hash = password_hash()
+        hash = password_hash(),
+        audit_file = audit_file.display()
     )
 }
 
@@ -82,7 +86,8 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = start_upstream().await;
     let config = dir.path().join("config.toml");
-    let text = config_text(upstream.addr, url);
+    let audit_file = dir.path().join("audit.jsonl");
+    let text = config_text(upstream.addr, url, &audit_file);
     std::fs::write(&config, &text).unwrap();
 
     let (code, out, err) = authgate(
@@ -180,6 +185,38 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
     assert_eq!(status, 200, "enabled again: {again}");
     let dora = again["access_token"].as_str().unwrap().to_owned();
 
+    // The audit log: in the database and the file, each step with who and
+    // from where, never a password or a token.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (code, out, err) = authgate(&config, &["audit", "--user", "dora"], "").await;
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for kind in [
+        "admin.user_added",
+        "sign_in.succeeded",
+        "sign_in.failed",
+        "admin.user_disabled",
+        "admin.user_enabled",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let failed = events.iter().find(|e| e["event"] == "sign_in.failed").unwrap();
+    assert_eq!(failed["detail"], "wrong_password");
+    assert_eq!(failed["address"], "127.0.0.1");
+    let added = events.iter().find(|e| e["event"] == "admin.user_added").unwrap();
+    assert!(added["actor"].as_str().unwrap().starts_with("cli:"), "{added}");
+    let file = std::fs::read_to_string(&audit_file).unwrap();
+    assert!(
+        file.lines()
+            .any(|l| l.contains("\"sign_in.succeeded\"") && l.contains("\"dora\"")),
+        "{file}"
+    );
+    assert!(
+        !file.contains("dora-pw") && !file.contains(&dora),
+        "no password, no token: {file}"
+    );
+
     // Deleted: gone from the list, and the name is free again.
     let (code, _, _) = authgate(&config, &["user", "add", "temp"], "temp-pw\n").await;
     assert_eq!(code, 0);
@@ -230,7 +267,8 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
 /// A database whose schema is newer than this binary is refused at start.
 async fn a_newer_database_is_refused(url: &str) {
     let upstream = start_upstream().await;
-    let text = config_text(upstream.addr, url);
+    let audit_dir = tempfile::tempdir().unwrap();
+    let text = config_text(upstream.addr, url, &audit_dir.path().join("audit.jsonl"));
     // Made current by a first start, then moved on by "a newer authgate".
     let first = authgate::gateway::Gateway::bind(authgate::Config::from_toml_str(&text).unwrap()).await;
     assert!(first.is_ok(), "{:?}", first.err());

@@ -1,0 +1,102 @@
+//! The audit log's table: events written in batches, read back filtered.
+
+use sqlx::Row;
+
+use super::{Database, DbError};
+
+/// One event of the audit log: what happened, to whom, by whom, from
+/// where, when. Never a password or a token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct AuditEvent {
+    pub(crate) id: String,
+    /// Milliseconds since the epoch.
+    pub(crate) at: i64,
+    /// `sign_in.succeeded`, `sign_in.failed`, `sign_in.throttled`,
+    /// `sign_out`, `sign_out.backchannel`, `token.issued`, `token.revoked`,
+    /// `admin.*`.
+    pub(crate) event: String,
+    /// Who did it, where that is not the subject (an admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) actor: Option<String>,
+    /// Whom it was about (a username, as typed for a failed sign-in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    /// Why, for a failure (`wrong_password`, `unavailable`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
+}
+
+impl Database {
+    /// Writes `events` in one transaction.
+    pub(crate) async fn write_audit(&self, events: &[AuditEvent]) -> Result<(), DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events (id, at, event, actor, subject, address, provider, client_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
+            )
+            .bind(&e.id)
+            .bind(e.at)
+            .bind(&e.event)
+            .bind(&e.actor)
+            .bind(&e.subject)
+            .bind(&e.address)
+            .bind(&e.provider)
+            .bind(&e.client_id)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events about `subject` (any, with none) of kind `event` (a prefix:
+    /// `sign_in` for all sign-ins), newest first, at most `limit`.
+    pub(crate) async fn audit(
+        &self,
+        subject: Option<&str>,
+        event: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, at, event, actor, subject, address, provider, client_id, detail FROM audit_events \
+             WHERE ($1 = '' OR subject = $1) AND event LIKE $2 ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(subject.unwrap_or(""))
+        .bind(format!("{}%", event.unwrap_or("").replace(['%', '_'], "")))
+        .bind(limit)
+        .fetch_all(self.ready().await?)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    event: r.try_get("event")?,
+                    actor: r.try_get("actor")?,
+                    subject: r.try_get("subject")?,
+                    address: r.try_get("address")?,
+                    provider: r.try_get("provider")?,
+                    client_id: r.try_get("client_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Forgets events older than `before` (milliseconds since the epoch).
+    pub(crate) async fn prune_audit(&self, before: i64) -> Result<u64, DbError> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(self.ready().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
