@@ -19,7 +19,7 @@ use super::sections::{
     Allowed, AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
     ThrottleConfig, TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
 };
-use super::{AuditConfig, Config, LogFormat};
+use super::{AdminConfig, AuditConfig, Config, LogFormat};
 
 /// Checks the configuration `source`, the text of `file`.
 pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
@@ -56,6 +56,9 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         clients,
         providers,
         database: check.database(raw.database)?,
+        admin: AdminConfig {
+            groups: raw.admin.groups,
+        },
         audit: AuditConfig {
             file: raw.audit.file.map(|f| relative_to(file, f.get_ref())),
             retention_days: check.count("audit.retention_days", raw.audit.retention_days, 90, 1, 36_500)?,

@@ -64,6 +64,15 @@ pub struct Config {
     pub(crate) database: Option<String>,
     /// `[audit]`.
     pub(crate) audit: AuditConfig,
+    /// `[admin]`.
+    pub(crate) admin: AdminConfig,
+}
+
+/// `[admin]`: who may use the admin API besides `[[users]] admin = true`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AdminConfig {
+    /// Members of these groups (from any source) are admins.
+    pub(crate) groups: Vec<String>,
 }
 
 /// `[audit]`: where the audit log goes besides the database, and how long

@@ -33,6 +33,15 @@ pub(super) struct RawConfig {
     pub(super) database: Option<RawDatabase>,
     #[serde(default)]
     pub(super) audit: RawAudit,
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    #[serde(default)]
+    pub(super) groups: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]

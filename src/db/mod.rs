@@ -21,7 +21,7 @@ use sqlx::AnyPool;
 
 pub(crate) use self::audit::AuditEvent;
 pub(crate) use self::changes::new_id;
-pub(crate) use self::people::NewUser;
+pub(crate) use self::people::{DbUser, NewUser};
 
 /// The migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -102,6 +102,7 @@ where
         (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
+        _ if path.starts_with(crate::admin::PREFIX) => crate::admin::handle(&state, req).await,
         _ if path.starts_with(backchannel_logout::BACKCHANNEL_PREFIX) => match method {
             Method::POST => {
                 let (parts, params) = match read_params(req, state.config.limits.max_body_bytes).await {

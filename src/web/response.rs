@@ -53,6 +53,16 @@ struct ErrorBody<'a> {
 }
 
 /// An RFC 6749 §5.2 style JSON error: `{"error", "error_description"}`.
+/// An answer with no body (`204`).
+pub(crate) fn empty(status: StatusCode) -> Response<OwnBody> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 pub(crate) fn json_error(status: StatusCode, error: &str, description: &str) -> Response<OwnBody> {
     json(
         status,

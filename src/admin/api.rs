@@ -1,0 +1,446 @@
+//! The admin API's operations, each described for the OpenAPI document
+//! (`/management/admin/api/openapi.json`, generated from these
+//! annotations with utoipa, so it says what the code does).
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::auth::state::AuthState;
+use crate::db::{AuditEvent, DbUser, NewUser};
+use crate::obs::audit::Fields;
+
+use super::problem::Problem;
+use super::Admin;
+
+/// What an operation answers: a status and a JSON body (none for `204`).
+pub(super) type Answer = Result<(StatusCode, Option<serde_json::Value>), Problem>;
+
+/// A user of the database.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct User {
+    username: String,
+    email: Option<String>,
+    name: Option<String>,
+    disabled: bool,
+    /// The password must be changed at the next sign-in.
+    must_change_password: bool,
+    /// Milliseconds since the epoch.
+    created_at: i64,
+    last_sign_in_at: Option<i64>,
+    groups: Vec<String>,
+}
+
+impl User {
+    fn of(user: DbUser, groups: Vec<String>) -> Self {
+        Self {
+            username: user.username,
+            email: user.email,
+            name: user.name,
+            disabled: user.disabled,
+            must_change_password: user.must_change_password,
+            created_at: user.created_at,
+            last_sign_in_at: user.last_sign_in_at,
+            groups,
+        }
+    }
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserPage {
+    users: Vec<User>,
+    offset: i64,
+    limit: i64,
+}
+
+/// `GET /users`'s query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserQuery {
+    /// Part of a name or an email address.
+    search: Option<String>,
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUserBody {
+    #[schema(min_length = 1, max_length = 256)]
+    username: String,
+    email: Option<String>,
+    name: Option<String>,
+    /// Without one, the user cannot sign in until a password is set.
+    password: Option<String>,
+    /// The password must be changed at the next sign-in.
+    #[serde(default)]
+    temporary: bool,
+}
+
+/// What changes about a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserChange {
+    disabled: Option<bool>,
+    password: Option<String>,
+    #[serde(default)]
+    temporary: bool,
+}
+
+/// A group and how many members it has.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Group {
+    name: String,
+    members: i64,
+}
+
+/// A new group.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewGroupBody {
+    #[schema(min_length = 1, max_length = 256)]
+    name: String,
+    description: Option<String>,
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Revoked {
+    revoked: usize,
+}
+
+/// `GET /audit`'s query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    /// Whom the events are about.
+    user: Option<String>,
+    /// A prefix of the event's kind (`sign_in`, `admin.`).
+    event: Option<String>,
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<i64>,
+}
+
+/// Audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    events: Vec<AuditEventOut>,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEventOut {
+    id: String,
+    at: i64,
+    event: String,
+    actor: Option<String>,
+    subject: Option<String>,
+    address: Option<String>,
+    provider: Option<String>,
+    client_id: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<AuditEvent> for AuditEventOut {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            event: e.event,
+            actor: e.actor,
+            subject: e.subject,
+            address: e.address,
+            provider: e.provider,
+            client_id: e.client_id,
+            detail: e.detail,
+        }
+    }
+}
+
+fn json(status: StatusCode, body: impl Serialize) -> Answer {
+    Ok((status, Some(serde_json::to_value(body).unwrap_or_default())))
+}
+
+fn not_found(what: &str) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, format!("there is no {what}"))
+}
+
+fn bad(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+}
+
+/// A name a user or group may have.
+fn check_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty()
+        || name.len() > 256
+        || name.chars().any(char::is_control)
+        || name.contains([':', ',', '/'])
+    {
+        return Err(bad(format!(
+            "{name:?}: a name is 1 to 256 characters, with no control characters and no :, comma or /"
+        )));
+    }
+    Ok(())
+}
+
+fn check_email(email: Option<&str>) -> Result<(), Problem> {
+    match email {
+        Some(e)
+            if !e.contains('@')
+                || e.len() > 320
+                || e.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Err(bad(format!("{e:?} is not an email address")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_password(password: &str) -> Result<(), Problem> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(bad("a password is 8 characters or more (and at most 1024 bytes)"));
+    }
+    Ok(())
+}
+
+fn record(state: &AuthState, admin: &Admin, event: &str, subject: &str) {
+    state.audit.record(
+        event,
+        Fields {
+            actor: Some(&admin.name),
+            subject: Some(subject),
+            address: admin.address,
+            ..Fields::default()
+        },
+    );
+}
+
+#[utoipa::path(get, path = "/management/admin/api/v1/users", params(UserQuery),
+    responses((status = 200, body = UserPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn list_users(state: &AuthState, query: UserQuery) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let offset = query.offset.unwrap_or(0).max(0);
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let mut users = Vec::new();
+    for user in db.users(query.search.as_deref(), offset, limit).await? {
+        let groups = db.groups_of(&user.username).await?;
+        users.push(User::of(user, groups));
+    }
+    json(StatusCode::OK, UserPage { users, offset, limit })
+}
+
+#[utoipa::path(post, path = "/management/admin/api/v1/users", request_body = NewUserBody,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn add_user(state: &AuthState, admin: &Admin, body: NewUserBody) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    check_name(&body.username)?;
+    check_email(body.email.as_deref())?;
+    if let Some(password) = &body.password {
+        check_password(password)?;
+    }
+    let hash = body.password.as_deref().map(crate::password::hash_password);
+    db.add_user(&NewUser {
+        username: &body.username,
+        email: body.email.as_deref(),
+        name: body.name.as_deref(),
+        password_hash: hash.as_deref(),
+        must_change_password: body.temporary,
+    })
+    .await?;
+    record(state, admin, "admin.user_added", &body.username);
+    let user = db
+        .user(&body.username)
+        .await?
+        .ok_or_else(|| not_found("such user"))?;
+    json(StatusCode::CREATED, User::of(user, Vec::new()))
+}
+
+#[utoipa::path(get, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn get_user(state: &AuthState, username: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let user = db.user(username).await?.ok_or_else(|| not_found("such user"))?;
+    let groups = db.groups_of(username).await?;
+    json(StatusCode::OK, User::of(user, groups))
+}
+
+#[utoipa::path(patch, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)), request_body = UserChange,
+    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn change_user(
+    state: &AuthState,
+    admin: &Admin,
+    username: &str,
+    change: UserChange,
+) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    if let Some(password) = &change.password {
+        check_password(password)?;
+    }
+    if db.user(username).await?.is_none() {
+        return Err(not_found("such user"));
+    }
+    if let Some(disabled) = change.disabled {
+        db.set_disabled(username, disabled).await?;
+        record(
+            state,
+            admin,
+            if disabled {
+                "admin.user_disabled"
+            } else {
+                "admin.user_enabled"
+            },
+            username,
+        );
+    }
+    if let Some(password) = &change.password {
+        db.set_password(
+            username,
+            &crate::password::hash_password(password),
+            change.temporary,
+        )
+        .await?;
+        record(state, admin, "admin.password_set", username);
+    }
+    get_user(state, username).await
+}
+
+#[utoipa::path(delete, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn delete_user(state: &AuthState, admin: &Admin, username: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    if !db.delete_user(username).await? {
+        return Err(not_found("such user"));
+    }
+    record(state, admin, "admin.user_deleted", username);
+    Ok((StatusCode::NO_CONTENT, None))
+}
+
+#[utoipa::path(post, path = "/management/admin/api/v1/users/{username}/revoke-sessions", params(("username" = String, Path)),
+    responses((status = 200, body = Revoked), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: &str) -> Answer {
+    let revoked = state
+        .store
+        .remove_user(username)
+        .await
+        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    record(state, admin, "admin.sessions_revoked", username);
+    json(StatusCode::OK, Revoked { revoked })
+}
+
+#[utoipa::path(get, path = "/management/admin/api/v1/groups",
+    responses((status = 200, body = Vec<Group>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn list_groups(state: &AuthState) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let groups: Vec<Group> = db
+        .groups()
+        .await?
+        .into_iter()
+        .map(|(name, members)| Group { name, members })
+        .collect();
+    json(StatusCode::OK, groups)
+}
+
+#[utoipa::path(post, path = "/management/admin/api/v1/groups", request_body = NewGroupBody,
+    responses((status = 201, body = Group), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn add_group(state: &AuthState, admin: &Admin, body: NewGroupBody) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    check_name(&body.name)?;
+    db.add_group(&body.name, body.description.as_deref()).await?;
+    record(state, admin, "admin.group_added", &body.name);
+    json(
+        StatusCode::CREATED,
+        Group {
+            name: body.name,
+            members: 0,
+        },
+    )
+}
+
+#[utoipa::path(put, path = "/management/admin/api/v1/groups/{group}/members/{username}",
+    params(("group" = String, Path), ("username" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn add_member(state: &AuthState, admin: &Admin, group: &str, username: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    if !db.groups().await?.iter().any(|(name, _)| name == group) {
+        return Err(not_found("such group"));
+    }
+    db.add_member(group, username).await?;
+    record(state, admin, &format!("admin.member_added:{group}"), username);
+    Ok((StatusCode::NO_CONTENT, None))
+}
+
+#[utoipa::path(delete, path = "/management/admin/api/v1/groups/{group}/members/{username}",
+    params(("group" = String, Path), ("username" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn remove_member(state: &AuthState, admin: &Admin, group: &str, username: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    if !db.remove_member(group, username).await? {
+        return Err(not_found("such member of that group"));
+    }
+    record(state, admin, &format!("admin.member_removed:{group}"), username);
+    Ok((StatusCode::NO_CONTENT, None))
+}
+
+#[utoipa::path(get, path = "/management/admin/api/v1/audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+pub(super) async fn audit(state: &AuthState, query: AuditQuery) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let events = db
+        .audit(query.user.as_deref(), query.event.as_deref(), limit)
+        .await?;
+    json(
+        StatusCode::OK,
+        AuditPage {
+            events: events.into_iter().map(Into::into).collect(),
+        },
+    )
+}
+
+fn no_database() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this gateway has no [database]: people and groups of the config are changed in config.toml",
+    )
+}
+
+/// The OpenAPI 3.1 document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "authgate admin API", version = "1", description = "People, groups, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
+    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, list_groups, add_group, add_member, remove_member, audit),
+    components(schemas(User, UserPage, NewUserBody, UserChange, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem)),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(super) struct ApiDoc;
+
+/// The two ways in.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::credential::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
