@@ -71,11 +71,18 @@ pub(crate) struct UserQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
-    #[schema(min_length = 1, max_length = 256)]
+    /// No `:` (which names someone of a provider), comma, `/` or control
+    /// character.
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^:,/\x00-\x1f\x7f-\x9f]+$")]
     username: String,
+    #[schema(
+        max_length = 320,
+        pattern = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+$"
+    )]
     email: Option<String>,
     name: Option<String>,
     /// Without one, the user cannot sign in until a password is set.
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
     /// The password must be changed at the next sign-in.
     #[serde(default)]
@@ -87,6 +94,7 @@ pub(crate) struct NewUserBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     disabled: Option<bool>,
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
     #[serde(default)]
     temporary: bool,
@@ -103,7 +111,7 @@ pub(crate) struct Group {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewGroupBody {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^:,/\x00-\x1f\x7f-\x9f]+$")]
     name: String,
     description: Option<String>,
 }
@@ -178,7 +186,7 @@ fn bad(detail: impl Into<String>) -> Problem {
 /// A name a user or group may have.
 fn check_name(name: &str) -> Result<(), Problem> {
     if name.is_empty()
-        || name.len() > 256
+        || name.chars().count() > 256
         || name.chars().any(char::is_control)
         || name.contains([':', ',', '/'])
     {
@@ -193,7 +201,7 @@ fn check_email(email: Option<&str>) -> Result<(), Problem> {
     match email {
         Some(e)
             if !e.contains('@')
-                || e.len() > 320
+                || e.chars().count() > 320
                 || e.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
             Err(bad(format!("{e:?} is not an email address")))
@@ -222,11 +230,17 @@ fn record(state: &AuthState, admin: &Admin, event: &str, subject: &str) {
 }
 
 #[utoipa::path(get, path = "/management/admin/api/v1/users", params(UserQuery),
-    responses((status = 200, body = UserPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = UserPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_users(state: &AuthState, query: UserQuery) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
-    let offset = query.offset.unwrap_or(0).max(0);
-    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(50);
+    if offset < 0 || !(1..=1000).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "offset is 0 or more, limit 1 to 1000",
+        ));
+    }
     let mut users = Vec::new();
     for user in db.users(query.search.as_deref(), offset, limit).await? {
         let groups = db.groups_of(&user.username).await?;
@@ -236,8 +250,8 @@ pub(super) async fn list_users(state: &AuthState, query: UserQuery) -> Answer {
 }
 
 #[utoipa::path(post, path = "/management/admin/api/v1/users", request_body = NewUserBody,
-    responses((status = 201, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, body = User), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn add_user(state: &AuthState, admin: &Admin, body: NewUserBody) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     check_name(&body.username)?;
@@ -263,7 +277,7 @@ pub(super) async fn add_user(state: &AuthState, admin: &Admin, body: NewUserBody
 }
 
 #[utoipa::path(get, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)),
-    responses((status = 200, body = User), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = User), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn get_user(state: &AuthState, username: &str) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     let user = db.user(username).await?.ok_or_else(|| not_found("such user"))?;
@@ -272,8 +286,8 @@ pub(super) async fn get_user(state: &AuthState, username: &str) -> Answer {
 }
 
 #[utoipa::path(patch, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)), request_body = UserChange,
-    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = User), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn change_user(
     state: &AuthState,
     admin: &Admin,
@@ -313,7 +327,7 @@ pub(super) async fn change_user(
 }
 
 #[utoipa::path(delete, path = "/management/admin/api/v1/users/{username}", params(("username" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete_user(state: &AuthState, admin: &Admin, username: &str) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     if !db.delete_user(username).await? {
@@ -324,7 +338,7 @@ pub(super) async fn delete_user(state: &AuthState, admin: &Admin, username: &str
 }
 
 #[utoipa::path(post, path = "/management/admin/api/v1/users/{username}/revoke-sessions", params(("username" = String, Path)),
-    responses((status = 200, body = Revoked), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = Revoked), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: &str) -> Answer {
     let revoked = state
         .store
@@ -336,7 +350,7 @@ pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: 
 }
 
 #[utoipa::path(get, path = "/management/admin/api/v1/groups",
-    responses((status = 200, body = Vec<Group>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = Vec<Group>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_groups(state: &AuthState) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     let groups: Vec<Group> = db
@@ -349,8 +363,8 @@ pub(super) async fn list_groups(state: &AuthState) -> Answer {
 }
 
 #[utoipa::path(post, path = "/management/admin/api/v1/groups", request_body = NewGroupBody,
-    responses((status = 201, body = Group), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, body = Group), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn add_group(state: &AuthState, admin: &Admin, body: NewGroupBody) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     check_name(&body.name)?;
@@ -367,8 +381,8 @@ pub(super) async fn add_group(state: &AuthState, admin: &Admin, body: NewGroupBo
 
 #[utoipa::path(put, path = "/management/admin/api/v1/groups/{group}/members/{username}",
     params(("group" = String, Path), ("username" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn add_member(state: &AuthState, admin: &Admin, group: &str, username: &str) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     if !db.groups().await?.iter().any(|(name, _)| name == group) {
@@ -381,7 +395,7 @@ pub(super) async fn add_member(state: &AuthState, admin: &Admin, group: &str, us
 
 #[utoipa::path(delete, path = "/management/admin/api/v1/groups/{group}/members/{username}",
     params(("group" = String, Path), ("username" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn remove_member(state: &AuthState, admin: &Admin, group: &str, username: &str) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
     if !db.remove_member(group, username).await? {
@@ -392,10 +406,13 @@ pub(super) async fn remove_member(state: &AuthState, admin: &Admin, group: &str,
 }
 
 #[utoipa::path(get, path = "/management/admin/api/v1/audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn audit(state: &AuthState, query: AuditQuery) -> Answer {
     let db = state.database.as_ref().ok_or_else(no_database)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "limit is 1 to 10000"));
+    }
     let events = db
         .audit(query.user.as_deref(), query.event.as_deref(), limit)
         .await?;

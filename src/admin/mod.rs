@@ -125,14 +125,22 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
     }
 }
 
-fn not_allowed(allow: &str) -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("use {allow}"))
+fn not_allowed(allow: &'static str) -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("use {allow}")).allowing(allow)
 }
 
 /// A JSON body, read strictly (unknown fields refused).
 fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("the JSON body: {e}")))
+    let invalid = |e: serde_json::Error| Problem::new(StatusCode::BAD_REQUEST, format!("the JSON body: {e}"));
+    // An object, and nothing else (serde would read an array as a struct).
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "the JSON body must be an object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 /// A query, read strictly.

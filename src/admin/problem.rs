@@ -17,6 +17,9 @@ pub(crate) struct Problem {
     pub(crate) title: String,
     pub(crate) status: u16,
     pub(crate) detail: String,
+    /// For a `405`: the methods the resource takes (`Allow`).
+    #[serde(skip)]
+    pub(crate) allow: Option<&'static str>,
 }
 
 impl Problem {
@@ -26,7 +29,14 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            allow: None,
         }
+    }
+
+    /// The same problem, saying which methods the resource takes.
+    pub(crate) fn allowing(mut self, allow: &'static str) -> Self {
+        self.allow = Some(allow);
+        self
     }
 
     pub(crate) fn into_response(self) -> Response<OwnBody> {
@@ -36,6 +46,11 @@ impl Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(allow) = self.allow {
+            answer
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         answer
     }
 }

@@ -439,3 +439,41 @@ async fn the_openapi_document_describes_every_operation() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
+
+#[tokio::test]
+async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
+    let Some(python) = test_python() else {
+        return;
+    };
+    let schemathesis = python.with_file_name("schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "tests/python/requirements.txt installs schemathesis"
+    );
+    let Setup { gateway, _dir } = setup().await;
+    let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    let mut command = std::process::Command::new(&schemathesis);
+    command
+        .arg("run")
+        .arg(gateway.url("/management/admin/api/openapi.json"))
+        .args(["--url", &gateway.url("")])
+        .args(["-H", &format!("Authorization: Bearer {root}")])
+        .args(["--checks", "all", "--max-examples", "40", "--seed", "20261201"])
+        .env("NO_COLOR", "1");
+    let out = run_command(command).await;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.contains("No issues found"),
+        "{report}"
+    );
+    // Its requests reached the API: it made users and groups.
+    let (_, page, _) = call(&gateway, reqwest::Method::GET, "/groups", &root, None).await;
+    assert!(
+        !page.as_array().unwrap().is_empty(),
+        "schemathesis made no group: {report}"
+    );
+}
