@@ -945,6 +945,19 @@ async fn a_provider_that_is_down_or_silent_fails_clearly_and_holds_up_no_other_s
         took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(5),
         "{took:?}"
     );
+    // Tried again only after a while: meanwhile, no one waits for it.
+    let began = std::time::Instant::now();
+    let again = browser()
+        .get(gateway.url("/management/authorize?provider=silent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 502);
+    assert!(
+        began.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        began.elapsed()
+    );
     assert!(
         local < std::time::Duration::from_secs(2),
         "the local sign-in waited for the silent provider: {local:?}"

@@ -42,6 +42,8 @@ use super::{error_chain, Authorization, OutsideError, OutsideIdentity};
 
 /// How long discovery is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// After discovery fails, how long until it is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 /// Keys are fetched again for an unknown `kid` at most this often.
 const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How far the provider's clock may be from ours.
@@ -139,6 +141,9 @@ pub(crate) struct OidcProvider {
     config: OidcConfig,
     http: ProviderHttp,
     discovered: Mutex<Option<Discovered>>,
+    /// When discovery last failed, and why: for [`RETRY_AFTER_FAILURE`]
+    /// no one waits for another try.
+    failed: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl std::fmt::Debug for OidcProvider {
@@ -156,6 +161,7 @@ impl OidcProvider {
             http: ProviderHttp::new(config.timeout, config.ca_file.as_deref())?,
             config: config.clone(),
             discovered: Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
         })
     }
 
@@ -166,6 +172,20 @@ impl OidcProvider {
         let mut slot = self.discovered.lock().await;
         if let Some(found) = slot.as_ref().filter(|d| d.fetched.elapsed() < DISCOVERY_TTL) {
             return Ok(found.metadata.clone());
+        }
+        // Failed just now (those who waited for that try among them): the
+        // last copy, or the failure, at once.
+        let recent = self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .filter(|(at, _)| at.elapsed() < RETRY_AFTER_FAILURE);
+        if let Some((_, reason)) = recent {
+            return match slot.as_ref() {
+                Some(stale) => Ok(stale.metadata.clone()),
+                None => Err(OutsideError::Unreachable(reason)),
+            };
         }
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| OutsideError::Unreachable(format!("issuer: {e}")))?;
@@ -182,6 +202,9 @@ impl OidcProvider {
             );
         match discovered {
             Ok(metadata) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    *failed = None;
+                }
                 let metadata = Arc::new(metadata);
                 *slot = Some(Discovered {
                     metadata: metadata.clone(),
@@ -192,6 +215,9 @@ impl OidcProvider {
             }
             Err(reason) => {
                 tracing::warn!(provider = %self.provider.id, error = %reason, "OpenID Connect discovery failed");
+                if let Ok(mut failed) = self.failed.lock() {
+                    *failed = Some((Instant::now(), reason.clone()));
+                }
                 match slot.as_ref() {
                     Some(stale) => Ok(stale.metadata.clone()),
                     None => Err(OutsideError::Unreachable(reason)),
