@@ -319,6 +319,7 @@ pub(super) async fn change_user(
             username,
             &crate::password::hash_password(password),
             change.temporary,
+            true,
         )
         .await?;
         record(state, admin, "admin.password_set", username);

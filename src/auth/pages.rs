@@ -10,9 +10,11 @@ use crate::error::{Error, ErrorKind};
 
 const SIGN_IN: &str = "sign_in.html";
 const ERROR: &str = "error.html";
-const BUILT_IN: [(&str, &str); 2] = [
+const ACCOUNT: &str = "account.html";
+const BUILT_IN: [(&str, &str); 3] = [
     (SIGN_IN, include_str!("../../templates/sign_in.html")),
     (ERROR, include_str!("../../templates/error.html")),
+    (ACCOUNT, include_str!("../../templates/account.html")),
 ];
 
 /// What the sign-in page shows and carries in its hidden inputs.
@@ -43,6 +45,33 @@ pub(crate) struct SignInPage<'a> {
 pub(crate) struct ProviderButton {
     pub(crate) href: String,
     pub(crate) label: String,
+}
+
+/// What the account page shows.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct AccountPage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) logo_url: Option<&'a str>,
+    pub(crate) accent_color: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) groups: Vec<&'a str>,
+    pub(crate) sessions: Vec<AccountSession>,
+    pub(crate) can_change_password: bool,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: &'a str,
+    pub(crate) error: &'a str,
+}
+
+/// One of the account's sessions.
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountSession {
+    pub(crate) started: String,
+    pub(crate) ends: String,
+    pub(crate) client: Option<String>,
+    pub(crate) current: bool,
 }
 
 /// What an error page says.
@@ -85,6 +114,10 @@ impl Pages {
 
     pub(crate) fn sign_in(&self, page: &SignInPage<'_>) -> String {
         self.render(SIGN_IN, page)
+    }
+
+    pub(crate) fn account(&self, page: &AccountPage<'_>) -> String {
+        self.render(ACCOUNT, page)
     }
 
     pub(crate) fn error(&self, page: &ErrorPage<'_>) -> String {

@@ -97,13 +97,15 @@ impl Database {
     }
 
     /// Sets a user's password hash (`must_change`: asked for a new one at
-    /// the next sign-in), ending their sessions everywhere (a change);
-    /// answers whether there was such a user.
+    /// the next sign-in); with `end_sessions` (a reset by an admin), their
+    /// sessions end everywhere (a change). Answers whether there was such
+    /// a user.
     pub(crate) async fn set_password(
         &self,
         username: &str,
         hash: &str,
         must_change: bool,
+        end_sessions: bool,
     ) -> Result<bool, DbError> {
         let mut tx = self.ready().await?.begin().await?;
         let done =
@@ -116,7 +118,9 @@ impl Database {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        Database::record_change(&mut *tx, "password_set", username).await?;
+        if end_sessions {
+            Database::record_change(&mut *tx, "password_set", username).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -110,7 +110,7 @@ pub async fn manage(
             let password = read_password().map_err(usage)?;
             let hash = crate::password::hash_password(&password);
             if !db
-                .set_password(name, &hash, has("--temporary"))
+                .set_password(name, &hash, has("--temporary"), true)
                 .await
                 .map_err(failed)?
             {

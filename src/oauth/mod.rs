@@ -1,6 +1,7 @@
 //! The gateway's own endpoints under `/management/`: routing, and the
 //! pieces every endpoint shares.
 
+mod account;
 mod authorize;
 mod backchannel_logout;
 mod client_auth;
@@ -74,6 +75,13 @@ where
         (AUTHORIZE_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (LOGOUT_PATH, &Method::GET | &Method::POST) => logout::logout(&state, &req.into_parts().0).await,
         (LOGOUT_PATH, _) => method_not_allowed(&req, "GET, POST"),
+        (account::ACCOUNT_PATH, &Method::GET | &Method::HEAD) => {
+            account::show(&state, &req.into_parts().0).await
+        }
+        (account::ACCOUNT_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (account::SIGN_OUT_OTHERS_PATH, &Method::POST) => account::sign_out_others(&state, req).await,
+        (account::PASSWORD_PATH, &Method::POST) => account::change_password(&state, req).await,
+        (account::SIGN_OUT_OTHERS_PATH | account::PASSWORD_PATH, _) => method_not_allowed(&req, "POST"),
         (logout::SIGNED_OUT_PATH, &Method::GET | &Method::HEAD) => logout::signed_out(&state),
         (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => {
             cors::preflight(&state, req.headers())

@@ -286,6 +286,9 @@ impl TokenStore for MeteredStore {
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         self.counted(self.inner.update(key, session))
     }
+    fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        self.counted(self.inner.sessions_of(username))
+    }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         self.revoked(self.inner.remove(key), usize::from)
     }

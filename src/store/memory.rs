@@ -194,6 +194,18 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(()))
     }
 
+    fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let now = unix_now();
+        let found = self
+            .inner
+            .sessions
+            .iter()
+            .filter(|entry| entry.username() == username && entry.is_access() && !entry.is_expired_at(now))
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        StoreFuture::ready(Ok(found))
+    }
+
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         let updated = match self.inner.sessions.get_mut(&key) {
             Some(mut found) => {

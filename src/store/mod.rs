@@ -703,6 +703,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Forgets every session of `username`; answers how many there were.
     fn remove_user(&self, username: &str) -> StoreFuture<usize>;
 
+    /// The live access-token sessions of `username`, with their keys, for
+    /// the account page; the default knows none (the page then offers
+    /// signing out everywhere only).
+    fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let _ = username;
+        StoreFuture::ready(Ok(Vec::new()))
+    }
+
     /// Forgets every session of a token family; answers how many there were.
     fn remove_family(&self, family: Family) -> StoreFuture<usize>;
 
@@ -754,6 +762,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         (**self).update(key, session)
+    }
+    fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        (**self).sessions_of(username)
     }
     fn ready(&self) -> StoreFuture<()> {
         (**self).ready()

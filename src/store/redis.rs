@@ -336,6 +336,26 @@ impl TokenStore for RedisStore {
         })
     }
 
+    fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let inner = self.inner.clone();
+        let index = inner.user_key(username);
+        StoreFuture::pending(async move {
+            let mut redis = inner.manager.clone();
+            let members: Vec<String> =
+                inner.noted(redis::cmd("SMEMBERS").arg(&index).query_async(&mut redis).await)?;
+            let mut found = Vec::new();
+            for hex in members {
+                let Some(key) = TokenKey::from_hex(&hex) else {
+                    continue;
+                };
+                if let Some(session) = inner.fetch(&key).await?.filter(Session::is_access) {
+                    found.push((key, session));
+                }
+            }
+            Ok(found)
+        })
+    }
+
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         let inner = self.inner.clone();
         StoreFuture::pending(async move {

@@ -3,6 +3,7 @@
 //! nginx and Chromium where they are involved. `common` is what they
 //! share.
 
+mod account;
 mod admin_api;
 mod architecture;
 mod backchannel_logout;
