@@ -320,3 +320,39 @@ async fn a_newer_postgres_database_is_refused() {
     };
     a_newer_database_is_refused(&postgres.url()).await;
 }
+
+#[tokio::test]
+async fn two_gateways_on_one_postgres_and_one_redis_act_on_a_change_at_once() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let text = config_text(upstream.addr, &postgres.url(), &dir.path().join("audit.jsonl"))
+        + &format!("\n[tokens]\nstore = \"redis\"\nredis_url = \"{}\"\n", redis.url());
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &text).unwrap();
+    let (code, _, err) = authgate(&config, &["user", "add", "dora"], "dora-pw\n").await;
+    assert_eq!(code, 0, "{err}");
+    let a = Gateway::start(&text).await;
+    let b = Gateway::start(&text).await;
+    // Added at one gateway's database, signed in at the other.
+    let (status, body) = grant(&b, "dora", "dora-pw").await;
+    assert_eq!(status, 200, "{body}");
+    let dora = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer_status(&a, "/x", &dora).await, 200);
+    assert_eq!(bearer_status(&b, "/x", &dora).await, 200);
+    let (code, _, _) = authgate(&config, &["user", "disable", "dora"], "").await;
+    assert_eq!(code, 0);
+    let disabled = std::time::Instant::now();
+    while bearer_status(&a, "/x", &dora).await != 401 || bearer_status(&b, "/x", &dora).await != 401 {
+        assert!(
+            disabled.elapsed() < std::time::Duration::from_secs(1),
+            "still signed in at a gateway a second later"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
