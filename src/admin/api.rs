@@ -60,11 +60,11 @@ pub(crate) struct UserPage {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserQuery {
     /// Part of a name or an email address.
-    search: Option<String>,
+    pub(super) search: Option<String>,
     #[param(minimum = 0)]
-    offset: Option<i64>,
+    pub(super) offset: Option<i64>,
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<i64>,
+    pub(super) limit: Option<i64>,
 }
 
 /// A new user.
@@ -74,30 +74,30 @@ pub(crate) struct NewUserBody {
     /// No `:` (which names someone of a provider), comma, `/` or control
     /// character.
     #[schema(min_length = 1, max_length = 256, pattern = r"^[^:,/\x00-\x1f\x7f-\x9f]+$")]
-    username: String,
+    pub(super) username: String,
     #[schema(
         max_length = 320,
         pattern = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+$"
     )]
-    email: Option<String>,
-    name: Option<String>,
+    pub(super) email: Option<String>,
+    pub(super) name: Option<String>,
     /// Without one, the user cannot sign in until a password is set.
     #[schema(min_length = 8, max_length = 1024)]
-    password: Option<String>,
+    pub(super) password: Option<String>,
     /// The password must be changed at the next sign-in.
     #[serde(default)]
-    temporary: bool,
+    pub(super) temporary: bool,
 }
 
 /// What changes about a user.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
-    disabled: Option<bool>,
+    pub(super) disabled: Option<bool>,
     #[schema(min_length = 8, max_length = 1024)]
-    password: Option<String>,
+    pub(super) password: Option<String>,
     #[serde(default)]
-    temporary: bool,
+    pub(super) temporary: bool,
 }
 
 /// A group and how many members it has.
@@ -112,8 +112,8 @@ pub(crate) struct Group {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewGroupBody {
     #[schema(min_length = 1, max_length = 256, pattern = r"^[^:,/\x00-\x1f\x7f-\x9f]+$")]
-    name: String,
-    description: Option<String>,
+    pub(super) name: String,
+    pub(super) description: Option<String>,
 }
 
 /// How many sessions ended.
@@ -128,11 +128,11 @@ pub(crate) struct Revoked {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     /// Whom the events are about.
-    user: Option<String>,
+    pub(super) user: Option<String>,
     /// A prefix of the event's kind (`sign_in`, `admin.`).
-    event: Option<String>,
+    pub(super) event: Option<String>,
     #[param(minimum = 1, maximum = 10000)]
-    limit: Option<i64>,
+    pub(super) limit: Option<i64>,
 }
 
 /// Audit events, newest first.

@@ -11,7 +11,10 @@
 //! whose scopes allow it. Every error is RFC 9457 problem JSON.
 
 mod api;
+mod console;
 mod problem;
+
+pub(crate) use self::console::{handle as console, PREFIX as CONSOLE_PREFIX};
 
 use std::net::IpAddr;
 
@@ -211,6 +214,22 @@ async fn authenticate(state: &AuthState, parts: &Parts) -> Result<Admin, Problem
         name: session.username().to_owned(),
         address: state.client_ip(&parts.extensions, &parts.headers),
     })
+}
+
+/// The access-token session a request presents (cookie or bearer), if
+/// valid.
+async fn session_of(state: &AuthState, parts: &Parts) -> Option<Session> {
+    let presented = credential::find(&parts.headers, &parts.uri).ok().flatten()?;
+    if !credential::is_well_formed(&presented.token) {
+        return None;
+    }
+    state
+        .store
+        .get(&TokenKey::of(&presented.token))
+        .await
+        .ok()
+        .flatten()
+        .filter(Session::is_access)
 }
 
 /// Whether the session's user is an admin: `admin = true` in `[[users]]`,

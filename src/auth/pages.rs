@@ -11,10 +11,12 @@ use crate::error::{Error, ErrorKind};
 const SIGN_IN: &str = "sign_in.html";
 const ERROR: &str = "error.html";
 const ACCOUNT: &str = "account.html";
-const BUILT_IN: [(&str, &str); 3] = [
+const ADMIN: &str = "admin.html";
+const BUILT_IN: [(&str, &str); 4] = [
     (SIGN_IN, include_str!("../../templates/sign_in.html")),
     (ERROR, include_str!("../../templates/error.html")),
     (ACCOUNT, include_str!("../../templates/account.html")),
+    (ADMIN, include_str!("../../templates/admin.html")),
 ];
 
 /// What the sign-in page shows and carries in its hidden inputs.
@@ -118,6 +120,11 @@ impl Pages {
 
     pub(crate) fn account(&self, page: &AccountPage<'_>) -> String {
         self.render(ACCOUNT, page)
+    }
+
+    /// A page of the admin console, from its context.
+    pub(crate) fn admin(&self, context: &serde_json::Value) -> String {
+        self.render(ADMIN, context)
     }
 
     pub(crate) fn error(&self, page: &ErrorPage<'_>) -> String {

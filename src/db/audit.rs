@@ -66,10 +66,10 @@ impl Database {
     ) -> Result<Vec<AuditEvent>, DbError> {
         let rows = sqlx::query(
             "SELECT id, at, event, actor, subject, address, provider, client_id, detail FROM audit_events \
-             WHERE ($1 = '' OR subject = $1) AND event LIKE $2 ORDER BY at DESC, id DESC LIMIT $3",
+             WHERE ($1 = '' OR subject = $1) AND event LIKE $2 ESCAPE '\\' ORDER BY at DESC, id DESC LIMIT $3",
         )
         .bind(subject.unwrap_or(""))
-        .bind(format!("{}%", event.unwrap_or("").replace(['%', '_'], "")))
+        .bind(format!("{}%", super::like_escaped(event.unwrap_or(""))))
         .bind(limit)
         .fetch_all(self.ready().await?)
         .await?;

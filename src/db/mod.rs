@@ -118,6 +118,19 @@ impl Database {
     }
 }
 
+/// `text` for a `LIKE … ESCAPE '\'` pattern: its `\`, `%` and `_` mean
+/// themselves.
+pub(crate) fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Milliseconds since the epoch, as the tables keep time.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

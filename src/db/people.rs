@@ -61,9 +61,9 @@ impl Database {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<DbUser>, DbError> {
-        let pattern = format!("%{}%", search.unwrap_or("").replace(['%', '_'], ""));
+        let pattern = format!("%{}%", super::like_escaped(search.unwrap_or("")));
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 OR email LIKE $1 ORDER BY username LIMIT $2 OFFSET $3"
+            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2 OFFSET $3"
         ))
         .bind(pattern)
         .bind(limit)

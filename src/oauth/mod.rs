@@ -111,6 +111,11 @@ where
         (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
         _ if path.starts_with(crate::admin::PREFIX) => crate::admin::handle(&state, req).await,
+        _ if path.starts_with(crate::admin::CONSOLE_PREFIX) => crate::admin::console(&state, req).await,
+        ("/management/admin", _) => {
+            response::redirect(StatusCode::MOVED_PERMANENTLY, crate::admin::CONSOLE_PREFIX)
+                .expect("a static path is a valid Location")
+        }
         _ if path.starts_with(backchannel_logout::BACKCHANNEL_PREFIX) => match method {
             Method::POST => {
                 let (parts, params) = match read_params(req, state.config.limits.max_body_bytes).await {

@@ -10,6 +10,7 @@ mod backchannel_logout;
 mod browser;
 mod cli;
 mod common;
+mod console;
 mod database;
 mod embedding;
 mod forward_auth;

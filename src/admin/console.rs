@@ -1,0 +1,438 @@
+//! The admin console (`/management/admin/`): server-rendered pages, no
+//! script, a form with its CSRF field for every change, each answered by a
+//! redirect back to its page (Post/Redirect/Get) that says what happened.
+//! The changes are the admin API's operations, so the two never disagree.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+
+use crate::auth::csrf::{self, CSRF_COOKIE};
+use crate::auth::state::AuthState;
+use crate::web::request::{self, cookie, Params};
+use crate::web::response::{self, OwnBody};
+
+use super::api::{self, NewGroupBody, NewUserBody, UserChange, UserQuery};
+use super::problem::Problem;
+use super::{is_admin, Admin, BoxError};
+
+/// Where the console is.
+pub(crate) const PREFIX: &str = "/management/admin/";
+
+/// A page's figures on the dashboard.
+#[derive(Debug, Default, Serialize)]
+struct Figures {
+    live_sessions: String,
+    succeeded: usize,
+    failed: usize,
+    throttled: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Bar {
+    x: usize,
+    label: String,
+    ok: usize,
+    failed: usize,
+    ok_y: usize,
+    ok_h: usize,
+    failed_y: usize,
+    failed_h: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Chart {
+    width: usize,
+    height: usize,
+    bars: Vec<Bar>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProviderRow {
+    name: String,
+    succeeded: usize,
+    failed: usize,
+}
+
+/// Answers a request for the console.
+pub(crate) async fn handle<B>(state: &AuthState, req: Request<B>) -> Response<OwnBody>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let admin = match signed_in_admin(state, &parts).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or("").to_owned();
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return page(state, &parts, &admin, &rest).await;
+    }
+    if parts.method != Method::POST {
+        return response::method_not_allowed(&parts.method, "GET, HEAD, POST");
+    }
+    let body = match request::read_body(body, state.config.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => return back("", "The form did not arrive whole."),
+    };
+    let form = Params::parse(&body);
+    if !state.csrf.verify(
+        cookie(&parts.headers, CSRF_COOKIE),
+        form.one("csrf").ok().flatten(),
+    ) {
+        return back(
+            &rest,
+            "This form expired or did not come from this site: try again.",
+        );
+    }
+    change(state, &admin, &rest, &form).await
+}
+
+/// The signed-in admin, or the answer for anyone else: off to sign in,
+/// or a `403` page.
+async fn signed_in_admin(state: &AuthState, parts: &Parts) -> Result<Admin, Response<OwnBody>> {
+    let session = match super::session_of(state, parts).await {
+        Some(session) => session,
+        None => {
+            let rd: String = form_urlencoded::byte_serialize(parts.uri.path().as_bytes()).collect();
+            let location = format!("{}?rd={rd}", crate::auth::SIGN_IN_PATH);
+            return Err(response::redirect(StatusCode::FOUND, &location)
+                .expect("an encoded path is a valid Location"));
+        }
+    };
+    if !is_admin(state, &session) {
+        return Err(state.error_page(
+            StatusCode::FORBIDDEN,
+            "Admins only",
+            "You are signed in, but the admin console is for admins.",
+            "access_denied",
+        ));
+    }
+    Ok(Admin {
+        name: session.username().to_owned(),
+        address: state.client_ip(&parts.extensions, &parts.headers),
+    })
+}
+
+/// A `303` back to the console's `section`, saying `error` (or, with an
+/// empty one, that it was done).
+fn back(section: &str, error: &str) -> Response<OwnBody> {
+    let section = section.split('/').next().unwrap_or("");
+    let query = match error {
+        "" => "done=1".to_owned(),
+        error => format!(
+            "error={}",
+            form_urlencoded::byte_serialize(error.as_bytes()).collect::<String>()
+        ),
+    };
+    response::redirect(StatusCode::SEE_OTHER, &format!("{PREFIX}{section}?{query}"))
+        .expect("a console path is a valid Location")
+}
+
+fn outcome(
+    section: &str,
+    result: Result<(StatusCode, Option<serde_json::Value>), Problem>,
+) -> Response<OwnBody> {
+    match result {
+        Ok(_) => back(section, ""),
+        Err(problem) => back(section, &problem.detail),
+    }
+}
+
+/// A change the console's forms ask for.
+async fn change(state: &AuthState, admin: &Admin, rest: &str, form: &Params) -> Response<OwnBody> {
+    let get = |name| form.one(name).ok().flatten().map(str::to_owned);
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["users"] => {
+            let body = NewUserBody {
+                username: get("username").unwrap_or_default(),
+                email: get("email"),
+                name: get("name"),
+                password: get("password"),
+                temporary: true,
+            };
+            outcome("users", api::add_user(state, admin, body).await)
+        }
+        ["users", name, action @ ("disable" | "enable")] => {
+            let change = UserChange {
+                disabled: Some(*action == "disable"),
+                password: None,
+                temporary: false,
+            };
+            outcome("users", api::change_user(state, admin, name, change).await)
+        }
+        ["users", name, "delete"] => outcome("users", api::delete_user(state, admin, name).await),
+        ["users", name, "revoke"] => outcome("users", api::revoke_sessions(state, admin, name).await),
+        ["groups"] => {
+            let body = NewGroupBody {
+                name: get("name").unwrap_or_default(),
+                description: None,
+            };
+            outcome("groups", api::add_group(state, admin, body).await)
+        }
+        ["members"] => {
+            let (group, username) = (
+                get("group").unwrap_or_default(),
+                get("username").unwrap_or_default(),
+            );
+            let result = match get("remove") {
+                Some(_) => api::remove_member(state, admin, &group, &username).await,
+                None => api::add_member(state, admin, &group, &username).await,
+            };
+            outcome("groups", result)
+        }
+        _ => state.error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "The console has no such form.",
+            "not_found",
+        ),
+    }
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// A page of the console.
+async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Response<OwnBody> {
+    let params = Params::from_query(parts.uri.query());
+    let get = |name| params.one(name).ok().flatten().unwrap_or("").to_owned();
+    let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
+    let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
+    let branding = &state.config.pages.branding;
+    let mut context = serde_json::json!({
+        "title": branding.title,
+        "accent_color": branding.accent_color,
+        "admin": admin.name,
+        "csrf": state.csrf.field_for(&cookie_value),
+        "error": get("error"),
+        "notice": if params.one("done").ok().flatten().is_some() { "Done." } else { "" },
+    });
+    let filled = match rest {
+        "" => dashboard(state, &mut context).await,
+        "users" => {
+            users(
+                state,
+                &mut context,
+                &get("search"),
+                get("offset").parse().unwrap_or(0),
+            )
+            .await
+        }
+        "groups" => groups(state, &mut context).await,
+        "audit" => audit(state, &mut context, &get("user"), &get("event")).await,
+        "audit.jsonl" => return export(state, &get("user"), &get("event")).await,
+        _ => {
+            return state.error_page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "The console has no such page.",
+                "not_found",
+            )
+        }
+    };
+    if let Err(problem) = filled {
+        context["error"] = serde_json::Value::String(problem.detail);
+    }
+    let mut answer = response::html(StatusCode::OK, state.pages.admin(&context));
+    if existing.is_none() {
+        if let Ok(value) =
+            HeaderValue::try_from(csrf::set_cookie(&cookie_value, state.config.server.is_https()))
+        {
+            answer.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    answer
+}
+
+fn db_of(state: &AuthState) -> Result<&crate::db::Database, Problem> {
+    state.database.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This gateway has no [database]: people and groups are in config.toml.",
+        )
+    })
+}
+
+async fn dashboard(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
+    context["section"] = "dashboard".into();
+    context["heading"] = "Dashboard".into();
+    let mut figures = Figures {
+        live_sessions: state
+            .store
+            .live_count()
+            .map_or_else(|| "—".to_owned(), |n| n.to_string()),
+        ..Figures::default()
+    };
+    let (width, height) = (24 * 26, 120);
+    let mut buckets = [(0usize, 0usize); 24];
+    let mut providers: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let since = crate::db::now_ms() - 24 * 3600 * 1000;
+    let events = db_of(state)?.audit(None, Some("sign_in."), 100_000).await?;
+    for e in events.iter().filter(|e| e.at >= since) {
+        let hour = usize::try_from((e.at - since) / 3_600_000).unwrap_or(0).min(23);
+        let by = providers
+            .entry(e.provider.clone().unwrap_or_else(|| "password".into()))
+            .or_default();
+        match e.event.as_str() {
+            "sign_in.succeeded" => {
+                figures.succeeded += 1;
+                buckets[hour].0 += 1;
+                by.0 += 1;
+            }
+            "sign_in.failed" => {
+                figures.failed += 1;
+                buckets[hour].1 += 1;
+                by.1 += 1;
+            }
+            "sign_in.throttled" => figures.throttled += 1,
+            _ => {}
+        }
+    }
+    let top = buckets
+        .iter()
+        .map(|(a, b)| (*a).max(*b))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let scale = |n: usize| n * (height - 10) / top;
+    let bars: Vec<Bar> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (ok, failed))| Bar {
+            x: i * 26 + 2,
+            label: time(since + i as i64 * 3_600_000),
+            ok: *ok,
+            failed: *failed,
+            ok_y: height - scale(*ok),
+            ok_h: scale(*ok),
+            failed_y: height - scale(*failed),
+            failed_h: scale(*failed),
+        })
+        .collect();
+    context["figures"] = serde_json::to_value(&figures).unwrap_or_default();
+    context["chart"] = serde_json::to_value(Chart { width, height, bars }).unwrap_or_default();
+    context["providers"] = serde_json::to_value(
+        providers
+            .into_iter()
+            .map(|(name, (succeeded, failed))| ProviderRow {
+                name,
+                succeeded,
+                failed,
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    Ok(())
+}
+
+async fn users(
+    state: &AuthState,
+    context: &mut serde_json::Value,
+    search: &str,
+    offset: i64,
+) -> Result<(), Problem> {
+    const PAGE: i64 = 50;
+    context["section"] = "users".into();
+    context["heading"] = "Users".into();
+    context["search"] = search.into();
+    let offset = offset.max(0);
+    context["offset"] = offset.into();
+    context["previous"] = (offset - PAGE).max(0).into();
+    context["next"] = (offset + PAGE).into();
+    let query = UserQuery {
+        search: (!search.is_empty()).then(|| search.to_owned()),
+        offset: Some(offset),
+        limit: Some(PAGE),
+    };
+    let (_, page) = api::list_users(state, query).await?;
+    let users = page.and_then(|p| p.get("users").cloned()).unwrap_or_default();
+    context["more"] = (users.as_array().map_or(0, Vec::len) as i64 == PAGE).into();
+    context["users"] = users;
+    Ok(())
+}
+
+async fn groups(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
+    context["section"] = "groups".into();
+    context["heading"] = "Groups".into();
+    let (_, groups) = api::list_groups(state).await?;
+    context["groups"] = groups.unwrap_or_default();
+    Ok(())
+}
+
+async fn audit(
+    state: &AuthState,
+    context: &mut serde_json::Value,
+    user: &str,
+    event: &str,
+) -> Result<(), Problem> {
+    context["section"] = "audit".into();
+    context["heading"] = "Audit log".into();
+    context["audit_user"] = user.into();
+    context["audit_event"] = event.into();
+    let events = db_of(state)?
+        .audit(
+            (!user.is_empty()).then_some(user),
+            (!event.is_empty()).then_some(event),
+            500,
+        )
+        .await?;
+    let rows: Vec<serde_json::Value> = events
+        .into_iter()
+        .map(|e| {
+            let mut row = serde_json::to_value(&e).unwrap_or_default();
+            row["when"] = time(e.at).into();
+            row
+        })
+        .collect();
+    context["events"] = rows.into();
+    Ok(())
+}
+
+/// The audit log as JSON lines, for download.
+async fn export(state: &AuthState, user: &str, event: &str) -> Response<OwnBody> {
+    let events = match db_of(state) {
+        Ok(db) => {
+            db.audit(
+                (!user.is_empty()).then_some(user),
+                (!event.is_empty()).then_some(event),
+                1_000_000,
+            )
+            .await
+        }
+        Err(problem) => return problem.into_response(),
+    };
+    let events = match events {
+        Ok(events) => events,
+        Err(err) => return Problem::from(err).into_response(),
+    };
+    let mut lines = Vec::new();
+    for e in &events {
+        if serde_json::to_writer(&mut lines, e).is_ok() {
+            lines.push(b'\n');
+        }
+    }
+    let mut answer = Response::new(http_body_util::Full::new(bytes::Bytes::from(lines)));
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"audit.jsonl\""),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer
+}

@@ -1,0 +1,244 @@
+//! The admin console in headless Chromium: an admin signs in, adds a
+//! user with a temporary password, makes a group a route requires and
+//! puts the user in it; the user signs in and the route lets them in; the
+//! admin ends their sessions and their next request is refused; the audit
+//! log shows each step. On a phone's width as on a desktop's.
+
+use fantoccini::Locator;
+use serde_json::json;
+
+use crate::common::chromium::*;
+use crate::common::*;
+
+async fn click(browser: &fantoccini::Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text_of(browser: &fantoccini::Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_runs_the_console_in_chromium() {
+    let Some(driver) = start_chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstream]
+url = "http://{upstream}"
+
+[database]
+url = "sqlite://{db}"
+
+[[users]]
+username = "root"
+password_hash = "{hash}"
+admin = true
+
+[[users]]
+username = "carol"
+password_hash = "{hash}"
+
+[[routes]]
+path_prefix = "/ops"
+url = "http://{upstream}"
+allowed_groups = ["ops"]
+"#,
+        upstream = upstream.addr,
+        db = dir.path().join("authgate.db").display(),
+        hash = password_hash()
+    );
+    let gateway = Gateway::start(&toml).await;
+    let browser = browser_session(&driver).await;
+
+    // Signed out: the console sends the browser to sign in, and back.
+    browser.goto(&gateway.url("/management/admin/")).await.unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap().path(),
+        "/management/authorize"
+    );
+    type_into(&browser, "username", "root").await;
+    type_into(&browser, "password", PASSWORD).await;
+    submit(&browser).await;
+    until(&browser, "return location.pathname", json!("/management/admin/")).await;
+    assert_eq!(text_of(&browser, "h1").await, "Dashboard");
+    // Root's own sign-in, once the audit log's batch is written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while text_of(&browser, "#sign-ins").await != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard never counted root's sign-in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        browser.refresh().await.unwrap();
+    }
+
+    // A user, with a temporary password.
+    browser
+        .goto(&gateway.url("/management/admin/users"))
+        .await
+        .unwrap();
+    type_into(&browser, "new-username", "dora").await;
+    type_into(&browser, "new-email", "dora@example.com").await;
+    type_into(&browser, "new-password", "temporary-pw").await;
+    click(&browser, "#add-user").await;
+    until(
+        &browser,
+        "return document.querySelector('.notice') !== null",
+        json!(true),
+    )
+    .await;
+    let table = text_of(&browser, "table").await;
+    assert!(
+        table.contains("dora") && table.contains("must change password"),
+        "{table}"
+    );
+
+    // A group the route requires, with dora in it.
+    browser
+        .goto(&gateway.url("/management/admin/groups"))
+        .await
+        .unwrap();
+    type_into(&browser, "group-name", "ops").await;
+    click(&browser, "#add-group").await;
+    until(
+        &browser,
+        "return document.querySelector('.notice') !== null",
+        json!(true),
+    )
+    .await;
+    type_into(&browser, "member-group", "ops").await;
+    type_into(&browser, "member-username", "dora").await;
+    click(&browser, "#add-member").await;
+    until(
+        &browser,
+        "return document.querySelector('.notice') !== null",
+        json!(true),
+    )
+    .await;
+    assert!(text_of(&browser, "table").await.contains("ops 1"));
+
+    // Dora signs in; the route lets her in.
+    let dora = password_grant_as(&gateway, "dora", "temporary-pw").await;
+    assert_eq!(bearer_status(&gateway, "/ops/reports", &dora).await, 200);
+
+    // The admin ends her sessions; her next request is refused.
+    browser
+        .goto(&gateway.url("/management/admin/users?search=dora"))
+        .await
+        .unwrap();
+    click(&browser, "form[action$='/dora/revoke'] button").await;
+    until(
+        &browser,
+        "return document.querySelector('.notice') !== null",
+        json!(true),
+    )
+    .await;
+    assert_eq!(bearer_status(&gateway, "/ops/reports", &dora).await, 401);
+
+    // The audit log shows each step.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    browser
+        .goto(&gateway.url("/management/admin/audit?user=dora"))
+        .await
+        .unwrap();
+    let log = text_of(&browser, "table").await;
+    for step in [
+        "admin.user_added",
+        "admin.member_added:ops",
+        "sign_in.succeeded",
+        "admin.sessions_revoked",
+    ] {
+        assert!(log.contains(step), "{step} in {log}");
+    }
+    let export = browser
+        .execute(
+            "return document.querySelector('a[href^=\"/management/admin/audit.jsonl\"]') !== null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(export, json!(true));
+
+    // A phone's width: nothing wider than the screen.
+    browser.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/management/admin/",
+        "/management/admin/users",
+        "/management/admin/audit",
+    ] {
+        browser.goto(&gateway.url(path)).await.unwrap();
+        let fits = browser
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "{path} fits a phone");
+    }
+
+    // Carol is no admin.
+    let carol = browser_client_signed_in(&gateway, "carol").await;
+    let refused = carol
+        .get(gateway.url("/management/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    // And a form without its CSRF field changes nothing.
+    let forged = carol
+        .post(gateway.url("/management/admin/groups"))
+        .form(&[("name", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "not an admin");
+}
+
+async fn password_grant_as(gateway: &Gateway, username: &str, password: &str) -> String {
+    let body: serde_json::Value = api()
+        .post(gateway.url("/management/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+async fn browser_client_signed_in(gateway: &Gateway, username: &str) -> reqwest::Client {
+    let client = browser();
+    assert_eq!(
+        sign_in(&client, gateway, username, PASSWORD, "/").await.status(),
+        303
+    );
+    client
+}
