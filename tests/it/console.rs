@@ -2,7 +2,9 @@
 //! user with a temporary password, makes a group a route requires and
 //! puts the user in it; the user signs in and the route lets them in; the
 //! admin ends their sessions and their next request is refused; the audit
-//! log shows each step. On a phone's width as on a desktop's.
+//! log shows each step. On a phone's width as on a desktop's. Also
+//! writes the README's pictures (docs/console-*.png) when
+//! AUTHGATE_SCREENSHOTS is set.
 
 use fantoccini::Locator;
 use serde_json::json;
@@ -177,6 +179,17 @@ allowed_groups = ["ops"]
         .await
         .unwrap();
     assert_eq!(export, json!(true));
+
+    // The README's pictures (with AUTHGATE_SCREENSHOTS set).
+    browser.set_window_size(1280, 800).await.unwrap();
+    for (path, name) in [("/management/admin/", "dashboard"), ("/management/admin/users", "users")] {
+        browser.goto(&gateway.url(path)).await.unwrap();
+        let png = browser.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a screenshot of {path}");
+        if std::env::var_os("AUTHGATE_SCREENSHOTS").is_some() {
+            std::fs::write(format!("{}/docs/console-{name}.png", env!("CARGO_MANIFEST_DIR")), &png).unwrap();
+        }
+    }
 
     // A phone's width: nothing wider than the screen.
     browser.set_window_size(390, 844).await.unwrap();
