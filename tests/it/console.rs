@@ -182,12 +182,19 @@ allowed_groups = ["ops"]
 
     // The README's pictures (with AUTHGATE_SCREENSHOTS set).
     browser.set_window_size(1280, 800).await.unwrap();
-    for (path, name) in [("/management/admin/", "dashboard"), ("/management/admin/users", "users")] {
+    for (path, name) in [
+        ("/management/admin/", "dashboard"),
+        ("/management/admin/users", "users"),
+    ] {
         browser.goto(&gateway.url(path)).await.unwrap();
         let png = browser.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a screenshot of {path}");
         if std::env::var_os("AUTHGATE_SCREENSHOTS").is_some() {
-            std::fs::write(format!("{}/docs/console-{name}.png", env!("CARGO_MANIFEST_DIR")), &png).unwrap();
+            std::fs::write(
+                format!("{}/docs/console-{name}.png", env!("CARGO_MANIFEST_DIR")),
+                &png,
+            )
+            .unwrap();
         }
     }
 
