@@ -12,7 +12,10 @@ use serde_json::json;
 use crate::common::chromium::*;
 use crate::common::*;
 
+/// Clicks the button `css` of a form and waits for the page it leads to
+/// (not the one it was on, which may say "Done." already).
 async fn click(browser: &fantoccini::Client, css: &str) {
+    browser.execute("window.__before = true", vec![]).await.unwrap();
     browser
         .find(Locator::Css(css))
         .await
@@ -20,6 +23,12 @@ async fn click(browser: &fantoccini::Client, css: &str) {
         .click()
         .await
         .unwrap();
+    until(
+        browser,
+        "return window.__before === undefined && document.readyState === 'complete'",
+        json!(true),
+    )
+    .await;
 }
 
 async fn text_of(browser: &fantoccini::Client, css: &str) -> String {
@@ -102,12 +111,7 @@ allowed_groups = ["ops"]
     type_into(&browser, "new-email", "dora@example.com").await;
     type_into(&browser, "new-password", "temporary-pw").await;
     click(&browser, "#add-user").await;
-    until(
-        &browser,
-        "return document.querySelector('.notice') !== null",
-        json!(true),
-    )
-    .await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     let table = text_of(&browser, "table").await;
     assert!(
         table.contains("dora") && table.contains("must change password"),
@@ -121,21 +125,11 @@ allowed_groups = ["ops"]
         .unwrap();
     type_into(&browser, "group-name", "ops").await;
     click(&browser, "#add-group").await;
-    until(
-        &browser,
-        "return document.querySelector('.notice') !== null",
-        json!(true),
-    )
-    .await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     type_into(&browser, "member-group", "ops").await;
     type_into(&browser, "member-username", "dora").await;
     click(&browser, "#add-member").await;
-    until(
-        &browser,
-        "return document.querySelector('.notice') !== null",
-        json!(true),
-    )
-    .await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     assert!(text_of(&browser, "table").await.contains("ops 1"));
 
     // Dora signs in; the route lets her in.
@@ -148,12 +142,7 @@ allowed_groups = ["ops"]
         .await
         .unwrap();
     click(&browser, "form[action$='/dora/revoke'] button").await;
-    until(
-        &browser,
-        "return document.querySelector('.notice') !== null",
-        json!(true),
-    )
-    .await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     assert_eq!(bearer_status(&gateway, "/ops/reports", &dora).await, 401);
 
     // The audit log shows each step.
