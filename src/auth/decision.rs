@@ -131,6 +131,9 @@ pub(crate) fn settle<B>(
             ));
         }
     }
+    if session.identity().password_change_required() {
+        return Err(password_change_first(state, req));
+    }
     let now = unix_now();
     if session.needs_touch(now) {
         if let Err(pending) = state.store.touch(&key, now).into_ready() {
@@ -192,6 +195,22 @@ fn provider_tokens(
     if due {
         provider.refresh_in_background(key, session.clone(), state.store.clone());
     }
+}
+
+/// A session of a temporary password: a browser is sent to change it, an
+/// API client gets a `403` that says so.
+fn password_change_first<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
+    if is_browser_navigation(req.method(), req.headers()) {
+        if let Some(redirect) = response::redirect(StatusCode::FOUND, super::CHANGE_PASSWORD_PAGE) {
+            return redirect;
+        }
+    }
+    state.error_for(
+        req.headers(),
+        StatusCode::FORBIDDEN,
+        "password_change_required",
+        "You signed in with a temporary password: change it at /management/account first.",
+    )
 }
 
 /// A `400` for a request the gateway cannot read one way only.

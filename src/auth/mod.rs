@@ -6,6 +6,9 @@
 /// The sign-in page, where a browser is sent to sign in.
 pub(crate) const SIGN_IN_PATH: &str = "/management/authorize";
 
+/// Where someone signed in with a temporary password is sent first.
+pub(crate) const CHANGE_PASSWORD_PAGE: &str = "/management/account?done=must_change";
+
 pub(crate) mod client_fields;
 pub(crate) mod credential;
 pub(crate) mod csrf;

@@ -49,6 +49,7 @@ impl DatabaseUsers {
             email: user.email.as_deref(),
             name: user.name.as_deref(),
             groups: &groups,
+            password_change_required: user.must_change_password,
             ..IdentityParts::default()
         });
         Ok(Checked::Verified(Arc::new(User::outside(identity))))

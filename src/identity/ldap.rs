@@ -292,6 +292,7 @@ impl LdapDirectory {
             subject: Some(&login),
             preferred_username: Some(&login),
             provider_tokens: None,
+            password_change_required: false,
         });
         Ok(Checked::Verified(Arc::new(User::outside(identity))))
     }

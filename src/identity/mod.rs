@@ -373,6 +373,7 @@ impl Directory {
             subject: identity.subject(),
             preferred_username: identity.preferred_username(),
             provider_tokens: identity.provider_tokens().cloned(),
+            password_change_required: false,
         });
         Arc::new(User::from_entry_with(local.entry().cloned(), merged))
     }

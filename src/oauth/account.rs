@@ -29,6 +29,10 @@ pub(super) const PASSWORD_PATH: &str = "/management/account/password";
 fn message(code: &str) -> (&'static str, &'static str) {
     match code {
         "others" => ("Your other sessions are signed out.", ""),
+        "must_change" => (
+            "You signed in with a temporary password: choose your own to go on.",
+            "",
+        ),
         "password" => (
             "Your password is changed, and your other sessions are signed out.",
             "",
@@ -256,6 +260,17 @@ where
         return back("unavailable");
     }
     end_others(state, key, &session).await;
+    // This session goes on, no longer held back for a temporary password.
+    if session.identity().password_change_required() {
+        let changed = session.identity().with_password_changed();
+        if let Err(err) = state
+            .store
+            .update(key, session.clone().with_identity(changed))
+            .await
+        {
+            tracing::warn!(error = %err, "could not release the session from its temporary password");
+        }
+    }
     state.audit.record(
         "account.password_changed",
         Fields {

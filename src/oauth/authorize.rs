@@ -607,7 +607,12 @@ pub(super) async fn complete(
     match target {
         Target::Gateway => {
             let previous = cookie(headers, SESSION_COOKIE).map(TokenKey::of);
-            signed_in_to_gateway(state, previous, &token, asked.rd).await
+            // A temporary password is changed before anything else.
+            let rd = match user.identity.password_change_required() {
+                true => Some(crate::auth::CHANGE_PASSWORD_PAGE),
+                false => asked.rd,
+            };
+            signed_in_to_gateway(state, previous, &token, rd).await
         }
         Target::Client {
             redirect_uri,

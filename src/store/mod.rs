@@ -95,6 +95,10 @@ pub struct Identity {
     /// server side only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provider_tokens: Option<Arc<ProviderTokens>>,
+    /// Signed in with a temporary password: nothing passes until it is
+    /// changed (on the account page).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    password_change_required: bool,
     #[serde(skip)]
     headers: IdentityHeaders,
 }
@@ -183,6 +187,7 @@ pub(crate) struct IdentityParts<'a> {
     pub(crate) subject: Option<&'a str>,
     pub(crate) preferred_username: Option<&'a str>,
     pub(crate) provider_tokens: Option<Arc<ProviderTokens>>,
+    pub(crate) password_change_required: bool,
 }
 
 impl Identity {
@@ -209,6 +214,7 @@ impl Identity {
             subject: parts.subject.map(Into::into),
             preferred_username: parts.preferred_username.map(Into::into),
             provider_tokens: parts.provider_tokens,
+            password_change_required: parts.password_change_required,
             headers: IdentityHeaders::default(),
         })
     }
@@ -274,6 +280,21 @@ impl Identity {
     /// [`username`](Self::username).
     pub fn preferred_username(&self) -> Option<&str> {
         self.preferred_username.as_deref()
+    }
+
+    /// Whether the user signed in with a temporary password, which they
+    /// must change before anything else passes.
+    pub fn password_change_required(&self) -> bool {
+        self.password_change_required
+    }
+
+    /// The same identity, its password changed.
+    pub(crate) fn with_password_changed(&self) -> Arc<Self> {
+        Arc::new(Self {
+            password_change_required: false,
+            headers: IdentityHeaders::default(),
+            ..self.clone()
+        })
     }
 
     pub(crate) fn provider_tokens(&self) -> Option<&Arc<ProviderTokens>> {

@@ -132,9 +132,50 @@ allowed_groups = ["ops"]
     assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     assert!(text_of(&browser, "table").await.contains("ops 1"));
 
-    // Dora signs in; the route lets her in.
-    let dora = password_grant_as(&gateway, "dora", "temporary-pw").await;
+    // Dora signs in with the temporary password: nothing passes until she
+    // has chosen her own, on her account page; then the route lets her in.
+    let temporary = password_grant_as(&gateway, "dora", "temporary-pw").await;
+    let held: serde_json::Value = bearer_get(&gateway, "/ops/reports", &temporary)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["error"], "password_change_required", "{held}");
+    let her = crate::common::browser();
+    let landed = sign_in(&her, &gateway, "dora", "temporary-pw", "/ops/reports").await;
+    assert_eq!(
+        landed.headers()["location"],
+        "/management/account?done=must_change"
+    );
+    let dora = session_token(&landed);
+    let page = her
+        .get(gateway.url("/management/account?done=must_change"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("choose your own"), "{page}");
+    let csrf = hidden_value(&page, "csrf").unwrap();
+    let changed = her
+        .post(gateway.url("/management/account/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", "temporary-pw"),
+            ("new", "doras-own-pw"),
+            ("again", "doras-own-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.headers()["location"], "/management/account?done=password");
     assert_eq!(bearer_status(&gateway, "/ops/reports", &dora).await, 200);
+    assert_eq!(
+        bearer_status(&gateway, "/ops/reports", &temporary).await,
+        401,
+        "the other session ended with the temporary password"
+    );
 
     // The admin ends her sessions; her next request is refused.
     browser

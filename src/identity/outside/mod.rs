@@ -295,6 +295,7 @@ impl Outside {
             subject: Some(&person.subject),
             preferred_username: Some(&person.username),
             provider_tokens: person.tokens.clone().map(Arc::new),
+            password_change_required: false,
         });
         Arc::new(User::outside(identity))
     }
