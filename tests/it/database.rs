@@ -356,3 +356,55 @@ async fn two_gateways_on_one_postgres_and_one_redis_act_on_a_change_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn proxied_traffic_of_live_sessions_never_fails_while_postgres_stops_and_starts() {
+    let Some(mut postgres) = Postgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let text = config_text(upstream.addr, &postgres.url(), &dir.path().join("audit.jsonl"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &text).unwrap();
+    let (code, _, err) = authgate(&config, &["user", "add", "dora"], "dora-pw\n").await;
+    assert_eq!(code, 0, "{err}");
+    let gateway = std::sync::Arc::new(Gateway::start(&text).await);
+    let (_, body) = grant(&gateway, "dora", "dora-pw").await;
+    let dora = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = grant(&gateway, "carol", PASSWORD).await;
+    let carol = body["access_token"].as_str().unwrap().to_owned();
+
+    // Requests all along, while the database stops and comes back.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let (gateway, stop) = (gateway.clone(), stop.clone());
+        async move {
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for token in [&dora, &carol] {
+                    let status = bearer_status(&gateway, "/anything", token).await;
+                    assert_eq!(
+                        status, 200,
+                        "a proxied request failed while the database was away"
+                    );
+                    sent += 1;
+                }
+            }
+            sent
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    postgres.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    postgres.restart();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = traffic.await.unwrap();
+    assert!(sent > 20, "only {sent} requests were sent");
+    assert_eq!(
+        grant(&gateway, "dora", "dora-pw").await.0,
+        200,
+        "and the database's people sign in again"
+    );
+}
