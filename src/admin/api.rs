@@ -59,7 +59,7 @@ pub(crate) struct UserPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserQuery {
-    /// Part of a name or an email address.
+    /// The start of a name or an email address.
     pub(super) search: Option<String>,
     #[param(minimum = 0)]
     pub(super) offset: Option<i64>,
@@ -241,11 +241,16 @@ pub(super) async fn list_users(state: &AuthState, query: UserQuery) -> Answer {
             "offset is 0 or more, limit 1 to 1000",
         ));
     }
-    let mut users = Vec::new();
-    for user in db.users(query.search.as_deref(), offset, limit).await? {
-        let groups = db.groups_of(&user.username).await?;
-        users.push(User::of(user, groups));
-    }
+    let found = db.users(query.search.as_deref(), offset, limit).await?;
+    let names: Vec<&str> = found.iter().map(|u| u.username.as_str()).collect();
+    let mut groups = db.groups_of_each(&names).await?;
+    let users = found
+        .into_iter()
+        .map(|user| {
+            let of = groups.remove(&user.username).unwrap_or_default();
+            User::of(user, of)
+        })
+        .collect();
     json(StatusCode::OK, UserPage { users, offset, limit })
 }
 

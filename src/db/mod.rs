@@ -60,6 +60,7 @@ impl From<sqlx::Error> for DbError {
 #[derive(Debug, Clone)]
 pub(crate) struct Database {
     pool: AnyPool,
+    sqlite: bool,
     migrated: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
@@ -68,13 +69,18 @@ impl Database {
     /// connected yet.
     pub(crate) fn open(url: &str) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
+        // SQLite takes one writer at a time, and a transaction that read
+        // first cannot wait for another's write (SQLITE_BUSY at once): one
+        // connection serializes this process's statements instead.
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
-            .max_connections(8)
+            .max_connections(if sqlite { 1 } else { 8 })
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy(url)
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
         Ok(Self {
             pool,
+            sqlite,
             migrated: std::sync::Arc::new(tokio::sync::OnceCell::new()),
         })
     }
@@ -104,6 +110,12 @@ impl Database {
             if found > known {
                 return Err(DbError::Newer { found, known });
             }
+        }
+        if self.sqlite {
+            // Readers do not wait for a writer (the command line's, say).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&self.pool)
+                .await?;
         }
         MIGRATOR
             .run(&self.pool)

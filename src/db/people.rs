@@ -53,7 +53,7 @@ impl Database {
         Ok(row.as_ref().map(user_of).transpose()?)
     }
 
-    /// Users whose name or email contains `search` (all, with none), by
+    /// Users whose name or email starts with `search` (all, with none), by
     /// name, `limit` from `offset`.
     pub(crate) async fn users(
         &self,
@@ -61,15 +61,31 @@ impl Database {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<DbUser>, DbError> {
-        let pattern = format!("%{}%", super::like_escaped(search.unwrap_or("")));
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2 OFFSET $3"
-        ))
-        .bind(pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.ready().await?)
-        .await?;
+        // A prefix of the name or the email, as a range each index serves
+        // (a `LIKE '%…%'` would read every row); no search: the name's
+        // index in order.
+        let pool = self.ready().await?;
+        let rows = match search.filter(|s| !s.is_empty()) {
+            Some(prefix) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE (username >= $1 AND username < $2) OR (email >= $1 AND email < $2) \
+                     ORDER BY username LIMIT $3 OFFSET $4"
+                ))
+                .bind(prefix.to_owned())
+                .bind(format!("{prefix}\u{10FFFF}"))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username LIMIT $1 OFFSET $2"))
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
         Ok(rows.iter().map(user_of).collect::<Result<_, _>>()?)
     }
 
@@ -185,6 +201,34 @@ impl Database {
             .iter()
             .map(|r| r.try_get("group_name"))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// The groups of each of `usernames`, by name, in one statement (a
+    /// page of users asks once, not once a user).
+    pub(crate) async fn groups_of_each(
+        &self,
+        usernames: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, DbError> {
+        let mut found: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        if usernames.is_empty() {
+            return Ok(found);
+        }
+        let placeholders: Vec<String> = (1..=usernames.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT username, group_name FROM group_members WHERE username IN ({}) ORDER BY group_name",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for name in usernames {
+            query = query.bind(name.to_string());
+        }
+        for row in query.fetch_all(self.ready().await?).await? {
+            found
+                .entry(row.try_get("username")?)
+                .or_default()
+                .push(row.try_get("group_name")?);
+        }
+        Ok(found)
     }
 
     /// Adds a group; a name taken is a conflict.

@@ -129,6 +129,21 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
     let (_, out, _) = authgate(&config, &["user", "list"], "").await;
     assert_eq!(out, "dora\tdora@example.com\tenabled\tops\n");
 
+    // An event older than the retention (90 days): forgotten once the
+    // gateway writes its first batch.
+    sqlx::any::install_default_drivers();
+    let direct = if url.starts_with("sqlite://") {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_owned()
+    };
+    let pool = sqlx::AnyPool::connect(&direct).await.unwrap();
+    sqlx::query("INSERT INTO audit_events (id, at, event, subject) VALUES ('ancient', 1000, 'sign_in.succeeded', 'dora')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
     let gateway = Gateway::start(&text).await;
     let (status, dora) = grant(&gateway, "dora", "dora-pw").await;
     assert_eq!(status, 200, "{dora}");
@@ -191,6 +206,10 @@ async fn people_in_the_database(url: &str, postgres: Option<&mut Postgres>) {
     let (code, out, err) = authgate(&config, &["audit", "--user", "dora"], "").await;
     assert_eq!(code, 0, "{err}");
     let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        events.iter().all(|e| e["id"] != "ancient"),
+        "kept past its retention: {out}"
+    );
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     for kind in [
         "admin.user_added",
