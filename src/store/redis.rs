@@ -150,6 +150,27 @@ impl Inner {
     }
 
     /// Stores `session` under `key`, indexed by its user and family.
+    /// Writes `session` under `key` only if the key is still there (XX: a
+    /// session revoked meanwhile is not brought back), keeping its expiry;
+    /// answers whether it was.
+    async fn rewrite(&self, key: TokenKey, session: &Session) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(session).map_err(|e| StoreError::new(e.to_string()))?;
+        let mut redis = self.manager.clone();
+        let written: Option<String> = self.noted(
+            redis::cmd("SET")
+                .arg(self.token_key(&key))
+                .arg(json)
+                .arg("KEEPTTL")
+                .arg("XX")
+                .query_async(&mut redis)
+                .await,
+        )?;
+        if written.is_some() {
+            self.remember(key, session);
+        }
+        Ok(written.is_some())
+    }
+
     async fn write(&self, key: &TokenKey, session: &Session) -> Result<(), StoreError> {
         let json = serde_json::to_string(session).map_err(|e| StoreError::new(e.to_string()))?;
         let expires_ms = session.expires_at().saturating_mul(1000);
@@ -319,20 +340,7 @@ impl TokenStore for RedisStore {
                 return Ok(());
             };
             session.touch(now);
-            let json = serde_json::to_string(&session).map_err(|e| StoreError::new(e.to_string()))?;
-            let mut redis = inner.manager.clone();
-            // XX: a session revoked meanwhile is not brought back.
-            let _: Option<String> = inner.noted(
-                redis::cmd("SET")
-                    .arg(inner.token_key(&key))
-                    .arg(json)
-                    .arg("KEEPTTL")
-                    .arg("XX")
-                    .query_async(&mut redis)
-                    .await,
-            )?;
-            inner.remember(key, &session);
-            Ok(())
+            inner.rewrite(key, &session).await.map(|_| ())
         })
     }
 
@@ -358,24 +366,7 @@ impl TokenStore for RedisStore {
 
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         let inner = self.inner.clone();
-        StoreFuture::pending(async move {
-            let json = serde_json::to_string(&session).map_err(|e| StoreError::new(e.to_string()))?;
-            let mut redis = inner.manager.clone();
-            // XX: a session revoked meanwhile is not brought back.
-            let written: Option<String> = inner.noted(
-                redis::cmd("SET")
-                    .arg(inner.token_key(&key))
-                    .arg(json)
-                    .arg("KEEPTTL")
-                    .arg("XX")
-                    .query_async(&mut redis)
-                    .await,
-            )?;
-            if written.is_some() {
-                inner.remember(key, &session);
-            }
-            Ok(written.is_some())
-        })
+        StoreFuture::pending(async move { inner.rewrite(key, &session).await })
     }
 
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
