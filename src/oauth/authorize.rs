@@ -34,8 +34,11 @@ const FORM_EXPIRED: &str =
     "This sign-in form has expired or did not come from this site. Please sign in again.";
 
 /// What a failed sign-in counts against: the username and the address.
+/// The name is counted trimmed and in lower case: a directory that
+/// matches `Alice`, `ALICE` and `alice ` as one person gives them one
+/// budget of guesses, not one each.
 pub(super) fn throttle_subjects(username: &str, ip: Option<std::net::IpAddr>) -> Vec<Subject> {
-    let mut subjects = vec![Subject::User(username.to_owned())];
+    let mut subjects = vec![Subject::User(username.trim().to_lowercase())];
     subjects.extend(ip.map(Subject::Address));
     subjects
 }
