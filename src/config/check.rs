@@ -14,10 +14,10 @@ use crate::web::paths;
 
 use super::defaults;
 use super::providers::{ProviderConfig, Secret};
-use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawRoute, RawServer, RawTokens, RawUpstream};
+use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawServer, RawTokens, RawUpstream};
 use super::sections::{
-    Allowed, AuthConfig, Branding, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
-    ThrottleConfig, TlsFiles, TokensConfig, Upstream, UpstreamConfig, UserConfig,
+    AuthConfig, Branding, Limits, PagesConfig, ServerConfig, StoreConfig, ThrottleConfig, TlsFiles,
+    TokensConfig, Upstream, UpstreamConfig, UserConfig,
 };
 use super::{AdminConfig, AuditConfig, Config, LogFormat};
 
@@ -151,53 +151,6 @@ impl Checker<'_> {
         })
     }
 
-    /// `allowed_users` and `allowed_groups`: `None` when neither is set.
-    fn allowed(
-        &self,
-        users: &Option<Spanned<Vec<String>>>,
-        groups: &Option<Spanned<Vec<String>>>,
-        known: &Known<'_>,
-    ) -> Result<Option<Allowed>, Error> {
-        if users.is_none() && groups.is_none() {
-            return Ok(None);
-        }
-        if let Some(users) = users {
-            let is_known = |name: &str| {
-                known.users.iter().any(|u| u.username == name)
-                    || name.split_once(':').is_some_and(|(provider, rest)| {
-                        !rest.is_empty() && known.providers.iter().any(|p| p.id == provider)
-                    })
-            };
-            if let Some(unknown) = users.get_ref().iter().find(|u| !is_known(u)) {
-                return self.fail(
-                    &users.span(),
-                    format!("allowed_users names {unknown:?}, who is not in [[users]] (name someone of a provider as \"PROVIDER:NAME\")"),
-                );
-            }
-        }
-        if let Some(groups) = groups {
-            if let Some(bad) = groups
-                .get_ref()
-                .iter()
-                .find(|g| g.is_empty() || g.contains(',') || g.chars().any(char::is_control))
-            {
-                return self.fail(
-                    &groups.span(),
-                    format!(
-                        "allowed_groups: {bad:?} cannot be a group name (no commas or control characters)"
-                    ),
-                );
-            }
-        }
-        let list = |value: &Option<Spanned<Vec<String>>>| {
-            value.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
-        };
-        Ok(Some(Allowed {
-            users: list(users),
-            groups: list(groups),
-        }))
-    }
-
     fn auth(&self, raw: RawAuth, known: &Known<'_>) -> Result<AuthConfig, Error> {
         let throttle = ThrottleConfig {
             max_failures_per_user: self.count(
@@ -298,25 +251,6 @@ impl Checker<'_> {
         Ok(Some(secret))
     }
 
-    /// `auth.auto_redirect`: only where the page would offer one button.
-    fn auto_redirect(&self, raw: &Option<Spanned<bool>>, known: &Known<'_>) -> Result<bool, Error> {
-        let Some(raw) = raw.as_ref().filter(|r| *r.get_ref()) else {
-            return Ok(false);
-        };
-        let buttons = known.providers.iter().filter(|p| p.is_redirect()).count();
-        let form = !known.users.is_empty() || known.providers.iter().any(|p| !p.is_redirect());
-        if buttons != 1 || form {
-            return self.fail(
-                &raw.span(),
-                format!(
-                    "auth.auto_redirect needs exactly one outside provider and no password sign-in; this config has {buttons} outside provider(s){}",
-                    if form { " and a password form ([[users]] or an ldap provider)" } else { "" }
-                ),
-            );
-        }
-        Ok(true)
-    }
-
     fn pages(&self, raw: RawPages) -> Result<PagesConfig, Error> {
         let branding = self.branding(&raw)?;
         Ok(PagesConfig {
@@ -378,7 +312,7 @@ impl Checker<'_> {
         })
     }
 
-    fn http_url(&self, key: &str, raw: &Spanned<String>) -> Result<Url, Error> {
+    pub(super) fn http_url(&self, key: &str, raw: &Spanned<String>) -> Result<Url, Error> {
         let url = Url::parse(raw.get_ref()).map_err(|e| {
             self.error(
                 &raw.span(),
@@ -416,63 +350,6 @@ impl Checker<'_> {
             );
         }
         Ok(url)
-    }
-
-    fn routes(
-        &self,
-        raw: Vec<Spanned<RawRoute>>,
-        known: &Known<'_>,
-        default_upgrades: &[String],
-    ) -> Result<Vec<Route>, Error> {
-        raw.into_iter()
-            .map(|route| {
-                let span = route.span();
-                let route = route.into_inner();
-                let upstream = match (&route.url, &route.builtin) {
-                    (Some(url), None) => Upstream::Url(self.http_url("routes.url", url)?),
-                    (None, Some(b)) if b.get_ref() == "whoami" => Upstream::Whoami,
-                    _ => return self.fail(&span, "a route needs url = \"http://HOST:PORT\" (or builtin = \"whoami\"), one of them"),
-                };
-                let path_prefix = match &route.path_prefix {
-                    None => "/".to_owned(),
-                    Some(prefix) => {
-                        let text = prefix.get_ref();
-                        if paths::normalize(text).as_deref() != Some(text.as_str()) || text.contains(['?', '#', '%']) {
-                            return self.fail(&prefix.span(), format!("path_prefix {text:?} must be a normalized path starting with /"));
-                        }
-                        text.clone()
-                    }
-                };
-                let allowed = self.allowed(&route.allowed_users, &route.allowed_groups, known)?;
-                let policy = match (route.policy.as_ref().map(|p| p.get_ref().as_str()), allowed) {
-                    (Some("public"), None) => Policy::Public,
-                    (Some("authenticated") | None, None) => Policy::Authenticated,
-                    (Some("authenticated") | None, Some(allowed)) => Policy::Only(allowed),
-                    (Some(other), _) => {
-                        let at = route.policy.as_ref().map_or(span.clone(), Spanned::span);
-                        return self.fail(
-                            &at,
-                            format!("policy {other:?}: use \"public\" or \"authenticated\" (with allowed_users or allowed_groups to name who)"),
-                        );
-                    }
-                };
-                if route.strip_prefix && path_prefix == "/" {
-                    return self.fail(&span, "strip_prefix needs a path_prefix other than /");
-                }
-                let upgrades = match &route.upgrades {
-                    Some(list) => self.upgrades(list)?,
-                    None => default_upgrades.to_vec(),
-                };
-                Ok(Route {
-                    host: route.host.map(|h| h.to_ascii_lowercase()),
-                    path_prefix,
-                    upstream,
-                    policy,
-                    strip_prefix: route.strip_prefix,
-                    upgrades,
-                })
-            })
-            .collect()
     }
 
     /// `[server] tls_cert` and `tls_key`: both or neither, each readable and
@@ -724,7 +601,7 @@ impl Checker<'_> {
     /// `upgrades`: protocol names a request may upgrade to. `h2c` never:
     /// a tunnel to an upstream's HTTP/2 would carry requests the gateway
     /// never checked.
-    fn upgrades(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, Error> {
+    pub(super) fn upgrades(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, Error> {
         raw.iter()
             .map(|entry| {
                 let text = entry.get_ref().to_ascii_lowercase();
@@ -741,78 +618,6 @@ impl Checker<'_> {
                     );
                 }
                 Ok(text)
-            })
-            .collect()
-    }
-
-    /// `auth.return_hosts`: `host`, `host:port`, or `.domain` for every
-    /// host under it.
-    fn return_hosts(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
-        raw.into_iter()
-            .map(|entry| {
-                let text = entry.get_ref().to_ascii_lowercase();
-                let bare = text.strip_prefix('.').unwrap_or(&text);
-                let parsed = Url::parse(&format!("http://{bare}/")).ok().filter(|url| {
-                    let host = url.host_str().unwrap_or_default();
-                    let written = match url.port() {
-                        Some(port) => format!("{host}:{port}"),
-                        None => host.to_owned(),
-                    };
-                    written == bare && url.username().is_empty()
-                });
-                if parsed.is_none() || (text.starts_with('.') && bare.contains(':')) {
-                    return self.fail(
-                        &entry.span(),
-                        format!(
-                            "auth.return_hosts: {:?} must be a host (\"app.example.com\"), a host and port, or \".example.com\" for every host under it",
-                            entry.get_ref()
-                        ),
-                    );
-                }
-                Ok(text)
-            })
-            .collect()
-    }
-
-    fn cookie_domain(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, Error> {
-        let Some(raw) = raw else { return Ok(None) };
-        let text = raw.get_ref().trim_start_matches('.').to_ascii_lowercase();
-        let ok = !text.is_empty()
-            && text.contains('.')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            && !text.split('.').any(str::is_empty);
-        if !ok {
-            return self.fail(
-                &raw.span(),
-                format!(
-                    "auth.cookie_domain = {:?} must be a domain name like \"example.com\" (no scheme, port or path)",
-                    raw.get_ref()
-                ),
-            );
-        }
-        Ok(Some(text))
-    }
-
-    fn public_paths(&self, raw: Vec<Spanned<String>>) -> Result<Vec<String>, Error> {
-        raw.into_iter()
-            .map(|path| {
-                let text = path.get_ref();
-                if !text.starts_with('/') || text.contains(['?', '#', '%', '\\']) || text.chars().any(char::is_control) {
-                    return self.fail(
-                        &path.span(),
-                        format!("public path {text:?} must start with / and hold no ?, #, %, \\ or control characters"),
-                    );
-                }
-                let normal = paths::normalize(text);
-                if normal.as_deref() != Some(text.as_str()) {
-                    return self.fail(
-                        &path.span(),
-                        format!("public path {text:?} is not normalized (no ., .. or empty segments)"),
-                    );
-                }
-                Ok(path.into_inner())
             })
             .collect()
     }

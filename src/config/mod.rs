@@ -21,6 +21,7 @@
 //! assert_eq!(err.location().unwrap().line, 2);
 //! ```
 
+mod access;
 mod builder;
 mod check;
 pub(crate) mod defaults;
