@@ -10,7 +10,7 @@ use http_body::Body;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-use crate::auth::csrf::{self, CSRF_COOKIE};
+use crate::auth::csrf::CSRF_COOKIE;
 use crate::auth::state::AuthState;
 use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
@@ -208,14 +208,15 @@ fn time(ms: i64) -> String {
 async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Response<OwnBody> {
     let params = Params::from_query(parts.uri.query());
     let get = |name| params.one(name).ok().flatten().unwrap_or("").to_owned();
-    let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
-    let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
+    let csrf = state
+        .csrf
+        .for_form(&parts.headers, state.config.server.is_https());
     let branding = &state.config.pages.branding;
     let mut context = serde_json::json!({
         "title": branding.title,
         "accent_color": branding.accent_color,
         "admin": admin.name,
-        "csrf": state.csrf.field_for(&cookie_value),
+        "csrf": csrf.field,
         "error": get("error"),
         "notice": if params.one("done").ok().flatten().is_some() { "Done." } else { "" },
     });
@@ -246,13 +247,7 @@ async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Re
         context["error"] = serde_json::Value::String(problem.detail);
     }
     let mut answer = response::html(StatusCode::OK, state.pages.admin(&context));
-    if existing.is_none() {
-        if let Ok(value) =
-            HeaderValue::try_from(csrf::set_cookie(&cookie_value, state.config.server.is_https()))
-        {
-            answer.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    csrf.set_on(&mut answer);
     answer
 }
 

@@ -104,6 +104,40 @@ pub(crate) fn set_cookie(value: &str, secure: bool) -> String {
     )
 }
 
+/// A form page's CSRF field, for the browser's CSRF cookie, and that
+/// cookie to set with the page when the browser had none.
+pub(crate) struct FormCsrf {
+    pub(crate) field: String,
+    new_cookie: Option<http::HeaderValue>,
+}
+
+impl FormCsrf {
+    /// Sets the new cookie, if there is one, on `response`.
+    pub(crate) fn set_on<B>(&self, response: &mut http::Response<B>) {
+        if let Some(value) = &self.new_cookie {
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, value.clone());
+        }
+    }
+}
+
+impl CsrfKey {
+    /// The CSRF field for a form page answering `headers`: for the
+    /// browser's cookie, or for a new one.
+    pub(crate) fn for_form(&self, headers: &http::HeaderMap, secure: bool) -> FormCsrf {
+        let existing = crate::web::request::cookie(headers, CSRF_COOKIE).filter(|v| is_cookie_value(v));
+        let value = existing.map_or_else(new_cookie_value, str::to_owned);
+        FormCsrf {
+            field: self.field_for(&value),
+            new_cookie: existing
+                .is_none()
+                .then(|| http::HeaderValue::try_from(set_cookie(&value, secure)).ok())
+                .flatten(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,15 +5,13 @@
 //! page (Post/Redirect/Get), which says what happened by a code in its
 //! query, never by text a link could make it show.
 
-use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 
-use crate::auth::csrf::{self, CSRF_COOKIE};
+use crate::auth::csrf::CSRF_COOKIE;
 use crate::auth::pages::{AccountPage, AccountSession};
 use crate::auth::state::AuthState;
-use crate::auth::throttle::Subject;
 use crate::obs::audit::Fields;
 use crate::store::{Session, TokenKey};
 use crate::web::request::{self, cookie, wants_html, Params};
@@ -100,9 +98,9 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
             current: *key == current,
         })
         .collect();
-    let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
-    let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
-    let field = state.csrf.field_for(&cookie_value);
+    let csrf = state
+        .csrf
+        .for_form(&parts.headers, state.config.server.is_https());
     let params = Params::from_query(parts.uri.query());
     let (notice, error) = message(params.one("done").ok().flatten().unwrap_or(""));
     let branding = &state.config.pages.branding;
@@ -117,18 +115,12 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
         groups: identity.groups().collect(),
         sessions: listed,
         can_change_password: database_user(state, &session).await,
-        csrf: &field,
+        csrf: &csrf.field,
         notice,
         error,
     };
     let mut answer = response::html(StatusCode::OK, state.pages.account(&page));
-    if existing.is_none() {
-        if let Ok(value) =
-            HeaderValue::try_from(csrf::set_cookie(&cookie_value, state.config.server.is_https()))
-        {
-            answer.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    csrf.set_on(&mut answer);
     answer
 }
 
@@ -227,8 +219,7 @@ where
         return back("short");
     }
     let address = state.client_ip(&parts.extensions, &parts.headers);
-    let mut subjects = vec![Subject::User(username.clone())];
-    subjects.extend(address.map(Subject::Address));
+    let subjects = super::authorize::throttle_subjects(&username, address);
     if state
         .throttle
         .check(&state.config.auth.throttle, &subjects)

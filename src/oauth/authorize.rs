@@ -13,7 +13,7 @@ use http_body::Body;
 use url::Url;
 
 use crate::auth::credential::{self, SESSION_COOKIE};
-use crate::auth::csrf::{self, CSRF_COOKIE};
+use crate::auth::csrf::CSRF_COOKIE;
 use crate::auth::pages::{ProviderButton, SignInPage};
 use crate::auth::state::AuthState;
 use crate::auth::throttle::Subject;
@@ -413,9 +413,7 @@ fn sign_in_page(
     error: &str,
     username: &str,
 ) -> Response<OwnBody> {
-    let existing = cookie(headers, CSRF_COOKIE).filter(|v| csrf::is_cookie_value(v));
-    let cookie_value = existing.map_or_else(csrf::new_cookie_value, str::to_owned);
-    let field = state.csrf.field_for(&cookie_value);
+    let csrf = state.csrf.for_form(headers, state.config.server.is_https());
     let branding = &state.config.pages.branding;
     let mut page = asked.page(error, username);
     page.providers = state
@@ -428,17 +426,12 @@ fn sign_in_page(
         })
         .collect();
     page.hide_password_form = !state.directory.has_passwords(&state.config);
-    page.csrf = &field;
+    page.csrf = &csrf.field;
     page.title = &branding.title;
     page.logo_url = branding.logo_url.as_deref();
     page.accent_color = &branding.accent_color;
     let mut response = response::html(status, state.pages.sign_in(&page));
-    if existing.is_none() {
-        let set = csrf::set_cookie(&cookie_value, state.config.server.is_https());
-        if let Ok(value) = HeaderValue::try_from(set) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    csrf.set_on(&mut response);
     response
 }
 
