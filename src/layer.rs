@@ -62,6 +62,9 @@ use crate::web::response::OwnBody;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// `[database]` and the OAuth clients loaded from it.
+pub(crate) type DatabaseAndClients = (crate::db::Database, Arc<crate::identity::DatabaseClients>);
+
 /// The body of an [`AuthService`] response: the inner service's body, or
 /// one the gateway wrote itself (a sign-in page, a 401, a redirect).
 pub type AuthBody<B> = Either<B, OwnBody>;
@@ -118,10 +121,12 @@ impl AuthLayer {
         }
     }
 
-    /// The database and the token store (the same across reloads).
-    pub(crate) fn database_and_store(&self) -> (Option<crate::db::Database>, Arc<dyn TokenStore>) {
+    /// The database, its clients and the token store (the same across
+    /// reloads).
+    pub(crate) fn database_and_store(&self) -> (Option<DatabaseAndClients>, Arc<dyn TokenStore>) {
         let state = self.shared.load();
-        (state.database.clone(), state.store.clone())
+        let database = state.database.clone().zip(state.database_clients.clone());
+        (database, state.store.clone())
     }
 
     /// The layer's metrics (the same registry across reloads).

@@ -15,7 +15,7 @@ use crate::auth::state::AuthState;
 use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
 
-use super::api::{self, NewGroupBody, NewUserBody, UserChange, UserQuery};
+use super::api::{self, ClientChange, NewClientBody, NewGroupBody, NewUserBody, UserChange, UserQuery};
 use super::problem::Problem;
 use super::{is_admin, Admin, BoxError};
 
@@ -89,7 +89,7 @@ where
             "This form expired or did not come from this site: try again.",
         );
     }
-    change(state, &admin, &rest, &form).await
+    change(state, &parts, &admin, &rest, &form).await
 }
 
 /// The signed-in admin, or the answer for anyone else: off to sign in,
@@ -144,7 +144,13 @@ fn outcome(
 }
 
 /// A change the console's forms ask for.
-async fn change(state: &AuthState, admin: &Admin, rest: &str, form: &Params) -> Response<OwnBody> {
+async fn change(
+    state: &AuthState,
+    parts: &Parts,
+    admin: &Admin,
+    rest: &str,
+    form: &Params,
+) -> Response<OwnBody> {
     let get = |name| form.one(name).ok().flatten().map(str::to_owned);
     let segments: Vec<String> = rest
         .split('/')
@@ -190,6 +196,30 @@ async fn change(state: &AuthState, admin: &Admin, rest: &str, form: &Params) -> 
             };
             outcome("groups", result)
         }
+        ["clients"] => {
+            let body = NewClientBody {
+                client_id: get("client_id").filter(|id| !id.is_empty()),
+                confidential: get("public").is_none(),
+                redirect_uris: lines(get("redirect_uris").as_deref()),
+                grants: Some(form.all("grant").map(str::to_owned).collect()),
+                scopes: get("scopes")
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+                cors_origins: Vec::new(),
+            };
+            secret_shown(state, parts, admin, api::add_client(state, admin, body).await).await
+        }
+        ["clients", id, "rotate"] => {
+            secret_shown(state, parts, admin, api::rotate_secret(state, admin, id).await).await
+        }
+        ["clients", id, "delete"] => outcome("clients", api::delete_client(state, admin, id).await),
+        ["clients", id, "redirects"] => {
+            let change = ClientChange {
+                redirect_uris: Some(lines(get("redirect_uris").as_deref())),
+                ..ClientChange::default()
+            };
+            outcome("clients", api::change_client(state, admin, id, change).await)
+        }
         _ => state.error_page(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -199,6 +229,41 @@ async fn change(state: &AuthState, admin: &Admin, rest: &str, form: &Params) -> 
     }
 }
 
+/// The non-empty lines of a text area.
+fn lines(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// After a client was made or its secret rotated: the clients page with
+/// the secret, this once (not a redirect, which would put it in a URL),
+/// never stored by the browser; or back with what went wrong.
+async fn secret_shown(
+    state: &AuthState,
+    parts: &Parts,
+    admin: &Admin,
+    result: Result<(StatusCode, Option<serde_json::Value>), Problem>,
+) -> Response<OwnBody> {
+    let made = match result {
+        Ok((_, Some(made))) => made,
+        Ok((_, None)) => return back("clients", ""),
+        Err(problem) => return back("clients", &problem.detail),
+    };
+    let shown = serde_json::json!({
+        "client_id": made["client"]["client_id"],
+        "secret": made["client_secret"],
+    });
+    let mut answer = page_with(state, parts, admin, "clients", Some(shown)).await;
+    answer
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer
+}
+
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -206,6 +271,17 @@ fn time(ms: i64) -> String {
 
 /// A page of the console.
 async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Response<OwnBody> {
+    page_with(state, parts, admin, rest, None).await
+}
+
+/// A page of the console, with a client secret to show once.
+async fn page_with(
+    state: &AuthState,
+    parts: &Parts,
+    admin: &Admin,
+    rest: &str,
+    secret: Option<serde_json::Value>,
+) -> Response<OwnBody> {
     let params = Params::from_query(parts.uri.query());
     let get = |name| params.one(name).ok().flatten().unwrap_or("").to_owned();
     let csrf = state
@@ -232,6 +308,7 @@ async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Re
             .await
         }
         "groups" => groups(state, &mut context).await,
+        "clients" => clients(state, &mut context, secret).await,
         "audit" => audit(state, &mut context, &get("user"), &get("event")).await,
         "audit.jsonl" => return export(state, &get("user"), &get("event")).await,
         _ => {
@@ -363,6 +440,26 @@ async fn groups(state: &AuthState, context: &mut serde_json::Value) -> Result<()
     context["heading"] = "Groups".into();
     let (_, groups) = api::list_groups(state).await?;
     context["groups"] = groups.unwrap_or_default();
+    Ok(())
+}
+
+async fn clients(
+    state: &AuthState,
+    context: &mut serde_json::Value,
+    secret: Option<serde_json::Value>,
+) -> Result<(), Problem> {
+    context["section"] = "clients".into();
+    context["heading"] = "OAuth clients".into();
+    context["grants"] = crate::config::Grant::ALL
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .into();
+    if let Some(secret) = secret {
+        context["shown"] = secret;
+    }
+    let (_, list) = api::list_clients(state).await?;
+    context["clients"] = list.and_then(|l| l.get("clients").cloned()).unwrap_or_default();
     Ok(())
 }
 

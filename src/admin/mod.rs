@@ -116,9 +116,15 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
             api::remove_member(state, admin, group, name).await
         }
         (&Method::GET, ["audit"]) => api::audit(state, query_of(query)?).await,
-        (_, ["users"] | ["groups"]) => Err(not_allowed("GET, POST")),
-        (_, ["users", _]) => Err(not_allowed("GET, PATCH, DELETE")),
-        (_, ["users", _, "revoke-sessions"]) => Err(not_allowed("POST")),
+        (&Method::GET, ["clients"]) => api::list_clients(state).await,
+        (&Method::POST, ["clients"]) => api::add_client(state, admin, body_of(body)?).await,
+        (&Method::GET, ["clients", id]) => api::get_client(state, id).await,
+        (&Method::PATCH, ["clients", id]) => api::change_client(state, admin, id, body_of(body)?).await,
+        (&Method::DELETE, ["clients", id]) => api::delete_client(state, admin, id).await,
+        (&Method::POST, ["clients", id, "rotate-secret"]) => api::rotate_secret(state, admin, id).await,
+        (_, ["users"] | ["groups"] | ["clients"]) => Err(not_allowed("GET, POST")),
+        (_, ["users", _] | ["clients", _]) => Err(not_allowed("GET, PATCH, DELETE")),
+        (_, ["users", _, "revoke-sessions"] | ["clients", _, "rotate-secret"]) => Err(not_allowed("POST")),
         (_, ["groups", _, "members", _]) => Err(not_allowed("PUT, DELETE")),
         (_, ["audit"]) => Err(not_allowed("GET")),
         _ => Err(Problem::new(
@@ -202,7 +208,8 @@ async fn authenticate(state: &AuthState, parts: &Parts) -> Result<Admin, Problem
             }
             !client_credentials && is_admin(state, &session)
         }
-        _ => scoped && (client_credentials || is_admin(state, &session)),
+        _ if client_credentials => scoped && lists_admin_scope(state, session.username()),
+        _ => scoped && is_admin(state, &session),
     };
     if !allowed {
         return Err(Problem::new(
@@ -214,6 +221,15 @@ async fn authenticate(state: &AuthState, parts: &Parts) -> Result<Admin, Problem
         name: session.username().to_owned(),
         address: state.client_ip(&parts.extensions, &parts.headers),
     })
+}
+
+/// Whether the client of that id still exists and names the admin scope
+/// among its scopes: a client that may ask for any scope is no admin.
+fn lists_admin_scope(state: &AuthState, client_id: &str) -> bool {
+    state
+        .directory
+        .client(client_id)
+        .is_some_and(|c| c.scopes().is_some_and(|s| s.iter().any(|s| s == ADMIN_SCOPE)))
 }
 
 /// The access-token session a request presents (cookie or bearer), if

@@ -18,7 +18,7 @@ use crate::auth::throttle::Throttle;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::Error;
-use crate::identity::{Client, Directory, User};
+use crate::identity::{Client, DatabaseClients, Directory, User};
 use crate::obs::audit::{Audit, Fields};
 use crate::obs::metrics::SignIn;
 use crate::obs::metrics::{MeteredStore, Metrics};
@@ -32,6 +32,9 @@ pub(crate) struct AuthState {
     /// The audit log (kept across reloads).
     pub(crate) audit: Arc<Audit>,
     pub(crate) directory: Directory,
+    /// The database's OAuth clients, loaded into memory (kept across
+    /// reloads; the change feed reloads them).
+    pub(crate) database_clients: Option<Arc<DatabaseClients>>,
     pub(crate) pages: Pages,
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) throttle: Arc<Throttle>,
@@ -55,9 +58,11 @@ impl AuthState {
             config.audit.file.clone(),
             config.audit.retention_days,
         ));
+        let database_clients = database.clone().map(|db| Arc::new(DatabaseClients::new(db)));
         Ok(Self {
             metrics,
-            directory: Directory::from_config(&config, database.as_ref()),
+            directory: Directory::from_config(&config, database.as_ref(), database_clients.clone()),
+            database_clients,
             database,
             audit,
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
@@ -74,7 +79,8 @@ impl AuthState {
     /// The same store, throttle and CSRF key with a new configuration.
     pub(crate) fn reloaded(&self, config: Config) -> Result<Self, Error> {
         Ok(Self {
-            directory: Directory::from_config(&config, self.database.as_ref()),
+            directory: Directory::from_config(&config, self.database.as_ref(), self.database_clients.clone()),
+            database_clients: self.database_clients.clone(),
             database: self.database.clone(),
             audit: self.audit.clone(),
             pages: Pages::load(config.pages.templates_dir.as_deref())?,

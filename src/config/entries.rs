@@ -4,14 +4,15 @@
 
 use std::collections::HashSet;
 
-use toml::Spanned;
-use url::Url;
-
 use crate::error::Error;
 use crate::password;
-use crate::web::syntax::is_scope_token;
+use toml::Spanned;
 
 use super::check::Checker;
+use super::client_rules::{
+    client_id_problem, cors_origin_problem, default_grants, grants_problem, redirect_uri_problem,
+    scope_problem,
+};
 use super::providers::ProviderConfig;
 use super::raw::{RawClient, RawUser};
 use super::sections::{ClientConfig, Grant, UserConfig};
@@ -93,108 +94,49 @@ impl Checker<'_> {
                 let span = client.span();
                 let client = client.into_inner();
                 let id = client.client_id.get_ref();
-                if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) {
-                    return self.fail(
-                        &client.client_id.span(),
-                        "client_id must be 1 to 256 visible ASCII characters",
-                    );
+                let at_id = client.client_id.span();
+                if let Some(problem) = client_id_problem(id) {
+                    return self.fail(&at_id, problem);
                 }
                 if !seen.insert(id.clone()) {
-                    return self.fail(&client.client_id.span(), format!("duplicate client {id:?}"));
+                    return self.fail(&at_id, format!("duplicate client {id:?}"));
                 }
                 if let Some(hash) = &client.client_secret_hash {
                     self.password_hash("client_secret_hash", hash)?;
                 }
                 let confidential = client.client_secret_hash.is_some();
-                let grants = match &client.grants {
-                    Some(grants) => {
-                        if grants.get_ref().contains(&Grant::ClientCredentials) && !confidential {
-                            return self.fail(
-                                &grants.span(),
-                                format!("client {id:?} has no client_secret_hash, so it cannot use client_credentials"),
-                            );
-                        }
-                        grants.get_ref().clone()
-                    }
-                    None if confidential => Grant::ALL.to_vec(),
-                    None => Grant::ALL.into_iter().filter(|g| *g != Grant::ClientCredentials).collect(),
+                let (grants, at_grants) = match &client.grants {
+                    Some(grants) => (grants.get_ref().clone(), grants.span()),
+                    None => (default_grants(confidential), at_id.clone()),
                 };
-                let redirects = grants.iter().any(|g| matches!(g, Grant::AuthorizationCode | Grant::Implicit));
-                if redirects && client.redirect_uris.is_empty() {
-                    return self.fail(
-                        &client.client_id.span(),
-                        format!("client {id:?} has no redirect_uris: list at least one absolute URL"),
-                    );
+                if let Some(problem) = grants_problem(id, &grants, confidential, client.redirect_uris.len()) {
+                    let at = if grants.contains(&Grant::ClientCredentials) && !confidential {
+                        at_grants
+                    } else {
+                        at_id
+                    };
+                    return self.fail(&at, problem);
                 }
-                let scopes = match &client.scopes {
-                    None => None,
-                    Some(scopes) => Some(
-                        scopes
-                            .iter()
-                            .map(|scope| {
-                                let text = scope.get_ref();
-                                if is_scope_token(text) {
-                                    Ok(text.clone())
-                                } else {
-                                    self.fail(&scope.span(), format!("scope {text:?} is not a valid scope token (RFC 6749 §3.3)"))
-                                }
-                            })
-                            .collect::<Result<Vec<_>, _>>()?,
-                    ),
+                let checked = |values: &[Spanned<String>], problem: fn(&str) -> Option<String>| {
+                    values
+                        .iter()
+                        .map(|value| match problem(value.get_ref()) {
+                            Some(problem) => self.fail(&value.span(), problem),
+                            None => Ok(value.get_ref().clone()),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
                 };
-                let mut cors_origins = Vec::new();
-                for origin in &client.cors_origins {
-                    let text = origin.get_ref();
-                    match Url::parse(text) {
-                        Ok(url)
-                            if matches!(url.scheme(), "http" | "https")
-                                && url.origin().ascii_serialization() == *text =>
-                        {
-                            cors_origins.push(text.clone())
-                        }
-                        _ => {
-                            return self.fail(
-                                &origin.span(),
-                                format!("cors origin {text:?} must be an origin like \"https://app.example\" (scheme, host, port; no path, no trailing slash)"),
-                            )
-                        }
-                    }
-                }
-                let mut uris = Vec::with_capacity(client.redirect_uris.len());
-                for uri in &client.redirect_uris {
-                    let text = uri.get_ref();
-                    if !text.chars().all(|c| c.is_ascii_graphic()) {
-                        return self.fail(
-                            &uri.span(),
-                            format!("redirect URI {text:?} must be written in visible ASCII (percent-encode the rest)"),
-                        );
-                    }
-                    match Url::parse(text) {
-                        Ok(url) if url.fragment().is_some() => {
-                            return self.fail(
-                                &uri.span(),
-                                format!("redirect URI {text:?} has a fragment, which RFC 6749 §3.1.2 forbids"),
-                            )
-                        }
-                        Ok(url) if url.cannot_be_a_base() && url.scheme() != "urn" => {
-                            return self.fail(
-                                &uri.span(),
-                                format!("redirect URI {text:?} is not an absolute URL with a path"),
-                            )
-                        }
-                        Ok(_) => uris.push(text.clone()),
-                        Err(e) => {
-                            return self.fail(
-                                &uri.span(),
-                                format!("redirect URI {text:?} is not an absolute URL ({e})"),
-                            )
-                        }
-                    }
-                }
+                let scopes = client
+                    .scopes
+                    .as_deref()
+                    .map(|s| checked(s, scope_problem))
+                    .transpose()?;
+                let cors_origins = checked(&client.cors_origins, cors_origin_problem)?;
+                let redirect_uris = checked(&client.redirect_uris, redirect_uri_problem)?;
                 Ok(ClientConfig {
                     client_id: client.client_id.into_inner(),
                     client_secret_hash: client.client_secret_hash.map(Spanned::into_inner),
-                    redirect_uris: uris,
+                    redirect_uris,
                     grants,
                     scopes,
                     allow_plain_pkce: client.allow_plain_pkce,

@@ -24,6 +24,7 @@
 mod access;
 mod builder;
 mod check;
+pub(crate) mod client_rules;
 pub(crate) mod defaults;
 mod entries;
 mod providers;

@@ -283,6 +283,11 @@ impl Grant {
         Grant::RefreshToken,
     ];
 
+    /// The grant of that name (`authorization_code`, …).
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        Grant::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Grant::AuthorizationCode => "authorization_code",

@@ -11,6 +11,7 @@
 
 mod audit;
 mod changes;
+mod clients;
 mod people;
 
 use std::time::Duration;
@@ -20,7 +21,8 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 pub(crate) use self::audit::AuditEvent;
-pub(crate) use self::changes::new_id;
+pub(crate) use self::changes::{new_id, Change};
+pub(crate) use self::clients::{DbClient, CLIENT_CHANGED, CLIENT_DELETED};
 pub(crate) use self::people::{DbUser, NewUser};
 
 /// The migrations, embedded in the binary.

@@ -1,15 +1,17 @@
 //! The database's change feed, acted on: a user disabled, deleted, taken
 //! out of a group or given a new password has their sessions ended within
 //! a second, at every gateway sharing the database (and the token store
-//! tells the gateways sharing it). The same for SQLite and PostgreSQL: the
-//! feed is a table, read every half second from where the last read ended.
+//! tells the gateways sharing it); a client added, changed or deleted is
+//! loaded again. The same for SQLite and PostgreSQL: the feed is a table,
+//! read every half second from where the last read ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::Database;
-use crate::store::TokenStore;
+use crate::db::{Change, Database, CLIENT_CHANGED, CLIENT_DELETED};
+use crate::identity::DatabaseClients;
+use crate::store::{StoreError, TokenStore};
 
 /// How often the feed is read.
 const EVERY: Duration = Duration::from_millis(500);
@@ -20,9 +22,12 @@ const OVERLAP_MS: i64 = 5_000;
 const AT_START_MS: i64 = 60_000;
 
 /// Reads the feed until the task is stopped.
-pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>) {
+pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>, clients: Arc<DatabaseClients>) {
     let mut since = crate::db::now_ms() - AT_START_MS;
     let mut done: HashMap<String, i64> = HashMap::new();
+    // Loaded at start if the database answered then; else here, as soon
+    // as it does.
+    let mut clients_stale = clients.all().is_empty();
     let mut reads = 0u64;
     loop {
         tokio::time::sleep(EVERY).await;
@@ -38,18 +43,24 @@ pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>) {
             if done.contains_key(&change.id) {
                 continue;
             }
-            match store.remove_user(&change.subject).await {
-                Ok(ended) => {
-                    tracing::info!(
-                        kind = change.kind,
-                        username = change.subject,
-                        ended,
-                        "sessions ended for a change in the database"
-                    );
+            if change.kind == CLIENT_CHANGED || change.kind == CLIENT_DELETED {
+                clients_stale = true;
+            }
+            match act_on(&*store, &change).await {
+                Ok(()) => {
                     done.insert(change.id, change.at);
                 }
                 // Not marked done: tried again at the next read.
-                Err(err) => tracing::warn!(error = %err, "could not end the sessions of a changed user"),
+                Err(err) => tracing::warn!(error = %err, "could not end the sessions of a change"),
+            }
+        }
+        if clients_stale {
+            match clients.reload().await {
+                Ok(count) => {
+                    tracing::info!(count, "OAuth clients loaded from the database");
+                    clients_stale = false;
+                }
+                Err(err) => tracing::debug!(error = %err, "the database's clients cannot be read now"),
             }
         }
         done.retain(|_, at| *at >= since - 2 * OVERLAP_MS);
@@ -60,4 +71,21 @@ pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>) {
             }
         }
     }
+}
+
+/// Ends the sessions a change makes void: a person's, for a change about
+/// them; a deleted client's own (client-credentials) tokens. A client
+/// changed keeps its tokens: only what it may ask for next changes.
+async fn act_on(store: &dyn TokenStore, change: &Change) -> Result<(), StoreError> {
+    if change.kind == CLIENT_CHANGED {
+        return Ok(());
+    }
+    let ended = store.remove_user(&change.subject).await?;
+    tracing::info!(
+        kind = change.kind,
+        subject = change.subject,
+        ended,
+        "sessions ended for a change in the database"
+    );
+    Ok(())
 }

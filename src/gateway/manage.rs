@@ -1,11 +1,12 @@
-//! `authgate user …` and `authgate group …`: the database's people and
-//! groups from the command line, for scripts.
+//! `authgate user …`, `group …` and `client …`: the database's people,
+//! groups and OAuth clients from the command line, for scripts.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::db::{new_id, now_ms, AuditEvent, Database, DbError, NewUser};
 use crate::error::{Error, ErrorKind};
+use crate::identity::{new_client_secret, ClientRequest};
 
 /// The commands, for `--help`.
 pub const MANAGE_USAGE: &str = "\
@@ -16,6 +17,10 @@ pub const MANAGE_USAGE: &str = "\
   authgate group add NAME [--description D]
   authgate group list
   authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)
+  authgate client add [ID] [--public] [--redirect-uri U]... [--grant G]... [--scope S]...
+                                                                an OAuth client; prints its secret, this once
+  authgate client list                                          clients by id (config.toml's too, marked)
+  authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
   authgate audit [--user NAME] [--event PREFIX] [--limit N]      the audit log, newest first, as JSON lines";
 
 /// Runs a `user` or `group` command on `config`'s database; answers what
@@ -41,6 +46,14 @@ pub async fn manage(
             .copied()
     };
     let has = |name: &str| words.contains(&name);
+    let every = |name: &str| -> Vec<String> {
+        words
+            .windows(2)
+            .filter(|pair| pair[0] == name)
+            .map(|pair| pair[1].to_owned())
+            .collect()
+    };
+    let of_config = |id: &str| config.clients.iter().any(|c| c.client_id == id);
     let positional: Vec<&str> = positional(&words);
     let mut out = String::new();
     match positional.as_slice() {
@@ -147,6 +160,91 @@ pub async fn manage(
             record(&db, &format!("admin.member_removed:{group}"), user).await?;
             let _ = writeln!(out, "removed {user} from {group}");
         }
+        ["client", "add"] | ["client", "add", _] => {
+            let client_id = positional.get(2).map(|id| (*id).to_owned());
+            if let Some(id) = client_id.as_deref().filter(|id| of_config(id)) {
+                return Err(usage(format!(
+                    "client {id:?} is in {}: change it there",
+                    config.source().display()
+                )));
+            }
+            let grants = every("--grant");
+            let scopes = every("--scope");
+            let (row, secret) = ClientRequest {
+                client_id,
+                confidential: !has("--public"),
+                redirect_uris: every("--redirect-uri"),
+                grants: (!grants.is_empty()).then_some(grants),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                cors_origins: Vec::new(),
+            }
+            .into_row()
+            .map_err(usage)?;
+            db.add_client(&row).await.map_err(failed)?;
+            record(&db, "admin.client_added", &row.client_id).await?;
+            let _ = writeln!(out, "client_id {}", row.client_id);
+            if let Some(secret) = secret {
+                let _ = writeln!(out, "client_secret {secret}");
+            }
+        }
+        ["client", "list"] => {
+            for client in &config.clients {
+                let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "{}\tconfig\t{}\t{}",
+                    client.client_id,
+                    grants.join(","),
+                    client.redirect_uris.join(" ")
+                );
+            }
+            for client in db.clients().await.map_err(failed)? {
+                if !of_config(&client.client_id) {
+                    let _ = writeln!(
+                        out,
+                        "{}\tdatabase\t{}\t{}",
+                        client.client_id,
+                        client.grants.join(","),
+                        client.redirect_uris.join(" ")
+                    );
+                }
+            }
+        }
+        ["client", "rotate-secret", id] => {
+            let public = db
+                .client(id)
+                .await
+                .map_err(failed)?
+                .map(|c| c.secret_hash.is_none());
+            match public {
+                None => {
+                    return Err(failed(DbError::Conflict(format!(
+                        "there is no database client {id:?}"
+                    ))))
+                }
+                Some(true) => {
+                    return Err(usage(format!(
+                        "client {id:?} is public: it has no secret to rotate"
+                    )))
+                }
+                Some(false) => {}
+            }
+            let secret = new_client_secret();
+            db.set_client_secret(id, &crate::password::hash_password(&secret))
+                .await
+                .map_err(failed)?;
+            record(&db, "admin.client_secret_rotated", id).await?;
+            let _ = writeln!(out, "client_id {id}\nclient_secret {secret}");
+        }
+        ["client", "delete", id] => {
+            if !db.delete_client(id).await.map_err(failed)? {
+                return Err(failed(DbError::Conflict(format!(
+                    "there is no database client {id:?}"
+                ))));
+            }
+            record(&db, "admin.client_deleted", id).await?;
+            let _ = writeln!(out, "deleted client {id}");
+        }
         ["audit"] => {
             let limit = flag("--limit")
                 .map_or(Ok(1000), str::parse::<i64>)
@@ -179,7 +277,15 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
         } else if word.starts_with("--") {
             skip = matches!(
                 *word,
-                "--email" | "--name" | "--description" | "--user" | "--event" | "--limit"
+                "--email"
+                    | "--name"
+                    | "--description"
+                    | "--user"
+                    | "--event"
+                    | "--limit"
+                    | "--redirect-uri"
+                    | "--grant"
+                    | "--scope"
             );
         } else {
             out.push(*word);

@@ -129,6 +129,15 @@ impl Gateway {
             )),
             None => None,
         };
+        if let (Some((_, clients)), _) = layer.database_and_store() {
+            // Its OAuth clients are known before the first request (the
+            // change feed keeps trying if the database is down now).
+            if let Ok(Ok(count)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), clients.reload()).await
+            {
+                tracing::debug!(count, "OAuth clients loaded from the database");
+            }
+        }
         // The gateway's own endpoints: the layer answers them, unlike an
         // app's embedded layer, whose paths they would shadow.
         let layer = layer.with_operations_endpoints();
@@ -205,8 +214,8 @@ fn start_background_tasks(
             config.tokens.persist_interval,
         )));
     }
-    if let (Some(db), store) = layer.database_and_store() {
-        tasks.push(tokio::spawn(changes::watch(db, store)));
+    if let (Some((db, clients)), store) = layer.database_and_store() {
+        tasks.push(tokio::spawn(changes::watch(db, store, clients)));
     }
     #[cfg(unix)]
     tasks.push(tokio::spawn(reload::reload_on_sighup(

@@ -28,6 +28,11 @@ impl Client {
         }
     }
 
+    /// What it was made of.
+    pub(crate) fn entry(&self) -> &ClientConfig {
+        &self.entry
+    }
+
     pub(crate) fn id(&self) -> &str {
         &self.entry.client_id
     }

@@ -8,6 +8,7 @@
 
 mod client;
 mod database;
+mod database_clients;
 mod ldap;
 mod local;
 mod outside;
@@ -28,6 +29,7 @@ use crate::store::{Identity, IdentityParts};
 
 pub(crate) use self::client::Client;
 use self::database::DatabaseUsers;
+pub(crate) use self::database_clients::{client_config, new_client_secret, ClientRequest, DatabaseClients};
 use self::ldap::LdapDirectory;
 pub(crate) use self::local::LocalUsers;
 pub(crate) use self::outside::{LogoutClaims, Outside, OutsideError, OutsideIdentity};
@@ -116,6 +118,9 @@ pub(crate) struct Directory {
     /// `[database]`: its groups are anyone's, whatever their source.
     database: Option<Database>,
     clients: HashMap<String, Arc<Client>>,
+    /// The database's clients (shared across reloads); `[[clients]]`
+    /// comes first for an id both have.
+    database_clients: Option<Arc<DatabaseClients>>,
     verification: Verification,
     /// Client secrets already verified once with argon2, as an HMAC under a
     /// key of this directory's own: the expensive hash is paid once per
@@ -143,9 +148,13 @@ impl VerifiedSecrets {
         }
     }
 
-    fn digest(&self, client_id: &str, secret: &str) -> [u8; 32] {
+    /// Of the secret with the hash it is checked against: a client whose
+    /// hash changed (a database client's secret rotated) is checked anew.
+    fn digest(&self, client_id: &str, hash: &str, secret: &str) -> [u8; 32] {
         let mut mac = self.keyed.clone();
         mac.update(client_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(hash.as_bytes());
         mac.update(&[0]);
         mac.update(secret.as_bytes());
         mac.finalize().into_bytes().into()
@@ -161,7 +170,11 @@ impl VerifiedSecrets {
 }
 
 impl Directory {
-    pub(crate) fn from_config(config: &Config, database: Option<&Database>) -> Self {
+    pub(crate) fn from_config(
+        config: &Config,
+        database: Option<&Database>,
+        database_clients: Option<Arc<DatabaseClients>>,
+    ) -> Self {
         let clients = config
             .clients
             .iter()
@@ -196,6 +209,7 @@ impl Directory {
             outside: Outside::all(&config.providers),
             database: database.cloned(),
             clients,
+            database_clients,
             verification: Verification::default(),
             verified_secrets: VerifiedSecrets::new(),
         }
@@ -240,8 +254,23 @@ impl Directory {
         }
     }
 
-    pub(crate) fn client(&self, client_id: &str) -> Option<&Arc<Client>> {
-        self.clients.get(client_id)
+    /// The client of that id: of `[[clients]]`, else of the database.
+    pub(crate) fn client(&self, client_id: &str) -> Option<Arc<Client>> {
+        match self.clients.get(client_id) {
+            Some(client) => Some(client.clone()),
+            None => self.database_clients.as_ref()?.get(client_id),
+        }
+    }
+
+    /// Whether `[[clients]]` has a client of that id (which the database
+    /// may then not have).
+    pub(crate) fn is_config_client(&self, client_id: &str) -> bool {
+        self.clients.contains_key(client_id)
+    }
+
+    /// The clients of `[[clients]]`.
+    pub(crate) fn config_clients(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
     }
 
     /// The user of that name, from the first source that has one.
@@ -249,8 +278,18 @@ impl Directory {
         self.sources.iter().find_map(|source| source.user(username))
     }
 
-    pub(crate) fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {
-        self.clients.values()
+    /// Every client, of `[[clients]]` and of the database.
+    pub(crate) fn clients(&self) -> Vec<Arc<Client>> {
+        let mut all: Vec<Arc<Client>> = self.clients.values().cloned().collect();
+        if let Some(database) = &self.database_clients {
+            all.extend(
+                database
+                    .all()
+                    .into_iter()
+                    .filter(|c| !self.clients.contains_key(c.id())),
+            );
+        }
+        all
     }
 
     /// Whether `secret` is the client's secret (argon2id on the background
@@ -260,7 +299,7 @@ impl Directory {
         let Some(hash) = client.secret_hash() else {
             return false;
         };
-        let digest = self.verified_secrets.digest(client.id(), secret);
+        let digest = self.verified_secrets.digest(client.id(), hash, secret);
         if self.verified_secrets.knows(client.id(), &digest) {
             return true;
         }
@@ -396,7 +435,7 @@ mod tests {
             "[upstream]\nbuiltin = \"whoami\"\n[[clients]]\nclient_id = \"c\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
         ))
         .unwrap();
-        let directory = Directory::from_config(&config, None);
+        let directory = Directory::from_config(&config, None, None);
         let client = directory.client("c").unwrap().clone();
         assert!(!directory.verify_client_secret(&client, "wrong").await);
         assert!(
@@ -406,7 +445,10 @@ mod tests {
         assert!(directory.verify_client_secret(&client, "s3cret").await);
         let remembered = *directory.verified_secrets.digests.get("c").unwrap();
         assert_ne!(&remembered[..6], b"s3cret", "a digest, not the secret");
-        assert_eq!(remembered, directory.verified_secrets.digest("c", "s3cret"));
+        assert_eq!(
+            remembered,
+            directory.verified_secrets.digest("c", &hash, "s3cret")
+        );
         // The shortcut: verified again without argon2.
         let runs = Directory::argon2_runs;
         assert_eq!(runs(&directory), 2);
@@ -422,8 +464,15 @@ mod tests {
         }
         assert_eq!(runs(&directory), 5, "a wrong secret always pays the full argon2");
         // Another directory (a reload) remembers nothing and uses another key.
-        let reloaded = Directory::from_config(&config, None);
+        let reloaded = Directory::from_config(&config, None, None);
         assert!(reloaded.verified_secrets.digests.is_empty());
-        assert_ne!(reloaded.verified_secrets.digest("c", "s3cret"), remembered);
+        assert_ne!(reloaded.verified_secrets.digest("c", &hash, "s3cret"), remembered);
+        // The same secret against another hash (a rotated one) is another
+        // digest: what was verified against the old hash is not taken.
+        let rotated = crate::password::hash_password("other");
+        assert_ne!(
+            directory.verified_secrets.digest("c", &rotated, "s3cret"),
+            remembered
+        );
     }
 }

@@ -166,13 +166,13 @@ impl<'a> AuthorizeParams<'a> {
 }
 
 /// Who the sign-in is for, once the request has been checked.
-pub(super) enum Target<'a> {
+pub(super) enum Target {
     /// The gateway itself: a cookie, then back to `rd`.
     Gateway,
     /// An OAuth client, answered at its registered redirect URI.
     Client {
-        client: &'a Arc<Client>,
-        redirect_uri: &'a str,
+        client: Arc<Client>,
+        redirect_uri: String,
         response_type: ResponseType,
         scope: Option<String>,
     },
@@ -185,7 +185,7 @@ pub(super) fn check<'a>(
     state: &'a AuthState,
     params: &'a Params,
     asked: &AuthorizeParams<'a>,
-) -> Result<Target<'a>, Response<OwnBody>> {
+) -> Result<Target, Response<OwnBody>> {
     if let Some(repeated) = params.first_repeated(&FIELDS) {
         return Err(state.error_page(
             StatusCode::BAD_REQUEST,
@@ -204,7 +204,7 @@ pub(super) fn check<'a>(
             "invalid_client",
         ));
     };
-    let Some(redirect_uri) = client.redirect_uri(asked.redirect_uri) else {
+    let Some(redirect_uri) = client.redirect_uri(asked.redirect_uri).map(str::to_owned) else {
         let message = match asked.redirect_uri {
             Some(_) => "The address this application asked to return to is not one registered for it, so the gateway will not send you there.",
             None => "The application did not say where to return to, and it has more than one registered address.",
@@ -218,7 +218,7 @@ pub(super) fn check<'a>(
     };
     let back = |fragment: bool, error: &str, description: &str| {
         Err(back_to_client(
-            redirect_uri,
+            &redirect_uri,
             fragment,
             error,
             description,
@@ -250,11 +250,11 @@ pub(super) fn check<'a>(
         );
     }
     if response_type == ResponseType::Code {
-        if let Err(description) = check_pkce(client, asked) {
+        if let Err(description) = check_pkce(&client, asked) {
             return back(false, "invalid_request", description);
         }
     }
-    let scope = match grant_scope(Some(client), asked.scope) {
+    let scope = match grant_scope(Some(&client), asked.scope) {
         Ok(scope) => scope,
         Err(err) => return back(fragment, err.error(), err.description()),
     };
@@ -547,7 +547,7 @@ pub(super) async fn complete(
     state: &AuthState,
     headers: &HeaderMap,
     address: Option<std::net::IpAddr>,
-    target: Target<'_>,
+    target: Target,
     asked: &AuthorizeParams<'_>,
     user: &User,
 ) -> Response<OwnBody> {
@@ -614,7 +614,7 @@ pub(super) async fn complete(
             redirect_uri,
             response_type: ResponseType::Token,
             ..
-        } => implicit_grant(redirect_uri, &token, &session, asked.state),
+        } => implicit_grant(&redirect_uri, &token, &session, asked.state),
         Target::Client {
             redirect_uri,
             response_type: ResponseType::Code,
@@ -624,7 +624,7 @@ pub(super) async fn complete(
             if let Some(state) = asked.state {
                 pairs.push(("state", state));
             }
-            redirect_with(redirect_uri, false, &pairs)
+            redirect_with(&redirect_uri, false, &pairs)
         }
     }
 }

@@ -80,7 +80,7 @@ pub(crate) async fn authenticate(
         (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_secret needs a client_id.")),
         (None, None, None) => return Ok(Caller::Anonymous),
     };
-    let Some(client) = state.directory.client(&client_id).cloned() else {
+    let Some(client) = state.directory.client(&client_id) else {
         return Err(OAuthError::invalid_client("Unknown client."));
     };
     match (client.is_confidential(), secret) {

@@ -16,6 +16,7 @@ fn allowed_origin<'a>(state: &AuthState, headers: &'a HeaderMap) -> Option<&'a H
     state
         .directory
         .clients()
+        .iter()
         .any(|c| c.cors_origins().iter().any(|o| o == text))
         .then_some(origin)
 }

@@ -29,14 +29,14 @@ pub(super) fn not_an_openid_provider(state: &AuthState) -> Response<OwnBody> {
 
 pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
     let issuer = state.issuer();
-    let plain_allowed = state.directory.clients().any(|c| c.allows_plain_pkce());
+    let clients = state.directory.clients();
+    let plain_allowed = clients.iter().any(|c| c.allows_plain_pkce());
     let mut pkce_methods = vec!["S256"];
     if plain_allowed {
         pkce_methods.push("plain");
     }
-    let mut scopes: Vec<&str> = state
-        .directory
-        .clients()
+    let mut scopes: Vec<&str> = clients
+        .iter()
         .filter_map(|c| c.scopes())
         .flatten()
         .map(String::as_str)

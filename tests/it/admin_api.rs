@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const API: &str = "/management/admin/api/v1";
+pub(crate) const API: &str = "/management/admin/api/v1";
 
-struct Setup {
-    gateway: Gateway,
-    _dir: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) gateway: Gateway,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let upstream = start_upstream().await;
     let bot_secret = authgate::hash_password("bot-secret");
@@ -63,7 +63,7 @@ allowed_groups = ["ops"]
 }
 
 /// A password-grant token for `username`, asking for `scope`.
-async fn token(gateway: &Gateway, username: &str, password: &str, scope: Option<&str>) -> String {
+pub(crate) async fn token(gateway: &Gateway, username: &str, password: &str, scope: Option<&str>) -> String {
     let mut form = vec![
         ("grant_type", "password"),
         ("username", username),
@@ -88,7 +88,7 @@ async fn token(gateway: &Gateway, username: &str, password: &str, scope: Option<
 }
 
 /// `method path` with `token` and an optional JSON body: status and body.
-async fn call(
+pub(crate) async fn call(
     gateway: &Gateway,
     method: reqwest::Method,
     path: &str,
@@ -433,6 +433,13 @@ async fn the_openapi_document_describes_every_operation() {
             "put",
         ),
         ("/management/admin/api/v1/audit", "get"),
+        ("/management/admin/api/v1/clients", "post"),
+        ("/management/admin/api/v1/clients/{client_id}", "patch"),
+        ("/management/admin/api/v1/clients/{client_id}", "delete"),
+        (
+            "/management/admin/api/v1/clients/{client_id}/rotate-secret",
+            "post",
+        ),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} is documented");
     }
@@ -454,6 +461,11 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
     let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
     let mut command = std::process::Command::new(&schemathesis);
     command
+        .arg("--config-file")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/schemathesis.toml"
+        ))
         .arg("run")
         .arg(gateway.url("/management/admin/api/openapi.json"))
         .args(["--url", &gateway.url("")])
@@ -472,10 +484,19 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
         out.status.success() && report.contains("No issues found"),
         "{report}"
     );
-    // Its requests reached the API: it made users and groups.
+    // Its requests reached the API: it made groups and clients.
     let (_, page, _) = call(&gateway, reqwest::Method::GET, "/groups", &root, None).await;
     assert!(
         !page.as_array().unwrap().is_empty(),
         "schemathesis made no group: {report}"
+    );
+    let (_, listed, _) = call(&gateway, reqwest::Method::GET, "/clients", &root, None).await;
+    assert!(
+        listed["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["source"] == "database"),
+        "schemathesis made no client: {report}"
     );
 }

@@ -292,3 +292,127 @@ async fn browser_client_signed_in(gateway: &Gateway, username: &str) -> reqwest:
     );
     client
 }
+
+#[tokio::test]
+async fn an_admin_makes_an_oauth_client_in_the_console_and_sees_its_secret_once() {
+    let Some(driver) = start_chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n[database]\nurl = \"sqlite://{}\"\n\
+         [[users]]\nusername = \"root\"\npassword_hash = \"{}\"\nadmin = true\n\
+         [[clients]]\nclient_id = \"from-config\"\nredirect_uris = [\"https://app.example/cb\"]\n",
+        upstream.addr,
+        dir.path().join("authgate.db").display(),
+        password_hash()
+    );
+    let gateway = Gateway::start(&toml).await;
+    let browser = browser_session(&driver).await;
+    browser
+        .goto(&gateway.url("/management/admin/clients"))
+        .await
+        .unwrap();
+    type_into(&browser, "username", "root").await;
+    type_into(&browser, "password", PASSWORD).await;
+    submit(&browser).await;
+    until(
+        &browser,
+        "return location.pathname",
+        json!("/management/admin/clients"),
+    )
+    .await;
+    let table = text_of(&browser, "table").await;
+    assert!(
+        table.contains("from-config") && table.contains("read-only"),
+        "{table}"
+    );
+
+    // A confidential client for a service: client credentials only.
+    type_into(&browser, "client-id", "nightly-job").await;
+    for grant in ["authorization_code", "refresh_token", "client_credentials"] {
+        browser
+            .find(Locator::Css(&format!("input[name=grant][value={grant}]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    type_into(&browser, "client-scopes", "reports:read").await;
+    click(&browser, "#add-client").await;
+    let secret = browser
+        .find(Locator::Id("client-secret"))
+        .await
+        .expect("the new secret is shown")
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(secret.len() >= 43, "{secret}");
+    let issued = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth("nightly-job", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "reports:read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200, "the console's secret works at once");
+    // Shown once: the page again has no secret on it.
+    browser
+        .goto(&gateway.url("/management/admin/clients"))
+        .await
+        .unwrap();
+    assert!(browser.find(Locator::Id("client-secret")).await.is_err());
+    let source = browser.source().await.unwrap();
+    assert!(!source.contains(&secret), "the secret is shown only once");
+    assert!(text_of(&browser, "table").await.contains("nightly-job"));
+
+    // A rule broken: said on the page, nothing made.
+    type_into(&browser, "client-id", "broken").await;
+    type_into(&browser, "client-redirects", "https://x.example/cb#fragment").await;
+    click(&browser, "#add-client").await;
+    let error = text_of(&browser, ".error").await;
+    assert!(error.contains("fragment"), "{error}");
+    assert!(!text_of(&browser, "table").await.contains("broken"));
+
+    // A new secret; the old one stops working.
+    click(&browser, "form[action$='/nightly-job/rotate'] button").await;
+    let rotated = browser
+        .find(Locator::Id("client-secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(rotated, secret);
+    let old = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth("nightly-job", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+
+    // Deleted, and gone from the table.
+    click(&browser, "form[action$='/nightly-job/delete'] button").await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
+    assert!(!text_of(&browser, "table").await.contains("nightly-job"));
+    // A phone's width: nothing wider than the screen.
+    browser.set_window_size(390, 844).await.unwrap();
+    browser
+        .goto(&gateway.url("/management/admin/clients"))
+        .await
+        .unwrap();
+    let fits = browser
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true));
+}

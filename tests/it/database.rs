@@ -5,6 +5,8 @@
 //! working; a database newer than the binary is refused at start.
 
 use std::io::Write;
+
+use futures_util::FutureExt;
 use std::process::{Command, Stdio};
 
 use crate::common::postgres::Postgres;
@@ -373,6 +375,108 @@ async fn two_gateways_on_one_postgres_and_one_redis_act_on_a_change_at_once() {
             "still signed in at a gateway a second later"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A client-credentials grant at `gateway`: its status.
+async fn client_grant(gateway: &Gateway, id: &str, secret: &str) -> u16 {
+    api()
+        .post(gateway.url("/management/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until `ready` holds, for at most a second.
+async fn within_a_second<F: std::future::Future<Output = bool>>(what: &str, mut ready: impl FnMut() -> F) {
+    let started = std::time::Instant::now();
+    while !ready().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: not within a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_made_with_the_command_line_works_at_every_gateway_within_a_second() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let text = config_text(upstream.addr, &postgres.url(), &dir.path().join("audit.jsonl"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &text).unwrap();
+    let a = Gateway::start(&text).await;
+    let b = Gateway::start(&text).await;
+
+    let (code, out, err) = authgate(
+        &config,
+        &[
+            "client",
+            "add",
+            "nightly",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "reports:read",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret "))
+        .unwrap_or_else(|| panic!("no secret printed: {out}"))
+        .to_owned();
+    for gateway in [&a, &b] {
+        within_a_second("the new client at a gateway", || {
+            client_grant(gateway, "nightly", &secret).map(|s| s == 200)
+        })
+        .await;
+    }
+    let (_, listed, _) = authgate(&config, &["client", "list"], "").await;
+    assert!(
+        listed.contains("nightly\tdatabase\tclient_credentials"),
+        "{listed}"
+    );
+
+    let (code, out, err) = authgate(&config, &["client", "rotate-secret", "nightly"], "").await;
+    assert_eq!(code, 0, "{err}");
+    let rotated = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret "))
+        .unwrap()
+        .to_owned();
+    for gateway in [&a, &b] {
+        within_a_second("the old secret refused", || {
+            client_grant(gateway, "nightly", &secret).map(|s| s == 401)
+        })
+        .await;
+        assert_eq!(client_grant(gateway, "nightly", &rotated).await, 200);
+    }
+    let (code, _, err) = authgate(
+        &config,
+        &["client", "add", "broken", "--redirect-uri", "no-scheme"],
+        "",
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("redirect URI"), "{err}");
+    let (code, _, _) = authgate(&config, &["client", "delete", "nightly"], "").await;
+    assert_eq!(code, 0);
+    for gateway in [&a, &b] {
+        within_a_second("the deleted client refused", || {
+            client_grant(gateway, "nightly", &rotated).map(|s| s == 401)
+        })
+        .await;
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod account;
 mod admin_api;
+mod admin_clients;
 mod architecture;
 mod backchannel_logout;
 mod browser;

@@ -10,8 +10,15 @@ use crate::auth::state::AuthState;
 use crate::db::{AuditEvent, DbUser, NewUser};
 use crate::obs::audit::Fields;
 
-use super::problem::Problem;
-use super::Admin;
+pub(super) use super::problem::Problem;
+pub(super) use super::Admin;
+
+mod clients;
+
+pub(super) use self::clients::{
+    add_client, change_client, delete_client, get_client, list_clients, rotate_secret,
+};
+pub(crate) use self::clients::{ClientChange, NewClientBody};
 
 /// What an operation answers: a status and a JSON body (none for `204`).
 pub(super) type Answer = Result<(StatusCode, Option<serde_json::Value>), Problem>;
@@ -440,9 +447,12 @@ fn no_database() -> Problem {
 /// The OpenAPI 3.1 document of the API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "authgate admin API", version = "1", description = "People, groups, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
-    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, list_groups, add_group, add_member, remove_member, audit),
-    components(schemas(User, UserPage, NewUserBody, UserChange, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem)),
+    info(title = "authgate admin API", version = "1", description = "People, groups, OAuth clients, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
+    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, list_groups, add_group, add_member, remove_member, audit,
+        clients::list_clients, clients::add_client, clients::get_client, clients::change_client, clients::rotate_secret, clients::delete_client),
+    components(schemas(User, UserPage, NewUserBody, UserChange, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
+        clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
+        clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
 )]

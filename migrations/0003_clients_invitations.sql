@@ -1,0 +1,17 @@
+-- OAuth clients managed in the database gain what [[clients]] has, and
+-- one-time invitations let a new user choose their own password.
+
+ALTER TABLE clients ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE clients ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+
+-- An invitation: the SHA-256 of its link's secret (never the secret),
+-- for whom, until when; used once.
+CREATE TABLE invitations (
+    token_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    created_by TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+CREATE INDEX invitations_username ON invitations (username);

@@ -1,0 +1,76 @@
+//! What an OAuth client may be: the rules of `[[clients]]`, shared by the
+//! config check (which points at the line) and the admin API and command
+//! line (which answer with the same sentence).
+
+use url::Url;
+
+use super::sections::Grant;
+use crate::web::syntax::is_scope_token;
+
+/// Why `id` cannot be a client id.
+pub(crate) fn client_id_problem(id: &str) -> Option<String> {
+    (id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| "client_id must be 1 to 256 visible ASCII characters".to_owned())
+}
+
+/// Why `uri` cannot be a registered redirect URI.
+pub(crate) fn redirect_uri_problem(uri: &str) -> Option<String> {
+    if !uri.chars().all(|c| c.is_ascii_graphic()) {
+        return Some(format!(
+            "redirect URI {uri:?} must be written in visible ASCII (percent-encode the rest)"
+        ));
+    }
+    match Url::parse(uri) {
+        Ok(url) if url.fragment().is_some() => Some(format!(
+            "redirect URI {uri:?} has a fragment, which RFC 6749 §3.1.2 forbids"
+        )),
+        Ok(url) if url.cannot_be_a_base() && url.scheme() != "urn" => {
+            Some(format!("redirect URI {uri:?} is not an absolute URL with a path"))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("redirect URI {uri:?} is not an absolute URL ({e})")),
+    }
+}
+
+/// Why `scope` cannot be one of a client's scopes.
+pub(crate) fn scope_problem(scope: &str) -> Option<String> {
+    (!is_scope_token(scope)).then(|| format!("scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"))
+}
+
+/// Why `origin` cannot be a CORS origin.
+pub(crate) fn cors_origin_problem(origin: &str) -> Option<String> {
+    match Url::parse(origin) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == origin => None,
+        _ => Some(format!(
+            "cors origin {origin:?} must be an origin like \"https://app.example\" (scheme, host, port; no path, no trailing slash)"
+        )),
+    }
+}
+
+/// The grants of a client that names none: every grant it can use.
+pub(crate) fn default_grants(confidential: bool) -> Vec<Grant> {
+    Grant::ALL
+        .into_iter()
+        .filter(|g| confidential || *g != Grant::ClientCredentials)
+        .collect()
+}
+
+/// Why a client with these grants cannot work: client credentials without
+/// a secret, or a redirecting grant without a redirect URI.
+pub(crate) fn grants_problem(
+    id: &str,
+    grants: &[Grant],
+    confidential: bool,
+    redirect_uris: usize,
+) -> Option<String> {
+    if grants.contains(&Grant::ClientCredentials) && !confidential {
+        return Some(format!(
+            "client {id:?} has no client_secret_hash, so it cannot use client_credentials"
+        ));
+    }
+    let redirects = grants
+        .iter()
+        .any(|g| matches!(g, Grant::AuthorizationCode | Grant::Implicit));
+    (redirects && redirect_uris == 0)
+        .then(|| format!("client {id:?} has no redirect_uris: list at least one absolute URL"))
+}

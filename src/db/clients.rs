@@ -1,0 +1,164 @@
+//! OAuth clients kept in the database, beside `[[clients]]`: what the
+//! admin API, the console and `authgate client` change, and every gateway
+//! sharing the database loads (the change feed says when).
+
+use sqlx::Row;
+
+use super::{now_ms, Database, DbError};
+
+/// A client as the database keeps it: the secret only as its argon2id
+/// hash; the lists as JSON arrays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DbClient {
+    pub(crate) client_id: String,
+    pub(crate) secret_hash: Option<String>,
+    pub(crate) redirect_uris: Vec<String>,
+    /// Grant names (`authorization_code`, …).
+    pub(crate) grants: Vec<String>,
+    /// `None`: any scope.
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) cors_origins: Vec<String>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// The change-feed kinds of clients.
+pub(crate) const CLIENT_CHANGED: &str = "client_changed";
+pub(crate) const CLIENT_DELETED: &str = "client_deleted";
+
+const CLIENT_COLUMNS: &str =
+    "client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at";
+
+fn list_of(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error> {
+    let scopes: Option<String> = row.try_get("scopes")?;
+    Ok(DbClient {
+        client_id: row.try_get("client_id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        redirect_uris: list_of(row, "redirect_uris")?,
+        grants: list_of(row, "grants")?,
+        scopes: scopes
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        cors_origins: list_of(row, "cors_origins")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).expect("a list of strings is JSON")
+}
+
+impl Database {
+    /// Every client, by id.
+    pub(crate) async fn clients(&self) -> Result<Vec<DbClient>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id"
+        ))
+        .fetch_all(self.ready().await?)
+        .await?;
+        Ok(rows.iter().map(client_of).collect::<Result<_, _>>()?)
+    }
+
+    /// The client of that id.
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<DbClient>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(self.ready().await?)
+        .await?;
+        Ok(row.as_ref().map(client_of).transpose()?)
+    }
+
+    /// Adds a client (an id taken is a conflict), and tells every gateway.
+    pub(crate) async fn add_client(&self, client: &DbClient) -> Result<(), DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        sqlx::query(
+            "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&client.client_id)
+        .bind(client.secret_hash.as_deref())
+        .bind(json(&client.redirect_uris))
+        .bind(json(&client.grants))
+        .bind(client.scopes.as_deref().map(json))
+        .bind(json(&client.cors_origins))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match DbError::from(e) {
+            DbError::Conflict(_) => DbError::Conflict(format!("a client {:?} exists already", client.client_id)),
+            other => other,
+        })?;
+        Database::record_change(&mut *tx, CLIENT_CHANGED, &client.client_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces what a client may do (all but its id, secret and
+    /// creation); answers whether there was such a client.
+    pub(crate) async fn update_client(&self, client: &DbClient) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        let done = sqlx::query(
+            "UPDATE clients SET redirect_uris = $2, grants = $3, scopes = $4, cors_origins = $5, updated_at = $6 WHERE client_id = $1",
+        )
+        .bind(&client.client_id)
+        .bind(json(&client.redirect_uris))
+        .bind(json(&client.grants))
+        .bind(client.scopes.as_deref().map(json))
+        .bind(json(&client.cors_origins))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Database::record_change(&mut *tx, CLIENT_CHANGED, &client.client_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets a client's secret hash; answers whether there was such a
+    /// client.
+    pub(crate) async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        let done = sqlx::query("UPDATE clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(secret_hash)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Database::record_change(&mut *tx, CLIENT_CHANGED, client_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a client; answers whether there was one.
+    pub(crate) async fn delete_client(&self, client_id: &str) -> Result<bool, DbError> {
+        let mut tx = self.ready().await?.begin().await?;
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Database::record_change(&mut *tx, CLIENT_DELETED, client_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
