@@ -159,14 +159,27 @@ async fn change(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["users"] => {
+            let username = get("username").unwrap_or_default();
+            let password = get("password").filter(|p| !p.is_empty());
+            let invite = password.is_none();
             let body = NewUserBody {
-                username: get("username").unwrap_or_default(),
-                email: get("email"),
-                name: get("name"),
-                password: get("password"),
+                username: username.clone(),
+                email: get("email").filter(|e| !e.is_empty()),
+                name: get("name").filter(|n| !n.is_empty()),
+                password,
                 temporary: true,
             };
-            outcome("users", api::add_user(state, admin, body).await)
+            match api::add_user(state, admin, body).await {
+                Ok(_) if invite => {
+                    let invited = api::invite_user(state, admin, &username).await;
+                    shown_once(state, parts, admin, "users", invited).await
+                }
+                added => outcome("users", added),
+            }
+        }
+        ["users", name, "invite"] => {
+            let invited = api::invite_user(state, admin, name).await;
+            shown_once(state, parts, admin, "users", invited).await
         }
         ["users", name, action @ ("disable" | "enable")] => {
             let change = UserChange {
@@ -207,10 +220,12 @@ async fn change(
                     .map(|s| s.split_whitespace().map(str::to_owned).collect()),
                 cors_origins: Vec::new(),
             };
-            secret_shown(state, parts, admin, api::add_client(state, admin, body).await).await
+            let made = api::add_client(state, admin, body).await;
+            shown_once(state, parts, admin, "clients", made).await
         }
         ["clients", id, "rotate"] => {
-            secret_shown(state, parts, admin, api::rotate_secret(state, admin, id).await).await
+            let rotated = api::rotate_secret(state, admin, id).await;
+            shown_once(state, parts, admin, "clients", rotated).await
         }
         ["clients", id, "delete"] => outcome("clients", api::delete_client(state, admin, id).await),
         ["clients", id, "redirects"] => {
@@ -239,25 +254,26 @@ fn lines(text: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// After a client was made or its secret rotated: the clients page with
-/// the secret, this once (not a redirect, which would put it in a URL),
-/// never stored by the browser; or back with what went wrong.
-async fn secret_shown(
+/// After a client was made or its secret rotated, or an invitation made:
+/// the section's page with the secret or link, this once (not a redirect,
+/// which would put it in a URL), never stored by the browser; or back
+/// with what went wrong.
+async fn shown_once(
     state: &AuthState,
     parts: &Parts,
     admin: &Admin,
+    section: &str,
     result: Result<(StatusCode, Option<serde_json::Value>), Problem>,
 ) -> Response<OwnBody> {
-    let made = match result {
-        Ok((_, Some(made))) => made,
-        Ok((_, None)) => return back("clients", ""),
-        Err(problem) => return back("clients", &problem.detail),
+    let mut shown = match result {
+        Ok((_, Some(shown))) => shown,
+        Ok((_, None)) => return back(section, ""),
+        Err(problem) => return back(section, &problem.detail),
     };
-    let shown = serde_json::json!({
-        "client_id": made["client"]["client_id"],
-        "secret": made["client_secret"],
-    });
-    let mut answer = page_with(state, parts, admin, "clients", Some(shown)).await;
+    if let Some(at) = shown["expires_at"].as_i64() {
+        shown["expires"] = time(at).into();
+    }
+    let mut answer = page_with(state, parts, admin, section, Some(shown)).await;
     answer
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -274,13 +290,14 @@ async fn page(state: &AuthState, parts: &Parts, admin: &Admin, rest: &str) -> Re
     page_with(state, parts, admin, rest, None).await
 }
 
-/// A page of the console, with a client secret to show once.
+/// A page of the console, with what to show once (a client and its
+/// secret, an invitation).
 async fn page_with(
     state: &AuthState,
     parts: &Parts,
     admin: &Admin,
     rest: &str,
-    secret: Option<serde_json::Value>,
+    shown: Option<serde_json::Value>,
 ) -> Response<OwnBody> {
     let params = Params::from_query(parts.uri.query());
     let get = |name| params.one(name).ok().flatten().unwrap_or("").to_owned();
@@ -296,6 +313,9 @@ async fn page_with(
         "error": get("error"),
         "notice": if params.one("done").ok().flatten().is_some() { "Done." } else { "" },
     });
+    if let Some(shown) = shown {
+        context["shown"] = shown;
+    }
     let filled = match rest {
         "" => dashboard(state, &mut context).await,
         "users" => {
@@ -308,7 +328,7 @@ async fn page_with(
             .await
         }
         "groups" => groups(state, &mut context).await,
-        "clients" => clients(state, &mut context, secret).await,
+        "clients" => clients(state, &mut context).await,
         "audit" => audit(state, &mut context, &get("user"), &get("event")).await,
         "audit.jsonl" => return export(state, &get("user"), &get("event")).await,
         _ => {
@@ -443,11 +463,7 @@ async fn groups(state: &AuthState, context: &mut serde_json::Value) -> Result<()
     Ok(())
 }
 
-async fn clients(
-    state: &AuthState,
-    context: &mut serde_json::Value,
-    secret: Option<serde_json::Value>,
-) -> Result<(), Problem> {
+async fn clients(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
     context["section"] = "clients".into();
     context["heading"] = "OAuth clients".into();
     context["grants"] = crate::config::Grant::ALL
@@ -455,9 +471,6 @@ async fn clients(
         .map(|g| g.as_str())
         .collect::<Vec<_>>()
         .into();
-    if let Some(secret) = secret {
-        context["shown"] = secret;
-    }
     let (_, list) = api::list_clients(state).await?;
     context["clients"] = list.and_then(|l| l.get("clients").cloned()).unwrap_or_default();
     Ok(())

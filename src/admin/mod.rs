@@ -107,6 +107,7 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
         (&Method::PATCH, ["users", name]) => api::change_user(state, admin, name, body_of(body)?).await,
         (&Method::DELETE, ["users", name]) => api::delete_user(state, admin, name).await,
         (&Method::POST, ["users", name, "revoke-sessions"]) => api::revoke_sessions(state, admin, name).await,
+        (&Method::POST, ["users", name, "invitation"]) => api::invite_user(state, admin, name).await,
         (&Method::GET, ["groups"]) => api::list_groups(state).await,
         (&Method::POST, ["groups"]) => api::add_group(state, admin, body_of(body)?).await,
         (&Method::PUT, ["groups", group, "members", name]) => {
@@ -124,7 +125,9 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
         (&Method::POST, ["clients", id, "rotate-secret"]) => api::rotate_secret(state, admin, id).await,
         (_, ["users"] | ["groups"] | ["clients"]) => Err(not_allowed("GET, POST")),
         (_, ["users", _] | ["clients", _]) => Err(not_allowed("GET, PATCH, DELETE")),
-        (_, ["users", _, "revoke-sessions"] | ["clients", _, "rotate-secret"]) => Err(not_allowed("POST")),
+        (_, ["users", _, "revoke-sessions" | "invitation"] | ["clients", _, "rotate-secret"]) => {
+            Err(not_allowed("POST"))
+        }
         (_, ["groups", _, "members", _]) => Err(not_allowed("PUT, DELETE")),
         (_, ["audit"]) => Err(not_allowed("GET")),
         _ => Err(Problem::new(

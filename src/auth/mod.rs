@@ -7,6 +7,8 @@
 pub(crate) const SIGN_IN_PATH: &str = "/management/authorize";
 
 /// Where someone signed in with a temporary password is sent first.
+/// Where an invitation link leads: the new user chooses a password.
+pub(crate) const INVITATION_PATH: &str = "/management/invitation";
 pub(crate) const CHANGE_PASSWORD_PAGE: &str = "/management/account?done=must_change";
 
 pub(crate) mod client_fields;

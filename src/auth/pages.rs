@@ -62,6 +62,9 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) groups: Vec<&'a str>,
     pub(crate) sessions: Vec<AccountSession>,
     pub(crate) can_change_password: bool,
+    /// An invitation link's secret: the page is then the one where a new
+    /// user chooses their password, and nothing else.
+    pub(crate) invitation: Option<&'a str>,
     pub(crate) csrf: &'a str,
     pub(crate) notice: &'a str,
     pub(crate) error: &'a str,

@@ -12,6 +12,7 @@
 mod audit;
 mod changes;
 mod clients;
+mod invitations;
 mod people;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ use sqlx::AnyPool;
 pub(crate) use self::audit::AuditEvent;
 pub(crate) use self::changes::{new_id, Change};
 pub(crate) use self::clients::{DbClient, CLIENT_CHANGED, CLIENT_DELETED};
+pub(crate) use self::invitations::invitation_hash;
 pub(crate) use self::people::{DbUser, NewUser};
 
 /// The migrations, embedded in the binary.

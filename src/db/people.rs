@@ -160,7 +160,7 @@ impl Database {
         Ok(true)
     }
 
-    /// Deletes a user and their memberships, ending their sessions
+    /// Deletes a user, their memberships and invitation, ending their sessions
     /// everywhere; answers whether there was such a user.
     pub(crate) async fn delete_user(&self, username: &str) -> Result<bool, DbError> {
         let mut tx = self.ready().await?.begin().await?;
@@ -171,10 +171,12 @@ impl Database {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM group_members WHERE username = $1")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["group_members", "invitations"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+        }
         Database::record_change(&mut *tx, "user_deleted", username).await?;
         tx.commit().await?;
         Ok(true)

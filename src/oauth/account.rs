@@ -115,6 +115,7 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
         groups: identity.groups().collect(),
         sessions: listed,
         can_change_password: database_user(state, &session).await,
+        invitation: None,
         csrf: &csrf.field,
         notice,
         error,

@@ -659,7 +659,7 @@ async fn issue_code(
 
 /// A new session cookie (replacing, and revoking, any the browser had) and
 /// a redirect to the page first asked for, on this origin only.
-async fn signed_in_to_gateway(
+pub(super) async fn signed_in_to_gateway(
     state: &AuthState,
     previous: Option<TokenKey>,
     token: &Token,
@@ -684,6 +684,11 @@ async fn signed_in_to_gateway(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// A `303` to the sign-in page.
+pub(super) fn to_sign_in() -> Response<OwnBody> {
+    response::redirect(StatusCode::SEE_OTHER, AUTHORIZE_PATH).expect("a static path is a valid Location")
 }
 
 /// RFC 6749 §4.2.2: the token in the redirect URI's fragment.

@@ -11,6 +11,7 @@ mod error;
 mod flash;
 mod forward_auth;
 mod introspect;
+mod invitation;
 mod logout;
 mod me;
 mod pkce;
@@ -82,6 +83,11 @@ where
         (account::SIGN_OUT_OTHERS_PATH, &Method::POST) => account::sign_out_others(&state, req).await,
         (account::PASSWORD_PATH, &Method::POST) => account::change_password(&state, req).await,
         (account::SIGN_OUT_OTHERS_PATH | account::PASSWORD_PATH, _) => method_not_allowed(&req, "POST"),
+        (crate::auth::INVITATION_PATH, &Method::GET | &Method::HEAD) => {
+            invitation::show(&state, &req.into_parts().0).await
+        }
+        (crate::auth::INVITATION_PATH, &Method::POST) => invitation::accept(&state, req).await,
+        (crate::auth::INVITATION_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (logout::SIGNED_OUT_PATH, &Method::GET | &Method::HEAD) => logout::signed_out(&state),
         (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => {
             cors::preflight(&state, req.headers())

@@ -433,6 +433,7 @@ async fn the_openapi_document_describes_every_operation() {
             "put",
         ),
         ("/management/admin/api/v1/audit", "get"),
+        ("/management/admin/api/v1/users/{username}/invitation", "post"),
         ("/management/admin/api/v1/clients", "post"),
         ("/management/admin/api/v1/clients/{client_id}", "patch"),
         ("/management/admin/api/v1/clients/{client_id}", "delete"),
@@ -499,4 +500,117 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
             .any(|c| c["source"] == "database"),
         "schemathesis made no client: {report}"
     );
+}
+
+#[tokio::test]
+async fn an_invitation_works_once_only_for_its_user_while_enabled() {
+    let Setup { gateway, _dir } = setup().await;
+    let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    let (status, _, _) = call(
+        &gateway,
+        reqwest::Method::POST,
+        "/users/nobody/invitation",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = call(
+        &gateway,
+        reqwest::Method::POST,
+        "/users",
+        &root,
+        Some(json!({"username": "fay"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let invite = || {
+        call(
+            &gateway,
+            reqwest::Method::POST,
+            "/users/fay/invitation",
+            &root,
+            None,
+        )
+    };
+    let (status, first, _) = invite().await;
+    assert_eq!(status, 201, "{first}");
+    let (_, second, _) = invite().await;
+    let (first, second) = (
+        first["url"].as_str().unwrap().to_owned(),
+        second["url"].as_str().unwrap().to_owned(),
+    );
+    let fay = browser();
+    // A new invitation replaces the old one.
+    assert_eq!(fay.get(&first).send().await.unwrap().status(), 400);
+    assert_eq!(
+        fay.get(gateway.url("/management/invitation?token=guess"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    // A disabled user's invitation does not work.
+    let (status, _, _) = call(
+        &gateway,
+        reqwest::Method::PATCH,
+        "/users/fay",
+        &root,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(fay.get(&second).send().await.unwrap().status(), 400);
+    call(
+        &gateway,
+        reqwest::Method::PATCH,
+        "/users/fay",
+        &root,
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    let page = fay.get(&second).send().await.unwrap().text().await.unwrap();
+    let fields = hidden_inputs(&page);
+    let field = |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    // Without the CSRF field: the page again, nothing set.
+    let forged = fay
+        .post(gateway.url("/management/invitation"))
+        .form(&[
+            ("token", field("token").as_str()),
+            ("new", "fays-own-pw"),
+            ("again", "fays-own-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let accept = || {
+        fay.post(gateway.url("/management/invitation"))
+            .form(&[
+                ("csrf", field("csrf")),
+                ("token", field("token")),
+                ("new", "fays-own-pw".to_owned()),
+                ("again", "fays-own-pw".to_owned()),
+            ])
+            .send()
+    };
+    let (one, two) = tokio::join!(accept(), accept());
+    let mut statuses = [one.unwrap().status().as_u16(), two.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 400], "two accepts at once: exactly one wins");
+    let (status, body) = {
+        let answer = api()
+            .post(gateway.url("/management/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "fay"),
+                ("password", "fays-own-pw"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    assert_eq!(status, 200, "{body}");
 }

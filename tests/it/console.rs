@@ -1,5 +1,6 @@
 //! The admin console in headless Chromium: an admin signs in, adds a
-//! user with a temporary password, makes a group a route requires and
+//! user with a temporary password and another with an invitation link,
+//! makes a group a route requires and
 //! puts the user in it; the user signs in and the route lets them in; the
 //! admin ends their sessions and their next request is refused; the audit
 //! log shows each step. On a phone's width as on a desktop's. Also
@@ -177,6 +178,75 @@ allowed_groups = ["ops"]
         "the other session ended with the temporary password"
     );
 
+    // Erin is invited instead: no password made up by the admin; the link,
+    // shown once, lets her choose her own and signs her in; then it is
+    // used up.
+    browser
+        .goto(&gateway.url("/management/admin/users"))
+        .await
+        .unwrap();
+    type_into(&browser, "new-username", "erin").await;
+    click(&browser, "#add-user").await;
+    let link = browser
+        .find(Locator::Id("invitation-url"))
+        .await
+        .expect("the invitation link is shown")
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        link.starts_with(&gateway.url("/management/invitation?token=")),
+        "{link}"
+    );
+    browser.refresh().await.unwrap();
+    assert!(
+        !browser.source().await.unwrap().contains(&link),
+        "the link is shown once"
+    );
+    let erin = crate::common::browser();
+    let page = erin.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Welcome, erin"), "{page}");
+    let fields = hidden_inputs(&page);
+    let field = |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let mismatched = erin
+        .post(gateway.url("/management/invitation"))
+        .form(&[
+            ("csrf", field("csrf").as_str()),
+            ("token", field("token").as_str()),
+            ("new", "erins-own-pw"),
+            ("again", "erins-other-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatched.status(), 400);
+    assert!(mismatched.text().await.unwrap().contains("differ"));
+    let accepted = erin
+        .post(gateway.url("/management/invitation"))
+        .form(&[
+            ("csrf", field("csrf").as_str()),
+            ("token", field("token").as_str()),
+            ("new", "erins-own-pw"),
+            ("again", "erins-own-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 303);
+    let erin_session = session_token(&accepted);
+    assert_eq!(bearer_status(&gateway, "/", &erin_session).await, 200);
+    let used = erin.get(&link).send().await.unwrap();
+    assert_eq!(used.status(), 400, "an invitation works once");
+    assert_eq!(
+        password_grant_status(&gateway, "erin", "erins-own-pw").await,
+        200,
+        "she signs in with the password she chose"
+    );
+
     // The admin ends her sessions; her next request is refused.
     browser
         .goto(&gateway.url("/management/admin/users?search=dora"))
@@ -199,6 +269,14 @@ allowed_groups = ["ops"]
         "sign_in.succeeded",
         "admin.sessions_revoked",
     ] {
+        assert!(log.contains(step), "{step} in {log}");
+    }
+    browser
+        .goto(&gateway.url("/management/admin/audit?user=erin"))
+        .await
+        .unwrap();
+    let log = text_of(&browser, "table").await;
+    for step in ["admin.invitation_created", "invitation.accepted"] {
         assert!(log.contains(step), "{step} in {log}");
     }
     let export = browser
@@ -262,6 +340,21 @@ allowed_groups = ["ops"]
         .await
         .unwrap();
     assert_eq!(forged.status(), 403, "not an admin");
+}
+
+async fn password_grant_status(gateway: &Gateway, username: &str, password: &str) -> u16 {
+    api()
+        .post(gateway.url("/management/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 async fn password_grant_as(gateway: &Gateway, username: &str, password: &str) -> String {

@@ -88,7 +88,8 @@ pub(crate) struct NewUserBody {
     )]
     pub(super) email: Option<String>,
     pub(super) name: Option<String>,
-    /// Without one, the user cannot sign in until a password is set.
+    /// Without one, the user cannot sign in until a password is set (by
+    /// an admin, or by the user through an invitation link).
     #[schema(min_length = 8, max_length = 1024)]
     pub(super) password: Option<String>,
     /// The password must be changed at the next sign-in.
@@ -362,6 +363,47 @@ pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: 
     json(StatusCode::OK, Revoked { revoked })
 }
 
+/// How long an invitation link works.
+const INVITATION_HOURS: i64 = 72;
+
+/// An invitation link, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Invitation {
+    username: String,
+    /// Opens a page where the user chooses their password; works once.
+    url: String,
+    /// Milliseconds since the epoch.
+    expires_at: i64,
+}
+
+#[utoipa::path(post, path = "/management/admin/api/v1/users/{username}/invitation", params(("username" = String, Path)),
+    responses((status = 201, body = Invitation), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn invite_user(state: &AuthState, admin: &Admin, username: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let token = crate::identity::new_client_secret();
+    let expires_at = crate::db::now_ms() + INVITATION_HOURS * 3600 * 1000;
+    if !db
+        .invite(
+            username,
+            &crate::db::invitation_hash(&token),
+            &admin.name,
+            expires_at,
+        )
+        .await?
+    {
+        return Err(not_found("such user"));
+    }
+    record(state, admin, "admin.invitation_created", username);
+    json(
+        StatusCode::CREATED,
+        Invitation {
+            username: username.to_owned(),
+            url: format!("{}{}?token={token}", state.issuer(), crate::auth::INVITATION_PATH),
+            expires_at,
+        },
+    )
+}
+
 #[utoipa::path(get, path = "/management/admin/api/v1/groups",
     responses((status = 200, body = Vec<Group>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn list_groups(state: &AuthState) -> Answer {
@@ -448,9 +490,9 @@ fn no_database() -> Problem {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "authgate admin API", version = "1", description = "People, groups, OAuth clients, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
-    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, list_groups, add_group, add_member, remove_member, audit,
+    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, invite_user, list_groups, add_group, add_member, remove_member, audit,
         clients::list_clients, clients::add_client, clients::get_client, clients::change_client, clients::rotate_secret, clients::delete_client),
-    components(schemas(User, UserPage, NewUserBody, UserChange, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
+    components(schemas(User, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
         clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName)),
     modifiers(&Security),
