@@ -15,7 +15,9 @@ use crate::auth::state::AuthState;
 use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
 
-use super::api::{self, ClientChange, NewClientBody, NewGroupBody, NewUserBody, UserChange, UserQuery};
+use super::api::{
+    self, ClientChange, NewClientBody, NewGroupBody, NewUserBody, SessionQuery, UserChange, UserQuery,
+};
 use super::problem::Problem;
 use super::{is_admin, Admin, BoxError};
 
@@ -95,8 +97,8 @@ where
 /// The signed-in admin, or the answer for anyone else: off to sign in,
 /// or a `403` page.
 async fn signed_in_admin(state: &AuthState, parts: &Parts) -> Result<Admin, Response<OwnBody>> {
-    let session = match super::session_of(state, parts).await {
-        Some(session) => session,
+    let (key, session) = match super::session_of(state, parts).await {
+        Some(found) => found,
         None => {
             let rd: String = form_urlencoded::byte_serialize(parts.uri.path().as_bytes()).collect();
             let location = format!("{}?rd={rd}", crate::auth::SIGN_IN_PATH);
@@ -115,11 +117,12 @@ async fn signed_in_admin(state: &AuthState, parts: &Parts) -> Result<Admin, Resp
     Ok(Admin {
         name: session.username().to_owned(),
         address: state.client_ip(&parts.extensions, &parts.headers),
+        session: key,
     })
 }
 
-/// A `303` back to the console's `section`, saying `error` (or, with an
-/// empty one, that it was done).
+/// A `303` back to the console's `section` (which may carry a query),
+/// saying `error` (or, with an empty one, that it was done).
 fn back(section: &str, error: &str) -> Response<OwnBody> {
     let section = section.split('/').next().unwrap_or("");
     let query = match error {
@@ -129,7 +132,8 @@ fn back(section: &str, error: &str) -> Response<OwnBody> {
             form_urlencoded::byte_serialize(error.as_bytes()).collect::<String>()
         ),
     };
-    response::redirect(StatusCode::SEE_OTHER, &format!("{PREFIX}{section}?{query}"))
+    let joint = if section.contains('?') { '&' } else { '?' };
+    response::redirect(StatusCode::SEE_OTHER, &format!("{PREFIX}{section}{joint}{query}"))
         .expect("a console path is a valid Location")
 }
 
@@ -227,6 +231,13 @@ async fn change(
             let rotated = api::rotate_secret(state, admin, id).await;
             shown_once(state, parts, admin, "clients", rotated).await
         }
+        ["sessions", id, "end"] => {
+            let back_to = sessions_of(&get("user").unwrap_or_default());
+            outcome(&back_to, api::end_session(state, admin, id).await)
+        }
+        ["sessions", "of", name] => {
+            outcome(&sessions_of(name), api::revoke_sessions(state, admin, name).await)
+        }
         ["clients", id, "delete"] => outcome("clients", api::delete_client(state, admin, id).await),
         ["clients", id, "redirects"] => {
             let change = ClientChange {
@@ -240,6 +251,17 @@ async fn change(
             "Not found",
             "The console has no such form.",
             "not_found",
+        ),
+    }
+}
+
+/// The sessions page, of `user` (everyone's if empty).
+fn sessions_of(user: &str) -> String {
+    match user {
+        "" => "sessions".to_owned(),
+        user => format!(
+            "sessions?user={}",
+            form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>()
         ),
     }
 }
@@ -329,6 +351,7 @@ async fn page_with(
         }
         "groups" => groups(state, &mut context).await,
         "clients" => clients(state, &mut context).await,
+        "sessions" => sessions(state, &mut context, &get("user")).await,
         "audit" => audit(state, &mut context, &get("user"), &get("event")).await,
         "audit.jsonl" => return export(state, &get("user"), &get("event")).await,
         _ => {
@@ -460,6 +483,30 @@ async fn groups(state: &AuthState, context: &mut serde_json::Value) -> Result<()
     context["heading"] = "Groups".into();
     let (_, groups) = api::list_groups(state).await?;
     context["groups"] = groups.unwrap_or_default();
+    Ok(())
+}
+
+async fn sessions(state: &AuthState, context: &mut serde_json::Value, user: &str) -> Result<(), Problem> {
+    context["section"] = "sessions".into();
+    context["heading"] = "Sessions".into();
+    context["session_user"] = user.into();
+    let query = SessionQuery {
+        user: (!user.is_empty()).then(|| user.to_owned()),
+        limit: Some(500),
+    };
+    let (_, list) = api::list_sessions(state, query).await?;
+    let mut rows = list.and_then(|l| l.get("sessions").cloned()).unwrap_or_default();
+    for row in rows.as_array_mut().into_iter().flatten() {
+        for (secs, label) in [
+            ("started_at", "started"),
+            ("last_seen_at", "last_seen"),
+            ("expires_at", "expires"),
+        ] {
+            let at = row[secs].as_i64().unwrap_or(0).saturating_mul(1000);
+            row[label] = time(at).into();
+        }
+    }
+    context["sessions"] = rows;
     Ok(())
 }
 

@@ -49,6 +49,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Admin {
     pub(crate) name: String,
     pub(crate) address: Option<IpAddr>,
+    /// The session making the call (which it may not end by the API: it
+    /// signs out instead).
+    pub(crate) session: TokenKey,
 }
 
 /// Answers a request under [`PREFIX`].
@@ -117,6 +120,8 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
             api::remove_member(state, admin, group, name).await
         }
         (&Method::GET, ["audit"]) => api::audit(state, query_of(query)?).await,
+        (&Method::GET, ["sessions"]) => api::list_sessions(state, query_of(query)?).await,
+        (&Method::DELETE, ["sessions", id]) => api::end_session(state, admin, id).await,
         (&Method::GET, ["clients"]) => api::list_clients(state).await,
         (&Method::POST, ["clients"]) => api::add_client(state, admin, body_of(body)?).await,
         (&Method::GET, ["clients", id]) => api::get_client(state, id).await,
@@ -129,7 +134,8 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
             Err(not_allowed("POST"))
         }
         (_, ["groups", _, "members", _]) => Err(not_allowed("PUT, DELETE")),
-        (_, ["audit"]) => Err(not_allowed("GET")),
+        (_, ["audit"] | ["sessions"]) => Err(not_allowed("GET")),
+        (_, ["sessions", _]) => Err(not_allowed("DELETE")),
         _ => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "the admin API has no such resource",
@@ -157,21 +163,18 @@ fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
 
 /// A query, read strictly.
 fn query_of<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, Problem> {
-    let params = Params::from_query(query);
-    let mut object = serde_json::Map::new();
-    for (name, value) in params.pairs() {
-        let value = match value.parse::<i64>() {
-            Ok(n) => serde_json::Value::from(n),
-            Err(_) => serde_json::Value::from(value.to_owned()),
-        };
-        if object.insert(name.to_owned(), value).is_some() {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                format!("{name} was sent more than once"),
-            ));
-        }
+    let query = query.unwrap_or("");
+    let params = Params::from_query(Some(query));
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) = params.pairs().find(|(name, _)| !seen.insert(*name)) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("{name} was sent more than once"),
+        ));
     }
-    serde_json::from_value(serde_json::Value::Object(object))
+    // Each value as the field's type asks (a number where one is wanted,
+    // else the text as sent: `?search=45` is a search for "45").
+    serde_urlencoded::from_str(query)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("the query: {e}")))
 }
 
@@ -223,6 +226,7 @@ async fn authenticate(state: &AuthState, parts: &Parts) -> Result<Admin, Problem
     Ok(Admin {
         name: session.username().to_owned(),
         address: state.client_ip(&parts.extensions, &parts.headers),
+        session: TokenKey::of(&presented.token),
     })
 }
 
@@ -237,18 +241,20 @@ fn lists_admin_scope(state: &AuthState, client_id: &str) -> bool {
 
 /// The access-token session a request presents (cookie or bearer), if
 /// valid.
-async fn session_of(state: &AuthState, parts: &Parts) -> Option<Session> {
+async fn session_of(state: &AuthState, parts: &Parts) -> Option<(TokenKey, Session)> {
     let presented = credential::find(&parts.headers, &parts.uri).ok().flatten()?;
     if !credential::is_well_formed(&presented.token) {
         return None;
     }
-    state
+    let key = TokenKey::of(&presented.token);
+    let session = state
         .store
-        .get(&TokenKey::of(&presented.token))
+        .get(&key)
         .await
         .ok()
         .flatten()
-        .filter(Session::is_access)
+        .filter(Session::is_access)?;
+    Some((key, session))
 }
 
 /// Whether the session's user is an admin: `admin = true` in `[[users]]`,

@@ -74,7 +74,11 @@ pub(crate) struct AccountPage<'a> {
 #[derive(Debug, Serialize)]
 pub(crate) struct AccountSession {
     pub(crate) started: String,
+    pub(crate) last_seen: String,
     pub(crate) ends: String,
+    /// The address and user agent it was signed in with.
+    pub(crate) address: Option<String>,
+    pub(crate) user_agent: Option<String>,
     pub(crate) client: Option<String>,
     pub(crate) current: bool,
 }

@@ -22,7 +22,7 @@ use crate::identity::{Client, DatabaseClients, Directory, User};
 use crate::obs::audit::{Audit, Fields};
 use crate::obs::metrics::SignIn;
 use crate::obs::metrics::{MeteredStore, Metrics};
-use crate::store::{unix_now, Session, StoreError, Token, TokenStore};
+use crate::store::{unix_now, Session, SessionOrigin, StoreError, Token, TokenStore};
 use crate::web::peer::{self, ClientAddr};
 
 pub(crate) struct AuthState {
@@ -180,15 +180,30 @@ impl AuthState {
             .with_idle(self.config.tokens.idle_secs, unix_now())
     }
 
-    /// Issues a fresh access token for `user` and keeps its session.
+    /// Where a sign-in request comes from: its client's address and user
+    /// agent.
+    pub(crate) fn origin_of(&self, extensions: &http::Extensions, headers: &HeaderMap) -> Arc<SessionOrigin> {
+        SessionOrigin::new(
+            self.client_ip(extensions, headers),
+            headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
+
+    /// Issues a fresh access token for `user`, signed in from `origin`,
+    /// and keeps its session.
     pub(crate) async fn issue(
         &self,
         user: &User,
         client: Option<&Client>,
         scope: Option<&str>,
+        origin: Arc<SessionOrigin>,
     ) -> Result<(Token, Session), StoreError> {
         let token = Token::generate();
-        let session = self.access_session(user, self.config.tokens.ttl_secs);
+        let session = self
+            .access_session(user, self.config.tokens.ttl_secs)
+            .with_origin(origin);
         let session = match client {
             Some(client) => session.with_grant(client.grant(scope)),
             None => session.with_scope(scope),

@@ -74,13 +74,14 @@ pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>, clients: Arc
 }
 
 /// Ends the sessions a change makes void: a person's, for a change about
-/// them; a deleted client's own (client-credentials) tokens. A client
-/// changed keeps its tokens: only what it may ask for next changes.
+/// them; a deleted client's tokens. A client changed keeps its tokens:
+/// only what it may ask for next changes.
 async fn act_on(store: &dyn TokenStore, change: &Change) -> Result<(), StoreError> {
-    if change.kind == CLIENT_CHANGED {
-        return Ok(());
-    }
-    let ended = store.remove_user(&change.subject).await?;
+    let ended = match change.kind.as_str() {
+        CLIENT_CHANGED => return Ok(()),
+        CLIENT_DELETED => crate::store::remove_client_sessions(store, &change.subject).await?,
+        _ => store.remove_user(&change.subject).await?,
+    };
     tracing::info!(
         kind = change.kind,
         subject = change.subject,

@@ -59,6 +59,12 @@ pub async fn manage(
     match positional.as_slice() {
         ["user", "add", name] => {
             check_name(name)?;
+            if config.users.iter().any(|u| u.username == *name) {
+                return Err(usage(format!(
+                    "a user named {name:?} is in {}",
+                    config.source().display()
+                )));
+            }
             let password = read_password().map_err(usage)?;
             let hash = crate::password::hash_password(&password);
             let email = flag("--email");

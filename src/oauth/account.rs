@@ -93,7 +93,13 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
         .iter()
         .map(|(key, s)| AccountSession {
             started: time(s.issued_at()),
+            last_seen: time(s.last_seen().max(s.issued_at())),
             ends: time(s.expires_at()),
+            address: s.origin().and_then(|o| o.address).map(|a| a.to_string()),
+            user_agent: s
+                .origin()
+                .and_then(|o| o.user_agent.as_deref())
+                .map(str::to_owned),
             client: s.client_id().map(str::to_owned),
             current: *key == current,
         })

@@ -21,7 +21,7 @@ use crate::config::Grant;
 use crate::identity::{Client, Unavailable, User};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
-use crate::store::{CodeBinding, Family, Kind, Session, StoreError, Token, TokenKey};
+use crate::store::{CodeBinding, Family, Kind, Session, SessionOrigin, StoreError, Token, TokenKey};
 use crate::web::paths::return_target;
 use crate::web::request::{self, cookie, is_form_navigation, BodyError, Params};
 use crate::web::response::{self, OwnBody};
@@ -551,31 +551,24 @@ pub(super) async fn complete(
     asked: &AuthorizeParams<'_>,
     user: &User,
 ) -> Response<OwnBody> {
+    let origin = SessionOrigin::new(
+        address,
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
+    );
     let issued = match &target {
-        Target::Gateway => state.issue(user, None, None).await,
+        Target::Gateway => state.issue(user, None, None, origin).await,
         Target::Client {
             client,
             response_type: ResponseType::Token,
             scope,
             ..
-        } => state.issue(user, Some(client), scope.as_deref()).await,
+        } => state.issue(user, Some(client), scope.as_deref(), origin).await,
         Target::Client {
             client,
             redirect_uri,
             response_type: ResponseType::Code,
             scope,
-        } => {
-            issue_code(
-                state,
-                user,
-                client,
-                redirect_uri,
-                asked.redirect_uri.is_some(),
-                scope.clone(),
-                asked,
-            )
-            .await
-        }
+        } => issue_code(state, user, client, redirect_uri, scope.clone(), asked, origin).await,
     };
     let (token, session) = match issued {
         Ok(issued) => issued,
@@ -636,13 +629,13 @@ async fn issue_code(
     user: &User,
     client: &Client,
     redirect_uri: &str,
-    redirect_uri_given: bool,
     scope: Option<String>,
     asked: &AuthorizeParams<'_>,
+    origin: Arc<SessionOrigin>,
 ) -> Result<(Token, Session), StoreError> {
     let binding = CodeBinding {
         redirect_uri: redirect_uri.to_owned(),
-        redirect_uri_given,
+        redirect_uri_given: asked.redirect_uri.is_some(),
         code_challenge: asked.code_challenge.map(str::to_owned),
         code_challenge_method: asked
             .code_challenge
@@ -651,7 +644,8 @@ async fn issue_code(
     let session = Session::for_identity(user.identity.clone(), CODE_TTL_SECS)
         .with_grant(client.grant(scope.as_deref()))
         .derive(Kind::Code(Arc::new(binding)), CODE_TTL_SECS)
-        .in_family(Family::generate());
+        .in_family(Family::generate())
+        .with_origin(origin);
     let code = Token::generate();
     state.store.insert(code.key(), session.clone()).await?;
     Ok((code, session))

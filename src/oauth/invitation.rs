@@ -145,7 +145,8 @@ where
         Ok(Some(user)) => user,
         _ => return super::authorize::to_sign_in(),
     };
-    let (token, _) = match state.issue(&user, None, None).await {
+    let origin = state.origin_of(&parts.extensions, &parts.headers);
+    let (token, _) = match state.issue(&user, None, None, origin).await {
         Ok(issued) => issued,
         Err(_) => return super::authorize::to_sign_in(),
     };

@@ -343,11 +343,12 @@ async fn password(
             ..attempt(None)
         },
     );
+    let signed_in = state
+        .access_session(&user, ttl)
+        .with_origin(state.origin_of(&parts.extensions, &parts.headers));
     let base = match caller.client() {
-        Some(client) => state
-            .access_session(&user, ttl)
-            .with_grant(client.grant(scope.as_deref())),
-        None => state.access_session(&user, ttl).with_scope_string(scope),
+        Some(client) => signed_in.with_grant(client.grant(scope.as_deref())),
+        None => signed_in.with_scope_string(scope),
     };
     let issued = issue(state, &base, ttl, offers_refresh(caller), None).await?;
     Ok((issued, user))

@@ -289,6 +289,9 @@ impl TokenStore for MeteredStore {
     fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
         self.counted(self.inner.sessions_of(username))
     }
+    fn live_sessions(&self, limit: usize) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        self.counted(self.inner.live_sessions(limit))
+    }
     fn remove(&self, key: &TokenKey) -> StoreFuture<bool> {
         self.revoked(self.inner.remove(key), usize::from)
     }

@@ -206,6 +206,19 @@ impl TokenStore for MemoryStore {
         StoreFuture::ready(Ok(found))
     }
 
+    fn live_sessions(&self, limit: usize) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let now = unix_now();
+        let found = self
+            .inner
+            .sessions
+            .iter()
+            .filter(|entry| entry.is_access() && !entry.is_expired_at(now))
+            .take(limit)
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        StoreFuture::ready(Ok(found))
+    }
+
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         let updated = match self.inner.sessions.get_mut(&key) {
             Some(mut found) => {

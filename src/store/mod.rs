@@ -71,7 +71,40 @@ pub struct Session {
     idle_secs: Option<u32>,
     #[serde(default)]
     last_seen: u64,
+    /// Where and with what it was signed in (for the person's and the
+    /// admins' lists of sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<Arc<SessionOrigin>>,
 }
+
+/// Where a session was signed in from: the client's address and user
+/// agent, as the sign-in request gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionOrigin {
+    pub(crate) address: Option<std::net::IpAddr>,
+    /// At most [`SessionOrigin::USER_AGENT_MAX`] bytes of it.
+    pub(crate) user_agent: Option<Box<str>>,
+}
+
+impl SessionOrigin {
+    /// How much of a user agent is kept.
+    pub(crate) const USER_AGENT_MAX: usize = 256;
+
+    pub(crate) fn new(address: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Arc<Self> {
+        let user_agent = user_agent.map(|ua| {
+            let mut end = ua.len().min(Self::USER_AGENT_MAX);
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua[..end].into()
+        });
+        Arc::new(Self { address, user_agent })
+    }
+}
+
+/// How stale a session's last use may be, without an idle timeout: its
+/// use is recorded at most once a minute.
+const LAST_SEEN_EVERY_SECS: u64 = 60;
 
 /// The client a token was issued to, and the scope granted; shared by the
 /// tokens of the same client and scope.
@@ -184,7 +217,25 @@ impl Session {
             family: None,
             idle_secs: None,
             last_seen: now,
+            origin: None,
         }
+    }
+
+    /// The same session, signed in from `origin`.
+    pub(crate) fn with_origin(mut self, origin: Arc<SessionOrigin>) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Where it was signed in from, if known.
+    pub(crate) fn origin(&self) -> Option<&SessionOrigin> {
+        self.origin.as_deref()
+    }
+
+    /// When it was last used (to the second with an idle timeout, else to
+    /// the minute).
+    pub(crate) fn last_seen(&self) -> u64 {
+        self.last_seen
     }
 
     /// The same session, ending `idle_secs` after its last use (as well as
@@ -195,10 +246,14 @@ impl Session {
         self
     }
 
-    /// Whether a use at `now` should be recorded (the session has an idle
-    /// timeout and was last seen in an earlier second).
+    /// Whether a use at `now` should be recorded: with an idle timeout,
+    /// when last seen in an earlier second; else when last seen a minute
+    /// ago or more (for the lists of sessions, at one write a minute).
     pub(crate) fn needs_touch(&self, now: u64) -> bool {
-        self.idle_secs.is_some() && self.last_seen < now
+        match self.idle_secs {
+            Some(_) => self.last_seen < now,
+            None => self.kind == Kind::Access && self.last_seen.saturating_add(LAST_SEEN_EVERY_SECS) <= now,
+        }
     }
 
     /// Records a use at `now`.
@@ -435,6 +490,23 @@ impl<T> Future for StoreFuture<T> {
     }
 }
 
+/// Ends every live access token issued to the OAuth client `client_id`
+/// (its own client-credentials tokens and its users'), for a client that
+/// is deleted; answers how many. A user named like the client keeps the
+/// sessions that are not the client's.
+pub(crate) async fn remove_client_sessions(
+    store: &dyn TokenStore,
+    client_id: &str,
+) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for (key, session) in store.live_sessions(usize::MAX).await? {
+        if session.client_id() == Some(client_id) && store.remove(&key).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// Where sessions are kept, keyed on the hash of their token.
 ///
 /// Every method is asynchronous so that a networked store (Redis) fits
@@ -479,6 +551,14 @@ pub trait TokenStore: Send + Sync + 'static {
     fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
         let _ = username;
         StoreFuture::ready(Ok(Vec::new()))
+    }
+
+    /// Up to `limit` live access-token sessions of anyone, with their
+    /// keys, for the admins' list of sessions (in no order). The default
+    /// says this store cannot list them.
+    fn live_sessions(&self, limit: usize) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let _ = limit;
+        StoreFuture::ready(Err(StoreError::new("this token store cannot list its sessions")))
     }
 
     /// Forgets every session of a token family; answers how many there were.
@@ -536,6 +616,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     fn sessions_of(&self, username: &str) -> StoreFuture<Vec<(TokenKey, Session)>> {
         (**self).sessions_of(username)
     }
+    fn live_sessions(&self, limit: usize) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        (**self).live_sessions(limit)
+    }
     fn ready(&self) -> StoreFuture<()> {
         (**self).ready()
     }
@@ -550,5 +633,49 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     fn remove_user(&self, username: &str) -> StoreFuture<usize> {
         (**self).remove_user(username)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_use_is_recorded_each_second_with_an_idle_timeout_else_each_minute() {
+        let now = unix_now();
+        let idle = Session::new("ann", None, 3600).with_idle(Some(600), now);
+        assert!(!idle.needs_touch(now));
+        assert!(idle.needs_touch(now + 1));
+        let plain = Session::new("ann", None, 3600);
+        assert!(
+            !plain.needs_touch(now + LAST_SEEN_EVERY_SECS - 1),
+            "not every request writes"
+        );
+        assert!(plain.needs_touch(now + LAST_SEEN_EVERY_SECS));
+        let mut touched = plain.clone();
+        touched.touch(now + LAST_SEEN_EVERY_SECS);
+        assert!(!touched.needs_touch(now + LAST_SEEN_EVERY_SECS + 1));
+        assert_eq!(touched.last_seen(), now + LAST_SEEN_EVERY_SECS);
+        // A refresh token or code is never "seen": only access tokens are.
+        let refresh = plain.derive(Kind::Refresh, 3600);
+        assert!(!refresh.needs_touch(now + 10 * LAST_SEEN_EVERY_SECS));
+    }
+
+    #[test]
+    fn a_sessions_origin_keeps_at_most_256_bytes_of_user_agent_on_a_char_boundary() {
+        let long = "é".repeat(200);
+        let origin = SessionOrigin::new(Some("192.0.2.1".parse().unwrap()), Some(&long));
+        let kept = origin.user_agent.as_deref().unwrap();
+        assert!(
+            kept.len() <= SessionOrigin::USER_AGENT_MAX && kept.len() >= SessionOrigin::USER_AGENT_MAX - 1
+        );
+        assert!(long.starts_with(kept));
+        // Carried through a round trip of the store's JSON, and absent from
+        // an old session's JSON.
+        let session = Session::new("ann", None, 60).with_origin(origin.clone());
+        let back: Session = serde_json::from_str(&serde_json::to_string(&session).unwrap()).unwrap();
+        assert_eq!(back.origin(), Some(&*origin));
+        let plain = serde_json::to_string(&Session::new("ann", None, 60)).unwrap();
+        assert!(!plain.contains("origin"), "{plain}");
     }
 }

@@ -364,6 +364,49 @@ impl TokenStore for RedisStore {
         })
     }
 
+    fn live_sessions(&self, limit: usize) -> StoreFuture<Vec<(TokenKey, Session)>> {
+        let inner = self.inner.clone();
+        StoreFuture::pending(async move {
+            let mut redis = inner.manager.clone();
+            let pattern = format!("{}t:*", glob_escaped(&inner.prefix));
+            let mut cursor = 0u64;
+            let mut found = Vec::new();
+            let now = unix_now();
+            // SCAN walks the keyspace a batch at a time, never blocking
+            // Redis as KEYS would; each batch is read with one MGET.
+            loop {
+                let (next, names): (u64, Vec<String>) = inner.noted(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut redis)
+                        .await,
+                )?;
+                if !names.is_empty() {
+                    let values: Vec<Option<String>> =
+                        inner.noted(redis::cmd("MGET").arg(&names).query_async(&mut redis).await)?;
+                    let prefix_len = inner.prefix.len() + 2;
+                    for (name, value) in names.iter().zip(values) {
+                        let key = name.get(prefix_len..).and_then(TokenKey::from_hex);
+                        let session = value.and_then(|json| serde_json::from_str::<Session>(&json).ok());
+                        if let (Some(key), Some(session)) = (key, session) {
+                            if session.is_access() && !session.is_expired_at(now) && found.len() < limit {
+                                found.push((key, session));
+                            }
+                        }
+                    }
+                }
+                cursor = next;
+                if cursor == 0 || found.len() >= limit {
+                    return Ok(found);
+                }
+            }
+        })
+    }
+
     fn update(&self, key: TokenKey, session: Session) -> StoreFuture<bool> {
         let inner = self.inner.clone();
         StoreFuture::pending(async move { inner.rewrite(key, &session).await })
@@ -403,6 +446,18 @@ impl TokenStore for RedisStore {
             Ok(())
         })
     }
+}
+
+/// `text` matched literally by a Redis glob pattern.
+fn glob_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl FailureCounters for RedisStore {

@@ -4,6 +4,7 @@
 //! sessions, that every error is problem JSON, and its OpenAPI document.
 
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use crate::common::*;
 
@@ -460,13 +461,27 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
     );
     let Setup { gateway, _dir: dir } = setup().await;
     let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    // A session that exists, for DELETE /sessions/{id} to end (an id is
+    // the SHA-256 of a live token, which nothing generated names).
+    let carol = token(&gateway, "carol", PASSWORD, None).await;
+    let carols_session: String = sha2::Sha256::digest(carol.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let settings = dir.path().join("schemathesis.toml");
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/schemathesis.toml");
+    std::fs::write(
+        &settings,
+        std::fs::read_to_string(shared).unwrap()
+            + &format!(
+                "\n[[operations]]\ninclude-path = \"/management/admin/api/v1/sessions/{{id}}\"\ninclude-method = \"DELETE\"\nparameters = {{ id = \"{carols_session}\" }}\n"
+            ),
+    )
+    .unwrap();
     let mut command = std::process::Command::new(&schemathesis);
     command
         .arg("--config-file")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/schemathesis.toml"
-        ))
+        .arg(&settings)
         .arg("run")
         .arg(gateway.url("/management/admin/api/openapi.json"))
         .args(["--url", &gateway.url("")])
@@ -506,6 +521,16 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
 async fn an_invitation_works_once_only_for_its_user_while_enabled() {
     let Setup { gateway, _dir } = setup().await;
     let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    // A name of config.toml is not a database user's.
+    let (status, problem, _) = call(
+        &gateway,
+        reqwest::Method::POST,
+        "/users",
+        &root,
+        Some(json!({"username": "carol"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
     let (status, _, _) = call(
         &gateway,
         reqwest::Method::POST,

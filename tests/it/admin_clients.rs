@@ -138,6 +138,34 @@ async fn a_client_made_in_the_api_works_at_once_and_its_secret_rotates() {
     let (status, _, _) = call(&gateway, Method::GET, "/clients/reports", &root, None).await;
     assert_eq!(status, 404);
 
+    // A client named like a person: deleting it ends its tokens, never
+    // the person's sessions.
+    let (_, carol_client, _) = call(
+        &gateway,
+        Method::POST,
+        "/clients",
+        &root,
+        Some(json!({"client_id": "carol", "grants": ["client_credentials"]})),
+    )
+    .await;
+    let (_, issued) = client_token(
+        &gateway,
+        "carol",
+        carol_client["client_secret"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let carol_client_token = issued["access_token"].as_str().unwrap().to_owned();
+    let carol = token(&gateway, "carol", PASSWORD, None).await;
+    let (status, _, _) = call(&gateway, Method::DELETE, "/clients/carol", &root, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(bearer_status(&gateway, "/", &carol_client_token).await, 401);
+    assert_eq!(
+        bearer_status(&gateway, "/", &carol).await,
+        200,
+        "the person's session goes on"
+    );
+
     // The audit log is written in batches: wait for the last one.
     let wanted = [
         "admin.client_added",

@@ -9,6 +9,7 @@
 
 use fantoccini::Locator;
 use serde_json::json;
+use sha2::Digest;
 
 use crate::common::chromium::*;
 use crate::common::*;
@@ -248,13 +249,51 @@ allowed_groups = ["ops"]
     );
 
     // The admin ends her sessions; her next request is refused.
+    // Her sessions, on the sessions page: where from, and ended there.
     browser
-        .goto(&gateway.url("/management/admin/users?search=dora"))
+        .goto(&gateway.url("/management/admin/sessions?user=dora"))
         .await
         .unwrap();
-    click(&browser, "form[action$='/dora/revoke'] button").await;
+    let table = text_of(&browser, "table").await;
+    assert!(table.contains("dora") && table.contains("127.0.0.1"), "{table}");
+    click(&browser, "#end-all").await;
     assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     assert_eq!(bearer_status(&gateway, "/ops/reports", &dora).await, 401);
+    assert!(text_of(&browser, "table").await.contains("No live sessions"));
+    // One session of another person, ended alone.
+    let erin_api = password_grant_as(&gateway, "erin", "erins-own-pw").await;
+    browser
+        .goto(&gateway.url("/management/admin/sessions?user=erin"))
+        .await
+        .unwrap();
+    let rows = browser.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "erin's session of the invitation, of her first grant, and of this one"
+    );
+    // A session's id is the SHA-256 of its token: end exactly this one.
+    let id: String = sha2::Sha256::digest(erin_api.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    click(
+        &browser,
+        &format!("form[action='/management/admin/sessions/{id}/end'] button"),
+    )
+    .await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
+    assert_eq!(
+        bearer_status(&gateway, "/", &erin_api).await,
+        401,
+        "that one ended"
+    );
+    assert_eq!(
+        bearer_status(&gateway, "/", &erin_session).await,
+        200,
+        "the others go on"
+    );
+    assert_eq!(browser.find_all(Locator::Css("tbody tr")).await.unwrap().len(), 2);
 
     // The audit log shows each step.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -293,6 +332,7 @@ allowed_groups = ["ops"]
     for (path, name) in [
         ("/management/admin/", "dashboard"),
         ("/management/admin/users", "users"),
+        ("/management/admin/sessions", "sessions"),
     ] {
         browser.goto(&gateway.url(path)).await.unwrap();
         let png = browser.screenshot().await.unwrap();
@@ -311,6 +351,8 @@ allowed_groups = ["ops"]
     for path in [
         "/management/admin/",
         "/management/admin/users",
+        "/management/admin/sessions",
+        "/management/admin/clients",
         "/management/admin/audit",
     ] {
         browser.goto(&gateway.url(path)).await.unwrap();

@@ -6,6 +6,7 @@
 mod account;
 mod admin_api;
 mod admin_clients;
+mod admin_sessions;
 mod architecture;
 mod backchannel_logout;
 mod browser;

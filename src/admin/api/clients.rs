@@ -334,8 +334,8 @@ pub(crate) async fn delete_client(state: &AuthState, admin: &Admin, client_id: &
         return Err(not_found("such client"));
     }
     reload(state).await;
-    // Its own tokens end now here; the change feed ends them elsewhere.
-    if let Err(err) = state.store.remove_user(client_id).await {
+    // Its tokens end now here; the change feed ends them elsewhere.
+    if let Err(err) = crate::store::remove_client_sessions(&*state.store, client_id).await {
         tracing::warn!(error = %err, "could not end a deleted client's tokens now; the change feed will");
     }
     record(state, admin, "admin.client_deleted", client_id);

@@ -14,6 +14,10 @@ pub(super) use super::problem::Problem;
 pub(super) use super::Admin;
 
 mod clients;
+mod sessions;
+
+pub(crate) use self::sessions::SessionQuery;
+pub(super) use self::sessions::{end_session, list_sessions};
 
 pub(super) use self::clients::{
     add_client, change_client, delete_client, get_client, list_clients, rotate_secret,
@@ -272,6 +276,15 @@ pub(super) async fn add_user(state: &AuthState, admin: &Admin, body: NewUserBody
     if let Some(password) = &body.password {
         check_password(password)?;
     }
+    // A name config.toml has signs in as that entry: a database user of
+    // the same name could never sign in, and changing it would end the
+    // config user's sessions.
+    if state.config.users.iter().any(|u| u.username == body.username) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("a user named {:?} is in config.toml", body.username),
+        ));
+    }
     let hash = body.password.as_deref().map(crate::password::hash_password);
     db.add_user(&NewUser {
         username: &body.username,
@@ -354,11 +367,20 @@ pub(super) async fn delete_user(state: &AuthState, admin: &Admin, username: &str
 #[utoipa::path(post, path = "/management/admin/api/v1/users/{username}/revoke-sessions", params(("username" = String, Path)),
     responses((status = 200, body = Revoked), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: &str) -> Answer {
-    let revoked = state
-        .store
-        .remove_user(username)
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let unavailable =
+        |e: crate::store::StoreError| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let revoked = if username == admin.name {
+        // The caller's own: all but the session making the call.
+        let mut ended = 0;
+        for (key, _) in state.store.sessions_of(username).await.map_err(unavailable)? {
+            if key != admin.session && state.store.remove(&key).await.map_err(unavailable)? {
+                ended += 1;
+            }
+        }
+        ended
+    } else {
+        state.store.remove_user(username).await.map_err(unavailable)?
+    };
     record(state, admin, "admin.sessions_revoked", username);
     json(StatusCode::OK, Revoked { revoked })
 }
@@ -491,9 +513,11 @@ fn no_database() -> Problem {
 #[openapi(
     info(title = "authgate admin API", version = "1", description = "People, groups, OAuth clients, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
     paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, invite_user, list_groups, add_group, add_member, remove_member, audit,
+        sessions::list_sessions, sessions::end_session,
         clients::list_clients, clients::add_client, clients::get_client, clients::change_client, clients::rotate_secret, clients::delete_client),
     components(schemas(User, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
+        sessions::SessionOut, sessions::SessionList,
         clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = []))
