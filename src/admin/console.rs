@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::auth::csrf::CSRF_COOKIE;
 use crate::auth::state::AuthState;
+use crate::db::AuditFilter;
 use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -352,8 +353,8 @@ async fn page_with(
         "groups" => groups(state, &mut context).await,
         "clients" => clients(state, &mut context).await,
         "sessions" => sessions(state, &mut context, &get("user")).await,
-        "audit" => audit(state, &mut context, &get("user"), &get("event")).await,
-        "audit.jsonl" => return export(state, &get("user"), &get("event")).await,
+        "audit" => audit(state, &mut context, &AuditAsked::of(&params)).await,
+        "audit.jsonl" => return export(state, &AuditAsked::of(&params)).await,
         _ => {
             return state.error_page(
                 StatusCode::NOT_FOUND,
@@ -394,8 +395,14 @@ async fn dashboard(state: &AuthState, context: &mut serde_json::Value) -> Result
     let mut buckets = [(0usize, 0usize); 24];
     let mut providers: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let since = crate::db::now_ms() - 24 * 3600 * 1000;
-    let events = db_of(state)?.audit(None, Some("sign_in."), 100_000).await?;
-    for e in events.iter().filter(|e| e.at >= since) {
+    let last_day = AuditFilter {
+        event: Some("sign_in."),
+        after: Some(since),
+        limit: 1_000_000,
+        ..AuditFilter::default()
+    };
+    let events = db_of(state)?.audit(&last_day).await?;
+    for e in &events {
         let hour = usize::try_from((e.at - since) / 3_600_000).unwrap_or(0).min(23);
         let by = providers
             .entry(e.provider.clone().unwrap_or_else(|| "password".into()))
@@ -523,23 +530,62 @@ async fn clients(state: &AuthState, context: &mut serde_json::Value) -> Result<(
     Ok(())
 }
 
+/// What the audit page and its export were asked for: person, kind,
+/// and from/until (a browser's `datetime-local`, in UTC).
+struct AuditAsked {
+    user: String,
+    event: String,
+    after: String,
+    before: String,
+}
+
+impl AuditAsked {
+    fn of(params: &Params) -> Self {
+        let get = |name| params.one(name).ok().flatten().unwrap_or("").trim().to_owned();
+        Self {
+            user: get("user"),
+            event: get("event"),
+            after: get("after"),
+            before: get("before"),
+        }
+    }
+
+    /// The filter, or why a time cannot be read.
+    fn filter(&self, limit: i64) -> Result<AuditFilter<'_>, Problem> {
+        let time = |text: &str| match text {
+            "" => Ok(None),
+            text => crate::db::time_of(text).map(Some).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{text:?} is not a time: write it as 2026-12-01T09:00 (UTC)"),
+                )
+            }),
+        };
+        fn given(text: &str) -> Option<&str> {
+            (!text.is_empty()).then_some(text)
+        }
+        Ok(AuditFilter {
+            subject: given(&self.user),
+            event: given(&self.event),
+            after: time(&self.after)?,
+            before: time(&self.before)?,
+            limit,
+        })
+    }
+}
+
 async fn audit(
     state: &AuthState,
     context: &mut serde_json::Value,
-    user: &str,
-    event: &str,
+    asked: &AuditAsked,
 ) -> Result<(), Problem> {
     context["section"] = "audit".into();
     context["heading"] = "Audit log".into();
-    context["audit_user"] = user.into();
-    context["audit_event"] = event.into();
-    let events = db_of(state)?
-        .audit(
-            (!user.is_empty()).then_some(user),
-            (!event.is_empty()).then_some(event),
-            500,
-        )
-        .await?;
+    context["audit_user"] = asked.user.as_str().into();
+    context["audit_event"] = asked.event.as_str().into();
+    context["audit_after"] = asked.after.as_str().into();
+    context["audit_before"] = asked.before.as_str().into();
+    let events = db_of(state)?.audit(&asked.filter(500)?).await?;
     let rows: Vec<serde_json::Value> = events
         .into_iter()
         .map(|e| {
@@ -553,21 +599,14 @@ async fn audit(
 }
 
 /// The audit log as JSON lines, for download.
-async fn export(state: &AuthState, user: &str, event: &str) -> Response<OwnBody> {
-    let events = match db_of(state) {
-        Ok(db) => {
-            db.audit(
-                (!user.is_empty()).then_some(user),
-                (!event.is_empty()).then_some(event),
-                1_000_000,
-            )
-            .await
-        }
-        Err(problem) => return problem.into_response(),
+async fn export(state: &AuthState, asked: &AuditAsked) -> Response<OwnBody> {
+    let read = async {
+        let filter = asked.filter(1_000_000)?;
+        Ok::<_, Problem>(db_of(state)?.audit(&filter).await?)
     };
-    let events = match events {
+    let events = match read.await {
         Ok(events) => events,
-        Err(err) => return Problem::from(err).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     let mut lines = Vec::new();
     for e in &events {

@@ -21,7 +21,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
-pub(crate) use self::audit::AuditEvent;
+pub(crate) use self::audit::{time_of, AuditEvent, AuditFilter};
 pub(crate) use self::changes::{new_id, Change};
 pub(crate) use self::clients::{DbClient, CLIENT_CHANGED, CLIENT_DELETED};
 pub(crate) use self::invitations::invitation_hash;

@@ -21,7 +21,8 @@ pub const MANAGE_USAGE: &str = "\
                                                                 an OAuth client; prints its secret, this once
   authgate client list                                          clients by id (config.toml's too, marked)
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
-  authgate audit [--user NAME] [--event PREFIX] [--limit N]      the audit log, newest first, as JSON lines";
+  authgate audit [--user NAME] [--event PREFIX] [--after T] [--before T] [--limit N]
+                                                                the audit log, newest first, as JSON lines";
 
 /// Runs a `user` or `group` command on `config`'s database; answers what
 /// to print, or why it failed. `read_password` asks for a new password.
@@ -255,11 +256,22 @@ pub async fn manage(
             let limit = flag("--limit")
                 .map_or(Ok(1000), str::parse::<i64>)
                 .map_err(|_| usage("--limit takes a number"))?;
-            for event in db
-                .audit(flag("--user"), flag("--event"), limit)
-                .await
-                .map_err(failed)?
-            {
+            let time = |name: &str| match flag(name) {
+                None => Ok(None),
+                Some(text) => crate::db::time_of(text).map(Some).ok_or_else(|| {
+                    usage(format!(
+                        "{name} {text:?}: a time is 2026-12-01T09:00:00Z, 2026-12-01, or milliseconds"
+                    ))
+                }),
+            };
+            let filter = crate::db::AuditFilter {
+                subject: flag("--user"),
+                event: flag("--event"),
+                after: time("--after")?,
+                before: time("--before")?,
+                limit,
+            };
+            for event in db.audit(&filter).await.map_err(failed)? {
                 let _ = writeln!(out, "{}", serde_json::to_string(&event).unwrap_or_default());
             }
         }
@@ -289,6 +301,8 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
                     | "--user"
                     | "--event"
                     | "--limit"
+                    | "--after"
+                    | "--before"
                     | "--redirect-uri"
                     | "--grant"
                     | "--scope"

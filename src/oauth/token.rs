@@ -46,6 +46,21 @@ struct Issued {
 pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
     match grant(state, parts, params).await {
         Ok((issued, user)) => {
+            let grant_type = params.one("grant_type").ok().flatten().unwrap_or("");
+            state.audit.record(
+                if grant_type == "refresh_token" {
+                    "token.refreshed"
+                } else {
+                    "token.issued"
+                },
+                Fields {
+                    subject: Some(issued.session.username()),
+                    address: state.client_ip(&parts.extensions, &parts.headers),
+                    client_id: issued.session.client_id(),
+                    detail: Some(grant_type),
+                    ..Fields::default()
+                },
+            );
             let body = TokenResponse {
                 access_token: issued.access.as_str(),
                 token_type: "Bearer",

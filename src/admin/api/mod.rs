@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::state::AuthState;
-use crate::db::{AuditEvent, DbUser, NewUser};
+use crate::db::{AuditEvent, AuditFilter, DbUser, NewUser};
 use crate::obs::audit::Fields;
 
 pub(super) use super::problem::Problem;
@@ -143,6 +143,10 @@ pub(crate) struct AuditQuery {
     pub(super) user: Option<String>,
     /// A prefix of the event's kind (`sign_in`, `admin.`).
     pub(super) event: Option<String>,
+    /// At or after this time: milliseconds since the epoch, or RFC 3339.
+    pub(super) after: Option<String>,
+    /// Before this time: milliseconds since the epoch, or RFC 3339.
+    pub(super) before: Option<String>,
     #[param(minimum = 1, maximum = 10000)]
     pub(super) limit: Option<i64>,
 }
@@ -490,9 +494,23 @@ pub(super) async fn audit(state: &AuthState, query: AuditQuery) -> Answer {
     if !(1..=10_000).contains(&limit) {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "limit is 1 to 10000"));
     }
-    let events = db
-        .audit(query.user.as_deref(), query.event.as_deref(), limit)
-        .await?;
+    let time = |text: &Option<String>, name: &str| match text.as_deref().filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => crate::db::time_of(text).map(Some).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("{name} is a time: milliseconds since the epoch, or RFC 3339 (2026-12-01T09:00:00Z)"),
+            )
+        }),
+    };
+    let filter = AuditFilter {
+        subject: query.user.as_deref(),
+        event: query.event.as_deref(),
+        after: time(&query.after, "after")?,
+        before: time(&query.before, "before")?,
+        limit,
+    };
+    let events = db.audit(&filter).await?;
     json(
         StatusCode::OK,
         AuditPage {
