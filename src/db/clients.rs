@@ -26,7 +26,7 @@ pub(crate) struct DbClient {
 pub(crate) const CLIENT_CHANGED: &str = "client_changed";
 pub(crate) const CLIENT_DELETED: &str = "client_deleted";
 
-const CLIENT_COLUMNS: &str =
+pub(super) const CLIENT_COLUMNS: &str =
     "client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at";
 
 fn list_of(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
@@ -34,7 +34,7 @@ fn list_of(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::E
     serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error> {
+pub(super) fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error> {
     let scopes: Option<String> = row.try_get("scopes")?;
     Ok(DbClient {
         client_id: row.try_get("client_id")?,
@@ -80,9 +80,26 @@ impl Database {
     /// Adds a client (an id taken is a conflict), and tells every gateway.
     pub(crate) async fn add_client(&self, client: &DbClient) -> Result<(), DbError> {
         let mut tx = self.ready().await?.begin().await?;
+        Database::insert_client(&mut tx, client).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a new client within `tx` (keeping its times if it has
+    /// some), and the change that tells every gateway.
+    pub(crate) async fn insert_client(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        client: &DbClient,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        let created = if client.created_at > 0 {
+            client.created_at
+        } else {
+            now
+        };
         sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&client.client_id)
         .bind(client.secret_hash.as_deref())
@@ -90,15 +107,15 @@ impl Database {
         .bind(json(&client.grants))
         .bind(client.scopes.as_deref().map(json))
         .bind(json(&client.cors_origins))
-        .bind(now_ms())
-        .execute(&mut *tx)
+        .bind(created)
+        .bind(client.updated_at.max(created))
+        .execute(&mut **tx)
         .await
         .map_err(|e| match DbError::from(e) {
             DbError::Conflict(_) => DbError::Conflict(format!("a client {:?} exists already", client.client_id)),
             other => other,
         })?;
-        Database::record_change(&mut *tx, CLIENT_CHANGED, &client.client_id).await?;
-        tx.commit().await?;
+        Database::record_change(&mut **tx, CLIENT_CHANGED, &client.client_id).await?;
         Ok(())
     }
 

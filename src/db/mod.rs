@@ -10,6 +10,7 @@
 //! error until it is back.
 
 mod audit;
+mod backup;
 mod changes;
 mod clients;
 mod invitations;
@@ -22,6 +23,7 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 pub(crate) use self::audit::{time_of, AuditEvent, AuditFilter};
+pub(crate) use self::backup::Backup;
 pub(crate) use self::changes::{new_id, Change};
 pub(crate) use self::clients::{DbClient, CLIENT_CHANGED, CLIENT_DELETED};
 pub(crate) use self::invitations::invitation_hash;

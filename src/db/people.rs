@@ -27,10 +27,10 @@ pub(crate) struct NewUser<'a> {
     pub(crate) must_change_password: bool,
 }
 
-const USER_COLUMNS: &str =
+pub(super) const USER_COLUMNS: &str =
     "username, email, name, password_hash, disabled, must_change_password, created_at, last_sign_in_at";
 
-fn user_of(row: &sqlx::any::AnyRow) -> Result<DbUser, sqlx::Error> {
+pub(super) fn user_of(row: &sqlx::any::AnyRow) -> Result<DbUser, sqlx::Error> {
     Ok(DbUser {
         username: row.try_get("username")?,
         email: row.try_get("email")?,

@@ -1,12 +1,13 @@
-//! `authgate user …`, `group …` and `client …`: the database's people,
-//! groups and OAuth clients from the command line, for scripts.
+//! `authgate user …`, `group …`, `client …`, `export` and `import`: the
+//! database's people, groups and OAuth clients from the command line, for
+//! scripts and backups.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
-use crate::db::{new_id, now_ms, AuditEvent, Database, DbError, NewUser};
+use crate::db::{new_id, now_ms, AuditEvent, Backup, Database, DbError, NewUser};
 use crate::error::{Error, ErrorKind};
-use crate::identity::{new_client_secret, ClientRequest};
+use crate::identity::{client_config, new_client_secret, ClientRequest};
 
 /// The commands, for `--help`.
 pub const MANAGE_USAGE: &str = "\
@@ -21,6 +22,8 @@ pub const MANAGE_USAGE: &str = "\
                                                                 an OAuth client; prints its secret, this once
   authgate client list                                          clients by id (config.toml's too, marked)
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
+  authgate export [--output FILE]                               people, groups, members and clients as JSON (hashes, no secret)
+  authgate import FILE | -                                      all of an export, or nothing if any of it is taken
   authgate audit [--user NAME] [--event PREFIX] [--after T] [--before T] [--limit N]
                                                                 the audit log, newest first, as JSON lines";
 
@@ -252,6 +255,46 @@ pub async fn manage(
             record(&db, "admin.client_deleted", id).await?;
             let _ = writeln!(out, "deleted client {id}");
         }
+        ["export"] => {
+            let backup = db.export().await.map_err(failed)?;
+            let text = serde_json::to_string_pretty(&backup).expect("an export is JSON") + "\n";
+            match flag("--output") {
+                Some(path) => {
+                    write_private(std::path::Path::new(path), &text)?;
+                    let _ = writeln!(
+                        out,
+                        "exported {} users, {} groups, {} memberships and {} clients to {path}",
+                        backup.users.len(),
+                        backup.groups.len(),
+                        backup.members.len(),
+                        backup.clients.len()
+                    );
+                }
+                None => out.push_str(&text),
+            }
+        }
+        ["import", source] => {
+            let text = match *source {
+                "-" => std::io::read_to_string(std::io::stdin()),
+                path => std::fs::read_to_string(path),
+            }
+            .map_err(|e| usage(format!("cannot read {source}: {e}")))?;
+            let backup: Backup = serde_json::from_str(&text)
+                .map_err(|e| usage(format!("{source} is not an authgate export: {e}")))?;
+            check_import(config, &backup)?;
+            let done = db.import(&backup).await.map_err(failed)?;
+            record(
+                &db,
+                "admin.imported",
+                &format!("{} users, {} clients", done.users, done.clients),
+            )
+            .await?;
+            let _ = writeln!(
+                out,
+                "imported {} users, {} groups, {} memberships and {} clients",
+                done.users, done.groups, done.members, done.clients
+            );
+        }
         ["audit"] => {
             let limit = flag("--limit")
                 .map_or(Ok(1000), str::parse::<i64>)
@@ -285,6 +328,70 @@ pub async fn manage(
     Ok(out)
 }
 
+/// Refuses an export that breaks a rule the database's own writes keep:
+/// names, hashes, the rules of `[[clients]]`, names config.toml has.
+fn check_import(config: &Config, backup: &Backup) -> Result<(), Error> {
+    for user in &backup.users {
+        check_name(&user.username)?;
+        if config.users.iter().any(|u| u.username == user.username) {
+            return Err(usage(format!(
+                "user {:?} is in {}: nothing was imported",
+                user.username,
+                config.source().display()
+            )));
+        }
+        if let Some(problem) = user
+            .password_hash
+            .as_deref()
+            .and_then(|h| crate::password::check_hash(h).err())
+        {
+            return Err(usage(format!(
+                "user {:?}: the password hash {problem}: nothing was imported",
+                user.username
+            )));
+        }
+    }
+    for client in &backup.clients {
+        if config.clients.iter().any(|c| c.client_id == client.client_id) {
+            return Err(usage(format!(
+                "client {:?} is in {}: nothing was imported",
+                client.client_id,
+                config.source().display()
+            )));
+        }
+        let row = crate::db::DbClient::from(client);
+        if let Some(problem) = row
+            .secret_hash
+            .as_deref()
+            .and_then(|h| crate::password::check_hash(h).err())
+        {
+            return Err(usage(format!(
+                "client {:?}: the secret hash {problem}: nothing was imported",
+                client.client_id
+            )));
+        }
+        client_config(&row).map_err(|problem| usage(format!("{problem}: nothing was imported")))?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file only its owner may read (it holds hashes).
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        Error::io(
+            format_args!("cannot create {} (it must not exist yet)", path.display()),
+            e,
+        )
+    })?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
+}
+
 /// The words that are neither a `--flag` nor a flag's value.
 fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
     let mut out = Vec::new();
@@ -302,6 +409,7 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
                     | "--event"
                     | "--limit"
                     | "--after"
+                    | "--output"
                     | "--before"
                     | "--redirect-uri"
                     | "--grant"

@@ -230,6 +230,12 @@ impl Directory {
         self.outside.iter().any(|p| p.passes_access_token())
     }
 
+    /// Whether some people come from a source asked over the network (the
+    /// database, LDAP), whom the config does not list.
+    pub(crate) fn has_remote_sources(&self) -> bool {
+        self.sources.iter().any(|s| s.is_remote())
+    }
+
     /// Whether the sign-in form has anyone to check a password of.
     pub(crate) fn has_passwords(&self, config: &Config) -> bool {
         !config.users.is_empty() || self.sources.iter().any(|s| s.is_remote())

@@ -29,7 +29,7 @@ pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
         Err(err) => return err.into_response(),
     };
     let entry = state.directory.user(session.username());
-    let user = UserObject::of_session(entry.as_deref(), &session);
+    let user = UserObject::of_session(entry.as_deref(), &session, state.directory.has_remote_sources());
     if user.is_none() && session.client_id().is_none() {
         return OAuthError::invalid_token("The user of this token no longer exists.").into_response();
     }

@@ -288,10 +288,14 @@ impl<'a> UserObject<'a> {
     /// directory (`entry`), or someone an outside provider vouched for;
     /// with the groups and provider of the session's sign-in. A
     /// client-credentials token names a client, not a person.
-    fn of_session(entry: Option<&'a User>, session: &'a Session) -> Option<Self> {
+    /// The user a session is for, if it is a person known to be there:
+    /// the config has them, or they came from a provider or from a source
+    /// asked over the network (`elsewhere`: the database, LDAP), whose
+    /// sessions end when the person is deleted there.
+    fn of_session(entry: Option<&'a User>, session: &'a Session, elsewhere: bool) -> Option<Self> {
         let identity = session.identity();
         let person = session.client_id() != Some(identity.username());
-        let known = entry.is_some() || identity.provider().is_some();
+        let known = entry.is_some() || identity.provider().is_some() || elsewhere;
         (person && known).then(|| Self::of(entry, identity))
     }
 

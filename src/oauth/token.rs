@@ -67,7 +67,7 @@ pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> 
                 expires_in: issued.session.expires_in(),
                 scope: issued.session.scope(),
                 refresh_token: issued.refresh.as_ref().map(Token::as_str),
-                user: UserObject::of_session(user.as_deref(), &issued.session),
+                user: UserObject::of_session(user.as_deref(), &issued.session, user.is_some()),
             };
             let mut response = response::json(StatusCode::OK, &body);
             response

@@ -767,6 +767,11 @@ async fn the_audit_log_is_filtered_by_time() {
         events("user=root&after=2099-01-01T00:00:00Z".into()).await,
         (200, 0)
     );
-    assert_eq!(events("user=root&event=sign_in&before=2099-01-01T00:00:00Z".into()).await.1, 1);
+    assert_eq!(
+        events("user=root&event=sign_in&before=2099-01-01T00:00:00Z".into())
+            .await
+            .1,
+        1
+    );
     assert_eq!(events("after=last%20tuesday".into()).await.0, 400);
 }

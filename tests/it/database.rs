@@ -531,3 +531,107 @@ async fn proxied_traffic_of_live_sessions_never_fails_while_postgres_stops_and_s
         "and the database's people sign in again"
     );
 }
+
+#[tokio::test]
+async fn an_export_of_sqlite_moves_everything_to_postgres_or_nothing() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let sqlite = config_text(
+        upstream.addr,
+        &format!("sqlite://{}", dir.path().join("authgate.db").display()),
+        &dir.path().join("a.jsonl"),
+    );
+    let from = dir.path().join("from.toml");
+    std::fs::write(&from, &sqlite).unwrap();
+    let to_text = config_text(upstream.addr, &postgres.url(), &dir.path().join("b.jsonl"));
+    let to = dir.path().join("to.toml");
+    std::fs::write(&to, &to_text).unwrap();
+    for (args, stdin) in [
+        (
+            &["user", "add", "dora", "--email", "dora@example.com"][..],
+            "dora-pw\n",
+        ),
+        (&["user", "add", "ed"][..], "ed-pw-123\n"),
+        (&["group", "add", "ops"][..], ""),
+        (&["group", "add-member", "ops", "dora"][..], ""),
+    ] {
+        let (code, _, err) = authgate(&from, args, stdin).await;
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, out, err) = authgate(
+        &from,
+        &["client", "add", "nightly", "--grant", "client_credentials"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret "))
+        .unwrap()
+        .to_owned();
+    let export = dir.path().join("export.json");
+    let (code, out, err) = authgate(&from, &["export", "--output", export.to_str().unwrap()], "").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2 users, 1 groups, 1 memberships and 1 clients"),
+        "{out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&export).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert!(
+        !text.contains("dora-pw") && !text.contains(&secret),
+        "no secret in clear"
+    );
+    assert!(text.contains("$argon2id$"), "hashes are kept");
+
+    // A document that breaks a rule writes nothing.
+    let broken = text.replace("\"client_credentials\"", "\"telepathy\"");
+    let broken_path = dir.path().join("broken.json");
+    std::fs::write(&broken_path, broken).unwrap();
+    let (code, _, err) = authgate(&to, &["import", broken_path.to_str().unwrap()], "").await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("telepathy") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    let (_, listed, _) = authgate(&to, &["user", "list"], "").await;
+    assert!(listed.trim().is_empty(), "nothing half-written: {listed}");
+
+    let (code, out, err) = authgate(&to, &["import", export.to_str().unwrap()], "").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 2 users, 1 groups, 1 memberships and 1 clients"),
+        "{out}"
+    );
+    // Everything works at a gateway on the new database.
+    let gateway = Gateway::start(&to_text).await;
+    let (status, body) = grant(&gateway, "dora", "dora-pw").await;
+    assert_eq!(status, 200, "{body}");
+    let me = bearer_json(&gateway, "/management/me", body["access_token"].as_str().unwrap()).await;
+    assert_eq!(me["user"]["groups"], serde_json::json!(["ops"]), "{me}");
+    let issued = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth("nightly", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200, "the client's secret works after the move");
+    // Again: everything is taken, so nothing is written twice.
+    let (code, _, err) = authgate(&to, &["import", "-"], &text).await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("exists in this database already: nothing was imported"),
+        "{err}"
+    );
+    let (_, listed, _) = authgate(&to, &["user", "list"], "").await;
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+}
