@@ -212,7 +212,11 @@ async fn change(
                 Some(_) => api::remove_member(state, admin, &group, &username).await,
                 None => api::add_member(state, admin, &group, &username).await,
             };
-            outcome("groups", result)
+            let back_to = format!(
+                "groups?group={}",
+                form_urlencoded::byte_serialize(group.as_bytes()).collect::<String>()
+            );
+            outcome(&back_to, result)
         }
         ["clients"] => {
             let body = NewClientBody {
@@ -240,12 +244,25 @@ async fn change(
             outcome(&sessions_of(name), api::revoke_sessions(state, admin, name).await)
         }
         ["clients", id, "delete"] => outcome("clients", api::delete_client(state, admin, id).await),
-        ["clients", id, "redirects"] => {
+        ["clients", id] => {
+            let scopes = get("scopes").unwrap_or_default();
             let change = ClientChange {
                 redirect_uris: Some(lines(get("redirect_uris").as_deref())),
-                ..ClientChange::default()
+                grants: Some(form.all("grant").map(str::to_owned).collect()),
+                scopes: Some(
+                    (!scopes.trim().is_empty())
+                        .then(|| scopes.split_whitespace().map(str::to_owned).collect()),
+                ),
+                cors_origins: Some(lines(get("cors_origins").as_deref())),
             };
-            outcome("clients", api::change_client(state, admin, id, change).await)
+            let page = format!(
+                "clients/{}",
+                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            );
+            match api::change_client(state, admin, id, change).await {
+                Ok(_) => back("clients", ""),
+                Err(problem) => back(&page, &problem.detail),
+            }
         }
         _ => state.error_page(
             StatusCode::NOT_FOUND,
@@ -350,8 +367,14 @@ async fn page_with(
             )
             .await
         }
-        "groups" => groups(state, &mut context).await,
+        "groups" => groups(state, &mut context, &get("group")).await,
         "clients" => clients(state, &mut context).await,
+        _ if rest.starts_with("clients/") => {
+            let id = percent_decode_str(&rest["clients/".len()..])
+                .decode_utf8_lossy()
+                .into_owned();
+            client(state, &mut context, &id).await
+        }
         "sessions" => sessions(state, &mut context, &get("user")).await,
         "audit" => audit(state, &mut context, &AuditAsked::of(&params)).await,
         "audit.jsonl" => return export(state, &AuditAsked::of(&params)).await,
@@ -479,17 +502,24 @@ async fn users(
         limit: Some(PAGE),
     };
     let (_, page) = api::list_users(state, query).await?;
-    let users = page.and_then(|p| p.get("users").cloned()).unwrap_or_default();
+    let page = page.unwrap_or_default();
+    context["config_users"] = page.get("config_users").cloned().unwrap_or_default();
+    let users = page.get("users").cloned().unwrap_or_default();
     context["more"] = (users.as_array().map_or(0, Vec::len) as i64 == PAGE).into();
     context["users"] = users;
     Ok(())
 }
 
-async fn groups(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
+async fn groups(state: &AuthState, context: &mut serde_json::Value, group: &str) -> Result<(), Problem> {
     context["section"] = "groups".into();
     context["heading"] = "Groups".into();
     let (_, groups) = api::list_groups(state).await?;
     context["groups"] = groups.unwrap_or_default();
+    if !group.is_empty() {
+        context["group"] = group.into();
+        let (_, members) = api::list_members(state, group).await?;
+        context["members"] = members.unwrap_or_default();
+    }
     Ok(())
 }
 
@@ -517,14 +547,28 @@ async fn sessions(state: &AuthState, context: &mut serde_json::Value, user: &str
     Ok(())
 }
 
-async fn clients(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
-    context["section"] = "clients".into();
-    context["heading"] = "OAuth clients".into();
-    context["grants"] = crate::config::Grant::ALL
+/// The page where one client of the database is changed.
+async fn client(state: &AuthState, context: &mut serde_json::Value, id: &str) -> Result<(), Problem> {
+    context["section"] = "client".into();
+    context["heading"] = format!("Client {id}").into();
+    context["grants"] = grant_names();
+    let (_, found) = api::get_client(state, id).await?;
+    context["client"] = found.unwrap_or_default();
+    Ok(())
+}
+
+fn grant_names() -> serde_json::Value {
+    crate::config::Grant::ALL
         .iter()
         .map(|g| g.as_str())
         .collect::<Vec<_>>()
-        .into();
+        .into()
+}
+
+async fn clients(state: &AuthState, context: &mut serde_json::Value) -> Result<(), Problem> {
+    context["section"] = "clients".into();
+    context["heading"] = "OAuth clients".into();
+    context["grants"] = grant_names();
     let (_, list) = api::list_clients(state).await?;
     context["clients"] = list.and_then(|l| l.get("clients").cloned()).unwrap_or_default();
     Ok(())

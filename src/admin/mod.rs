@@ -113,6 +113,7 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
         (&Method::POST, ["users", name, "invitation"]) => api::invite_user(state, admin, name).await,
         (&Method::GET, ["groups"]) => api::list_groups(state).await,
         (&Method::POST, ["groups"]) => api::add_group(state, admin, body_of(body)?).await,
+        (&Method::GET, ["groups", group, "members"]) => api::list_members(state, group).await,
         (&Method::PUT, ["groups", group, "members", name]) => {
             api::add_member(state, admin, group, name).await
         }
@@ -134,6 +135,7 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
             Err(not_allowed("POST"))
         }
         (_, ["groups", _, "members", _]) => Err(not_allowed("PUT, DELETE")),
+        (_, ["groups", _, "members"]) => Err(not_allowed("GET")),
         (_, ["audit"] | ["sessions"]) => Err(not_allowed("GET")),
         (_, ["sessions", _]) => Err(not_allowed("DELETE")),
         _ => Err(Problem::new(

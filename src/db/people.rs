@@ -261,6 +261,36 @@ impl Database {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
+    /// The members of `group` by name, each with whether the database has
+    /// a user of that name; `None` if there is no such group.
+    pub(crate) async fn members_of(&self, group: &str) -> Result<Option<Vec<(String, bool)>>, DbError> {
+        let pool = self.ready().await?;
+        let exists = sqlx::query("SELECT name FROM user_groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(pool)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT m.username AS username, u.username AS known FROM group_members m LEFT JOIN users u ON u.username = m.username \
+             WHERE m.group_name = $1 ORDER BY m.username",
+        )
+        .bind(group)
+        .fetch_all(pool)
+        .await?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("username")?,
+                        r.try_get::<Option<String>, _>("known")?.is_some(),
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+        ))
+    }
+
     /// Puts `username` in `group`, which must exist (and may be anyone's
     /// name: a database user, a `[[users]]` one, `provider:name`).
     pub(crate) async fn add_member(&self, group: &str, username: &str) -> Result<(), DbError> {

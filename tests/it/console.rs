@@ -133,6 +133,12 @@ allowed_groups = ["ops"]
     click(&browser, "#add-member").await;
     assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "done");
     assert!(text_of(&browser, "table").await.contains("ops 1"));
+    click(&browser, "a[href='/management/admin/groups?group=ops']").await;
+    let members = text_of(&browser, "#members").await;
+    assert!(
+        members.contains("dora") && members.contains("database"),
+        "{members}"
+    );
 
     // Dora signs in with the temporary password: nothing passes until she
     // has chosen her own, on her account page; then the route lets her in.
@@ -512,7 +518,41 @@ async fn an_admin_makes_an_oauth_client_in_the_console_and_sees_its_secret_once(
     assert!(error.contains("fragment"), "{error}");
     assert!(!text_of(&browser, "table").await.contains("broken"));
 
+    // Changed on its own page: another scope it may ask for.
+    browser
+        .goto(&gateway.url("/management/admin/clients"))
+        .await
+        .unwrap();
+    click(&browser, "a[href='/management/admin/clients/nightly-job']").await;
+    assert_eq!(text_of(&browser, "h1").await, "Client nightly-job");
+    let scopes = browser.find(Locator::Id("edit-scopes")).await.unwrap();
+    assert_eq!(
+        scopes.prop("value").await.unwrap().as_deref(),
+        Some("reports:read")
+    );
+    scopes.clear().await.unwrap();
+    scopes.send_keys("reports:read reports:write").await.unwrap();
+    click(&browser, "#save-client").await;
+    assert!(browser.find(Locator::Css(".notice")).await.is_ok(), "saved");
+    let wider = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth("nightly-job", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "reports:write")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wider.status(), 200, "the new scope is asked for at once");
+    browser
+        .goto(&gateway.url("/management/admin/clients/from-config"))
+        .await
+        .unwrap();
+    assert!(text_of(&browser, "main").await.contains("change it there"));
+
     // A new secret; the old one stops working.
+    browser
+        .goto(&gateway.url("/management/admin/clients"))
+        .await
+        .unwrap();
     click(&browser, "form[action$='/nightly-job/rotate'] button").await;
     let rotated = browser
         .find(Locator::Id("client-secret"))

@@ -341,3 +341,34 @@ pub(crate) async fn delete_client(state: &AuthState, admin: &Admin, client_id: &
     record(state, admin, "admin.client_deleted", client_id);
     Ok((StatusCode::NO_CONTENT, None))
 }
+
+/// Writes into the OpenAPI document the rules of `[[clients]]` that tie
+/// one field of a new client to another (JSON Schema `if`/`then`, which
+/// utoipa's attributes cannot say), so the document refuses what the API
+/// refuses.
+pub(super) struct ClientRules;
+
+impl utoipa::Modify for ClientRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("NewClientBody") else {
+            return;
+        };
+        let rules = serde_json::json!([
+            {
+                "if": {"required": ["grants"], "properties": {"grants": {"type": "array", "contains": {"enum": ["authorization_code", "implicit"]}}}},
+                "then": {"required": ["redirect_uris"], "properties": {"redirect_uris": {"minItems": 1}}}
+            },
+            {
+                "if": {"required": ["confidential"], "properties": {"confidential": {"const": false}}},
+                "then": {"properties": {"grants": {"not": {"type": "array", "contains": {"const": "client_credentials"}}}}}
+            }
+        ]);
+        body.extensions
+            .get_or_insert_with(Default::default)
+            .insert("allOf".to_owned(), rules);
+    }
+}

@@ -19,6 +19,7 @@ mod sessions;
 pub(crate) use self::sessions::SessionQuery;
 pub(super) use self::sessions::{end_session, list_sessions};
 
+use self::clients::ClientRules;
 pub(super) use self::clients::{
     add_client, change_client, delete_client, get_client, list_clients, rotate_secret,
 };
@@ -31,6 +32,9 @@ pub(super) type Answer = Result<(StatusCode, Option<serde_json::Value>), Problem
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct User {
     username: String,
+    /// `database` (changed here) or `config` (config.toml's, read-only:
+    /// only its authgate groups may be changed here).
+    source: &'static str,
     email: Option<String>,
     name: Option<String>,
     disabled: bool,
@@ -45,6 +49,7 @@ pub(crate) struct User {
 impl User {
     fn of(user: DbUser, groups: Vec<String>) -> Self {
         Self {
+            source: "database",
             username: user.username,
             email: user.email,
             name: user.name,
@@ -57,10 +62,25 @@ impl User {
     }
 }
 
+/// A user of config.toml: listed, changed only there.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConfigUser {
+    username: String,
+    email: Option<String>,
+    /// `config`.
+    source: &'static str,
+    admin: bool,
+    /// Its groups of config.toml and of the database.
+    groups: Vec<String>,
+}
+
 /// A page of users.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserPage {
     users: Vec<User>,
+    /// The users of config.toml whose name or email starts with the search
+    /// (on the first page only: the pages are the database's).
+    config_users: Vec<ConfigUser>,
     offset: i64,
     limit: i64,
 }
@@ -143,9 +163,11 @@ pub(crate) struct AuditQuery {
     pub(super) user: Option<String>,
     /// A prefix of the event's kind (`sign_in`, `admin.`).
     pub(super) event: Option<String>,
-    /// At or after this time: milliseconds since the epoch, or RFC 3339.
+    /// At or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub(super) after: Option<String>,
-    /// Before this time: milliseconds since the epoch, or RFC 3339.
+    /// Before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub(super) before: Option<String>,
     #[param(minimum = 1, maximum = 10000)]
     pub(super) limit: Option<i64>,
@@ -267,7 +289,42 @@ pub(super) async fn list_users(state: &AuthState, query: UserQuery) -> Answer {
             User::of(user, of)
         })
         .collect();
-    json(StatusCode::OK, UserPage { users, offset, limit })
+    let prefix = query.search.as_deref().unwrap_or("");
+    let mut config_users = Vec::new();
+    if offset == 0 {
+        let listed: Vec<&crate::config::UserConfig> = state
+            .config
+            .users
+            .iter()
+            .filter(|u| {
+                u.username.starts_with(prefix) || u.email.as_deref().is_some_and(|e| e.starts_with(prefix))
+            })
+            .collect();
+        let names: Vec<&str> = listed.iter().map(|u| u.username.as_str()).collect();
+        let mut in_database = db.groups_of_each(&names).await?;
+        for user in listed {
+            let mut groups = user.groups.clone();
+            groups.extend(in_database.remove(&user.username).unwrap_or_default());
+            groups.sort();
+            groups.dedup();
+            config_users.push(ConfigUser {
+                username: user.username.clone(),
+                email: user.email.clone(),
+                source: "config",
+                admin: user.admin,
+                groups,
+            });
+        }
+    }
+    json(
+        StatusCode::OK,
+        UserPage {
+            users,
+            config_users,
+            offset,
+            limit,
+        },
+    )
 }
 
 #[utoipa::path(post, path = "/management/admin/api/v1/users", request_body = NewUserBody,
@@ -460,6 +517,41 @@ pub(super) async fn add_group(state: &AuthState, admin: &Admin, body: NewGroupBo
     )
 }
 
+/// A member of a group, and where they come from.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Member {
+    username: String,
+    /// `database`, `config`, `provider` (`id:name`), or `directory` (a
+    /// name neither has: an LDAP user, or one not yet seen).
+    source: &'static str,
+}
+
+#[utoipa::path(get, path = "/management/admin/api/v1/groups/{group}/members", params(("group" = String, Path)),
+    responses((status = 200, body = Vec<Member>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn list_members(state: &AuthState, group: &str) -> Answer {
+    let db = state.database.as_ref().ok_or_else(no_database)?;
+    let members = db
+        .members_of(group)
+        .await?
+        .ok_or_else(|| not_found("such group"))?;
+    let listed: Vec<Member> = members
+        .into_iter()
+        .map(|(username, in_database)| {
+            let source = if in_database {
+                "database"
+            } else if state.config.users.iter().any(|u| u.username == username) {
+                "config"
+            } else if username.contains(':') {
+                "provider"
+            } else {
+                "directory"
+            };
+            Member { username, source }
+        })
+        .collect();
+    json(StatusCode::OK, listed)
+}
+
 #[utoipa::path(put, path = "/management/admin/api/v1/groups/{group}/members/{username}",
     params(("group" = String, Path), ("username" = String, Path)),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -494,14 +586,16 @@ pub(super) async fn audit(state: &AuthState, query: AuditQuery) -> Answer {
     if !(1..=10_000).contains(&limit) {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "limit is 1 to 10000"));
     }
-    let time = |text: &Option<String>, name: &str| match text.as_deref().filter(|t| !t.is_empty()) {
+    let time = |text: &Option<String>, name: &str| match text.as_deref() {
         None => Ok(None),
-        Some(text) => crate::db::time_of(text).map(Some).ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                format!("{name} is a time: milliseconds since the epoch, or RFC 3339 (2026-12-01T09:00:00Z)"),
-            )
-        }),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|at| Some(at.timestamp_millis()))
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} is an RFC 3339 time (2026-12-01T09:00:00Z)"),
+                )
+            }),
     };
     let filter = AuditFilter {
         subject: query.user.as_deref(),
@@ -530,14 +624,14 @@ fn no_database() -> Problem {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "authgate admin API", version = "1", description = "People, groups, OAuth clients, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
-    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, invite_user, list_groups, add_group, add_member, remove_member, audit,
+    paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, invite_user, list_groups, list_members, add_group, add_member, remove_member, audit,
         sessions::list_sessions, sessions::end_session,
         clients::list_clients, clients::add_client, clients::get_client, clients::change_client, clients::rotate_secret, clients::delete_client),
-    components(schemas(User, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
+    components(schemas(User, ConfigUser, Member, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
         sessions::SessionOut, sessions::SessionList,
         clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName)),
-    modifiers(&Security),
+    modifiers(&Security, &ClientRules),
     security(("bearer" = []), ("session" = []))
 )]
 pub(super) struct ApiDoc;
