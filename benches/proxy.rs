@@ -27,6 +27,13 @@
 //! and so are the rows of a peer that is not installed: the table says so.
 //! The peers' configurations are `benches/haproxy/haproxy.cfg.tmpl` and
 //! `benches/caddy/Caddyfile.tmpl`, filled in like nginx's.
+//!
+//! One authgate row has `[database]` (SQLite, in a temporary folder) and
+//! `[audit]` (to a file there) on, shown right after the bearer row it
+//! mirrors and compared with it: neither is on the proxied path (sessions
+//! live in the token store; the database is read at sign-in, by the
+//! console, and by the change feed's poll every 500 ms), so the two should
+//! match.
 
 mod support;
 
@@ -45,6 +52,8 @@ const HAPROXY: u16 = 9010;
 const CADDY_PROXY: u16 = 9011;
 const CADDY_AUTH: u16 = 9012;
 const GATEWAY: u16 = 9100;
+/// The bearer row with `[database]` and `[audit]` on.
+const WITH_DATABASE: &str = "authgate, bearer token, [database] SQLite and [audit] file on";
 
 struct Row {
     name: String,
@@ -174,8 +183,27 @@ fn main() {
             }
         }
     }
+    // With `[database]` and `[audit]`: measured just before the plain
+    // gateway's bearer row, shown right after it. The folder (database,
+    // audit file, config) goes when the gateway has stopped.
+    let mut with_database = {
+        let folder = tempfile::tempdir().expect("a temporary folder for the database");
+        let sections = format!(
+            "[database]\nurl = \"sqlite://{}\"\n[audit]\nfile = \"{}\"\n",
+            folder.path().join("authgate.db").display(),
+            folder.path().join("audit.jsonl").display(),
+        );
+        let (_gateway, token) = start_authgate(folder.path(), 1, "0", None, &sections);
+        let bearer = vec![format!("Authorization: Bearer {token}")];
+        Some(Row {
+            name: WITH_DATABASE.into(),
+            cores: 1,
+            conns: 32,
+            result: forwards(GATEWAY, &bearer, true).and_then(|()| measure(GATEWAY, 32, &bearer, "1")),
+        })
+    };
     {
-        let (_gateway, token) = start_authgate(dir.path(), 1, "0", None);
+        let (_gateway, token) = start_authgate(dir.path(), 1, "0", None, "");
         let bearer = vec![format!("Authorization: Bearer {token}")];
         let cookie = vec![format!("Cookie: authgate_session={token}")];
         for (name, conns, headers) in [
@@ -189,6 +217,8 @@ fn main() {
                 conns,
                 result: measure(GATEWAY, conns, headers, "1"),
             });
+            // After the first, the bearer row: the one with the database.
+            rows.extend(with_database.take());
         }
         let before = time_wait_count();
         rows.push(Row {
@@ -218,7 +248,7 @@ fn main() {
 
     {
         let log = dir.path().join("authgate.log");
-        let (_gateway, token) = start_authgate(dir.path(), 1, "0", Some(&log));
+        let (_gateway, token) = start_authgate(dir.path(), 1, "0", Some(&log), "");
         rows.push(Row {
             name: "authgate, bearer token, access log to a file (the default log level)".into(),
             cores: 1,
@@ -292,7 +322,7 @@ fn main() {
         });
     }
     {
-        let (_gateway, token) = start_authgate(dir.path(), 2, "0-1", None);
+        let (_gateway, token) = start_authgate(dir.path(), 2, "0-1", None, "");
         let bearer = vec![format!("Authorization: Bearer {token}")];
         rows.push(Row {
             name: "authgate, bearer token".into(),
@@ -455,16 +485,23 @@ fn forwards(port: u16, headers: &[String], refuses_without: bool) -> Result<(), 
 
 /// Starts the release authgate in front of the upstream; answers it and a
 /// bearer token from its token endpoint.
-/// The gateway with `workers` threads on `cores`; with `log`, its default
-/// log (the access log on) goes to that file.
-fn start_authgate(dir: &Path, workers: u32, cores: &str, log: Option<&Path>) -> (Running, String) {
+/// The gateway with `workers` threads on `cores`, its config written to
+/// `dir` with `sections` (whole TOML sections, or nothing) at its end; with
+/// `log`, its default log (the access log on) goes to that file.
+fn start_authgate(
+    dir: &Path,
+    workers: u32,
+    cores: &str,
+    log: Option<&Path>,
+    sections: &str,
+) -> (Running, String) {
     let hash = hash_secret(AUTHGATE, "bench-password");
     let config: PathBuf = dir.join(format!("authgate-{workers}.toml"));
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{GATEWAY}\"\nworkers = {workers}\n[upstream]\nurl = \"http://127.0.0.1:{UPSTREAM}\"\n\
-             [limits]\nheader_read_timeout_secs = 60\n[[users]]\nusername = \"bench\"\npassword_hash = \"{hash}\"\n"
+             [limits]\nheader_read_timeout_secs = 60\n[[users]]\nusername = \"bench\"\npassword_hash = \"{hash}\"\n{sections}"
         ),
     )
     .unwrap();
@@ -574,6 +611,15 @@ fn print_table(rows: &[Row], runs: u32, seconds: u32) {
                 "| {} | {} | {} | {why} | | | | | | | |",
                 row.name, row.cores, row.conns
             ),
+        }
+        if row.name == WITH_DATABASE {
+            if let (Ok(on), Some(off)) = (&row.result, find("authgate, bearer token", 1, 32)) {
+                println!(
+                    "|   with [database] and [audit] / the plain bearer row: {:.2} req/s, {:.2} p99 | | | | | | | | | | |",
+                    on.rps / off.rps,
+                    on.p99_ms / off.p99_ms
+                );
+            }
         }
         if row.name.contains("during 64 concurrent sign-ins") {
             if let (Ok(storm), Some(quiet)) = (&row.result, find("authgate, bearer token", 1, 32)) {
