@@ -129,6 +129,11 @@ impl AuthLayer {
         (database, state.store.clone())
     }
 
+    /// The signing keys (the same across reloads).
+    pub(crate) fn keys(&self) -> Arc<crate::signing::KeyRing> {
+        self.shared.load().keys.clone()
+    }
+
     /// The layer's metrics (the same registry across reloads).
     pub(crate) fn metrics(&self) -> Arc<Metrics> {
         self.shared.load().metrics.clone()

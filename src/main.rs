@@ -47,7 +47,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
                 config = args.next().ok_or("--config needs a path")?.into();
             }
             _ if arg.starts_with("--config=") => config = arg["--config=".len()..].into(),
-            "user" | "group" | "client" | "audit" | "export" | "import" if command.is_none() => {
+            "user" | "group" | "client" | "audit" | "export" | "import" | "keys" if command.is_none() => {
                 let mut rest = vec![arg];
                 while let Some(next) = args.next() {
                     match next.as_str() {

@@ -34,6 +34,8 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) rd: &'a str,
     pub(crate) code_challenge: &'a str,
     pub(crate) code_challenge_method: &'a str,
+    /// OpenID Connect's `nonce`, carried to the ID token.
+    pub(crate) nonce: &'a str,
     pub(crate) csrf: &'a str,
     pub(crate) username: &'a str,
     /// One button per outside provider, in config order.

@@ -22,6 +22,7 @@ use crate::identity::{Client, DatabaseClients, Directory, User};
 use crate::obs::audit::{Audit, Fields};
 use crate::obs::metrics::SignIn;
 use crate::obs::metrics::{MeteredStore, Metrics};
+use crate::signing::KeyRing;
 use crate::store::{unix_now, Session, SessionOrigin, StoreError, Token, TokenStore};
 use crate::web::peer::{self, ClientAddr};
 
@@ -31,6 +32,9 @@ pub(crate) struct AuthState {
     pub(crate) database: Option<Database>,
     /// The audit log (kept across reloads).
     pub(crate) audit: Arc<Audit>,
+    /// The signing keys (kept across reloads; `[signing]` takes a
+    /// restart).
+    pub(crate) keys: Arc<KeyRing>,
     pub(crate) directory: Directory,
     /// The database's OAuth clients, loaded into memory (kept across
     /// reloads; the change feed reloads them).
@@ -59,10 +63,15 @@ impl AuthState {
             config.audit.retention_days,
         ));
         let database_clients = database.clone().map(|db| Arc::new(DatabaseClients::new(db)));
+        let keys = Arc::new(
+            KeyRing::open(&config.signing)
+                .map_err(|e| Error::new(crate::error::ErrorKind::Config, format!("[signing]: {e}")))?,
+        );
         Ok(Self {
             metrics,
             directory: Directory::from_config(&config, database.as_ref(), database_clients.clone()),
             database_clients,
+            keys,
             database,
             audit,
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
@@ -81,6 +90,7 @@ impl AuthState {
         Ok(Self {
             directory: Directory::from_config(&config, self.database.as_ref(), self.database_clients.clone()),
             database_clients: self.database_clients.clone(),
+            keys: self.keys.clone(),
             database: self.database.clone(),
             audit: self.audit.clone(),
             pages: Pages::load(config.pages.templates_dir.as_deref())?,

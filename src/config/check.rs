@@ -59,6 +59,7 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         admin: AdminConfig {
             groups: raw.admin.groups,
         },
+        signing: check.signing(raw.signing)?,
         audit: AuditConfig {
             file: raw.audit.file.map(|f| relative_to(file, f.get_ref())),
             retention_days: check.count("audit.retention_days", raw.audit.retention_days, 90, 1, 36_500)?,

@@ -30,6 +30,7 @@ mod entries;
 mod providers;
 mod raw;
 mod sections;
+mod signing;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub(crate) use self::sections::{
     ThrottleConfig, TokensConfig, UpstreamConfig, UserConfig,
 };
 pub use self::sections::{LogFormat, Upstream};
+pub(crate) use self::signing::{SigningAlg, SigningConfig};
 
 /// A checked configuration.
 #[derive(Clone, Debug)]
@@ -68,6 +70,8 @@ pub struct Config {
     pub(crate) audit: AuditConfig,
     /// `[admin]`.
     pub(crate) admin: AdminConfig,
+    /// `[signing]`.
+    pub(crate) signing: SigningConfig,
 }
 
 /// `[admin]`: who may use the admin API besides `[[users]] admin = true`.

@@ -35,6 +35,7 @@ pub(super) struct RawConfig {
     pub(super) audit: RawAudit,
     #[serde(default)]
     pub(super) admin: RawAdmin,
+    pub(super) signing: Option<super::signing::RawSigning>,
 }
 
 #[derive(Deserialize, Default)]

@@ -24,6 +24,7 @@ pub const MANAGE_USAGE: &str = "\
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
   authgate export [--output FILE]                               people, groups, members and clients as JSON (hashes, no secret)
   authgate import FILE | -                                      all of an export, or nothing if any of it is taken
+  authgate keys rotate                                          new [signing] keys sign from now on; the old stay published
   authgate audit [--user NAME] [--event PREFIX] [--after T] [--before T] [--limit N]
                                                                 the audit log, newest first, as JSON lines";
 
@@ -34,6 +35,9 @@ pub async fn manage(
     args: &[String],
     read_password: &(dyn Fn() -> Result<String, String> + Sync),
 ) -> Result<String, Error> {
+    if args.iter().map(String::as_str).eq(["keys", "rotate"]) {
+        return rotate_keys(config);
+    }
     let url = config.database.as_deref().ok_or_else(|| {
         usage(format!(
             "{} has no [database]: set url = \"sqlite://authgate.db\" (or postgres://…) there first",
@@ -326,6 +330,32 @@ pub async fn manage(
         }
     }
     Ok(out)
+}
+
+/// `authgate keys rotate`: a new key of every `[signing]` algorithm signs
+/// from now on (every gateway sharing the folder reads it within a
+/// minute); the old ones stay published while their tokens may live.
+fn rotate_keys(config: &Config) -> Result<String, Error> {
+    let Some(dir) = &config.signing.keys_dir else {
+        return Err(usage(format!(
+            "{} has no [signing] keys_dir: keys kept in memory are new at every start",
+            config.source().display()
+        )));
+    };
+    let ring = crate::signing::KeyRing::open(&config.signing).map_err(|e| usage(e.to_string()))?;
+    ring.rotate().map_err(|e| usage(e.to_string()))?;
+    let kids: Vec<String> = config
+        .signing
+        .algorithms
+        .iter()
+        .filter_map(|alg| ring.current(*alg).ok())
+        .map(|key| format!("{} {}", key.alg.as_str(), key.kid))
+        .collect();
+    Ok(format!(
+        "new signing keys in {}:\n{}\n",
+        dir.display(),
+        kids.join("\n")
+    ))
 }
 
 /// Refuses an export that breaks a rule the database's own writes keep:

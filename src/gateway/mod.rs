@@ -217,12 +217,32 @@ fn start_background_tasks(
     if let (Some((db, clients)), store) = layer.database_and_store() {
         tasks.push(tokio::spawn(changes::watch(db, store, clients)));
     }
+    tasks.push(tokio::spawn(refresh_keys(layer.keys())));
     #[cfg(unix)]
     tasks.push(tokio::spawn(reload::reload_on_sighup(
         layer.clone(),
         config.clone(),
     )));
     tasks
+}
+
+/// Makes keys kept in memory; reads `[signing] keys_dir` again every
+/// minute: keys another gateway made, and a rotation that is due.
+async fn refresh_keys(keys: std::sync::Arc<crate::signing::KeyRing>) {
+    // Keys kept in memory are made now, off the async threads, rather
+    // than by the first token request that needs one.
+    let warm = keys.clone();
+    let _ = tokio::task::spawn_blocking(move || warm.jwks()).await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let keys = keys.clone();
+        match tokio::task::spawn_blocking(move || keys.refresh()).await {
+            Ok(Ok(true)) => tracing::info!("a new signing key signs from now on"),
+            Ok(Ok(false)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not read the signing keys again"),
+            Err(err) => tracing::warn!(error = %err, "reading the signing keys failed"),
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -1,5 +1,6 @@
 //! A person who can sign in, as the sessions and the endpoints see them.
 
+pub(crate) use crate::store::user_uuid;
 use std::sync::Arc;
 
 use crate::config::UserConfig;
@@ -69,27 +70,6 @@ impl User {
     pub(crate) fn is_admin(&self) -> bool {
         self.entry.as_ref().is_some_and(|e| e.admin)
     }
-}
-
-/// A user's UUID, derived from the username (the same on every start and
-/// every replica): SHA-256 of a fixed prefix and the name, shaped as a
-/// version-5-style UUID.
-pub(crate) fn user_uuid(username: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[cfg(test)]

@@ -89,6 +89,10 @@ pub(super) struct AuthorizeParams<'a> {
     rd: Option<&'a str>,
     code_challenge: Option<&'a str>,
     code_challenge_method: Option<&'a str>,
+    /// OpenID Connect: echoed in the ID token.
+    nonce: Option<&'a str>,
+    /// OpenID Connect: a name to fill in the form with.
+    login_hint: Option<&'a str>,
 }
 
 impl<'a> AuthorizeParams<'a> {
@@ -103,6 +107,8 @@ impl<'a> AuthorizeParams<'a> {
             rd: get("rd"),
             code_challenge: get("code_challenge"),
             code_challenge_method: get("code_challenge_method"),
+            nonce: get("nonce"),
+            login_hint: get("login_hint"),
         }
     }
 
@@ -135,6 +141,8 @@ impl<'a> AuthorizeParams<'a> {
             ("rd", self.rd),
             ("code_challenge", self.code_challenge),
             ("code_challenge_method", self.code_challenge_method),
+            ("nonce", self.nonce),
+            ("login_hint", self.login_hint),
         ] {
             if let Some(value) = value {
                 query.append_pair(name, value);
@@ -157,8 +165,13 @@ impl<'a> AuthorizeParams<'a> {
             rd: self.rd.unwrap_or(""),
             code_challenge: self.code_challenge.unwrap_or(""),
             code_challenge_method: self.code_challenge_method.unwrap_or(""),
+            nonce: self.nonce.unwrap_or(""),
             csrf: "",
-            username,
+            username: if username.is_empty() {
+                self.login_hint.unwrap_or("")
+            } else {
+                username
+            },
             providers: Vec::new(),
             hide_password_form: false,
         }
@@ -640,6 +653,7 @@ async fn issue_code(
         code_challenge_method: asked
             .code_challenge
             .map(|_| asked.code_challenge_method.unwrap_or("plain").to_owned()),
+        nonce: asked.nonce.map(str::to_owned),
     };
     let session = Session::for_identity(user.identity.clone(), CODE_TTL_SECS)
         .with_grant(client.grant(scope.as_deref()))

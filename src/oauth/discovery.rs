@@ -1,5 +1,5 @@
-//! `GET /.well-known/oauth-authorization-server` (RFC 8414): what really
-//! works here; and a clear `404` at OpenID Connect's discovery path.
+//! Discovery: the metadata (RFC 8414 and OpenID Connect Discovery, one
+//! document) and the signing keys (JWKS).
 
 use http::{Response, StatusCode};
 use serde_json::json;
@@ -7,26 +7,38 @@ use serde_json::json;
 use crate::auth::state::AuthState;
 use crate::web::response::{self, OwnBody};
 
-use super::{AUTHORIZE_PATH, DISCOVERY_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+use super::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
 
-/// `/.well-known/openid-configuration`: authgate is an OAuth 2.0
-/// authorization server, not an OpenID Provider. An OpenID Connect client
-/// that looks here by default learns so, and where the OAuth document is,
-/// instead of meeting a sign-in page.
-pub(super) fn not_an_openid_provider(state: &AuthState) -> Response<OwnBody> {
-    let metadata = format!("{}{DISCOVERY_PATH}", state.issuer());
-    response::json(
-        StatusCode::NOT_FOUND,
-        &json!({
-            "error": "not_found",
-            "error_description": format!(
-                "This authorization server does not speak OpenID Connect. Its OAuth 2.0 metadata (RFC 8414) is at {metadata}."
-            ),
-            "oauth_authorization_server": metadata,
-        }),
-    )
+/// `/.well-known/jwks.json`: the public keys ID tokens and JWTs are
+/// signed with, cached by clients for five minutes, so a key made by a
+/// rotation is fetched within that (and a relying party meeting an
+/// unknown `kid` fetches again at once).
+pub(super) fn jwks(state: &AuthState) -> Response<OwnBody> {
+    match state.keys.jwks() {
+        Ok(jwks) => {
+            let mut response = response::json(StatusCode::OK, &jwks);
+            let headers = response.headers_mut();
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("public, max-age=300"),
+            );
+            headers.insert(
+                http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                http::HeaderValue::from_static("*"),
+            );
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "the signing keys cannot be published");
+            super::error::OAuthError::temporarily_unavailable("The signing keys cannot be read now.")
+                .into_response()
+        }
+    }
 }
 
+/// The same document at `/.well-known/oauth-authorization-server` (RFC
+/// 8414) and `/.well-known/openid-configuration` (OpenID Connect
+/// Discovery): what really works here.
 pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
     let issuer = state.issuer();
     let clients = state.directory.clients();
@@ -43,10 +55,24 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
         .collect();
     scopes.sort_unstable();
     scopes.dedup();
+    for openid in super::scope::OPENID_SCOPES {
+        if !scopes.contains(&openid) {
+            scopes.push(openid);
+        }
+    }
+    let algorithms: Vec<&str> = state.keys.algorithms().iter().map(|a| a.as_str()).collect();
     let body = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+        "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algorithms,
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "idp", "name", "preferred_username", "email", "email_verified", "groups"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "response_types_supported": ["code", "token"],

@@ -10,6 +10,7 @@ mod discovery;
 mod error;
 mod flash;
 mod forward_auth;
+mod id_token;
 mod introspect;
 mod invitation;
 mod logout;
@@ -19,6 +20,7 @@ mod provider_sign_in;
 mod revoke;
 mod scope;
 mod token;
+mod userinfo;
 
 use std::sync::Arc;
 
@@ -51,14 +53,16 @@ const ME_PATH: &str = "/management/me";
 const FORWARD_AUTH_PATH: &str = "/management/auth";
 const USERS_PREFIX: &str = "/management/users/";
 const DISCOVERY_PATH: &str = "/.well-known/oauth-authorization-server";
-/// OpenID Connect's discovery document, which authgate does not serve.
+/// OpenID Connect's discovery document: the same as RFC 8414's.
 const OPENID_DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+const JWKS_PATH: &str = "/.well-known/jwks.json";
+const USERINFO_PATH: &str = "/management/userinfo";
 
 /// Whether the gateway answers `path` itself.
 pub(crate) fn is_own_endpoint(path: &str) -> bool {
     path.strip_prefix("/management")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        || matches!(path, DISCOVERY_PATH | OPENID_DISCOVERY_PATH)
+        || matches!(path, DISCOVERY_PATH | OPENID_DISCOVERY_PATH | JWKS_PATH)
 }
 
 /// Answers a request for one of the gateway's own endpoints.
@@ -113,9 +117,13 @@ where
             forward_auth::check(&state, &req.into_parts().0).await
         }
         (FORWARD_AUTH_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
-        (DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
-        (DISCOVERY_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
-        (OPENID_DISCOVERY_PATH, _) => discovery::not_an_openid_provider(&state),
+        (DISCOVERY_PATH | OPENID_DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
+        (JWKS_PATH, &Method::GET | &Method::HEAD) => discovery::jwks(&state),
+        (DISCOVERY_PATH | OPENID_DISCOVERY_PATH | JWKS_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (USERINFO_PATH, &Method::GET | &Method::POST) => {
+            userinfo::userinfo(&state, &req.into_parts().0).await
+        }
+        (USERINFO_PATH, _) => method_not_allowed(&req, "GET, POST"),
         _ if path.starts_with(crate::admin::PREFIX) => crate::admin::handle(&state, req).await,
         _ if path.starts_with(crate::admin::CONSOLE_PREFIX) => crate::admin::console(&state, req).await,
         ("/management/admin", _) => {

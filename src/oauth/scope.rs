@@ -26,6 +26,10 @@ fn tokens(scope: &str) -> Result<Vec<&str>, OAuthError> {
 /// asked-for scope must be one the client is configured with; asking for
 /// none grants all of them. A client with no `scopes` list, or no client,
 /// gets what it asks for.
+/// OpenID Connect's scopes, which every client may ask for: they release
+/// to it only claims about the person who signs in to it.
+pub(crate) const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
+
 pub(crate) fn grant_scope(
     client: Option<&Client>,
     requested: Option<&str>,
@@ -36,7 +40,8 @@ pub(crate) fn grant_scope(
     };
     let asked = tokens(requested)?;
     if let Some(allowed) = allowed {
-        if let Some(denied) = asked.iter().find(|s| !allowed.iter().any(|a| a == *s)) {
+        let allowed = |scope: &str| OPENID_SCOPES.contains(&scope) || allowed.iter().any(|a| a == scope);
+        if let Some(denied) = asked.iter().find(|s| !allowed(s)) {
             return Err(OAuthError::invalid_scope(format!(
                 "This client may not ask for the scope {denied:?}."
             )));

@@ -32,6 +32,9 @@ struct TokenResponse<'a> {
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// OpenID Connect, for a grant whose scope has `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<UserObject<'a>>,
 }
@@ -41,6 +44,7 @@ struct Issued {
     access: Token,
     session: Session,
     refresh: Option<Token>,
+    id_token: Option<String>,
 }
 
 pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
@@ -67,6 +71,7 @@ pub(super) async fn token(state: &AuthState, parts: &Parts, params: &Params) -> 
                 expires_in: issued.session.expires_in(),
                 scope: issued.session.scope(),
                 refresh_token: issued.refresh.as_ref().map(Token::as_str),
+                id_token: issued.id_token.as_deref(),
                 user: UserObject::of_session(user.as_deref(), &issued.session, user.is_some()),
             };
             let mut response = response::json(StatusCode::OK, &body);
@@ -168,12 +173,15 @@ fn access_ttl(state: &AuthState, params: &Params) -> Result<u64, OAuthError> {
 }
 
 /// Keeps an access token (and, where asked, a refresh token) for `base`.
+/// Issues an access token (and a refresh token, and an ID token for a
+/// scope with `openid`, echoing `nonce`) from `base`.
 async fn issue(
     state: &AuthState,
     base: &Session,
     ttl: u64,
     with_refresh: bool,
     family: Option<Family>,
+    nonce: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let family = family.or_else(|| with_refresh.then(Family::generate));
     let mut session = base
@@ -196,10 +204,12 @@ async fn issue(
         }
         _ => None,
     };
+    let id_token = super::id_token::for_session(state, &session, &access, nonce)?;
     Ok(Issued {
         access,
         session,
         refresh,
+        id_token,
     })
 }
 
@@ -295,7 +305,15 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let issued = issue(state, &found, ttl, offers_refresh(caller), Some(family)).await?;
+    let issued = issue(
+        state,
+        &found,
+        ttl,
+        offers_refresh(caller),
+        Some(family),
+        binding.nonce.as_deref(),
+    )
+    .await?;
     // A replay that raced this redemption marked the code; then nothing
     // issued from it may stand.
     if let Some(now) = state.store.get(&key).await? {
@@ -365,7 +383,7 @@ async fn password(
         Some(client) => signed_in.with_grant(client.grant(scope.as_deref())),
         None => signed_in.with_scope_string(scope),
     };
-    let issued = issue(state, &base, ttl, offers_refresh(caller), None).await?;
+    let issued = issue(state, &base, ttl, offers_refresh(caller), None, None).await?;
     Ok((issued, user))
 }
 
@@ -378,7 +396,7 @@ async fn client_credentials(
     let client = confidential(caller)?;
     let scope = grant_scope(Some(client), param(params, "scope")?)?;
     let base = Session::for_identity(client.identity.clone(), ttl).with_grant(client.grant(scope.as_deref()));
-    issue(state, &base, ttl, false, None).await
+    issue(state, &base, ttl, false, None, None).await
 }
 
 async fn refresh(
@@ -420,5 +438,5 @@ async fn refresh(
     }
     let scope = narrow_scope(found.scope(), param(params, "scope")?)?;
     let base = found.clone().with_scope_string(scope);
-    issue(state, &base, ttl, true, Some(family)).await
+    issue(state, &base, ttl, true, Some(family), None).await
 }

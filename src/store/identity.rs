@@ -236,6 +236,44 @@ impl Identity {
         })
     }
 
+    /// The OpenID Connect claims about this person that `scopes` release
+    /// (`profile`: name and preferred_username; `email`; `groups`), with
+    /// `sub`, a stable id of the person at this gateway.
+    pub(crate) fn openid_claims<'s>(
+        &self,
+        scopes: impl Iterator<Item = &'s str> + Clone,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let has = |name: &str| scopes.clone().any(|s| s == name);
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), Value::String(user_uuid(&self.username)));
+        if has("profile") {
+            claims.insert(
+                "name".into(),
+                Value::String(self.name().unwrap_or(&self.username).to_owned()),
+            );
+            claims.insert(
+                "preferred_username".into(),
+                Value::String(self.preferred_username().unwrap_or(&self.username).to_owned()),
+            );
+        }
+        if has("email") {
+            if let Some(email) = self.email() {
+                claims.insert("email".into(), Value::String(email.to_owned()));
+                // authgate itself proves no address; a provider's (or a
+                // directory's) is kept only when it vouched for it.
+                claims.insert("email_verified".into(), Value::Bool(self.provider.is_some()));
+            }
+        }
+        if has("groups") {
+            claims.insert(
+                "groups".into(),
+                self.groups().map(|g| Value::String(g.to_owned())).collect(),
+            );
+        }
+        claims
+    }
+
     pub(crate) fn provider_tokens(&self) -> Option<&Arc<ProviderTokens>> {
         self.provider_tokens.as_ref()
     }
@@ -261,4 +299,25 @@ impl Identity {
             ..self.clone()
         })
     }
+}
+
+/// A user's UUID, derived from the username (the same on every start and
+/// every replica): SHA-256 of a fixed prefix and the name, shaped as a
+/// version-5-style UUID.
+pub(crate) fn user_uuid(username: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("authgate user\0{username}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }

@@ -31,7 +31,7 @@ pub use memory::MemoryStore;
 pub use token::{Token, TokenKey};
 
 pub use self::identity::Identity;
-pub(crate) use self::identity::{IdentityParts, ProviderTokens};
+pub(crate) use self::identity::{user_uuid, IdentityParts, ProviderTokens};
 
 use std::fmt;
 use std::future::Future;
@@ -84,6 +84,10 @@ pub(crate) struct SessionOrigin {
     pub(crate) address: Option<std::net::IpAddr>,
     /// At most [`SessionOrigin::USER_AGENT_MAX`] bytes of it.
     pub(crate) user_agent: Option<Box<str>>,
+    /// When the person signed in (seconds since the epoch): OpenID
+    /// Connect's `auth_time`, the same for every token of the sign-in.
+    #[serde(default)]
+    pub(crate) signed_in_at: u64,
 }
 
 impl SessionOrigin {
@@ -98,7 +102,11 @@ impl SessionOrigin {
             }
             ua[..end].into()
         });
-        Arc::new(Self { address, user_agent })
+        Arc::new(Self {
+            address,
+            user_agent,
+            signed_in_at: unix_now(),
+        })
     }
 }
 
@@ -181,6 +189,9 @@ pub(crate) struct CodeBinding {
     pub(crate) redirect_uri_given: bool,
     pub(crate) code_challenge: Option<String>,
     pub(crate) code_challenge_method: Option<String>,
+    /// OpenID Connect's `nonce`, for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) nonce: Option<String>,
 }
 
 /// The tokens that descend from one grant: an authorization code, the

@@ -881,27 +881,6 @@ async fn authenticated_answers_are_private_to_caches_and_whoami_is_not_kept() {
 }
 
 #[tokio::test]
-async fn openid_connect_discovery_is_a_clear_404_naming_the_oauth_document() {
-    let (_upstream, gateway) = setup("").await;
-    for accept in ["application/json", "text/html"] {
-        let response = api()
-            .get(gateway.url("/.well-known/openid-configuration"))
-            .header("accept", accept)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{accept}");
-        let body: Value = response.json().await.unwrap();
-        let metadata = gateway.url("/.well-known/oauth-authorization-server");
-        assert_eq!(body["oauth_authorization_server"], metadata.as_str());
-        assert!(
-            body["error_description"].as_str().unwrap().contains("RFC 8414"),
-            "{body}"
-        );
-    }
-}
-
-#[tokio::test]
 async fn with_a_cookie_domain_the_session_cookie_is_set_and_cleared_for_it() {
     let upstream = start_upstream().await;
     let toml =

@@ -21,6 +21,7 @@ mod hardening;
 mod hostile;
 mod ldap;
 mod oauth;
+mod openid;
 mod operations;
 mod outside;
 mod properties;

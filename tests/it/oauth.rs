@@ -450,7 +450,11 @@ async fn discovery_lists_what_really_works() {
             "{grant}"
         );
     }
-    assert_eq!(meta["scopes_supported"], serde_json::json!(["read", "write"]));
+    // The clients' scopes, and OpenID Connect's, which any client may ask.
+    assert_eq!(
+        meta["scopes_supported"],
+        serde_json::json!(["read", "write", "openid", "profile", "email", "groups"])
+    );
 }
 
 // ---- hand-built requests: what a library will not send ----

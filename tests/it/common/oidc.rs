@@ -191,3 +191,34 @@ pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
         (!value.is_empty()).then(|| value.to_owned())
     })
 }
+
+/// Runs the one-shot script `tests/oidc/{script}` with `config` (JSON)
+/// and answers the JSON line it prints; `None` where the packages are not
+/// installed (see [`node_modules`]).
+pub async fn run_node(script: &str, config: serde_json::Value) -> Option<serde_json::Value> {
+    let modules = node_modules()?;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let mut command = Command::new("node");
+    command
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/oidc")
+                .join(script),
+        )
+        .arg(&config_path)
+        .env("AUTHGATE_NODE_MODULES", &modules)
+        .stdin(Stdio::null());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), super::run_command(command))
+        .await
+        .expect("the node script finishes within a minute");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    Some(serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "{script} printed no JSON: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }))
+}
