@@ -48,9 +48,10 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::auth::client_fields;
-use crate::auth::decision::{self, Access, Verdict};
+use crate::auth::decision::{self, Access, RouteRules, Verdict};
 use crate::auth::state::AuthState;
 use crate::config::Config;
+use crate::config::UpstreamCredentials;
 use crate::error::Error;
 use crate::oauth;
 use crate::obs::endpoints::Endpoint;
@@ -78,8 +79,8 @@ pub type AuthBody<B> = Either<B, OwnBody>;
 #[derive(Clone)]
 pub struct AuthLayer {
     shared: Shared,
-    /// Who may pass, besides the public paths.
-    access: Access,
+    /// Who may pass, besides the public paths, and what is sent on.
+    rules: RouteRules,
     /// Whether `/healthz`, `/readyz` and `/metrics` are answered here.
     operations: bool,
 }
@@ -95,10 +96,14 @@ impl AuthLayer {
 
     /// A layer for `config`, keeping tokens in `store`.
     pub fn with_store(config: Config, store: impl TokenStore) -> Result<Self, Error> {
+        let credentials = Arc::new(config.upstream.credentials.clone());
         let state = AuthState::new(config, Arc::new(store))?;
         Ok(Self {
             shared: Arc::new(ArcSwap::from_pointee(state)),
-            access: Access::SignedIn,
+            rules: RouteRules {
+                access: Access::SignedIn,
+                credentials,
+            },
             operations: false,
         })
     }
@@ -113,10 +118,14 @@ impl AuthLayer {
     }
 
     /// The same layer (sessions, configuration), open to `access` besides
-    /// the public paths: a route of the gateway's.
-    pub(crate) fn with_access(&self, access: Access) -> Self {
+    /// the public paths, sending its upstream `credentials`: a route of
+    /// the gateway's.
+    pub(crate) fn for_route(&self, access: Access, credentials: &UpstreamCredentials) -> Self {
         Self {
-            access,
+            rules: RouteRules {
+                access,
+                credentials: Arc::new(credentials.clone()),
+            },
             ..self.clone()
         }
     }
@@ -170,7 +179,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             shared: self.shared.clone(),
-            access: self.access.clone(),
+            rules: self.rules.clone(),
             operations: self.operations,
             client: None,
         }
@@ -182,7 +191,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     shared: Shared,
-    access: Access,
+    rules: RouteRules,
     operations: bool,
     /// The peer of the connection this service serves, when the gateway
     /// made it for one: put on requests to the gateway's own endpoints
@@ -255,17 +264,17 @@ where
         if let Some(original) = original {
             req.extensions_mut().insert(original);
         }
-        match decision::check(&state, &self.access, &mut req) {
+        match decision::check(&state, &self.rules, &mut req) {
             Verdict::Forward(session) => ResponseFuture::inner(forward(&mut self.inner, req, session)),
             Verdict::Answer(response) => ResponseFuture::ready(response),
             Verdict::Lookup(pending, key, inject) => {
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let state = self.shared.load_full();
-                let access = self.access.clone();
+                let rules = self.rules.clone();
                 ResponseFuture::deferred(Box::pin(async move {
                     let outcome = pending.await;
-                    match decision::settle(&state, &access, &mut req, outcome, key, inject) {
+                    match decision::settle(&state, &rules, &mut req, outcome, key, inject) {
                         Ok(session) => {
                             let response = forward(&mut inner, req, Some(session)).await?;
                             Ok(response.map(Either::Left))

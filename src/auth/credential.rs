@@ -65,6 +65,39 @@ pub(crate) fn find<'a>(
     }))
 }
 
+/// Removes every gateway credential a request carries: a bearer
+/// `Authorization` and the session cookie (other cookies stay), for an
+/// upstream that must never be sent one.
+pub(crate) fn remove_from(headers: &mut HeaderMap) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| bearer_token(v).is_some())
+    {
+        headers.remove(header::AUTHORIZATION);
+    }
+    let cookies: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for value in cookies {
+        let Ok(text) = value.to_str() else {
+            headers.append(header::COOKIE, value);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty() && pair.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+            .collect();
+        if !kept.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+                headers.append(header::COOKIE, value);
+            }
+        }
+    }
+}
+
 /// The token in an `Authorization: Bearer <token>` value (the scheme is
 /// case-insensitive, RFC 7235 §2.1).
 pub(crate) fn bearer_token(value: &HeaderValue) -> Option<&str> {

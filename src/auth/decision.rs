@@ -10,7 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
 
-use crate::config::Allowed;
+use crate::config::{Allowed, UpstreamCredentials};
 use crate::store::{unix_now, ProviderTokens, Session, StoreError, StoreFuture, TokenKey};
 use crate::web::paths;
 use crate::web::request::is_browser_navigation;
@@ -20,6 +20,7 @@ use super::credential::{self, Source};
 use super::state::AuthState;
 
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+const X_AUTHGATE_JWT: HeaderName = HeaderName::from_static("x-authgate-jwt");
 const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope");
 const X_FORWARDED_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-forwarded-access-token");
@@ -38,6 +39,13 @@ pub(crate) enum Access {
     Only(Arc<Allowed>),
 }
 
+/// A route's rules: who may pass, and what its upstream is sent.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteRules {
+    pub(crate) access: Access,
+    pub(crate) credentials: Arc<UpstreamCredentials>,
+}
+
 /// What the check decided for one request.
 pub(crate) enum Verdict {
     /// On to the inner service, with the session if there is one.
@@ -50,8 +58,8 @@ pub(crate) enum Verdict {
 
 /// Decides what to do with a request that is not for an own endpoint,
 /// for a service open to `access`.
-pub(crate) fn check<B>(state: &AuthState, access: &Access, req: &mut Request<B>) -> Verdict {
-    let public = matches!(access, Access::Anyone)
+pub(crate) fn check<B>(state: &AuthState, rules: &RouteRules, req: &mut Request<B>) -> Verdict {
+    let public = matches!(rules.access, Access::Anyone)
         || paths::is_public(req.uri().path(), &state.config.auth.public_paths);
     let Ok(found) = credential::find(req.headers(), req.uri()) else {
         return Verdict::Answer(bad_request(
@@ -70,12 +78,21 @@ pub(crate) fn check<B>(state: &AuthState, access: &Access, req: &mut Request<B>)
     if let Some(uri) = credential::without_query_token(req.uri()) {
         *req.uri_mut() = uri;
     }
+    // An upstream not to be sent the session's token is sent no gateway
+    // credential at all, on a public route too.
+    let found = match rules.credentials.send_session_token {
+        true => found,
+        false => {
+            credential::remove_from(req.headers_mut());
+            found.map(|(key, _, well_formed)| (key, None, well_formed))
+        }
+    };
     if public {
         return Verdict::Forward(None);
     }
     match found {
         Some((key, inject, true)) => match state.store.get(&key).into_ready() {
-            Ok(outcome) => match settle(state, access, req, outcome, key, inject) {
+            Ok(outcome) => match settle(state, rules, req, outcome, key, inject) {
                 Ok(session) => Verdict::Forward(Some(session)),
                 Err(response) => Verdict::Answer(response),
             },
@@ -101,7 +118,7 @@ fn bearer_value(token: &str) -> Option<HeaderValue> {
 #[allow(clippy::result_large_err)] // the error is the response itself, sent at once
 pub(crate) fn settle<B>(
     state: &AuthState,
-    access: &Access,
+    rules: &RouteRules,
     req: &mut Request<B>,
     outcome: Result<Option<Session>, StoreError>,
     key: TokenKey,
@@ -115,7 +132,7 @@ pub(crate) fn settle<B>(
             return Err(unavailable(state, req));
         }
     };
-    let allowed = match access {
+    let allowed = match &rules.access {
         Access::Only(allowed) => Some(&**allowed),
         Access::SignedIn => state.config.auth.allowed.as_ref(),
         Access::Anyone => None,
@@ -140,9 +157,17 @@ pub(crate) fn settle<B>(
             tokio::spawn(pending);
         }
     }
+    let identity_jwt = rules.credentials.identity_jwt.as_deref().and_then(|audience| {
+        state
+            .identity_jwts
+            .for_upstream(state, &key, &session, audience, now)
+    });
     let headers = req.headers_mut();
     if let Some(value) = inject {
         headers.insert(header::AUTHORIZATION, value);
+    }
+    if let Some(jwt) = identity_jwt {
+        headers.insert(X_AUTHGATE_JWT, jwt);
     }
     let forwarded = session.identity().as_headers();
     for (name, value) in [

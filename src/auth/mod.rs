@@ -15,6 +15,7 @@ pub(crate) mod client_fields;
 pub(crate) mod credential;
 pub(crate) mod csrf;
 pub(crate) mod decision;
+pub(crate) mod identity_jwt;
 pub(crate) mod pages;
 pub(crate) mod state;
 pub(crate) mod throttle;

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::web::paths;
 
 use super::check::{Checker, Known};
+use super::forwarding::{RawCredentials, UpstreamCredentials};
 use super::raw::RawRoute;
 use super::sections::{Allowed, Policy, Route, Upstream};
 
@@ -89,6 +90,7 @@ impl Checker<'_> {
         raw: Vec<Spanned<RawRoute>>,
         known: &Known<'_>,
         default_upgrades: &[String],
+        default_credentials: &UpstreamCredentials,
     ) -> Result<Vec<Route>, Error> {
         raw.into_iter()
             .map(|route| {
@@ -129,9 +131,20 @@ impl Checker<'_> {
                     Some(list) => self.upgrades(list)?,
                     None => default_upgrades.to_vec(),
                 };
+                let credentials = self.credentials(
+                    "routes",
+                    RawCredentials {
+                        send_session_token: route.send_session_token,
+                        identity_jwt: route.identity_jwt.as_ref(),
+                        identity_jwt_audience: route.identity_jwt_audience.as_ref(),
+                    },
+                    &upstream,
+                    default_credentials,
+                )?;
                 Ok(Route {
                     host: route.host.map(|h| h.to_ascii_lowercase()),
                     path_prefix,
+                    credentials,
                     upstream,
                     policy,
                     strip_prefix: route.strip_prefix,

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::web::paths;
 
 use super::defaults;
+use super::forwarding::{RawCredentials, UpstreamCredentials};
 use super::providers::{ProviderConfig, Secret};
 use super::raw::{RawAuth, RawConfig, RawLimits, RawPages, RawServer, RawTokens, RawUpstream};
 use super::sections::{
@@ -40,7 +41,7 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         providers: &providers,
     };
     let auth = check.auth(raw.auth, &known)?;
-    let routes = check.routes(raw.routes, &known, &upstream.upgrades)?;
+    let routes = check.routes(raw.routes, &known, &upstream.upgrades, &upstream.credentials)?;
     let clients = check.clients(raw.clients)?;
     let config = Config {
         source: file.to_path_buf(),
@@ -437,7 +438,6 @@ impl Checker<'_> {
             None => defaults::UPGRADES.map(str::to_owned).to_vec(),
         };
         Ok(UpstreamConfig {
-            target: upstream,
             connect_timeout: Duration::from_secs(connect),
             timeout: Duration::from_secs(timeout),
             ca_file: raw
@@ -446,6 +446,17 @@ impl Checker<'_> {
                 .map(|path| relative_to(self.file, path.get_ref())),
             underscores_in_headers: raw.underscores_in_headers,
             upgrades,
+            credentials: self.credentials(
+                "upstream",
+                RawCredentials {
+                    send_session_token: raw.send_session_token,
+                    identity_jwt: raw.identity_jwt.as_ref(),
+                    identity_jwt_audience: raw.identity_jwt_audience.as_ref(),
+                },
+                &upstream,
+                &UpstreamCredentials::default(),
+            )?,
+            target: upstream,
         })
     }
 

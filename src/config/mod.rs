@@ -27,6 +27,7 @@ mod check;
 pub(crate) mod client_rules;
 pub(crate) mod defaults;
 mod entries;
+mod forwarding;
 mod providers;
 mod raw;
 mod sections;
@@ -40,6 +41,7 @@ use url::Url;
 use crate::error::Error;
 
 pub use self::builder::ConfigBuilder;
+pub(crate) use self::forwarding::UpstreamCredentials;
 pub(crate) use self::providers::{GithubConfig, LdapConfig, OidcConfig, ProviderConfig, ProviderKind};
 pub(crate) use self::sections::{
     Allowed, AuthConfig, ClientConfig, Grant, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,

@@ -98,6 +98,9 @@ pub(super) struct RawUpstream {
     #[serde(default)]
     pub(super) underscores_in_headers: bool,
     pub(super) upgrades: Option<Vec<Spanned<String>>>,
+    pub(super) send_session_token: Option<bool>,
+    pub(super) identity_jwt: Option<Spanned<bool>>,
+    pub(super) identity_jwt_audience: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -155,6 +158,9 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub(super) strip_prefix: bool,
     pub(super) upgrades: Option<Vec<Spanned<String>>>,
+    pub(super) send_session_token: Option<bool>,
+    pub(super) identity_jwt: Option<Spanned<bool>>,
+    pub(super) identity_jwt_audience: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,9 @@ pub(crate) struct UpstreamConfig {
     pub(crate) underscores_in_headers: bool,
     /// The protocols a request may upgrade to, lower case.
     pub(crate) upgrades: Vec<String>,
+    /// What it is sent besides the request: the session's token, the
+    /// identity JWT.
+    pub(crate) credentials: super::forwarding::UpstreamCredentials,
 }
 
 /// `[tokens]`: lifetimes, and where sessions are kept.
@@ -138,6 +141,8 @@ pub(crate) struct Route {
     pub(crate) strip_prefix: bool,
     /// The protocols a request on this route may upgrade to.
     pub(crate) upgrades: Vec<String>,
+    /// What its upstream is sent besides the request.
+    pub(crate) credentials: super::forwarding::UpstreamCredentials,
 }
 
 /// Who may use a route.

@@ -75,12 +75,14 @@ impl Checker<'_> {
                 "RS256" => SigningAlg::RS256,
                 "ES256" => SigningAlg::ES256,
                 "EdDSA" => SigningAlg::EdDSA,
-                other => return self.fail(
-                    &name.span(),
-                    format!(
+                other => {
+                    return self.fail(
+                        &name.span(),
+                        format!(
                         "signing.algorithms: {other:?} is not one authgate signs with: RS256, ES256 or EdDSA"
                     ),
-                ),
+                    )
+                }
             };
             if !algorithms.contains(&alg) {
                 algorithms.push(alg);
@@ -91,5 +93,27 @@ impl Checker<'_> {
             algorithms,
             rotate_after_days: self.count("signing.rotate_after_days", raw.rotate_after_days, 90, 1, 3650)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn signing_algorithms_are_checked_and_rs256_is_always_offered() {
+        let config = Config::from_toml_str(
+            "[upstream]\nbuiltin = \"whoami\"\n[signing]\nkeys_dir = \"keys\"\nalgorithms = [\"EdDSA\", \"ES256\"]\nrotate_after_days = 30\n",
+        )
+        .unwrap();
+        use crate::config::SigningAlg::*;
+        assert_eq!(config.signing.algorithms, [RS256, EdDSA, ES256]);
+        assert_eq!(config.signing.rotate_after_days, 30);
+        assert!(config.signing.keys_dir.unwrap().ends_with("keys"));
+        let err =
+            Config::from_toml_str("[upstream]\nbuiltin = \"whoami\"\n[signing]\nalgorithms = [\"HS256\"]\n")
+                .unwrap_err();
+        assert_eq!(err.location().unwrap().line, 4);
+        assert!(err.to_string().contains("RS256, ES256 or EdDSA"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! `SIGHUP`: the config file read again and put in force at once, or
-//! refused with its reason while the one in force stays.
+//! refused with its reason while the one in force stays; the signing keys
+//! read again.
 
 use crate::config::Config;
 use crate::layer::AuthLayer;
@@ -31,6 +32,7 @@ pub(super) async fn reload_on_sighup(layer: AuthLayer, current: Config) {
                     ),
                     ("limits", next.limits != current.limits),
                     ("routes", next.routes != current.routes),
+                    ("signing", next.signing != current.signing),
                 ] {
                     if changed {
                         tracing::warn!("{what} changed in {}: that takes a restart", path.display());
@@ -41,6 +43,14 @@ pub(super) async fn reload_on_sighup(layer: AuthLayer, current: Config) {
                 match layer.reload(next) {
                     Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
                     Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),
+                }
+                // And the signing keys, at once (a rotation made with
+                // `authgate keys rotate`, say), not at the next minute.
+                let keys = layer.keys();
+                match tokio::task::spawn_blocking(move || keys.refresh()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::warn!(error = %err, "could not read the signing keys again"),
+                    Err(err) => tracing::warn!(error = %err, "reading the signing keys failed"),
                 }
             }
             Err(err) => tracing::error!("reload refused, the old configuration stays: {err}"),

@@ -114,7 +114,7 @@ impl RouteTable {
             };
             let strip = route.strip_prefix.then(|| Arc::new(route.clone()));
             entries.push((
-                layer.with_access(access),
+                layer.for_route(access, &route.credentials),
                 Target::new(&route.upstream, config, &route.upgrades)?,
                 strip,
             ));

@@ -199,11 +199,11 @@ pub(super) fn refresh(
     files.sort_by_key(|f| std::cmp::Reverse(f.1));
     let mut keys = Vec::new();
     for (alg, created, path) in &files {
-        // Replaced by the next newer key of its algorithm, at its creation.
+        // Replaced when the next newer key of its algorithm began to sign.
         let replaced = files
             .iter()
             .filter(|(a, c, _)| a == alg && c > created)
-            .map(|(_, c, _)| *c)
+            .map(|(_, c, _)| c.saturating_add(super::PUBLISHED_BEFORE_SIGNING_SECS))
             .min();
         let published = replaced.is_none_or(|at| at.saturating_add(due) > now);
         if !published {

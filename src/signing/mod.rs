@@ -6,9 +6,11 @@
 //!
 //! With `[signing] keys_dir`, keys are PEM files there (`0600`), made at
 //! first start and read again every minute, so gateways sharing the folder
-//! share the keys; a new one is made `rotate_after_days` after the newest,
-//! and the replaced one stays published for another such period. Without,
-//! they are made in memory at first use and end with the process.
+//! share the keys; a new one is made `rotate_after_days` after the newest
+//! (or by `authgate keys rotate`), published at once and signing five
+//! minutes later, and the replaced one stays published for another such
+//! period. Without, they are made in memory at first use and end with the
+//! process.
 
 mod keys;
 
@@ -23,6 +25,11 @@ use serde::Serialize;
 pub(crate) use crate::config::{SigningAlg, SigningConfig};
 
 use self::keys::{KeyFile, Loaded};
+
+/// How long a new key is in the JWKS before it signs: the JWKS's cache
+/// time, so a relying party that fetched the set just before a rotation
+/// has the new key by the time it meets a token signed with it.
+pub(crate) const PUBLISHED_BEFORE_SIGNING_SECS: u64 = 300;
 
 /// One signing key and what is published of it.
 #[derive(Debug)]
@@ -114,10 +121,21 @@ impl KeyRing {
     fn install(&self, files: Vec<KeyFile>) {
         let mut published: Vec<Arc<SigningKey>> = files.into_iter().map(|f| Arc::new(f.key)).collect();
         published.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.kid.cmp(&b.kid)));
+        let now = keys::now();
+        // The newest key published long enough for every relying party to
+        // have fetched it; where none is yet, the one published longest
+        // (the first key of a new folder signs at once).
         let signing = self
             .algorithms
             .iter()
-            .filter_map(|alg| published.iter().find(|k| k.alg == *alg).cloned())
+            .filter_map(|alg| {
+                let mut of_alg = published.iter().filter(|k| k.alg == *alg);
+                let oldest = of_alg.clone().next_back();
+                of_alg
+                    .find(|k| k.created.saturating_add(PUBLISHED_BEFORE_SIGNING_SECS) <= now)
+                    .or(oldest)
+                    .cloned()
+            })
             .collect();
         self.ring.store(Arc::new(Ring { signing, published }));
     }
@@ -229,11 +247,31 @@ mod tests {
         }
     }
 
+    /// The key ids the ring publishes, newest first.
+    fn published(ring: &KeyRing) -> Vec<String> {
+        ring.jwks().unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The one key file of `dir` other than `except`.
+    fn other_file(dir: &std::path::Path, except: &std::path::Path) -> std::path::PathBuf {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p != except)
+            .unwrap()
+    }
+
     #[test]
     fn keys_in_a_folder_are_kept_private_shared_rotated_and_retired() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
+        let at = |secs_ago: u64| keys.join(format!("RS256-{}.pem", keys::now() - secs_ago));
         let first = ring(Some(&keys), &[SigningAlg::RS256]);
         let kid = first.current(SigningAlg::RS256).unwrap().kid.clone();
         let files: Vec<_> = std::fs::read_dir(&keys)
@@ -253,42 +291,35 @@ mod tests {
         let second = ring(Some(&keys), &[SigningAlg::RS256]);
         assert_eq!(second.current(SigningAlg::RS256).unwrap().kid, kid);
 
-        // The key made 100 days ago: a new one signs, the old one stays
-        // published (its tokens may live).
-        let old_name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
-        let aged = keys.join(format!("RS256-{}.pem", keys::now() - 100 * 86_400));
+        // The key made 100 days ago: a new one is made and published at
+        // once, but the old one signs until relying parties can have it.
+        let aged = at(100 * 86_400);
         std::fs::rename(&files[0], &aged).unwrap();
         assert!(first.refresh().unwrap(), "a key was made");
-        let current = first.current(SigningAlg::RS256).unwrap();
-        assert_ne!(current.kid, kid);
-        let published: Vec<String> = first.jwks().unwrap()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(published, [current.kid.clone(), kid.clone()], "newest first");
-        // Replaced more than a period ago: gone, its file too.
-        let newest = std::fs::read_dir(&keys)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| *p != aged)
-            .unwrap();
-        let older = keys.join(format!("RS256-{}.pem", keys::now() - 200 * 86_400));
-        std::fs::rename(&aged, &older).unwrap();
-        std::fs::rename(
-            &newest,
-            keys.join(format!("RS256-{}.pem", keys::now() - 95 * 86_400)),
-        )
-        .unwrap();
+        let both = published(&first);
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[1], kid, "newest first");
+        assert_eq!(first.current(SigningAlg::RS256).unwrap().kid, kid);
+        // Five minutes on, the new key signs.
+        let new = other_file(&keys, &aged);
+        let ready = at(PUBLISHED_BEFORE_SIGNING_SECS);
+        std::fs::rename(&new, &ready).unwrap();
         first.refresh().unwrap();
-        assert!(!older.exists(), "the retired key's file is removed ({old_name})");
-        assert_eq!(first.jwks().unwrap()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(first.current(SigningAlg::RS256).unwrap().kid, both[0]);
+        assert_eq!(published(&first), both, "the old one stays published");
 
-        // `authgate keys rotate`: a new key now.
-        let before = first.current(SigningAlg::RS256).unwrap().kid.clone();
+        // Replaced more than a period ago: gone, its file too.
+        let older = at(200 * 86_400);
+        std::fs::rename(&aged, &older).unwrap();
+        std::fs::rename(&ready, at(95 * 86_400)).unwrap();
+        first.refresh().unwrap();
+        assert!(!older.exists(), "the retired key's file is removed");
+        assert_eq!(published(&first).len(), 2, "the 95-day-old one and a new one");
+
+        // `authgate keys rotate`: one more, published now.
+        let before = published(&first).len();
         first.rotate().unwrap();
-        assert_ne!(first.current(SigningAlg::RS256).unwrap().kid, before);
+        assert_eq!(published(&first).len(), before + 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod forward_auth;
 mod gateway;
 mod hardening;
 mod hostile;
+mod identity_jwt;
 mod ldap;
 mod oauth;
 mod openid;
