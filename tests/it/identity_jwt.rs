@@ -219,3 +219,48 @@ async fn an_upstream_verifies_the_identity_jwt_offline_across_a_key_rotation() {
     let (status, _) = seen(&gateway, &api(), &[]).await;
     assert_eq!(status, 401);
 }
+
+#[path = "../../examples/verify_identity_jwt.rs"]
+mod verify_identity_jwt;
+
+#[tokio::test]
+async fn the_rust_example_upstream_verifies_the_identity_jwt_and_refuses_a_forged_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = listener.local_addr().unwrap();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let verifier = std::sync::Arc::new(verify_identity_jwt::Verifier::new(
+        &issuer,
+        &format!("http://{app_addr}"),
+    ));
+    tokio::spawn(async move { axum::serve(listener, verify_identity_jwt::app(verifier)).await });
+    let gateway = Gateway::start(
+        &config_toml(app_addr, "")
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                "timeout_secs = 2\n",
+                "timeout_secs = 2\nidentity_jwt = true\nsend_session_token = false\n",
+            ),
+    )
+    .await;
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    let answer = bearer_get(&gateway, "/", &token).await;
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["claims"]["email"], "alice@example.com", "{body}");
+    assert_eq!(body["claims"]["aud"], format!("http://{app_addr}").as_str());
+    // Straight to the app, a forged JWT (another key, or none) is refused.
+    let forged = api()
+        .get(format!("http://{app_addr}/"))
+        .header(
+            "x-authgate-jwt",
+            "eyJhbGciOiJub25lIiwia2lkIjoieCJ9.eyJzdWIiOiJyb290In0.",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+}
