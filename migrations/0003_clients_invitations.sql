@@ -3,6 +3,11 @@
 
 ALTER TABLE clients ADD COLUMN cors_origins TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE clients ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+-- OpenID Connect: where logout may return to, where back-channel logout
+-- is sent, and what ID tokens are signed with.
+ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT;
+ALTER TABLE clients ADD COLUMN id_token_alg TEXT;
 
 -- An invitation: the SHA-256 of its link's secret (never the secret),
 -- for whom, until when; used once.

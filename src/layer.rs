@@ -138,6 +138,11 @@ impl AuthLayer {
         (database, state.store.clone())
     }
 
+    /// The state in force now.
+    pub(crate) fn state(&self) -> Arc<AuthState> {
+        self.shared.load_full()
+    }
+
     /// The signing keys (the same across reloads).
     pub(crate) fn keys(&self) -> Arc<crate::signing::KeyRing> {
         self.shared.load().keys.clone()

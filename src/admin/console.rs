@@ -228,6 +228,9 @@ async fn change(
                     .filter(|s| !s.trim().is_empty())
                     .map(|s| s.split_whitespace().map(str::to_owned).collect()),
                 cors_origins: Vec::new(),
+                post_logout_redirect_uris: Vec::new(),
+                backchannel_logout_uri: None,
+                id_token_signed_response_alg: None,
             };
             let made = api::add_client(state, admin, body).await;
             shown_once(state, parts, admin, "clients", made).await
@@ -254,6 +257,9 @@ async fn change(
                         .then(|| scopes.split_whitespace().map(str::to_owned).collect()),
                 ),
                 cors_origins: Some(lines(get("cors_origins").as_deref())),
+                post_logout_redirect_uris: Some(lines(get("post_logout_redirect_uris").as_deref())),
+                backchannel_logout_uri: Some(get("backchannel_logout_uri").filter(|u| !u.trim().is_empty())),
+                id_token_signed_response_alg: get("id_token_alg"),
             };
             let page = format!(
                 "clients/{}",

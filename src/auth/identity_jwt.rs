@@ -71,7 +71,7 @@ impl IdentityJwts {
             iat: now,
             exp,
             person: identity.openid_claims(["profile", "email", "groups"].into_iter()),
-            sid: session.family().map(|f| format!("{:016x}", f.0.get())),
+            sid: session.sid(),
             idp: identity.provider(),
         };
         let jwt = match state.keys.sign(SigningAlg::RS256, "JWT", &claims) {

@@ -11,6 +11,7 @@ pub(crate) const SIGN_IN_PATH: &str = "/management/authorize";
 pub(crate) const INVITATION_PATH: &str = "/management/invitation";
 pub(crate) const CHANGE_PASSWORD_PAGE: &str = "/management/account?done=must_change";
 
+pub(crate) mod backchannel;
 pub(crate) mod client_fields;
 pub(crate) mod credential;
 pub(crate) mod csrf;

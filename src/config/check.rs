@@ -67,6 +67,20 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         },
     };
     check.refuse_published_passwords(&config)?;
+    if let Some(client) = config
+        .clients
+        .iter()
+        .find(|c| !config.signing.algorithms.contains(&c.id_token_alg))
+    {
+        return check.fail(
+            &client.span,
+            format!(
+                "client {:?} has its ID tokens signed with {}, which [signing] algorithms does not list: add it there",
+                client.client_id,
+                client.id_token_alg.as_str()
+            ),
+        );
+    }
     Ok(config)
 }
 

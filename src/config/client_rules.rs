@@ -74,3 +74,37 @@ pub(crate) fn grants_problem(
     (redirects && redirect_uris == 0)
         .then(|| format!("client {id:?} has no redirect_uris: list at least one absolute URL"))
 }
+
+/// Why `uri` cannot be a back-channel logout URI: an absolute http(s) URL
+/// with no fragment (OpenID Connect Back-Channel Logout §2.2), https off
+/// loopback.
+pub(crate) fn backchannel_uri_problem(uri: &str) -> Option<String> {
+    let url = match Url::parse(uri) {
+        Ok(url) if url.fragment().is_none() && matches!(url.scheme(), "http" | "https") => url,
+        _ => {
+            return Some(format!(
+                "backchannel_logout_uri {uri:?} must be an absolute http(s) URL without a fragment"
+            ))
+        }
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    (url.scheme() == "http" && !loopback)
+        .then(|| format!("backchannel_logout_uri {uri:?} must be https (http only on loopback): it carries a signed logout token"))
+}
+
+/// The signing algorithm of an ID token, by name.
+pub(crate) fn id_token_alg(name: &str) -> Result<super::SigningAlg, String> {
+    match name {
+        "RS256" => Ok(super::SigningAlg::RS256),
+        "ES256" => Ok(super::SigningAlg::ES256),
+        "EdDSA" => Ok(super::SigningAlg::EdDSA),
+        other => Err(format!(
+            "id_token_signed_response_alg {other:?}: RS256, ES256 or EdDSA"
+        )),
+    }
+}

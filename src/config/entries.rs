@@ -10,13 +10,14 @@ use toml::Spanned;
 
 use super::check::Checker;
 use super::client_rules::{
-    client_id_problem, cors_origin_problem, default_grants, grants_problem, redirect_uri_problem,
-    scope_problem,
+    backchannel_uri_problem, client_id_problem, cors_origin_problem, default_grants, grants_problem,
+    id_token_alg, redirect_uri_problem, scope_problem,
 };
 use super::providers::ProviderConfig;
 use super::raw::{RawClient, RawUser};
 use super::sections::{ClientConfig, Grant, UserConfig};
 use super::Config;
+use super::SigningAlg;
 
 /// Passwords published in this repository (the shipped `config.toml` and
 /// the README). A user or client that still has one is refused on any
@@ -133,6 +134,21 @@ impl Checker<'_> {
                     .transpose()?;
                 let cors_origins = checked(&client.cors_origins, cors_origin_problem)?;
                 let redirect_uris = checked(&client.redirect_uris, redirect_uri_problem)?;
+                let post_logout_redirect_uris =
+                    checked(&client.post_logout_redirect_uris, redirect_uri_problem)?;
+                let backchannel_logout_uri = match &client.backchannel_logout_uri {
+                    Some(uri) => match backchannel_uri_problem(uri.get_ref()) {
+                        Some(problem) => return self.fail(&uri.span(), problem),
+                        None => Some(uri.get_ref().clone()),
+                    },
+                    None => None,
+                };
+                let id_token_alg = match &client.id_token_signed_response_alg {
+                    Some(name) => {
+                        id_token_alg(name.get_ref()).or_else(|problem| self.fail(&name.span(), problem))?
+                    }
+                    None => SigningAlg::RS256,
+                };
                 Ok(ClientConfig {
                     client_id: client.client_id.into_inner(),
                     client_secret_hash: client.client_secret_hash.map(Spanned::into_inner),
@@ -141,6 +157,9 @@ impl Checker<'_> {
                     scopes,
                     allow_plain_pkce: client.allow_plain_pkce,
                     cors_origins,
+                    post_logout_redirect_uris,
+                    backchannel_logout_uri,
+                    id_token_alg,
                     span,
                 })
             })

@@ -191,4 +191,8 @@ pub(super) struct RawClient {
     pub(super) allow_plain_pkce: bool,
     #[serde(default)]
     pub(super) cors_origins: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) post_logout_redirect_uris: Vec<Spanned<String>>,
+    pub(super) backchannel_logout_uri: Option<Spanned<String>>,
+    pub(super) id_token_signed_response_alg: Option<Spanned<String>>,
 }

@@ -265,6 +265,13 @@ pub(crate) struct ClientConfig {
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) allow_plain_pkce: bool,
     pub(crate) cors_origins: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to (exact).
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    /// Where OpenID Connect Back-Channel Logout tells the client that a
+    /// session ended.
+    pub(crate) backchannel_logout_uri: Option<String>,
+    /// What its ID tokens are signed with (RS256 by default).
+    pub(crate) id_token_alg: super::SigningAlg,
     pub(crate) span: Range<usize>,
 }
 

@@ -67,6 +67,12 @@ pub(crate) struct BackupClient {
     pub(crate) grants: Vec<String>,
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) cors_origins: Vec<String>,
+    #[serde(default)]
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub(crate) backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub(crate) id_token_alg: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
 }
@@ -95,6 +101,9 @@ impl From<DbClient> for BackupClient {
             grants: c.grants,
             scopes: c.scopes,
             cors_origins: c.cors_origins,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            id_token_alg: c.id_token_alg,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -110,6 +119,9 @@ impl From<&BackupClient> for DbClient {
             grants: c.grants.clone(),
             scopes: c.scopes.clone(),
             cors_origins: c.cors_origins.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            id_token_alg: c.id_token_alg.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

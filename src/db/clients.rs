@@ -18,6 +18,10 @@ pub(crate) struct DbClient {
     /// `None`: any scope.
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) cors_origins: Vec<String>,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) backchannel_logout_uri: Option<String>,
+    /// `RS256` (none), `ES256` or `EdDSA`.
+    pub(crate) id_token_alg: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
 }
@@ -27,7 +31,8 @@ pub(crate) const CLIENT_CHANGED: &str = "client_changed";
 pub(crate) const CLIENT_DELETED: &str = "client_deleted";
 
 pub(super) const CLIENT_COLUMNS: &str =
-    "client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at";
+    "client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, \
+     post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, created_at, updated_at";
 
 fn list_of(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
     let text: String = row.try_get(column)?;
@@ -46,6 +51,9 @@ pub(super) fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         cors_origins: list_of(row, "cors_origins")?,
+        post_logout_redirect_uris: list_of(row, "post_logout_redirect_uris")?,
+        backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+        id_token_alg: row.try_get("id_token_alg")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -98,8 +106,9 @@ impl Database {
             now
         };
         sqlx::query(
-            "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, \
+             post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&client.client_id)
         .bind(client.secret_hash.as_deref())
@@ -107,12 +116,17 @@ impl Database {
         .bind(json(&client.grants))
         .bind(client.scopes.as_deref().map(json))
         .bind(json(&client.cors_origins))
+        .bind(json(&client.post_logout_redirect_uris))
+        .bind(client.backchannel_logout_uri.as_deref())
+        .bind(client.id_token_alg.as_deref())
         .bind(created)
         .bind(client.updated_at.max(created))
         .execute(&mut **tx)
         .await
         .map_err(|e| match DbError::from(e) {
-            DbError::Conflict(_) => DbError::Conflict(format!("a client {:?} exists already", client.client_id)),
+            DbError::Conflict(_) => {
+                DbError::Conflict(format!("a client {:?} exists already", client.client_id))
+            }
             other => other,
         })?;
         Database::record_change(&mut **tx, CLIENT_CHANGED, &client.client_id).await?;
@@ -124,13 +138,17 @@ impl Database {
     pub(crate) async fn update_client(&self, client: &DbClient) -> Result<bool, DbError> {
         let mut tx = self.ready().await?.begin().await?;
         let done = sqlx::query(
-            "UPDATE clients SET redirect_uris = $2, grants = $3, scopes = $4, cors_origins = $5, updated_at = $6 WHERE client_id = $1",
+            "UPDATE clients SET redirect_uris = $2, grants = $3, scopes = $4, cors_origins = $5, \
+             post_logout_redirect_uris = $6, backchannel_logout_uri = $7, id_token_alg = $8, updated_at = $9 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(json(&client.redirect_uris))
         .bind(json(&client.grants))
         .bind(client.scopes.as_deref().map(json))
         .bind(json(&client.cors_origins))
+        .bind(json(&client.post_logout_redirect_uris))
+        .bind(client.backchannel_logout_uri.as_deref())
+        .bind(client.id_token_alg.as_deref())
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::state::AuthState;
 use crate::db::{Change, Database, CLIENT_CHANGED, CLIENT_DELETED};
 use crate::identity::DatabaseClients;
-use crate::store::{StoreError, TokenStore};
+use crate::layer::AuthLayer;
+use crate::store::StoreError;
 
 /// How often the feed is read.
 const EVERY: Duration = Duration::from_millis(500);
@@ -22,7 +24,7 @@ const OVERLAP_MS: i64 = 5_000;
 const AT_START_MS: i64 = 60_000;
 
 /// Reads the feed until the task is stopped.
-pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>, clients: Arc<DatabaseClients>) {
+pub(super) async fn watch(db: Database, layer: AuthLayer, clients: Arc<DatabaseClients>) {
     let mut since = crate::db::now_ms() - AT_START_MS;
     let mut done: HashMap<String, i64> = HashMap::new();
     // Loaded at start if the database answered then; else here, as soon
@@ -46,7 +48,7 @@ pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>, clients: Arc
             if change.kind == CLIENT_CHANGED || change.kind == CLIENT_DELETED {
                 clients_stale = true;
             }
-            match act_on(&*store, &change).await {
+            match act_on(&layer.state(), &change).await {
                 Ok(()) => {
                     done.insert(change.id, change.at);
                 }
@@ -76,11 +78,12 @@ pub(super) async fn watch(db: Database, store: Arc<dyn TokenStore>, clients: Arc
 /// Ends the sessions a change makes void: a person's, for a change about
 /// them; a deleted client's tokens. A client changed keeps its tokens:
 /// only what it may ask for next changes.
-async fn act_on(store: &dyn TokenStore, change: &Change) -> Result<(), StoreError> {
+async fn act_on(state: &AuthState, change: &Change) -> Result<(), StoreError> {
     let ended = match change.kind.as_str() {
         CLIENT_CHANGED => return Ok(()),
-        CLIENT_DELETED => crate::store::remove_client_sessions(store, &change.subject).await?,
-        _ => store.remove_user(&change.subject).await?,
+        CLIENT_DELETED => crate::store::remove_client_sessions(&*state.store, &change.subject).await?,
+        // The clients that held one are told (back-channel logout).
+        _ => crate::auth::backchannel::end_sessions_of(state, &change.subject).await?,
     };
     tracing::info!(
         kind = change.kind,

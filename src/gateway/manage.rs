@@ -19,6 +19,7 @@ pub const MANAGE_USAGE: &str = "\
   authgate group list
   authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)
   authgate client add [ID] [--public] [--redirect-uri U]... [--grant G]... [--scope S]...
+                      [--post-logout-redirect-uri U]... [--backchannel-logout-uri U] [--id-token-alg RS256|ES256|EdDSA]
                                                                 an OAuth client; prints its secret, this once
   authgate client list                                          clients by id (config.toml's too, marked)
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
@@ -191,6 +192,9 @@ pub async fn manage(
                 grants: (!grants.is_empty()).then_some(grants),
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 cors_origins: Vec::new(),
+                post_logout_redirect_uris: every("--post-logout-redirect-uri"),
+                backchannel_logout_uri: flag("--backchannel-logout-uri").map(str::to_owned),
+                id_token_alg: flag("--id-token-alg").map(str::to_owned),
             }
             .into_row()
             .map_err(usage)?;
@@ -444,6 +448,9 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
                     | "--redirect-uri"
                     | "--grant"
                     | "--scope"
+                    | "--post-logout-redirect-uri"
+                    | "--backchannel-logout-uri"
+                    | "--id-token-alg"
             );
         } else {
             out.push(*word);

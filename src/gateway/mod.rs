@@ -214,8 +214,8 @@ fn start_background_tasks(
             config.tokens.persist_interval,
         )));
     }
-    if let (Some((db, clients)), store) = layer.database_and_store() {
-        tasks.push(tokio::spawn(changes::watch(db, store, clients)));
+    if let (Some((db, clients)), _) = layer.database_and_store() {
+        tasks.push(tokio::spawn(changes::watch(db, layer.clone(), clients)));
     }
     tasks.push(tokio::spawn(refresh_keys(layer.keys())));
     #[cfg(unix)]

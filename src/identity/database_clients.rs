@@ -8,10 +8,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::client_rules::{
-    client_id_problem, cors_origin_problem, default_grants, grants_problem, redirect_uri_problem,
-    scope_problem,
+    backchannel_uri_problem, client_id_problem, cors_origin_problem, default_grants, grants_problem,
+    id_token_alg, redirect_uri_problem, scope_problem,
 };
-use crate::config::{ClientConfig, Grant};
+use crate::config::{ClientConfig, Grant, SigningAlg};
 use crate::db::{Database, DbClient, DbError};
 
 use super::client::Client;
@@ -74,7 +74,17 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         .into_iter()
         .chain(row.redirect_uris.iter().filter_map(|u| redirect_uri_problem(u)))
         .chain(row.scopes.iter().flatten().filter_map(|s| scope_problem(s)))
-        .chain(row.cors_origins.iter().filter_map(|o| cors_origin_problem(o)));
+        .chain(row.cors_origins.iter().filter_map(|o| cors_origin_problem(o)))
+        .chain(
+            row.post_logout_redirect_uris
+                .iter()
+                .filter_map(|u| redirect_uri_problem(u)),
+        )
+        .chain(
+            row.backchannel_logout_uri
+                .iter()
+                .filter_map(|u| backchannel_uri_problem(u)),
+        );
     if let Some(problem) = problems.into_iter().next() {
         return Err(problem);
     }
@@ -88,6 +98,10 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
             })
         })
         .collect::<Result<_, _>>()?;
+    let id_token_alg = row
+        .id_token_alg
+        .as_deref()
+        .map_or(Ok(SigningAlg::RS256), id_token_alg)?;
     let confidential = row.secret_hash.is_some();
     if let Some(problem) = grants_problem(id, &grants, confidential, row.redirect_uris.len()) {
         return Err(problem);
@@ -100,6 +114,9 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         scopes: row.scopes.clone(),
         allow_plain_pkce: false,
         cors_origins: row.cors_origins.clone(),
+        post_logout_redirect_uris: row.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: row.backchannel_logout_uri.clone(),
+        id_token_alg,
         span: 0..0,
     })
 }
@@ -117,6 +134,9 @@ pub(crate) struct ClientRequest {
     /// Absent: any scope.
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) cors_origins: Vec<String>,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) backchannel_logout_uri: Option<String>,
+    pub(crate) id_token_alg: Option<String>,
 }
 
 impl ClientRequest {
@@ -143,6 +163,9 @@ impl ClientRequest {
             grants,
             scopes: self.scopes,
             cors_origins: self.cors_origins,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            id_token_alg: self.id_token_alg,
             created_at: 0,
             updated_at: 0,
         };

@@ -32,7 +32,7 @@ use self::database::DatabaseUsers;
 pub(crate) use self::database_clients::{client_config, new_client_secret, ClientRequest, DatabaseClients};
 use self::ldap::LdapDirectory;
 pub(crate) use self::local::LocalUsers;
-pub(crate) use self::outside::{LogoutClaims, Outside, OutsideError, OutsideIdentity};
+pub(crate) use self::outside::{LogoutClaims, Outside, OutsideError, OutsideIdentity, ProviderHttp};
 pub(crate) use self::user::{user_uuid, User};
 
 /// What a password source answers.

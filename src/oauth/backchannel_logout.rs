@@ -95,7 +95,7 @@ async fn end_sessions(state: &AuthState, provider: &str, claims: &LogoutClaims) 
             .get(&TokenKey::of(&owner_key(provider, what, value)))
             .await?
         {
-            ended += state.store.remove_user(owner.username()).await?;
+            ended += crate::auth::backchannel::end_sessions_of(state, owner.username()).await?;
             state.audit.record(
                 "sign_out.backchannel",
                 Fields {

@@ -32,12 +32,6 @@ fn at_hash(alg: SigningAlg, access: &Token) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
-/// The session's identifier for logout (`sid`): its grant's family, the
-/// same for every token a sign-in's code or refresh token issues.
-pub(super) fn sid(session: &Session) -> Option<String> {
-    session.family().map(|family| format!("{:016x}", family.0.get()))
-}
-
 /// The ID token for `session` (an access token just issued through a
 /// client, with `openid` in its scope), or `None` if it asks for none.
 pub(super) fn for_session(
@@ -52,7 +46,10 @@ pub(super) fn for_session(
     if !asks_openid(session) || client_id == session.username() {
         return Ok(None);
     }
-    let alg = SigningAlg::RS256;
+    let alg = state
+        .directory
+        .client(client_id)
+        .map_or(SigningAlg::RS256, |c| c.entry().id_token_alg);
     let now = unix_now();
     let scopes = session.scope().unwrap_or("").split(' ');
     let mut claims = session.identity().openid_claims(scopes);
@@ -77,7 +74,7 @@ pub(super) fn for_session(
     if let Some(nonce) = nonce {
         put("nonce", nonce.into());
     }
-    if let Some(sid) = sid(session) {
+    if let Some(sid) = session.sid() {
         put("sid", sid.into());
     }
     if let Some(provider) = session.identity().provider() {

@@ -7,6 +7,7 @@ mod backchannel_logout;
 mod client_auth;
 mod cors;
 mod discovery;
+mod end_session;
 mod error;
 mod flash;
 mod forward_auth;
@@ -120,6 +121,14 @@ where
         (DISCOVERY_PATH | OPENID_DISCOVERY_PATH, &Method::GET | &Method::HEAD) => discovery::metadata(&state),
         (JWKS_PATH, &Method::GET | &Method::HEAD) => discovery::jwks(&state),
         (DISCOVERY_PATH | OPENID_DISCOVERY_PATH | JWKS_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
+        (end_session::END_SESSION_PATH, &Method::GET | &Method::POST) => {
+            let (parts, params) = match read_params(req, state.config.limits.max_body_bytes).await {
+                Ok(read) => read,
+                Err(err) => return err.into_response(),
+            };
+            end_session::end_session(&state, &parts, &params).await
+        }
+        (end_session::END_SESSION_PATH, _) => method_not_allowed(&req, "GET, POST"),
         (USERINFO_PATH, &Method::GET | &Method::POST) => {
             userinfo::userinfo(&state, &req.into_parts().0).await
         }

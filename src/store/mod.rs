@@ -243,6 +243,13 @@ impl Session {
         self.origin.as_deref()
     }
 
+    /// The sign-in it belongs to, as OpenID Connect names it (`sid`): its
+    /// grant's family, the same for every token a code or refresh token
+    /// issues.
+    pub(crate) fn sid(&self) -> Option<String> {
+        self.family.map(|family| format!("{:016x}", family.0.get()))
+    }
+
     /// When it was last used (to the second with an idle timeout, else to
     /// the minute).
     pub(crate) fn last_seen(&self) -> u64 {

@@ -529,15 +529,27 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
         !page.as_array().unwrap_or_else(|| panic!("{page}")).is_empty(),
         "schemathesis made no group: {report}"
     );
-    let (_, listed, _) = call(&gateway, reqwest::Method::GET, "/clients", &root, None).await;
-    assert!(
-        listed["clients"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["source"] == "database"),
-        "schemathesis made no client: {report}"
-    );
+    // Clients it made (and may have deleted since): the audit log has
+    // more than the one this test made.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, audit, _) = call(
+            &gateway,
+            reqwest::Method::GET,
+            "/audit?event=admin.client_added",
+            &root,
+            None,
+        )
+        .await;
+        if audit["events"].as_array().map_or(0, Vec::len) > 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "schemathesis made no client: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -298,8 +298,8 @@ async fn what_the_rules_of_clients_refuse_is_a_problem_and_nothing_is_written() 
     assert_eq!(listed["clients"].as_array().unwrap().len(), 1, "{listed}");
 
     let made = json!({"client_id": "twice", "grants": ["client_credentials"]});
-    let (status, _, _) = call(&gateway, Method::POST, "/clients", &root, Some(made.clone())).await;
-    assert_eq!(status, 201);
+    let (status, answer, _) = call(&gateway, Method::POST, "/clients", &root, Some(made.clone())).await;
+    assert_eq!(status, 201, "{answer}");
     let (status, problem, _) = call(&gateway, Method::POST, "/clients", &root, Some(made)).await;
     assert_eq!(status, 409, "{problem}");
     // A change that breaks the rules leaves the client as it was.

@@ -13,12 +13,14 @@ use crate::common::*;
 const RP: &str = "rp";
 const RP_SECRET: &str = "rp-secret";
 const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
+const RP_BYE: &str = "http://127.0.0.1:9/bye";
 
 fn config(upstream: std::net::SocketAddr, extra: &str) -> String {
     config_toml(
         upstream,
         &format!(
-            "[[clients]]\nclient_id = \"{RP}\"\nclient_secret_hash = \"{}\"\nredirect_uris = [\"{RP_CALLBACK}\"]\ngrants = [\"authorization_code\", \"refresh_token\"]\n{extra}",
+            "[[clients]]\nclient_id = \"{RP}\"\nclient_secret_hash = \"{}\"\nredirect_uris = [\"{RP_CALLBACK}\"]\n\
+             grants = [\"authorization_code\", \"refresh_token\"]\npost_logout_redirect_uris = [\"{RP_BYE}\"]\n{extra}",
             authgate::hash_password(RP_SECRET)
         ),
     )
@@ -39,6 +41,7 @@ async fn openid_client_signs_in_checks_the_id_token_reads_userinfo_and_refreshes
             "username": "alice",
             "password": PASSWORD,
             "scope": "openid profile email groups",
+            "post_logout_redirect_uri": RP_BYE,
         }),
     )
     .await
@@ -73,6 +76,13 @@ async fn openid_client_signs_in_checks_the_id_token_reads_userinfo_and_refreshes
     assert_eq!(refreshed["sub"], claims["sub"], "{found}");
     assert_eq!(refreshed["auth_time"], claims["auth_time"]);
     assert_eq!(refreshed["sid"], claims["sid"]);
+    // Signed out by the app (RP-initiated logout): back to its registered
+    // address with its state, and the sign-in's tokens no longer work.
+    let ended = &found["ended"];
+    assert_eq!(ended["status"], 303, "{ended}");
+    assert_eq!(ended["location"], format!("{RP_BYE}?state=bye-state").as_str());
+    assert_eq!(ended["refreshAfter"], "invalid_grant", "{ended}");
+    assert_eq!(ended["userinfoAfter"], 401, "{ended}");
     // `sub` is stable: another sign-in, the same.
     let again = run_node(
         "relying_party.mjs",
@@ -241,4 +251,150 @@ async fn userinfo_answers_only_a_bearer_token_issued_with_openid() {
         .await
         .unwrap();
     assert!(issued.get("id_token").is_none(), "{issued}");
+}
+
+/// A client's back-channel logout URI: every logout token posted to it.
+async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: String| {
+            let sent = sent.clone();
+            async move {
+                let token = url::form_urlencoded::parse(body.as_bytes())
+                    .find(|(k, _)| k == "logout_token")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let _ = sent.send(token);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/backchannel"), received)
+}
+
+#[tokio::test]
+async fn a_client_is_told_by_back_channel_logout_when_an_admin_ends_the_persons_sessions() {
+    let Some(python) = test_python() else {
+        return;
+    };
+    let (backchannel, mut received) = logout_receiver().await;
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(
+        upstream.addr,
+        &format!(
+            "backchannel_logout_uri = \"{backchannel}\"\n[[users]]\nusername = \"root\"\npassword_hash = \"{}\"\nadmin = true\n",
+            password_hash()
+        ),
+    ))
+    .await;
+    let issuer = gateway.url("");
+    let Some(found) = run_node(
+        "relying_party.mjs",
+        json!({"issuer": issuer, "client_id": RP, "client_secret": RP_SECRET, "redirect_uri": RP_CALLBACK,
+               "username": "alice", "password": PASSWORD, "scope": "openid"}),
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(found.get("error").is_none(), "{found}");
+    let root = crate::admin_api::token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    let (status, revoked, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::POST,
+        "/users/alice/revoke-sessions",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    let token = tokio::time::timeout(std::time::Duration::from_secs(5), received.recv())
+        .await
+        .expect("a logout token within five seconds")
+        .unwrap();
+    // Checked by PyJWT against the JWKS, as the client would.
+    let out = run_python(
+        &python,
+        "verify_jwt.py",
+        &[
+            &gateway.url("/.well-known/jwks.json"),
+            &token,
+            RP,
+            &issuer,
+            "logout+jwt",
+        ],
+    )
+    .await
+    .unwrap();
+    let claims: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(claims["sub"], found["claims"]["sub"], "{claims}");
+    assert_eq!(claims["sid"], found["claims"]["sid"], "the sign-in that ended");
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none(), "a logout token has no nonce");
+    // The discovery document says it is supported.
+    let meta: Value = api()
+        .get(gateway.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["backchannel_logout_supported"], true);
+    assert_eq!(
+        meta["end_session_endpoint"],
+        gateway.url("/management/end_session").as_str()
+    );
+}
+
+#[tokio::test]
+async fn end_session_never_sends_the_browser_to_an_address_nobody_registered() {
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(upstream.addr, "")).await;
+    let end = |query: String| {
+        let url = gateway.url(&format!("/management/end_session?{query}"));
+        async move { api().get(url).header("accept", "text/html").send().await.unwrap() }
+    };
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    // Without a hint or a client, an address is refused.
+    let answer = end(format!("post_logout_redirect_uri={}", enc(RP_BYE))).await;
+    assert_eq!(answer.status(), 400);
+    assert!(answer.headers().get("location").is_none());
+    // A client's own, unregistered address: refused.
+    let answer = end(format!(
+        "client_id={RP}&post_logout_redirect_uri={}",
+        enc("https://evil.example/")
+    ))
+    .await;
+    assert_eq!(answer.status(), 400);
+    // A hint this gateway did not sign (alg none, another issuer's key).
+    let forged = "eyJhbGciOiJub25lIiwia2lkIjoieCJ9.eyJpc3MiOiJ4IiwiYXVkIjoicnAifQ.";
+    let answer = end(format!(
+        "id_token_hint={forged}&post_logout_redirect_uri={}",
+        enc(RP_BYE)
+    ))
+    .await;
+    assert_eq!(answer.status(), 400);
+    // The registered address with the client's id: back there, with state.
+    let answer = end(format!(
+        "client_id={RP}&post_logout_redirect_uri={}&state=s1",
+        enc(RP_BYE)
+    ))
+    .await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(
+        answer.headers()["location"],
+        format!("{RP_BYE}?state=s1").as_str()
+    );
+    // Nothing asked: the signed-out page, the cookie cleared.
+    let answer = end(String::new()).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("authgate_session=;"));
 }

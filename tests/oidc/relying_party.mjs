@@ -6,7 +6,8 @@
 // JWKS. It prints one JSON line of what it found, or {"error": ...}.
 //
 // node relying_party.mjs <config.json>
-//   {"issuer", "client_id", "client_secret", "redirect_uri", "username", "password", "scope"}
+//   {"issuer", "client_id", "client_secret", "redirect_uri", "username", "password", "scope",
+//    "post_logout_redirect_uri" (optional: then it signs out by RP-initiated logout at the end)}
 import { load, readConfig } from './lib.mjs';
 
 const client = await load('openid-client');
@@ -67,7 +68,33 @@ try {
   const metadata = config.serverMetadata();
   const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri));
   const independent = await jose.jwtVerify(tokens.id_token, jwks, { issuer: metadata.issuer, audience: cfg.client_id });
+  // RP-initiated logout, with the ID token as the hint, if asked for.
+  let ended = null;
+  if (cfg.post_logout_redirect_uri) {
+    const endUrl = client.buildEndSessionUrl(config, {
+      id_token_hint: tokens.id_token,
+      post_logout_redirect_uri: cfg.post_logout_redirect_uri,
+      state: 'bye-state',
+    });
+    const answer = await fetch(endUrl, { redirect: 'manual', headers: { accept: 'text/html' } });
+    let refreshAfter;
+    try {
+      await client.refreshTokenGrant(config, refreshed.refresh_token ?? tokens.refresh_token);
+      refreshAfter = 'accepted';
+    } catch (err) {
+      refreshAfter = err.error ?? String(err);
+    }
+    let userinfoAfter;
+    try {
+      await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
+      userinfoAfter = 'accepted';
+    } catch (err) {
+      userinfoAfter = err.status ?? String(err);
+    }
+    ended = { status: answer.status, location: answer.headers.get('location'), refreshAfter, userinfoAfter };
+  }
   process.stdout.write(JSON.stringify({
+    ended,
     claims,
     header: independent.protectedHeader,
     userinfo,

@@ -6,6 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::state::AuthState;
+use crate::config::client_rules::id_token_alg;
+use crate::config::SigningAlg;
 use crate::db::DbClient;
 use crate::identity::{client_config, new_client_secret, Client, ClientRequest};
 
@@ -24,6 +26,10 @@ pub(crate) struct ClientOut {
     /// The scopes it may ask for; absent: any.
     scopes: Option<Vec<String>>,
     cors_origins: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    /// What its ID tokens are signed with.
+    id_token_signed_response_alg: &'static str,
     /// Milliseconds since the epoch (database clients).
     created_at: Option<i64>,
     updated_at: Option<i64>,
@@ -31,7 +37,15 @@ pub(crate) struct ClientOut {
 
 impl ClientOut {
     fn of_database(row: DbClient) -> Self {
+        let alg = row
+            .id_token_alg
+            .as_deref()
+            .and_then(|a| id_token_alg(a).ok())
+            .unwrap_or(SigningAlg::RS256);
         Self {
+            post_logout_redirect_uris: row.post_logout_redirect_uris,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            id_token_signed_response_alg: alg.as_str(),
             confidential: row.secret_hash.is_some(),
             client_id: row.client_id,
             source: "database",
@@ -54,6 +68,9 @@ impl ClientOut {
             grants: entry.grants.iter().map(|g| g.as_str().to_owned()).collect(),
             scopes: entry.scopes.clone(),
             cors_origins: entry.cors_origins.clone(),
+            post_logout_redirect_uris: entry.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: entry.backchannel_logout_uri.clone(),
+            id_token_signed_response_alg: entry.id_token_alg.as_str(),
             created_at: None,
             updated_at: None,
         }
@@ -105,6 +122,15 @@ pub(crate) enum GrantName {
     RefreshToken,
 }
 
+/// An algorithm ID tokens may be signed with.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only the OpenAPI document is made of it")]
+pub(crate) enum IdTokenAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
 /// A new client.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +155,16 @@ pub(crate) struct NewClientBody {
     #[serde(default)]
     #[schema(value_type = Vec<Origin>)]
     pub(crate) cors_origins: Vec<String>,
+    /// Where RP-initiated logout may return to.
+    #[serde(default)]
+    #[schema(value_type = Vec<RedirectUri>)]
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are sent (https; http on loopback).
+    #[schema(value_type = Option<RedirectUri>)]
+    pub(crate) backchannel_logout_uri: Option<String>,
+    /// RS256 (the default), ES256 or EdDSA.
+    #[schema(value_type = Option<IdTokenAlg>)]
+    pub(crate) id_token_signed_response_alg: Option<String>,
 }
 
 fn yes() -> bool {
@@ -149,6 +185,14 @@ pub(crate) struct ClientChange {
     pub(crate) scopes: Option<Option<Vec<String>>>,
     #[schema(value_type = Option<Vec<Origin>>)]
     pub(crate) cors_origins: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<RedirectUri>>)]
+    pub(crate) post_logout_redirect_uris: Option<Vec<String>>,
+    /// `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RedirectUri>)]
+    pub(crate) backchannel_logout_uri: Option<Option<String>>,
+    #[schema(value_type = Option<IdTokenAlg>)]
+    pub(crate) id_token_signed_response_alg: Option<String>,
 }
 
 /// A field that is there, even as `null` (which a plain `Option` cannot
@@ -157,9 +201,17 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// Refuses a row the rules of `[[clients]]` refuse.
-fn checked(row: &DbClient) -> Result<(), Problem> {
-    client_config(row).map(drop).map_err(bad)
+/// Refuses a row the rules of `[[clients]]` refuse, or whose ID tokens
+/// would be signed with an algorithm `[signing]` does not offer.
+fn checked(state: &AuthState, row: &DbClient) -> Result<(), Problem> {
+    let entry = client_config(row).map_err(bad)?;
+    if !state.keys.algorithms().contains(&entry.id_token_alg) {
+        return Err(bad(format!(
+            "id_token_signed_response_alg {}: [signing] algorithms does not list it",
+            entry.id_token_alg.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// A `409` for a client of the config.
@@ -219,9 +271,13 @@ pub(crate) async fn add_client(state: &AuthState, admin: &Admin, body: NewClient
         grants: body.grants,
         scopes: body.scopes,
         cors_origins: body.cors_origins,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        id_token_alg: body.id_token_signed_response_alg,
     }
     .into_row()
     .map_err(bad)?;
+    checked(state, &row)?;
     db.add_client(&row).await?;
     reload(state).await;
     record(state, admin, "admin.client_added", &row.client_id);
@@ -283,7 +339,16 @@ pub(crate) async fn change_client(
     if let Some(origins) = change.cors_origins {
         row.cors_origins = origins;
     }
-    checked(&row)?;
+    if let Some(uris) = change.post_logout_redirect_uris {
+        row.post_logout_redirect_uris = uris;
+    }
+    if let Some(uri) = change.backchannel_logout_uri {
+        row.backchannel_logout_uri = uri;
+    }
+    if let Some(alg) = change.id_token_signed_response_alg {
+        row.id_token_alg = Some(alg);
+    }
+    checked(state, &row)?;
     let db = state.database.as_ref().ok_or_else(no_database)?;
     if !db.update_client(&row).await? {
         return Err(not_found("such client"));

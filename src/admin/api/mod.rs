@@ -432,15 +432,18 @@ pub(super) async fn revoke_sessions(state: &AuthState, admin: &Admin, username: 
         |e: crate::store::StoreError| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let revoked = if username == admin.name {
         // The caller's own: all but the session making the call.
-        let mut ended = 0;
-        for (key, _) in state.store.sessions_of(username).await.map_err(unavailable)? {
+        let mut ended = Vec::new();
+        for (key, session) in state.store.sessions_of(username).await.map_err(unavailable)? {
             if key != admin.session && state.store.remove(&key).await.map_err(unavailable)? {
-                ended += 1;
+                ended.push(session);
             }
         }
-        ended
+        crate::auth::backchannel::sessions_ended(state, &ended);
+        ended.len()
     } else {
-        state.store.remove_user(username).await.map_err(unavailable)?
+        crate::auth::backchannel::end_sessions_of(state, username)
+            .await
+            .map_err(unavailable)?
     };
     record(state, admin, "admin.sessions_revoked", username);
     json(StatusCode::OK, Revoked { revoked })
@@ -630,7 +633,7 @@ fn no_database() -> Problem {
     components(schemas(User, ConfigUser, Member, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
         sessions::SessionOut, sessions::SessionList,
-        clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName)),
+        clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName, clients::IdTokenAlg)),
     modifiers(&Security, &ClientRules),
     security(("bearer" = []), ("session" = []))
 )]

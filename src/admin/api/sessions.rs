@@ -105,6 +105,7 @@ pub(crate) async fn end_session(state: &AuthState, admin: &Admin, id: &str) -> A
         .filter(Session::is_access)
         .ok_or_else(|| not_found("such session"))?;
     state.store.remove(&key).await.map_err(store_down)?;
+    crate::auth::backchannel::sessions_ended(state, std::slice::from_ref(&session));
     record(state, admin, "admin.session_ended", session.username());
     Ok((StatusCode::NO_CONTENT, None))
 }

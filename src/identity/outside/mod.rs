@@ -20,6 +20,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::store::{Identity, IdentityParts, ProviderTokens, Session, TokenKey, TokenStore};
 
 use self::github::GithubProvider;
+pub(crate) use self::http::ProviderHttp;
 pub(crate) use self::oidc::LogoutClaims;
 use self::oidc::OidcProvider;
 use super::User;
