@@ -50,7 +50,7 @@ fn human_wait(secs: u64) -> String {
         _ => format!("{} minutes", secs.div_ceil(60)),
     }
 }
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 16] = [
     "csrf",
     "provider",
     "code_challenge",
@@ -63,6 +63,10 @@ const FIELDS: [&str; 12] = [
     "rd",
     "username",
     "password",
+    "nonce",
+    "login_hint",
+    "prompt",
+    "max_age",
 ];
 
 /// How long an authorization code lives (RFC 6749 §4.1.2: at most ten
@@ -93,6 +97,11 @@ pub(super) struct AuthorizeParams<'a> {
     nonce: Option<&'a str>,
     /// OpenID Connect: a name to fill in the form with.
     login_hint: Option<&'a str>,
+    /// OpenID Connect: `none` (no page: the browser's session here, or
+    /// `login_required`), `login`, `consent`, `select_account`.
+    prompt: Option<&'a str>,
+    /// OpenID Connect: the oldest sign-in accepted without a new one.
+    max_age: Option<&'a str>,
 }
 
 impl<'a> AuthorizeParams<'a> {
@@ -109,6 +118,8 @@ impl<'a> AuthorizeParams<'a> {
             code_challenge_method: get("code_challenge_method"),
             nonce: get("nonce"),
             login_hint: get("login_hint"),
+            prompt: get("prompt"),
+            max_age: get("max_age"),
         }
     }
 
@@ -143,6 +154,7 @@ impl<'a> AuthorizeParams<'a> {
             ("code_challenge_method", self.code_challenge_method),
             ("nonce", self.nonce),
             ("login_hint", self.login_hint),
+            ("max_age", self.max_age),
         ] {
             if let Some(value) = value {
                 query.append_pair(name, value);
@@ -341,8 +353,12 @@ fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, &str)]) -> 
 pub(super) async fn show(state: &AuthState, req: &http::request::Parts) -> Response<OwnBody> {
     let params = Params::from_query(req.uri.query());
     let asked = AuthorizeParams::from(&params);
-    if let Err(response) = check(state, &params, &asked) {
-        return response;
+    let target = match check(state, &params, &asked) {
+        Ok(target) => target,
+        Err(response) => return response,
+    };
+    if asked.prompt.is_some_and(|p| p.split(' ').any(|p| p == "none")) {
+        return silently(state, req, target, &asked).await;
     }
     let headers = &req.headers;
     let chosen = params.one("provider").ok().flatten();
@@ -368,6 +384,82 @@ pub(super) async fn show(state: &AuthState, req: &http::request::Parts) -> Respo
         }
     }
     response
+}
+
+/// `prompt=none`: no page. The browser's session here signs the person
+/// in to the client at once, if it is recent enough for `max_age`; else
+/// the client is told `login_required` at its redirect URI.
+async fn silently(
+    state: &AuthState,
+    req: &http::request::Parts,
+    target: Target,
+    asked: &AuthorizeParams<'_>,
+) -> Response<OwnBody> {
+    let Target::Client {
+        redirect_uri,
+        response_type,
+        ..
+    } = &target
+    else {
+        return state.error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-in request",
+            "prompt=none is for an application's sign-in.",
+            "invalid_request",
+        );
+    };
+    let fragment = *response_type == ResponseType::Token;
+    let required = |why: &str| back_to_client(redirect_uri, fragment, "login_required", why, asked.state);
+    let max_age = match asked.max_age.map(str::parse::<u64>) {
+        Some(Ok(max_age)) => Some(max_age),
+        Some(Err(_)) => {
+            return back_to_client(
+                redirect_uri,
+                fragment,
+                "invalid_request",
+                "max_age is a number of seconds.",
+                asked.state,
+            )
+        }
+        None => None,
+    };
+    let session = match cookie(&req.headers, SESSION_COOKIE) {
+        Some(token) if credential::is_well_formed(token) => state
+            .store
+            .get(&TokenKey::of(token))
+            .await
+            .ok()
+            .flatten()
+            .filter(Session::is_access),
+        _ => None,
+    };
+    let Some(session) = session.filter(|s| s.client_id().is_none()) else {
+        return required("The person is not signed in here.");
+    };
+    let signed_in_at = session.origin().map_or(session.issued_at(), |o| o.signed_in_at);
+    if max_age.is_some_and(|max| crate::store::unix_now().saturating_sub(signed_in_at) > max) {
+        return required("The person signed in longer ago than max_age.");
+    }
+    if session.identity().password_change_required() {
+        return required("The person must choose a new password first.");
+    }
+    let identity = session.identity().clone();
+    let entry = state
+        .directory
+        .user(identity.username())
+        .and_then(|u| u.entry().cloned());
+    let user = User::from_entry_with(entry, identity);
+    let address = state.client_ip(&req.extensions, &req.headers);
+    complete(
+        state,
+        &req.headers,
+        address,
+        target,
+        asked,
+        &user,
+        Some(signed_in_at),
+    )
+    .await
 }
 
 /// What the page says about a failed attempt.
@@ -550,12 +642,14 @@ where
             username,
         );
     };
-    complete(state, headers, address, target, &asked, &user).await
+    complete(state, headers, address, target, &asked, &user, None).await
 }
 
 /// Answers a sign-in that succeeded, as its target asked: a session
 /// cookie and back to `rd`, or a token or code for the client at its
 /// redirect URI.
+/// `signed_in_at`: when the person really signed in, for a sign-in made
+/// of an earlier one (`prompt=none`); `None`: now.
 pub(super) async fn complete(
     state: &AuthState,
     headers: &HeaderMap,
@@ -563,10 +657,12 @@ pub(super) async fn complete(
     target: Target,
     asked: &AuthorizeParams<'_>,
     user: &User,
+    signed_in_at: Option<u64>,
 ) -> Response<OwnBody> {
-    let origin = SessionOrigin::new(
+    let origin = SessionOrigin::signed_in(
         address,
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
+        signed_in_at.unwrap_or_else(crate::store::unix_now),
     );
     let issued = match &target {
         Target::Gateway => state.issue(user, None, None, origin).await,

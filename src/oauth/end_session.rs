@@ -118,12 +118,9 @@ pub(super) async fn end_session(state: &AuthState, parts: &Parts, params: &Param
             },
         );
     }
-    // The application that asked knows; others that held one are told.
-    let others: Vec<Session> = ended
-        .into_iter()
-        .filter(|s| s.client_id() != client_id.as_deref())
-        .collect();
-    crate::auth::backchannel::sessions_ended(state, &others);
+    // Every application that held one is told, the one that asked too
+    // (its other servers, or tabs, may hold the sign-in).
+    crate::auth::backchannel::sessions_ended(state, &ended);
     let mut answer = match back_to {
         Some(uri) => {
             let mut url = url::Url::parse(uri).expect("registered URIs are checked");

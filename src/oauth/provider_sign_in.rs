@@ -322,7 +322,7 @@ async fn finish(
         Ok(target) => target,
         Err(response) => return response,
     };
-    authorize::complete(state, headers, address, target, &asked, &user).await
+    authorize::complete(state, headers, address, target, &asked, &user, None).await
 }
 
 /// What a failed sign-in through `provider` records.

@@ -94,7 +94,17 @@ impl SessionOrigin {
     /// How much of a user agent is kept.
     pub(crate) const USER_AGENT_MAX: usize = 256;
 
+    /// Signed in now.
     pub(crate) fn new(address: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Arc<Self> {
+        Self::signed_in(address, user_agent, unix_now())
+    }
+
+    /// Signed in at `signed_in_at` (seconds since the epoch).
+    pub(crate) fn signed_in(
+        address: Option<std::net::IpAddr>,
+        user_agent: Option<&str>,
+        signed_in_at: u64,
+    ) -> Arc<Self> {
         let user_agent = user_agent.map(|ua| {
             let mut end = ua.len().min(Self::USER_AGENT_MAX);
             while !ua.is_char_boundary(end) {
@@ -105,7 +115,7 @@ impl SessionOrigin {
         Arc::new(Self {
             address,
             user_agent,
-            signed_in_at: unix_now(),
+            signed_in_at,
         })
     }
 }

@@ -398,3 +398,122 @@ async fn end_session_never_sends_the_browser_to_an_address_nobody_registered() {
         .unwrap()
         .contains("authgate_session=;"));
 }
+
+#[tokio::test]
+async fn a_client_may_have_its_id_tokens_signed_with_es256_or_eddsa() {
+    let upstream = start_upstream().await;
+    let clients = ["ES256", "EdDSA"]
+        .iter()
+        .map(|alg| {
+            format!(
+                "[[clients]]\nclient_id = \"rp-{alg}\"\nclient_secret_hash = \"{}\"\nredirect_uris = [\"{RP_CALLBACK}\"]\n\
+                 grants = [\"authorization_code\", \"refresh_token\"]\nid_token_signed_response_alg = \"{alg}\"\n",
+                authgate::hash_password(RP_SECRET)
+            )
+        })
+        .collect::<String>();
+    let gateway = Gateway::start(&config(
+        upstream.addr,
+        &format!("{clients}[signing]\nalgorithms = [\"ES256\", \"EdDSA\"]\n"),
+    ))
+    .await;
+    for alg in ["ES256", "EdDSA"] {
+        let Some(found) = run_node(
+            "relying_party.mjs",
+            json!({"issuer": gateway.url(""), "client_id": format!("rp-{alg}"), "client_secret": RP_SECRET,
+                   "redirect_uri": RP_CALLBACK, "username": "alice", "password": PASSWORD, "scope": "openid email"}),
+        )
+        .await
+        else {
+            return;
+        };
+        assert!(found.get("error").is_none(), "{alg}: {found}");
+        assert_eq!(found["header"]["alg"], alg, "checked by jose against the JWKS");
+        assert_eq!(found["claims"]["email"], "alice@example.com");
+    }
+    // A client whose algorithm [signing] does not offer is refused at start.
+    let err = authgate::Config::from_toml_str(&config(
+        upstream.addr,
+        "[[clients]]\nclient_id = \"x\"\nredirect_uris = [\"https://x.example/cb\"]\nid_token_signed_response_alg = \"ES256\"\n",
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("[signing] algorithms"), "{err}");
+}
+
+#[tokio::test]
+async fn prompt_none_signs_in_silently_from_the_gateway_session_or_answers_login_required() {
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(upstream.addr, "")).await;
+    let authorize = |extra: &str| {
+        gateway.url(&format!(
+            "/management/authorize?response_type=code&client_id={RP}&redirect_uri={}&scope=openid&state=st&prompt=none\
+             &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
+            url::form_urlencoded::byte_serialize(RP_CALLBACK.as_bytes()).collect::<String>()
+        ))
+    };
+    let location = |answer: &reqwest::Response| -> url::Url {
+        answer.headers()["location"].to_str().unwrap().parse().unwrap()
+    };
+    let pairs = |url: &url::Url| -> std::collections::HashMap<String, String> {
+        url.query_pairs().into_owned().collect()
+    };
+    // Not signed in here: back to the client, no page.
+    let stranger = browser();
+    let answer = stranger.get(authorize("")).send().await.unwrap();
+    assert_eq!(answer.status(), 303);
+    let back = location(&answer);
+    assert_eq!(back.as_str().split('?').next().unwrap(), RP_CALLBACK);
+    assert_eq!(pairs(&back)["error"], "login_required");
+    assert_eq!(pairs(&back)["state"], "st");
+    // Signed in at the gateway: a code at once, for that person.
+    let alice = browser();
+    let signed_in = sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    assert_eq!(signed_in.status(), 303);
+    let signed_in_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let answer = alice.get(authorize("&nonce=n1")).send().await.unwrap();
+    assert_eq!(answer.status(), 303, "{:?}", answer.text().await);
+    let back = location(&answer);
+    let code = pairs(&back)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("{back}"));
+    let issued: Value = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth(RP, Some(RP_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_CALLBACK),
+            ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_token = issued["id_token"].as_str().unwrap_or_else(|| panic!("{issued}"));
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["nonce"], "n1");
+    let auth_time = claims["auth_time"].as_u64().unwrap();
+    assert!(
+        auth_time <= signed_in_at,
+        "auth_time is the first sign-in's, not now: {auth_time} > {signed_in_at}"
+    );
+    // Older than max_age: login_required.
+    let answer = alice.get(authorize("&max_age=0")).send().await.unwrap();
+    assert_eq!(pairs(&location(&answer))["error"], "login_required");
+    let answer = alice.get(authorize("&max_age=soon")).send().await.unwrap();
+    assert_eq!(pairs(&location(&answer))["error"], "invalid_request");
+}
