@@ -23,6 +23,7 @@ mod identity_jwt;
 mod ldap;
 mod oauth;
 mod openid;
+mod openid_browser;
 mod operations;
 mod outside;
 mod properties;
