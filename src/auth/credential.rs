@@ -13,7 +13,8 @@ use crate::web::request::cookie;
 pub(crate) const SESSION_COOKIE: &str = "authgate_session";
 
 /// Tokens longer than this are not looked up.
-const MAX_TOKEN_LEN: usize = 512;
+/// Long enough for a JWT access token (RFC 9068) signed with RS256.
+const MAX_TOKEN_LEN: usize = 4096;
 
 /// Where a credential was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,8 +386,8 @@ mod tests {
     fn malformed_tokens_are_not_looked_up() {
         assert!(is_well_formed("abc-_DEF123"));
         assert!(!is_well_formed("a b"));
-        assert!(!is_well_formed(&"a".repeat(600)));
-        assert!(is_well_formed(&"a".repeat(512)));
+        assert!(!is_well_formed(&"a".repeat(MAX_TOKEN_LEN + 1)));
+        assert!(is_well_formed(&"a".repeat(MAX_TOKEN_LEN)), "a JWT access token fits");
         let allowed: String = (0..=255u8)
             .filter(|&b| B64TOKEN[usize::from(b)])
             .map(char::from)

@@ -108,3 +108,14 @@ pub(crate) fn id_token_alg(name: &str) -> Result<super::SigningAlg, String> {
         )),
     }
 }
+
+/// Why `uri` cannot be a resource indicator (RFC 8707 §2): an absolute URI
+/// without a fragment.
+pub(crate) fn resource_problem(uri: &str) -> Option<String> {
+    match Url::parse(uri) {
+        Ok(url) if url.fragment().is_none() && !url.cannot_be_a_base() => None,
+        _ => Some(format!(
+            "resource {uri:?} must be an absolute URI without a fragment (RFC 8707)"
+        )),
+    }
+}

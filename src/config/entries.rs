@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::check::Checker;
 use super::client_rules::{
     backchannel_uri_problem, client_id_problem, cors_origin_problem, default_grants, grants_problem,
-    id_token_alg, redirect_uri_problem, scope_problem,
+    id_token_alg, redirect_uri_problem, resource_problem, scope_problem,
 };
 use super::providers::ProviderConfig;
 use super::raw::{RawClient, RawUser};
@@ -143,6 +143,21 @@ impl Checker<'_> {
                     },
                     None => None,
                 };
+                let jwt_access_tokens = match client
+                    .access_token_format
+                    .as_ref()
+                    .map(|f| (f.get_ref().as_str(), f.span()))
+                {
+                    None | Some(("opaque", _)) => false,
+                    Some(("jwt", _)) => true,
+                    Some((other, at)) => {
+                        return self.fail(
+                            &at,
+                            format!("access_token_format {other:?}: \"opaque\" or \"jwt\""),
+                        )
+                    }
+                };
+                let resources = checked(&client.resources, resource_problem)?;
                 let id_token_alg = match &client.id_token_signed_response_alg {
                     Some(name) => {
                         id_token_alg(name.get_ref()).or_else(|problem| self.fail(&name.span(), problem))?
@@ -160,6 +175,8 @@ impl Checker<'_> {
                     post_logout_redirect_uris,
                     backchannel_logout_uri,
                     id_token_alg,
+                    jwt_access_tokens,
+                    resources,
                     span,
                 })
             })

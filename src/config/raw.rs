@@ -195,4 +195,7 @@ pub(super) struct RawClient {
     pub(super) post_logout_redirect_uris: Vec<Spanned<String>>,
     pub(super) backchannel_logout_uri: Option<Spanned<String>>,
     pub(super) id_token_signed_response_alg: Option<Spanned<String>>,
+    pub(super) access_token_format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) resources: Vec<Spanned<String>>,
 }

@@ -272,6 +272,12 @@ pub(crate) struct ClientConfig {
     pub(crate) backchannel_logout_uri: Option<String>,
     /// What its ID tokens are signed with (RS256 by default).
     pub(crate) id_token_alg: super::SigningAlg,
+    /// Its access tokens: opaque (the default) or JWTs (RFC 9068), which
+    /// resource servers can verify offline.
+    pub(crate) jwt_access_tokens: bool,
+    /// The resource indicators (RFC 8707) it may ask tokens for: their
+    /// JWT access tokens' `aud`.
+    pub(crate) resources: Vec<String>,
     pub(crate) span: Range<usize>,
 }
 

@@ -117,6 +117,10 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         post_logout_redirect_uris: row.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: row.backchannel_logout_uri.clone(),
         id_token_alg,
+        // Opaque tokens and no resource indicators for clients of the
+        // database, for now.
+        jwt_access_tokens: false,
+        resources: Vec::new(),
         span: 0..0,
     })
 }

@@ -1,6 +1,7 @@
 //! The gateway's own endpoints under `/management/`: routing, and the
 //! pieces every endpoint shares.
 
+mod access_jwt;
 mod account;
 mod authorize;
 mod backchannel_logout;

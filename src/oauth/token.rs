@@ -172,9 +172,9 @@ fn access_ttl(state: &AuthState, params: &Params) -> Result<u64, OAuthError> {
     }
 }
 
-/// Keeps an access token (and, where asked, a refresh token) for `base`.
 /// Issues an access token (and a refresh token, and an ID token for a
-/// scope with `openid`, echoing `nonce`) from `base`.
+/// scope with `openid`, echoing `nonce`) from `base`; a JWT for a client
+/// that asks for them, for the `resource`s of `params`.
 async fn issue(
     state: &AuthState,
     base: &Session,
@@ -182,6 +182,7 @@ async fn issue(
     with_refresh: bool,
     family: Option<Family>,
     nonce: Option<&str>,
+    params: &Params,
 ) -> Result<Issued, OAuthError> {
     let family = family.or_else(|| with_refresh.then(Family::generate));
     let mut session = base
@@ -190,7 +191,12 @@ async fn issue(
     if let Some(family) = family {
         session = session.in_family(family);
     }
-    let access = Token::generate();
+    let client = session.client_id().and_then(|id| state.directory.client(id));
+    let resources = super::access_jwt::resources(params, client.as_deref())?;
+    let access = match client.as_deref().filter(|c| c.entry().jwt_access_tokens) {
+        Some(client) => super::access_jwt::sign(state, &session, client, &resources)?,
+        None => Token::generate(),
+    };
     state.store.insert(access.key(), session.clone()).await?;
     state.metrics.tokens_issued.inc();
     let refresh = match (with_refresh, family) {
@@ -312,6 +318,7 @@ async fn authorization_code(
         offers_refresh(caller),
         Some(family),
         binding.nonce.as_deref(),
+        params,
     )
     .await?;
     // A replay that raced this redemption marked the code; then nothing
@@ -383,7 +390,7 @@ async fn password(
         Some(client) => signed_in.with_grant(client.grant(scope.as_deref())),
         None => signed_in.with_scope_string(scope),
     };
-    let issued = issue(state, &base, ttl, offers_refresh(caller), None, None).await?;
+    let issued = issue(state, &base, ttl, offers_refresh(caller), None, None, params).await?;
     Ok((issued, user))
 }
 
@@ -396,7 +403,7 @@ async fn client_credentials(
     let client = confidential(caller)?;
     let scope = grant_scope(Some(client), param(params, "scope")?)?;
     let base = Session::for_identity(client.identity.clone(), ttl).with_grant(client.grant(scope.as_deref()));
-    issue(state, &base, ttl, false, None, None).await
+    issue(state, &base, ttl, false, None, None, params).await
 }
 
 async fn refresh(
@@ -438,5 +445,5 @@ async fn refresh(
     }
     let scope = narrow_scope(found.scope(), param(params, "scope")?)?;
     let base = found.clone().with_scope_string(scope);
-    issue(state, &base, ttl, true, Some(family), None).await
+    issue(state, &base, ttl, true, Some(family), None, params).await
 }

@@ -517,3 +517,124 @@ async fn prompt_none_signs_in_silently_from_the_gateway_session_or_answers_login
     let answer = alice.get(authorize("&max_age=soon")).send().await.unwrap();
     assert_eq!(pairs(&location(&answer))["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn a_client_may_get_jwt_access_tokens_for_the_resources_it_may_ask_for() {
+    let Some(python) = test_python() else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(
+        upstream.addr,
+        &format!(
+            "[[clients]]\nclient_id = \"api-client\"\nclient_secret_hash = \"{}\"\ngrants = [\"client_credentials\", \"password\"]\n\
+             access_token_format = \"jwt\"\nresources = [\"https://api.example\", \"https://reports.example\"]\n",
+            authgate::hash_password("api-secret")
+        ),
+    ))
+    .await;
+    let token_for = |form: Vec<(&'static str, &'static str)>| {
+        let url = gateway.url("/management/token");
+        async move {
+            let answer = api()
+                .post(url)
+                .basic_auth("api-client", Some("api-secret"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, issued) = token_for(vec![
+        ("grant_type", "client_credentials"),
+        ("resource", "https://api.example"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let jwt = issued["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt.split('.').count(), 3, "a JWT: {jwt}");
+    let verify = |token: String, audience: &'static str| {
+        let (python, jwks, issuer) = (
+            python.clone(),
+            gateway.url("/.well-known/jwks.json"),
+            gateway.url(""),
+        );
+        async move {
+            let out = run_python(
+                &python,
+                "verify_jwt.py",
+                &[&jwks, &token, audience, &issuer, "at+jwt"],
+            )
+            .await;
+            out.map(|o| serde_json::from_str::<Value>(o.trim()).unwrap())
+        }
+    };
+    let claims = verify(jwt.clone(), "https://api.example").await.unwrap();
+    assert_eq!(claims["client_id"], "api-client");
+    assert_eq!(claims["sub"], "api-client");
+    assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
+    // Another audience's resource server refuses it.
+    assert!(verify(jwt.clone(), "https://reports.example").await.is_err());
+    // The gateway itself takes it as any token, and refuses it once revoked.
+    assert_eq!(bearer_status(&gateway, "/x", &jwt).await, 200);
+    let introspected: Value = api()
+        .post(gateway.url("/management/introspect"))
+        .basic_auth("api-client", Some("api-secret"))
+        .form(&[("token", jwt.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    let revoked = api()
+        .post(gateway.url("/management/revoke"))
+        .basic_auth("api-client", Some("api-secret"))
+        .form(&[("token", jwt.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        bearer_status(&gateway, "/x", &jwt).await,
+        401,
+        "revoked: refused at once"
+    );
+    // A resource it may not ask for.
+    let (status, refused) = token_for(vec![
+        ("grant_type", "client_credentials"),
+        ("resource", "https://evil.example"),
+    ])
+    .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{refused}"
+    );
+    // For a person: their stable id, and several audiences.
+    let (status, issued) = token_for(vec![
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("resource", "https://api.example"),
+        ("resource", "https://reports.example"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let claims = verify(
+        issued["access_token"].as_str().unwrap().to_owned(),
+        "https://reports.example",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        claims["aud"],
+        json!(["https://api.example", "https://reports.example"])
+    );
+    assert_ne!(claims["sub"], "alice", "a stable id, not the name");
+    // A client with opaque tokens gets no JWT.
+    let opaque = password_grant(&gateway.url("/management/token"), "alice").await;
+    assert_eq!(opaque.split('.').count(), 1);
+}
