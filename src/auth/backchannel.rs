@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::identity::ProviderHttp;
 use crate::obs::audit::{Audit, Fields};
-use crate::store::{unix_now, user_uuid, Session, StoreError};
+use crate::store::{unix_now, Session, StoreError};
 
 use super::state::AuthState;
 
@@ -95,7 +95,7 @@ pub(crate) fn sessions_ended(state: &AuthState, ended: &[Session]) {
             iat: now,
             exp: now + TOKEN_SECS,
             jti: crate::db::new_id(),
-            sub: user_uuid(session.username()),
+            sub: state.subject_for(Some(&client), session.username()),
             sid,
             events: serde_json::json!({ EVENT: {} }),
         };

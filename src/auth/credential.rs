@@ -387,7 +387,10 @@ mod tests {
         assert!(is_well_formed("abc-_DEF123"));
         assert!(!is_well_formed("a b"));
         assert!(!is_well_formed(&"a".repeat(MAX_TOKEN_LEN + 1)));
-        assert!(is_well_formed(&"a".repeat(MAX_TOKEN_LEN)), "a JWT access token fits");
+        assert!(
+            is_well_formed(&"a".repeat(MAX_TOKEN_LEN)),
+            "a JWT access token fits"
+        );
         let allowed: String = (0..=255u8)
             .filter(|&b| B64TOKEN[usize::from(b)])
             .map(char::from)

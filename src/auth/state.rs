@@ -206,6 +206,28 @@ impl AuthState {
         )
     }
 
+    /// The `sub` a client knows `username` by: the public one, or, for a
+    /// client with pairwise subjects, one of its sector's own (the same
+    /// for every client of that host, unlinkable across hosts), made with
+    /// `auth.secret_file`.
+    pub(crate) fn subject_for(&self, client: Option<&Client>, username: &str) -> String {
+        use hmac::Mac;
+        let sector = client.and_then(|c| c.entry().pairwise_sector.as_deref());
+        match (sector, &self.config.auth.secret) {
+            (Some(sector), Some(secret)) => {
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
+                    .expect("HMAC takes a key of any length");
+                mac.update(b"authgate pairwise sub\0");
+                mac.update(sector.as_bytes());
+                mac.update(&[0]);
+                mac.update(username.as_bytes());
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            }
+            _ => crate::store::user_uuid(username),
+        }
+    }
+
     /// Issues a fresh access token for `user`, signed in from `origin`,
     /// and keeps its session.
     pub(crate) async fn issue(

@@ -67,6 +67,18 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         },
     };
     check.refuse_published_passwords(&config)?;
+    if let (Some(client), None) = (
+        config.clients.iter().find(|c| c.pairwise_sector.is_some()),
+        &config.auth.secret,
+    ) {
+        return check.fail(
+            &client.span,
+            format!(
+                "client {:?} has pairwise subjects, which are made with auth.secret_file: set it, or they would change at every start",
+                client.client_id
+            ),
+        );
+    }
     if let Some(client) = config
         .clients
         .iter()

@@ -158,6 +158,29 @@ impl Checker<'_> {
                     }
                 };
                 let resources = checked(&client.resources, resource_problem)?;
+                let pairwise_sector = match client
+                    .subject_type
+                    .as_ref()
+                    .map(|t| (t.get_ref().as_str(), t.span()))
+                {
+                    None | Some(("public", _)) => None,
+                    Some(("pairwise", at)) => {
+                        let hosts: std::collections::BTreeSet<String> = redirect_uris
+                            .iter()
+                            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_owned))
+                            .collect();
+                        match hosts.len() {
+                            1 => hosts.into_iter().next(),
+                            _ => return self.fail(
+                                &at,
+                                "subject_type = \"pairwise\" needs redirect_uris on one host (its sector)",
+                            ),
+                        }
+                    }
+                    Some((other, at)) => {
+                        return self.fail(&at, format!("subject_type {other:?}: \"public\" or \"pairwise\""))
+                    }
+                };
                 let id_token_alg = match &client.id_token_signed_response_alg {
                     Some(name) => {
                         id_token_alg(name.get_ref()).or_else(|problem| self.fail(&name.span(), problem))?
@@ -177,6 +200,7 @@ impl Checker<'_> {
                     id_token_alg,
                     jwt_access_tokens,
                     resources,
+                    pairwise_sector,
                     span,
                 })
             })

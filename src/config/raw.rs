@@ -196,6 +196,7 @@ pub(super) struct RawClient {
     pub(super) backchannel_logout_uri: Option<Spanned<String>>,
     pub(super) id_token_signed_response_alg: Option<Spanned<String>>,
     pub(super) access_token_format: Option<Spanned<String>>,
+    pub(super) subject_type: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) resources: Vec<Spanned<String>>,
 }

@@ -278,6 +278,9 @@ pub(crate) struct ClientConfig {
     /// The resource indicators (RFC 8707) it may ask tokens for: their
     /// JWT access tokens' `aud`.
     pub(crate) resources: Vec<String>,
+    /// OpenID Connect's pairwise subject: the host its `sub`s are made for
+    /// (its redirect URIs' one host); `None`: the public `sub`.
+    pub(crate) pairwise_sector: Option<String>,
     pub(crate) span: Range<usize>,
 }
 

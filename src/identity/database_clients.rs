@@ -121,6 +121,7 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         // database, for now.
         jwt_access_tokens: false,
         resources: Vec::new(),
+        pairwise_sector: None,
         span: 0..0,
     })
 }

@@ -70,7 +70,7 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
         "end_session_endpoint": format!("{issuer}{}", super::end_session::END_SESSION_PATH),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algorithms,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "idp", "name", "preferred_username", "email", "email_verified", "groups"],
         "claims_parameter_supported": false,

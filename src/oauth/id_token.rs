@@ -46,9 +46,9 @@ pub(super) fn for_session(
     if !asks_openid(session) || client_id == session.username() {
         return Ok(None);
     }
-    let alg = state
-        .directory
-        .client(client_id)
+    let client = state.directory.client(client_id);
+    let alg = client
+        .as_ref()
         .map_or(SigningAlg::RS256, |c| c.entry().id_token_alg);
     let now = unix_now();
     let scopes = session.scope().unwrap_or("").split(' ');
@@ -56,6 +56,10 @@ pub(super) fn for_session(
     let mut put = |name: &str, value: serde_json::Value| {
         claims.insert(name.to_owned(), value);
     };
+    put(
+        "sub",
+        state.subject_for(client.as_deref(), session.username()).into(),
+    );
     put("iss", state.issuer().into());
     put("aud", client_id.into());
     put("iat", now.into());

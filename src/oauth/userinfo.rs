@@ -38,9 +38,14 @@ pub(super) async fn userinfo(state: &AuthState, parts: &Parts) -> Response<OwnBo
         );
         return answer;
     }
-    let claims = session
+    let mut claims = session
         .identity()
         .openid_claims(session.scope().unwrap_or("").split(' '));
+    let client = session.client_id().and_then(|id| state.directory.client(id));
+    claims.insert(
+        "sub".into(),
+        state.subject_for(client.as_deref(), session.username()).into(),
+    );
     let mut answer = response::json(StatusCode::OK, &claims);
     answer.headers_mut().insert(
         http::header::CACHE_CONTROL,

@@ -143,7 +143,7 @@ async fn the_discovery_documents_agree_and_the_keys_are_published_with_cache_hea
         openid["id_token_signing_alg_values_supported"],
         json!(["RS256", "ES256"])
     );
-    assert_eq!(openid["subject_types_supported"], json!(["public"]));
+    assert_eq!(openid["subject_types_supported"], json!(["public", "pairwise"]));
     assert_eq!(openid["request_uri_parameter_supported"], false);
     let scopes = openid["scopes_supported"].as_array().unwrap();
     assert!(
@@ -637,4 +637,66 @@ async fn a_client_may_get_jwt_access_tokens_for_the_resources_it_may_ask_for() {
     // A client with opaque tokens gets no JWT.
     let opaque = password_grant(&gateway.url("/management/token"), "alice").await;
     assert_eq!(opaque.split('.').count(), 1);
+}
+
+#[tokio::test]
+async fn a_pairwise_client_knows_a_person_by_a_sub_of_its_own_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a-secret-of-at-least-thirty-two-characters\n").unwrap();
+    let upstream = start_upstream().await;
+    let pairwise = |id: &str, host: &str| {
+        format!(
+            "[[clients]]\nclient_id = \"{id}\"\nclient_secret_hash = \"{}\"\nredirect_uris = [\"http://{host}:9/cb\"]\n\
+             grants = [\"authorization_code\", \"refresh_token\"]\nsubject_type = \"pairwise\"\n",
+            authgate::hash_password(RP_SECRET)
+        )
+    };
+    let toml = config(
+        upstream.addr,
+        &format!(
+            "{}{}{}",
+            pairwise("pw-a", "127.0.0.1"),
+            pairwise("pw-b", "127.0.0.1"),
+            pairwise("pw-c", "localhost")
+        ),
+    )
+    .replace(
+        "[auth]\n",
+        &format!("[auth]\nsecret_file = \"{}\"\n", secret.display()),
+    );
+    let gateway = Gateway::start(&toml).await;
+    let sub_at = |client: &'static str, callback: &'static str| {
+        let issuer = gateway.url("");
+        async move {
+            let found = run_node(
+                "relying_party.mjs",
+                json!({"issuer": issuer, "client_id": client, "client_secret": RP_SECRET, "redirect_uri": callback,
+                       "username": "alice", "password": PASSWORD, "scope": "openid"}),
+            )
+            .await?;
+            assert!(found.get("error").is_none(), "{client}: {found}");
+            // openid-client checked userinfo's sub against the ID token's.
+            assert_eq!(found["userinfo"]["sub"], found["claims"]["sub"]);
+            Some(found["claims"]["sub"].as_str().unwrap().to_owned())
+        }
+    };
+    let Some(public) = sub_at(RP, RP_CALLBACK).await else {
+        return;
+    };
+    let a = sub_at("pw-a", "http://127.0.0.1:9/cb").await.unwrap();
+    let b = sub_at("pw-b", "http://127.0.0.1:9/cb").await.unwrap();
+    let c = sub_at("pw-c", "http://localhost:9/cb").await.unwrap();
+    assert_ne!(a, public, "not the public sub");
+    assert_eq!(a, b, "one sector, one sub");
+    assert_ne!(a, c, "another host, another sub");
+    assert_eq!(
+        sub_at("pw-a", "http://127.0.0.1:9/cb").await.unwrap(),
+        a,
+        "stable"
+    );
+    // Without auth.secret_file, pairwise clients are refused at start.
+    let err =
+        authgate::Config::from_toml_str(&config(upstream.addr, &pairwise("pw", "127.0.0.1"))).unwrap_err();
+    assert!(err.to_string().contains("secret_file"), "{err}");
 }
