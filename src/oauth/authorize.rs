@@ -78,6 +78,10 @@ const CODE_TTL_SECS: u64 = 60;
 pub(super) enum ResponseType {
     /// The implicit grant: the token in the redirect's fragment.
     Token,
+    /// OpenID Connect's implicit flow: the token and an ID token.
+    IdTokenToken,
+    /// OpenID Connect's implicit flow: an ID token alone.
+    IdToken,
     /// The authorization-code grant: a code in the redirect's query.
     Code,
 }
@@ -250,23 +254,40 @@ pub(super) fn check<'a>(
             asked.state,
         ))
     };
-    let response_type = match asked.response_type {
-        Some("token") => ResponseType::Token,
-        Some("code") => ResponseType::Code,
-        Some(_) => {
-            return back(
-                false,
-                "unsupported_response_type",
-                "This authorization server supports response_type=code and response_type=token.",
-            )
-        }
-        None => return back(false, "invalid_request", "response_type is required."),
+    let mut words: Vec<&str> = asked
+        .response_type
+        .unwrap_or("")
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.sort_unstable();
+    let response_type = match words.as_slice() {
+        ["token"] => ResponseType::Token,
+        ["code"] => ResponseType::Code,
+        ["id_token", "token"] => ResponseType::IdTokenToken,
+        ["id_token"] => ResponseType::IdToken,
+        [] => return back(false, "invalid_request", "response_type is required."),
+        _ => return back(
+            false,
+            "unsupported_response_type",
+            "This authorization server supports response_type=code, token, id_token and \"id_token token\".",
+        ),
     };
-    let fragment = response_type == ResponseType::Token;
+    let fragment = response_type != ResponseType::Code;
     let grant = match response_type {
-        ResponseType::Token => Grant::Implicit,
         ResponseType::Code => Grant::AuthorizationCode,
+        _ => Grant::Implicit,
     };
+    if matches!(response_type, ResponseType::IdToken | ResponseType::IdTokenToken) {
+        let openid = asked.scope.is_some_and(|s| s.split(' ').any(|s| s == "openid"));
+        if !openid || asked.nonce.is_none() {
+            return back(
+                true,
+                "invalid_request",
+                "An ID token in the fragment needs the openid scope and a nonce (OpenID Connect Core §3.2.2.1).",
+            );
+        }
+    }
     if !client.may_use(grant) {
         return back(
             fragment,
@@ -408,7 +429,7 @@ async fn silently(
             "invalid_request",
         );
     };
-    let fragment = *response_type == ResponseType::Token;
+    let fragment = *response_type != ResponseType::Code;
     let required = |why: &str| back_to_client(redirect_uri, fragment, "login_required", why, asked.state);
     let max_age = match asked.max_age.map(str::parse::<u64>) {
         Some(Ok(max_age)) => Some(max_age),
@@ -668,16 +689,13 @@ pub(super) async fn complete(
         Target::Gateway => state.issue(user, None, None, origin).await,
         Target::Client {
             client,
-            response_type: ResponseType::Token,
-            scope,
-            ..
-        } => state.issue(user, Some(client), scope.as_deref(), origin).await,
-        Target::Client {
-            client,
             redirect_uri,
             response_type: ResponseType::Code,
             scope,
         } => issue_code(state, user, client, redirect_uri, scope.clone(), asked, origin).await,
+        Target::Client { client, scope, .. } => {
+            state.issue(user, Some(client), scope.as_deref(), origin).await
+        }
     };
     let (token, session) = match issued {
         Ok(issued) => issued,
@@ -714,11 +732,6 @@ pub(super) async fn complete(
         }
         Target::Client {
             redirect_uri,
-            response_type: ResponseType::Token,
-            ..
-        } => implicit_grant(&redirect_uri, &token, &session, asked.state),
-        Target::Client {
-            redirect_uri,
             response_type: ResponseType::Code,
             ..
         } => {
@@ -727,6 +740,44 @@ pub(super) async fn complete(
                 pairs.push(("state", state));
             }
             redirect_with(&redirect_uri, false, &pairs)
+        }
+        Target::Client {
+            redirect_uri,
+            response_type,
+            ..
+        } => {
+            let with_token = response_type != ResponseType::IdToken;
+            let id_token = match response_type {
+                ResponseType::Token => None,
+                _ => match super::id_token::for_session(
+                    state,
+                    &session,
+                    with_token.then_some(&token),
+                    asked.nonce,
+                ) {
+                    Ok(id_token) => id_token,
+                    Err(err) => {
+                        return back_to_client(
+                            &redirect_uri,
+                            true,
+                            err.error(),
+                            err.description(),
+                            asked.state,
+                        )
+                    }
+                },
+            };
+            if !with_token {
+                // An ID token alone: the access session it was made of goes.
+                let _ = state.store.remove(&token.key()).await;
+            }
+            implicit_grant(
+                &redirect_uri,
+                with_token.then_some(&token),
+                id_token.as_deref(),
+                &session,
+                asked.state,
+            )
         }
     }
 }
@@ -798,16 +849,22 @@ pub(super) fn to_sign_in() -> Response<OwnBody> {
 /// RFC 6749 §4.2.2: the token in the redirect URI's fragment.
 fn implicit_grant(
     redirect_uri: &str,
-    token: &Token,
+    token: Option<&Token>,
+    id_token: Option<&str>,
     session: &Session,
     state: Option<&str>,
 ) -> Response<OwnBody> {
     let mut fragment = form_urlencoded::Serializer::new(String::new());
-    fragment.append_pair("access_token", token.as_str());
-    fragment.append_pair("token_type", "Bearer");
-    fragment.append_pair("expires_in", &session.expires_in().to_string());
-    if let Some(scope) = session.scope() {
-        fragment.append_pair("scope", scope);
+    if let Some(token) = token {
+        fragment.append_pair("access_token", token.as_str());
+        fragment.append_pair("token_type", "Bearer");
+        fragment.append_pair("expires_in", &session.expires_in().to_string());
+        if let Some(scope) = session.scope() {
+            fragment.append_pair("scope", scope);
+        }
+    }
+    if let Some(id_token) = id_token {
+        fragment.append_pair("id_token", id_token);
     }
     if let Some(state) = state {
         fragment.append_pair("state", state);

@@ -78,7 +78,7 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
         "request_uri_parameter_supported": false,
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
-        "response_types_supported": ["code", "token"],
+        "response_types_supported": ["code", "token", "id_token", "id_token token"],
         "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": ["authorization_code", "implicit", "password", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": pkce_methods,

@@ -33,11 +33,12 @@ fn at_hash(alg: SigningAlg, access: &Token) -> String {
 }
 
 /// The ID token for `session` (an access token just issued through a
-/// client, with `openid` in its scope), or `None` if it asks for none.
+/// client, with `openid` in its scope; `access`, the token itself where
+/// the client is given it, for `at_hash`), or `None` if it asks for none.
 pub(super) fn for_session(
     state: &AuthState,
     session: &Session,
-    access: &Token,
+    access: Option<&Token>,
     nonce: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
     let Some(client_id) = session.client_id() else {
@@ -74,7 +75,9 @@ pub(super) fn for_session(
         .map_or(session.issued_at(), |o| o.signed_in_at)
         .max(1);
     put("auth_time", auth_time.into());
-    put("at_hash", at_hash(alg, access).into());
+    if let Some(access) = access {
+        put("at_hash", at_hash(alg, access).into());
+    }
     if let Some(nonce) = nonce {
         put("nonce", nonce.into());
     }

@@ -210,7 +210,7 @@ async fn issue(
         }
         _ => None,
     };
-    let id_token = super::id_token::for_session(state, &session, &access, nonce)?;
+    let id_token = super::id_token::for_session(state, &session, Some(&access), nonce)?;
     Ok(Issued {
         access,
         session,

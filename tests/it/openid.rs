@@ -700,3 +700,81 @@ async fn a_pairwise_client_knows_a_person_by_a_sub_of_its_own_host() {
         authgate::Config::from_toml_str(&config(upstream.addr, &pairwise("pw", "127.0.0.1"))).unwrap_err();
     assert!(err.to_string().contains("secret_file"), "{err}");
 }
+
+#[tokio::test]
+async fn the_implicit_flow_gives_an_id_token_in_the_fragment_with_its_nonce() {
+    let Some(python) = test_python() else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(
+        upstream.addr,
+        "[[clients]]\nclient_id = \"spa\"\nredirect_uris = [\"http://127.0.0.1:9/spa\"]\ngrants = [\"implicit\"]\n",
+    ))
+    .await;
+    let sign_in_for = |response_type: &'static str, nonce: &'static str| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("response_type", response_type)
+            .append_pair("client_id", "spa")
+            .append_pair("redirect_uri", "http://127.0.0.1:9/spa")
+            .append_pair("scope", "openid email")
+            .append_pair("state", "st");
+        query.append_pair("nonce", nonce);
+        let page = gateway.url(&format!("/management/authorize?{}", query.finish()));
+        async move {
+            let answer = submit_sign_in(&browser(), &page, "alice", PASSWORD).await;
+            let location = answer.headers()["location"].to_str().unwrap().to_owned();
+            let fragment = location
+                .split_once('#')
+                .map_or(String::new(), |(_, f)| f.to_owned());
+            url::form_urlencoded::parse(fragment.as_bytes())
+                .into_owned()
+                .collect::<std::collections::HashMap<String, String>>()
+        }
+    };
+    let verify = |token: String| {
+        let (python, jwks, issuer) = (
+            python.clone(),
+            gateway.url("/.well-known/jwks.json"),
+            gateway.url(""),
+        );
+        async move {
+            let out = run_python(&python, "verify_jwt.py", &[&jwks, &token, "spa", &issuer, "JWT"])
+                .await
+                .unwrap();
+            serde_json::from_str::<Value>(out.trim()).unwrap()
+        }
+    };
+    // An ID token alone: no access token, and no at_hash.
+    let got = sign_in_for("id_token", "n-1").await;
+    assert!(!got.contains_key("access_token"), "{got:?}");
+    assert_eq!(got["state"], "st");
+    let claims = verify(got["id_token"].clone()).await;
+    assert_eq!(claims["nonce"], "n-1");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert!(claims.get("at_hash").is_none(), "{claims}");
+    // With the token: at_hash binds the two.
+    let got = sign_in_for("id_token token", "n-2").await;
+    let claims = verify(got["id_token"].clone()).await;
+    assert_eq!(claims["nonce"], "n-2");
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(got["access_token"].as_bytes());
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    assert_eq!(claims["at_hash"], expected.as_str());
+    assert_eq!(bearer_status(&gateway, "/", &got["access_token"]).await, 200);
+    // Without a nonce: refused before any page, at the client, in the
+    // fragment.
+    let answer = browser()
+        .get(gateway.url("/management/authorize?response_type=id_token&client_id=spa&scope=openid&state=st"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let location = answer.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/spa#error=invalid_request"),
+        "{location}"
+    );
+}
