@@ -8,6 +8,11 @@ ALTER TABLE clients ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT;
 ALTER TABLE clients ADD COLUMN id_token_alg TEXT;
+-- Its access tokens (opaque or RFC 9068 JWTs), the resource indicators
+-- it may ask for (RFC 8707), and public or pairwise subjects.
+ALTER TABLE clients ADD COLUMN access_token_format TEXT;
+ALTER TABLE clients ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE clients ADD COLUMN subject_type TEXT;
 
 -- An invitation: the SHA-256 of its link's secret (never the secret),
 -- for whom, until when; used once.

@@ -231,6 +231,9 @@ async fn change(
                 post_logout_redirect_uris: Vec::new(),
                 backchannel_logout_uri: None,
                 id_token_signed_response_alg: None,
+                access_token_format: None,
+                resources: Vec::new(),
+                subject_type: None,
             };
             let made = api::add_client(state, admin, body).await;
             shown_once(state, parts, admin, "clients", made).await
@@ -260,6 +263,9 @@ async fn change(
                 post_logout_redirect_uris: Some(lines(get("post_logout_redirect_uris").as_deref())),
                 backchannel_logout_uri: Some(get("backchannel_logout_uri").filter(|u| !u.trim().is_empty())),
                 id_token_signed_response_alg: get("id_token_alg"),
+                access_token_format: get("access_token_format"),
+                resources: Some(lines(get("resources").as_deref())),
+                subject_type: get("subject_type"),
             };
             let page = format!(
                 "clients/{}",

@@ -119,3 +119,34 @@ pub(crate) fn resource_problem(uri: &str) -> Option<String> {
         )),
     }
 }
+
+/// Whether an `access_token_format` asks for JWTs (RFC 9068).
+pub(crate) fn jwt_access_tokens(format: &str) -> Result<bool, String> {
+    match format {
+        "opaque" => Ok(false),
+        "jwt" => Ok(true),
+        other => Err(format!("access_token_format {other:?}: \"opaque\" or \"jwt\"")),
+    }
+}
+
+/// The sector of a `subject_type` (`pairwise`: the one host of the
+/// client's redirect URIs), or `None` for `public`.
+pub(crate) fn pairwise_sector(
+    subject_type: &str,
+    redirect_uris: &[String],
+) -> Result<Option<String>, String> {
+    match subject_type {
+        "public" => Ok(None),
+        "pairwise" => {
+            let hosts: std::collections::BTreeSet<String> = redirect_uris
+                .iter()
+                .filter_map(|u| Url::parse(u).ok()?.host_str().map(str::to_owned))
+                .collect();
+            match hosts.len() {
+                1 => Ok(hosts.into_iter().next()),
+                _ => Err("subject_type = \"pairwise\" needs redirect_uris on one host (its sector)".into()),
+            }
+        }
+        other => Err(format!("subject_type {other:?}: \"public\" or \"pairwise\"")),
+    }
+}

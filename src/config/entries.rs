@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::check::Checker;
 use super::client_rules::{
     backchannel_uri_problem, client_id_problem, cors_origin_problem, default_grants, grants_problem,
-    id_token_alg, redirect_uri_problem, resource_problem, scope_problem,
+    id_token_alg, jwt_access_tokens, pairwise_sector, redirect_uri_problem, resource_problem, scope_problem,
 };
 use super::providers::ProviderConfig;
 use super::raw::{RawClient, RawUser};
@@ -143,43 +143,16 @@ impl Checker<'_> {
                     },
                     None => None,
                 };
-                let jwt_access_tokens = match client
-                    .access_token_format
-                    .as_ref()
-                    .map(|f| (f.get_ref().as_str(), f.span()))
-                {
-                    None | Some(("opaque", _)) => false,
-                    Some(("jwt", _)) => true,
-                    Some((other, at)) => {
-                        return self.fail(
-                            &at,
-                            format!("access_token_format {other:?}: \"opaque\" or \"jwt\""),
-                        )
-                    }
+                let jwt_access_tokens = match &client.access_token_format {
+                    Some(format) => jwt_access_tokens(format.get_ref())
+                        .or_else(|problem| self.fail(&format.span(), problem))?,
+                    None => false,
                 };
                 let resources = checked(&client.resources, resource_problem)?;
-                let pairwise_sector = match client
-                    .subject_type
-                    .as_ref()
-                    .map(|t| (t.get_ref().as_str(), t.span()))
-                {
-                    None | Some(("public", _)) => None,
-                    Some(("pairwise", at)) => {
-                        let hosts: std::collections::BTreeSet<String> = redirect_uris
-                            .iter()
-                            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_owned))
-                            .collect();
-                        match hosts.len() {
-                            1 => hosts.into_iter().next(),
-                            _ => return self.fail(
-                                &at,
-                                "subject_type = \"pairwise\" needs redirect_uris on one host (its sector)",
-                            ),
-                        }
-                    }
-                    Some((other, at)) => {
-                        return self.fail(&at, format!("subject_type {other:?}: \"public\" or \"pairwise\""))
-                    }
+                let pairwise_sector = match &client.subject_type {
+                    Some(kind) => pairwise_sector(kind.get_ref(), &redirect_uris)
+                        .or_else(|problem| self.fail(&kind.span(), problem))?,
+                    None => None,
                 };
                 let id_token_alg = match &client.id_token_signed_response_alg {
                     Some(name) => {

@@ -73,6 +73,12 @@ pub(crate) struct BackupClient {
     pub(crate) backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub(crate) id_token_alg: Option<String>,
+    #[serde(default)]
+    pub(crate) access_token_format: Option<String>,
+    #[serde(default)]
+    pub(crate) resources: Vec<String>,
+    #[serde(default)]
+    pub(crate) subject_type: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
 }
@@ -104,6 +110,9 @@ impl From<DbClient> for BackupClient {
             post_logout_redirect_uris: c.post_logout_redirect_uris,
             backchannel_logout_uri: c.backchannel_logout_uri,
             id_token_alg: c.id_token_alg,
+            access_token_format: c.access_token_format,
+            resources: c.resources,
+            subject_type: c.subject_type,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -122,6 +131,9 @@ impl From<&BackupClient> for DbClient {
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             id_token_alg: c.id_token_alg.clone(),
+            access_token_format: c.access_token_format.clone(),
+            resources: c.resources.clone(),
+            subject_type: c.subject_type.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

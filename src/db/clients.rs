@@ -22,6 +22,11 @@ pub(crate) struct DbClient {
     pub(crate) backchannel_logout_uri: Option<String>,
     /// `RS256` (none), `ES256` or `EdDSA`.
     pub(crate) id_token_alg: Option<String>,
+    /// `opaque` (none) or `jwt`.
+    pub(crate) access_token_format: Option<String>,
+    pub(crate) resources: Vec<String>,
+    /// `public` (none) or `pairwise`.
+    pub(crate) subject_type: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
 }
@@ -32,7 +37,8 @@ pub(crate) const CLIENT_DELETED: &str = "client_deleted";
 
 pub(super) const CLIENT_COLUMNS: &str =
     "client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, \
-     post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, created_at, updated_at";
+     post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, access_token_format, resources, subject_type, \
+     created_at, updated_at";
 
 fn list_of(row: &sqlx::any::AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
     let text: String = row.try_get(column)?;
@@ -54,6 +60,9 @@ pub(super) fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error
         post_logout_redirect_uris: list_of(row, "post_logout_redirect_uris")?,
         backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
         id_token_alg: row.try_get("id_token_alg")?,
+        access_token_format: row.try_get("access_token_format")?,
+        resources: list_of(row, "resources")?,
+        subject_type: row.try_get("subject_type")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -107,8 +116,9 @@ impl Database {
         };
         sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, \
-             post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, access_token_format, resources, subject_type, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&client.client_id)
         .bind(client.secret_hash.as_deref())
@@ -119,6 +129,9 @@ impl Database {
         .bind(json(&client.post_logout_redirect_uris))
         .bind(client.backchannel_logout_uri.as_deref())
         .bind(client.id_token_alg.as_deref())
+        .bind(client.access_token_format.as_deref())
+        .bind(json(&client.resources))
+        .bind(client.subject_type.as_deref())
         .bind(created)
         .bind(client.updated_at.max(created))
         .execute(&mut **tx)
@@ -139,7 +152,8 @@ impl Database {
         let mut tx = self.ready().await?.begin().await?;
         let done = sqlx::query(
             "UPDATE clients SET redirect_uris = $2, grants = $3, scopes = $4, cors_origins = $5, \
-             post_logout_redirect_uris = $6, backchannel_logout_uri = $7, id_token_alg = $8, updated_at = $9 WHERE client_id = $1",
+             post_logout_redirect_uris = $6, backchannel_logout_uri = $7, id_token_alg = $8, \
+             access_token_format = $9, resources = $10, subject_type = $11, updated_at = $12 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(json(&client.redirect_uris))
@@ -149,6 +163,9 @@ impl Database {
         .bind(json(&client.post_logout_redirect_uris))
         .bind(client.backchannel_logout_uri.as_deref())
         .bind(client.id_token_alg.as_deref())
+        .bind(client.access_token_format.as_deref())
+        .bind(json(&client.resources))
+        .bind(client.subject_type.as_deref())
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;

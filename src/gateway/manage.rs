@@ -20,6 +20,7 @@ pub const MANAGE_USAGE: &str = "\
   authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)
   authgate client add [ID] [--public] [--redirect-uri U]... [--grant G]... [--scope S]...
                       [--post-logout-redirect-uri U]... [--backchannel-logout-uri U] [--id-token-alg RS256|ES256|EdDSA]
+                      [--jwt-access-tokens] [--resource URI]... [--pairwise]
                                                                 an OAuth client; prints its secret, this once
   authgate client list                                          clients by id (config.toml's too, marked)
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
@@ -195,6 +196,9 @@ pub async fn manage(
                 post_logout_redirect_uris: every("--post-logout-redirect-uri"),
                 backchannel_logout_uri: flag("--backchannel-logout-uri").map(str::to_owned),
                 id_token_alg: flag("--id-token-alg").map(str::to_owned),
+                access_token_format: has("--jwt-access-tokens").then(|| "jwt".to_owned()),
+                resources: every("--resource"),
+                subject_type: has("--pairwise").then(|| "pairwise".to_owned()),
             }
             .into_row()
             .map_err(usage)?;
@@ -451,6 +455,7 @@ fn positional<'a>(words: &[&'a str]) -> Vec<&'a str> {
                     | "--post-logout-redirect-uri"
                     | "--backchannel-logout-uri"
                     | "--id-token-alg"
+                    | "--resource"
             );
         } else {
             out.push(*word);

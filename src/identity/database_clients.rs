@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::client_rules::{
     backchannel_uri_problem, client_id_problem, cors_origin_problem, default_grants, grants_problem,
-    id_token_alg, redirect_uri_problem, scope_problem,
+    id_token_alg, jwt_access_tokens, pairwise_sector, redirect_uri_problem, resource_problem, scope_problem,
 };
 use crate::config::{ClientConfig, Grant, SigningAlg};
 use crate::db::{Database, DbClient, DbError};
@@ -70,22 +70,19 @@ impl DatabaseClients {
 /// why it cannot be one.
 pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
     let id = &row.client_id;
-    let problems = client_id_problem(id)
-        .into_iter()
-        .chain(row.redirect_uris.iter().filter_map(|u| redirect_uri_problem(u)))
-        .chain(row.scopes.iter().flatten().filter_map(|s| scope_problem(s)))
-        .chain(row.cors_origins.iter().filter_map(|o| cors_origin_problem(o)))
-        .chain(
-            row.post_logout_redirect_uris
-                .iter()
-                .filter_map(|u| redirect_uri_problem(u)),
-        )
-        .chain(
+    let uris = |list: &[String], problem: fn(&str) -> Option<String>| list.iter().find_map(|u| problem(u));
+    let problem = client_id_problem(id)
+        .or_else(|| uris(&row.redirect_uris, redirect_uri_problem))
+        .or_else(|| row.scopes.iter().flatten().find_map(|s| scope_problem(s)))
+        .or_else(|| uris(&row.cors_origins, cors_origin_problem))
+        .or_else(|| uris(&row.post_logout_redirect_uris, redirect_uri_problem))
+        .or_else(|| {
             row.backchannel_logout_uri
-                .iter()
-                .filter_map(|u| backchannel_uri_problem(u)),
-        );
-    if let Some(problem) = problems.into_iter().next() {
+                .as_deref()
+                .and_then(backchannel_uri_problem)
+        })
+        .or_else(|| uris(&row.resources, resource_problem));
+    if let Some(problem) = problem {
         return Err(problem);
     }
     let grants: Vec<Grant> = row
@@ -102,6 +99,14 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         .id_token_alg
         .as_deref()
         .map_or(Ok(SigningAlg::RS256), id_token_alg)?;
+    let jwt_access_tokens = row
+        .access_token_format
+        .as_deref()
+        .map_or(Ok(false), jwt_access_tokens)?;
+    let pairwise_sector = match row.subject_type.as_deref() {
+        Some(kind) => pairwise_sector(kind, &row.redirect_uris)?,
+        None => None,
+    };
     let confidential = row.secret_hash.is_some();
     if let Some(problem) = grants_problem(id, &grants, confidential, row.redirect_uris.len()) {
         return Err(problem);
@@ -117,11 +122,9 @@ pub(crate) fn client_config(row: &DbClient) -> Result<ClientConfig, String> {
         post_logout_redirect_uris: row.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: row.backchannel_logout_uri.clone(),
         id_token_alg,
-        // Opaque tokens and no resource indicators for clients of the
-        // database, for now.
-        jwt_access_tokens: false,
-        resources: Vec::new(),
-        pairwise_sector: None,
+        jwt_access_tokens,
+        resources: row.resources.clone(),
+        pairwise_sector,
         span: 0..0,
     })
 }
@@ -142,6 +145,9 @@ pub(crate) struct ClientRequest {
     pub(crate) post_logout_redirect_uris: Vec<String>,
     pub(crate) backchannel_logout_uri: Option<String>,
     pub(crate) id_token_alg: Option<String>,
+    pub(crate) access_token_format: Option<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) subject_type: Option<String>,
 }
 
 impl ClientRequest {
@@ -171,6 +177,9 @@ impl ClientRequest {
             post_logout_redirect_uris: self.post_logout_redirect_uris,
             backchannel_logout_uri: self.backchannel_logout_uri,
             id_token_alg: self.id_token_alg,
+            access_token_format: self.access_token_format,
+            resources: self.resources,
+            subject_type: self.subject_type,
             created_at: 0,
             updated_at: 0,
         };

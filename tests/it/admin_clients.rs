@@ -326,3 +326,72 @@ async fn what_the_rules_of_clients_refuse_is_a_problem_and_nothing_is_written() 
     let (status, _, _) = call(&gateway, Method::DELETE, "/clients/ops-bot", &root, None).await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test]
+async fn a_client_of_the_database_may_have_jwt_access_tokens_and_oidc_settings() {
+    let Setup { gateway, _dir } = setup().await;
+    let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    let (status, made, _) = call(
+        &gateway,
+        Method::POST,
+        "/clients",
+        &root,
+        Some(json!({
+            "client_id": "resource-client",
+            "grants": ["client_credentials"],
+            "access_token_format": "jwt",
+            "resources": ["https://api.example"],
+            "id_token_signed_response_alg": "RS256",
+            "post_logout_redirect_uris": ["https://app.example/bye"],
+            "backchannel_logout_uri": "https://app.example/backchannel",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["client"]["access_token_format"], "jwt");
+    assert_eq!(made["client"]["resources"], json!(["https://api.example"]));
+    assert_eq!(
+        made["client"]["backchannel_logout_uri"],
+        "https://app.example/backchannel"
+    );
+    let secret = made["client_secret"].as_str().unwrap();
+    let answer = api()
+        .post(gateway.url("/management/token"))
+        .basic_auth("resource-client", Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://api.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let issued: Value = answer.json().await.unwrap();
+    let jwt = issued["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{issued}"));
+    assert_eq!(jwt.split('.').count(), 3, "a JWT");
+    assert_eq!(bearer_status(&gateway, "/", jwt).await, 200);
+    // What cannot work is refused: an http back-channel off loopback,
+    // pairwise subjects without auth.secret_file, an unknown format.
+    for (body, words) in [
+        (
+            json!({"client_id": "x1", "grants": ["client_credentials"], "backchannel_logout_uri": "http://app.example/bc"}),
+            "https",
+        ),
+        (
+            json!({"client_id": "x2", "redirect_uris": ["https://a.example/cb"], "subject_type": "pairwise"}),
+            "secret_file",
+        ),
+        (
+            json!({"client_id": "x3", "grants": ["client_credentials"], "access_token_format": "paseto"}),
+            "opaque",
+        ),
+    ] {
+        let (status, problem, _) = call(&gateway, Method::POST, "/clients", &root, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body} → {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(words),
+            "{body} → {problem}"
+        );
+    }
+}

@@ -30,6 +30,12 @@ pub(crate) struct ClientOut {
     backchannel_logout_uri: Option<String>,
     /// What its ID tokens are signed with.
     id_token_signed_response_alg: &'static str,
+    /// `opaque` or `jwt` (RFC 9068).
+    access_token_format: &'static str,
+    /// The resource indicators it may ask for (RFC 8707).
+    resources: Vec<String>,
+    /// `public` or `pairwise`.
+    subject_type: &'static str,
     /// Milliseconds since the epoch (database clients).
     created_at: Option<i64>,
     updated_at: Option<i64>,
@@ -43,6 +49,17 @@ impl ClientOut {
             .and_then(|a| id_token_alg(a).ok())
             .unwrap_or(SigningAlg::RS256);
         Self {
+            access_token_format: if row.access_token_format.as_deref() == Some("jwt") {
+                "jwt"
+            } else {
+                "opaque"
+            },
+            resources: row.resources,
+            subject_type: if row.subject_type.as_deref() == Some("pairwise") {
+                "pairwise"
+            } else {
+                "public"
+            },
             post_logout_redirect_uris: row.post_logout_redirect_uris,
             backchannel_logout_uri: row.backchannel_logout_uri,
             id_token_signed_response_alg: alg.as_str(),
@@ -71,6 +88,13 @@ impl ClientOut {
             post_logout_redirect_uris: entry.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: entry.backchannel_logout_uri.clone(),
             id_token_signed_response_alg: entry.id_token_alg.as_str(),
+            access_token_format: if entry.jwt_access_tokens { "jwt" } else { "opaque" },
+            resources: entry.resources.clone(),
+            subject_type: if entry.pairwise_sector.is_some() {
+                "pairwise"
+            } else {
+                "public"
+            },
             created_at: None,
             updated_at: None,
         }
@@ -131,6 +155,24 @@ pub(crate) enum IdTokenAlg {
     EdDSA,
 }
 
+/// An access token format.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only the OpenAPI document is made of it")]
+pub(crate) enum TokenFormat {
+    Opaque,
+    Jwt,
+}
+
+/// How a client knows people: by the gateway's `sub`, or its own.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only the OpenAPI document is made of it")]
+pub(crate) enum SubjectType {
+    Public,
+    Pairwise,
+}
+
 /// A new client.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +207,16 @@ pub(crate) struct NewClientBody {
     /// RS256 (the default), ES256 or EdDSA.
     #[schema(value_type = Option<IdTokenAlg>)]
     pub(crate) id_token_signed_response_alg: Option<String>,
+    /// `opaque` (the default) or `jwt` (RFC 9068).
+    #[schema(value_type = Option<TokenFormat>)]
+    pub(crate) access_token_format: Option<String>,
+    /// The resource indicators it may ask tokens for (RFC 8707).
+    #[serde(default)]
+    #[schema(value_type = Vec<RedirectUri>)]
+    pub(crate) resources: Vec<String>,
+    /// `public` (the default) or `pairwise` (needs auth.secret_file).
+    #[schema(value_type = Option<SubjectType>)]
+    pub(crate) subject_type: Option<String>,
 }
 
 fn yes() -> bool {
@@ -193,6 +245,12 @@ pub(crate) struct ClientChange {
     pub(crate) backchannel_logout_uri: Option<Option<String>>,
     #[schema(value_type = Option<IdTokenAlg>)]
     pub(crate) id_token_signed_response_alg: Option<String>,
+    #[schema(value_type = Option<TokenFormat>)]
+    pub(crate) access_token_format: Option<String>,
+    #[schema(value_type = Option<Vec<RedirectUri>>)]
+    pub(crate) resources: Option<Vec<String>>,
+    #[schema(value_type = Option<SubjectType>)]
+    pub(crate) subject_type: Option<String>,
 }
 
 /// A field that is there, even as `null` (which a plain `Option` cannot
@@ -205,6 +263,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// would be signed with an algorithm `[signing]` does not offer.
 fn checked(state: &AuthState, row: &DbClient) -> Result<(), Problem> {
     let entry = client_config(row).map_err(bad)?;
+    if entry.pairwise_sector.is_some() && state.config.auth.secret.is_none() {
+        return Err(bad(
+            "subject_type pairwise needs auth.secret_file, or the subjects would change at every start",
+        ));
+    }
     if !state.keys.algorithms().contains(&entry.id_token_alg) {
         return Err(bad(format!(
             "id_token_signed_response_alg {}: [signing] algorithms does not list it",
@@ -274,6 +337,9 @@ pub(crate) async fn add_client(state: &AuthState, admin: &Admin, body: NewClient
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         backchannel_logout_uri: body.backchannel_logout_uri,
         id_token_alg: body.id_token_signed_response_alg,
+        access_token_format: body.access_token_format,
+        resources: body.resources,
+        subject_type: body.subject_type,
     }
     .into_row()
     .map_err(bad)?;
@@ -347,6 +413,15 @@ pub(crate) async fn change_client(
     }
     if let Some(alg) = change.id_token_signed_response_alg {
         row.id_token_alg = Some(alg);
+    }
+    if let Some(format) = change.access_token_format {
+        row.access_token_format = Some(format);
+    }
+    if let Some(resources) = change.resources {
+        row.resources = resources;
+    }
+    if let Some(kind) = change.subject_type {
+        row.subject_type = Some(kind);
     }
     checked(state, &row)?;
     let db = state.database.as_ref().ok_or_else(no_database)?;

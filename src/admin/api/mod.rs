@@ -633,7 +633,7 @@ fn no_database() -> Problem {
     components(schemas(User, ConfigUser, Member, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
         sessions::SessionOut, sessions::SessionList,
-        clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName, clients::IdTokenAlg)),
+        clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName, clients::IdTokenAlg, clients::TokenFormat, clients::SubjectType)),
     modifiers(&Security, &ClientRules),
     security(("bearer" = []), ("session" = []))
 )]
