@@ -1,6 +1,7 @@
 //! The token endpoint at proxy speed: `client_credentials` issuance with
-//! HTTP Basic and token introspection, authgate side by side with
-//! oidc-provider (the most used Node.js authorization server), in one run.
+//! HTTP Basic, token introspection and OpenID Connect's userinfo, authgate
+//! side by side with oidc-provider (the most used Node.js authorization
+//! server), in one run; then what an ID token costs authgate to issue.
 //!
 //! ```text
 //! scripts/bench-token                          # installs wrk and Node.js if missing, then this
@@ -13,7 +14,29 @@
 //! confidential client with a plain secret); without Node.js its rows are
 //! skipped and the table says so. Both servers run side by side on CPU 0
 //! and their runs alternate (wrk on CPU 1), so drift on a shared machine
-//! falls on both alike. After the runs, a token issued before them is
+//! falls on both alike.
+//!
+//! Userinfo is asked with an access token whose scope is `openid` (the
+//! claims: `sub`). authgate's comes from the password grant of a
+//! confidential client; oidc-provider's from a real sign-in through the
+//! authorization code flow, which its server script goes through itself
+//! once it listens: its interaction page signs `person` in and grants
+//! `openid` at once, as a login and consent page does once answered.
+//!
+//! ID tokens: oidc-provider has no password grant, and its ID tokens come
+//! only from flows with a browser sign-in, so these rows are authgate's
+//! alone: the password grant of a confidential client with and without
+//! `scope=openid`, whose difference is making and signing the ID token.
+//! Once with a person whose hash has the production argon2id parameters
+//! (what an ID token adds to a real sign-in), once with a person whose
+//! hash has the least (m=8 KiB, t=1), so the signature is most of what
+//! differs: there once per algorithm, each by a client of its own with
+//! `id_token_signed_response_alg` (RS256 by default). An algorithm whose
+//! client this authgate refuses (`authgate check-config`), or whose ID
+//! token comes out signed otherwise, is not measured, and the table says
+//! why. Each group's runs alternate like the two servers'.
+//!
+//! After the runs, a token issued before them is
 //! introspected again (it must still be active), authgate's resident
 //! memory per issued token is printed, and every token of a further
 //! issuance run is introspected (all must be active).
@@ -23,6 +46,9 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use std::path::PathBuf;
+
+use base64::Engine;
 use support::{hash_secret, have, wait_for_port, wrk_with, Measured, Running};
 
 const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
@@ -31,6 +57,66 @@ const OIDC: u16 = 9120;
 const CLIENT: &str = "bench";
 const SECRET: &str = "bench-secret";
 const BASIC: &str = "Authorization: Basic YmVuY2g6YmVuY2gtc2VjcmV0"; // bench:bench-secret
+/// The confidential client of the password grant (RS256 ID tokens, the
+/// default), and of oidc-provider's authorization code flow; its secret is
+/// [`SECRET`].
+const RP: &str = "rp";
+/// The person who signs in (production argon2id parameters), and the one
+/// whose hash costs next to nothing; both with [`PASSWORD`].
+const PERSON: &str = "person";
+const QUICK_PERSON: &str = "quick-person";
+const PASSWORD: &str = "person-password";
+/// The ID token algorithms measured, each with a client of its own (the
+/// first is [`RP`], which names none).
+const ALGORITHMS: [(&str, &str); 3] = [("RS256", RP), ("ES256", "rp-es256"), ("EdDSA", "rp-eddsa")];
+
+/// What wrk sends: a GET, or a POST of a form (its Lua script written
+/// once), with extra header lines.
+struct Load {
+    url: String,
+    headers: Vec<String>,
+    form: Option<(String, PathBuf)>,
+}
+
+impl Load {
+    fn get(url: &str, headers: Vec<String>) -> Self {
+        Self {
+            url: url.to_owned(),
+            headers,
+            form: None,
+        }
+    }
+
+    fn post(dir: &Path, script: &str, url: &str, headers: Vec<String>, form: &str) -> Self {
+        let lua = format!(
+            "wrk.method = \"POST\"\nwrk.body = \"{form}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n"
+        );
+        Self {
+            url: url.to_owned(),
+            headers,
+            form: Some((form.to_owned(), write(dir, script, &lua))),
+        }
+    }
+
+    /// The load's request sent once with curl: its status and JSON body.
+    fn once(&self) -> (String, serde_json::Value) {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-w", "\n%{http_code}"]);
+        for header in &self.headers {
+            curl.args(["-H", header]);
+        }
+        if let Some((form, _)) = &self.form {
+            curl.args(["-d", form]);
+        }
+        let out = curl.arg(&self.url).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (
+            status.to_owned(),
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,56 +130,156 @@ fn main() {
         std::process::exit(1);
     }
     let dir = tempfile::tempdir().unwrap();
-    let issue_script = write(dir.path(), "issue.lua", "wrk.method = \"POST\"\nwrk.body = \"grant_type=client_credentials\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n");
+    let d = dir.path();
     let ag_token = format!("http://127.0.0.1:{GATEWAY}/management/token");
     let ag_introspection = format!("http://127.0.0.1:{GATEWAY}/management/introspect");
+    let ag_userinfo = format!("http://127.0.0.1:{GATEWAY}/management/userinfo");
     let op_token = format!("http://127.0.0.1:{OIDC}/token");
     let op_introspection = format!("http://127.0.0.1:{OIDC}/token/introspection");
+    let op_userinfo = format!("http://127.0.0.1:{OIDC}/me");
+    let basic = || vec![BASIC.to_owned()];
+    let bearer = |token: &str| vec![format!("Authorization: Bearer {token}")];
 
     // Both servers run side by side and their runs alternate, so that
     // drift on a shared machine falls on both alike.
-    let gateway = start_authgate(dir.path());
-    let node = start_oidc_provider(dir.path());
+    let (gateway, refused_algorithms) = start_authgate(d);
+    let node = start_oidc_provider(d);
     let first = issue(&ag_token);
-    let ag_introspect_script = write(dir.path(), "introspect-ag.lua", &introspect_lua(&first));
-    let op_introspect_script = node.as_ref().ok().map(|_| {
-        write(
-            dir.path(),
-            "introspect-op.lua",
-            &introspect_lua(&issue(&op_token)),
+    let ag_issue_load = Load::post(
+        d,
+        "issue.lua",
+        &ag_token,
+        basic(),
+        "grant_type=client_credentials",
+    );
+    let ag_introspect_load = Load::post(
+        d,
+        "introspect-ag.lua",
+        &ag_introspection,
+        basic(),
+        &format!("token={first}"),
+    );
+    let (op_issue_load, op_introspect_load, op_userinfo_load) = match &node {
+        Ok(_) => (
+            Ok(Load::post(
+                d,
+                "issue-op.lua",
+                &op_token,
+                basic(),
+                "grant_type=client_credentials",
+            )),
+            Ok(Load::post(
+                d,
+                "introspect-op.lua",
+                &op_introspection,
+                basic(),
+                &format!("token={}", issue(&op_token)),
+            )),
+            oidc_provider_signed_in(d)
+                .map(|token| Load::get(&op_userinfo, bearer(&token)))
+                .and_then(answers_claims),
+        ),
+        Err(why) => (Err(why.clone()), Err(why.clone()), Err(why.clone())),
+    };
+    let signed_in = |person: &str| format!("grant_type=password&username={person}&password={PASSWORD}");
+    let ag_userinfo_load = Load::post(
+        d,
+        "userinfo-token.lua",
+        &ag_token,
+        client_basic(RP),
+        &format!("{}&scope=openid", signed_in(PERSON)),
+    )
+    .once()
+    .1["access_token"]
+        .as_str()
+        .ok_or_else(|| "not measured: the password grant with scope=openid issued no access token".to_owned())
+        .map(|token| Load::get(&ag_userinfo, bearer(token)))
+        .and_then(answers_claims);
+    let run = |load: &Load| {
+        wrk_with(
+            &load.url,
+            32,
+            seconds,
+            &load.headers,
+            load.form.as_ref().map(|(_, script)| script.as_path()),
+            "1",
         )
-    });
-    let run = |url: &str, script: &Path| wrk_with(url, 32, seconds, &[BASIC.to_owned()], Some(script), "1");
-    let alternate = |ours: (&str, &Path), theirs: Option<(&str, &Path)>| {
-        let (mut ag, mut op) = (Vec::new(), Vec::new());
+    };
+    // Each load's median, their runs in turns; a load that is not there
+    // (`Err`: why) is not run and answers why.
+    let in_turns = |loads: &[&Result<Load, String>]| -> Vec<Result<Measured, String>> {
+        let mut measured: Vec<Vec<Result<Measured, String>>> = loads.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
-            ag.push(run(ours.0, ours.1));
-            if let Some((url, script)) = theirs {
-                op.push(run(url, script));
+            for (load, results) in loads.iter().zip(&mut measured) {
+                if let Ok(load) = load {
+                    results.push(run(load));
+                }
             }
         }
-        let op = match &node {
-            Ok(_) => median(op),
-            Err(why) => Err(why.clone()),
-        };
-        (median(ag), op)
+        loads
+            .iter()
+            .zip(measured)
+            .map(|(load, results)| load.as_ref().map_err(Clone::clone).and_then(|_| median(results)))
+            .collect()
+    };
+    let alternate = |ours: Result<Load, String>, theirs: &Result<Load, String>| {
+        let [ours, theirs]: [_; 2] = in_turns(&[&ours, theirs]).try_into().unwrap();
+        (ours, theirs)
     };
 
     let rss_before = rss_kib(gateway.0.id());
-    let (ag_issue, op_issue) = alternate(
-        (&ag_token, &issue_script),
-        node.as_ref()
-            .ok()
-            .map(|_| (op_token.as_str(), issue_script.as_path())),
-    );
+    let (ag_issue, op_issue) = alternate(Ok(ag_issue_load), &op_issue_load);
     let rss_after = rss_kib(gateway.0.id());
-    let (ag_introspect, op_introspect) = alternate(
-        (&ag_introspection, &ag_introspect_script),
-        op_introspect_script
-            .as_deref()
-            .map(|script| (op_introspection.as_str(), script)),
-    );
+    let (ag_introspect, op_introspect) = alternate(Ok(ag_introspect_load), &op_introspect_load);
+    let (ag_userinfo, op_userinfo) = alternate(ag_userinfo_load, &op_userinfo_load);
     drop(node);
+
+    // The password grant without and with an ID token: for `person` with
+    // RS256; for `quick-person` with each algorithm.
+    let grant = |script: &str, person: &str, client: &str, openid: bool, alg: Option<&str>| {
+        let load = Load::post(
+            d,
+            script,
+            &ag_token,
+            client_basic(client),
+            &format!(
+                "{}{}",
+                signed_in(person),
+                if openid { "&scope=openid" } else { "" }
+            ),
+        );
+        issues_id_token(load, alg)
+    };
+    let id_token_rows = |person: &str, what: &str, algorithms: &[(&str, &str)]| {
+        let mut loads = vec![(
+            format!("password grant, HTTP Basic, {what}"),
+            grant(&format!("{person}.lua"), person, RP, false, None),
+        )];
+        for (alg, client) in algorithms {
+            let load = match refused_algorithms.get(*alg) {
+                Some(why) => Err(why.clone()),
+                None => grant(&format!("{person}-{alg}.lua"), person, client, true, Some(alg)),
+            };
+            loads.push((
+                format!("password grant, HTTP Basic, {what}, scope=openid: + ID token {alg}"),
+                load,
+            ));
+        }
+        let results = in_turns(&loads.iter().map(|(_, load)| load).collect::<Vec<_>>());
+        loads
+            .into_iter()
+            .map(|(name, _)| name)
+            .zip(results)
+            .collect::<Vec<_>>()
+    };
+    let id_tokens = [
+        id_token_rows(PERSON, "argon2id production parameters", &ALGORITHMS[..1]),
+        id_token_rows(
+            QUICK_PERSON,
+            "argon2id m=8 KiB t=1 (the hash next to free)",
+            &ALGORITHMS,
+        ),
+    ];
     let still_active = introspect(&ag_introspection, &first);
     let issued = ag_issue
         .as_ref()
@@ -107,6 +293,7 @@ fn main() {
     for (endpoint, ours, theirs) in [
         ("client_credentials, HTTP Basic", &ag_issue, &op_issue),
         ("introspection", &ag_introspect, &op_introspect),
+        ("userinfo, GET, Bearer (scope openid)", &ag_userinfo, &op_userinfo),
     ] {
         for (server, result) in [("authgate", ours), ("oidc-provider 9", theirs)] {
             match result {
@@ -125,6 +312,32 @@ fn main() {
             }
         }
     }
+    // The ID token rows: authgate's alone, each group's first row (no
+    // openid) the base of the notes after the others.
+    for group in &id_tokens {
+        let base = group[0].1.as_ref().ok();
+        for (endpoint, result) in group {
+            match result {
+                Ok(m) => println!(
+                    "| {endpoint} | authgate | {:.0} | {:.2} ms | {:.2} ms | — |",
+                    m.rps, m.p50_ms, m.p99_ms
+                ),
+                Err(why) => println!("| {endpoint} | authgate | {why} | | | |"),
+            }
+            if let (Some(alg), Ok(with), Some(without)) = (endpoint.rsplit_once("ID token "), result, base) {
+                println!(
+                    "|   with the ID token ({}) / without: {:.2} req/s, {:.2} p99 | | | | | |",
+                    alg.1,
+                    with.rps / without.rps,
+                    with.p99_ms / without.p99_ms
+                );
+            }
+        }
+    }
+    println!(
+        "| password grant | oidc-provider 9 | not offered: oidc-provider has no password grant, \
+         and issues ID tokens only after a browser sign-in | | | |"
+    );
     println!(
         "\nauthgate issued about {:.0} tokens in the issuance runs; a token issued before them introspects active: {still_active}; \
          resident memory grew {:.0} bytes per issued token.\n{kept}",
@@ -254,10 +467,64 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-fn introspect_lua(token: &str) -> String {
-    format!(
-        "wrk.method = \"POST\"\nwrk.body = \"token={token}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n"
-    )
+/// `Authorization: Basic` for `client` and [`SECRET`].
+fn client_basic(client: &str) -> Vec<String> {
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{SECRET}"));
+    vec![format!("Authorization: Basic {pair}")]
+}
+
+/// The userinfo load if it answers 200 with a `sub`: wrk counts every
+/// answer, so one that only answered errors would otherwise come out fast.
+fn answers_claims(load: Load) -> Result<Load, String> {
+    match load.once() {
+        (status, body) if status == "200" && body["sub"].is_string() => Ok(load),
+        (status, body) => Err(format!("not measured: userinfo answered {status}: {body}")),
+    }
+}
+
+/// The password grant load if it answers 200 with an access token, and an
+/// ID token signed with `alg` (`None`: no ID token).
+fn issues_id_token(load: Load, alg: Option<&str>) -> Result<Load, String> {
+    let (status, body) = load.once();
+    if status != "200" || !body["access_token"].is_string() {
+        return Err(format!(
+            "not measured: the token endpoint answered {status}: {body}"
+        ));
+    }
+    let signed_with = body["id_token"].as_str().map(|jwt| {
+        let header = jwt.split('.').next().unwrap_or("");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+            .and_then(|h| h["alg"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "an unreadable header".to_owned())
+    });
+    match (alg, signed_with.as_deref()) {
+        (None, None) => Ok(load),
+        (Some(alg), Some(with)) if alg == with => Ok(load),
+        (None, Some(with)) => Err(format!("not measured: an ID token ({with}) without scope=openid")),
+        (Some(alg), None) => Err(format!(
+            "not measured: no ID token for scope=openid (asked {alg})"
+        )),
+        (Some(alg), Some(with)) => Err(format!(
+            "not measured: the client asks {alg} (id_token_signed_response_alg), the ID token came out {with}"
+        )),
+    }
+}
+
+/// An argon2id PHC string for `secret` with the least parameters (m=8
+/// KiB, t=1, p=1): a password check that costs next to nothing.
+fn cheap_hash(secret: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(8, 1, 1, None).expect("the least argon2 parameters");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(
+            secret.as_bytes(),
+            &SaltString::encode_b64(b"authgate-bench-1").expect("a salt"),
+        )
+        .expect("argon2id")
+        .to_string()
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -291,17 +558,62 @@ fn introspect(url: &str, token: &str) -> bool {
     curl_form(url, &format!("token={token}"))["active"] == serde_json::Value::Bool(true)
 }
 
-fn start_authgate(dir: &Path) -> Running {
+/// authgate on CPU 0 with the clients and people above, and a client per
+/// ID token algorithm past RS256 (and `[signing]` offering them) if this
+/// authgate accepts that config (`authgate check-config`); answers it and,
+/// by algorithm, why one is not measured.
+fn start_authgate(dir: &Path) -> (Running, std::collections::HashMap<&'static str, String>) {
     let hash = hash_secret(AUTHGATE, SECRET);
-    let config = write(
-        dir,
-        "authgate.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{GATEWAY}\"\nworkers = 1\n[upstream]\nbuiltin = \"whoami\"\n\
-             [tokens]\nttl_secs = 86400\n[[clients]]\nclient_id = \"{CLIENT}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n"
-        ),
+    let person = hash_secret(AUTHGATE, PASSWORD);
+    let quick = cheap_hash(PASSWORD);
+    let base = format!(
+        "[server]\nlisten = \"127.0.0.1:{GATEWAY}\"\nworkers = 1\n[upstream]\nbuiltin = \"whoami\"\n\
+         [tokens]\nttl_secs = 86400\n[[clients]]\nclient_id = \"{CLIENT}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n\
+         [[clients]]\nclient_id = \"{RP}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"password\"]\n\
+         [[users]]\nusername = \"{PERSON}\"\npassword_hash = \"{person}\"\n\
+         [[users]]\nusername = \"{QUICK_PERSON}\"\npassword_hash = \"{quick}\"\n"
     );
-    support::start_authgate(AUTHGATE, &config, "0", GATEWAY, None)
+    let others = &ALGORITHMS[1..];
+    let mut full = base.clone();
+    full.push_str(&format!(
+        "[signing]\nalgorithms = [{}]\n",
+        others
+            .iter()
+            .map(|(alg, _)| format!("\"{alg}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for (alg, client) in others {
+        full.push_str(&format!(
+            "[[clients]]\nclient_id = \"{client}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"password\"]\n\
+             id_token_signed_response_alg = \"{alg}\"\n"
+        ));
+    }
+    let config = write(dir, "authgate.toml", &full);
+    let checked = Command::new(AUTHGATE)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("authgate check-config");
+    let mut refused = std::collections::HashMap::new();
+    if !checked.status.success() {
+        let said = String::from_utf8_lossy(&checked.stderr);
+        let said = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        for (alg, _) in others {
+            refused.insert(
+                *alg,
+                format!(
+                    "not measured: a client with id_token_signed_response_alg = \"{alg}\" is refused: {said}"
+                ),
+            );
+        }
+        write(dir, "authgate.toml", &base);
+    }
+    (
+        support::start_authgate(AUTHGATE, &config, "0", GATEWAY, None),
+        refused,
+    )
 }
 
 /// Installs oidc-provider 9 into `dir` with npm and starts it on CPU 0.
@@ -333,15 +645,12 @@ fn start_oidc_provider(dir: &Path) -> Result<Running, String> {
     write(
         &folder,
         "server.mjs",
-        &format!(
-            "import Provider from 'oidc-provider';\n\
-             const provider = new Provider('http://127.0.0.1:{OIDC}', {{\n\
-               clients: [{{ client_id: '{CLIENT}', client_secret: '{SECRET}', grant_types: ['client_credentials'],\n\
-                 redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }}],\n\
-               features: {{ clientCredentials: {{ enabled: true }}, introspection: {{ enabled: true }}, devInteractions: {{ enabled: false }} }},\n\
-             }});\n\
-             provider.listen({OIDC});\n"
-        ),
+        &OIDC_PROVIDER_SERVER
+            .replace("__OIDC__", &OIDC.to_string())
+            .replace("__CLIENT__", CLIENT)
+            .replace("__RP__", RP)
+            .replace("__SECRET__", SECRET)
+            .replace("__PERSON__", PERSON),
     );
     let child = Command::new("taskset")
         .args(["-c", "0", "node", "server.mjs"])
@@ -353,4 +662,91 @@ fn start_oidc_provider(dir: &Path) -> Result<Running, String> {
         .map_err(|e| e.to_string())?;
     wait_for_port(OIDC);
     Ok(Running(child))
+}
+
+/// oidc-provider's server: the client_credentials client, the client of
+/// the authorization code flow, people with `sub` as their only claim, and
+/// an interaction page that signs [`PERSON`] in and grants `openid` at
+/// once. Once it listens it signs in through that flow (following the
+/// redirects with its cookies) and writes the access token, or `error:
+/// why`, to `userinfo-token.txt`.
+const OIDC_PROVIDER_SERVER: &str = r#"import Provider from 'oidc-provider';
+import { writeFileSync } from 'node:fs';
+const issuer = 'http://127.0.0.1:__OIDC__';
+const redirectUri = 'http://127.0.0.1:9/cb';
+const provider = new Provider(issuer, {
+  clients: [
+    { client_id: '__CLIENT__', client_secret: '__SECRET__', grant_types: ['client_credentials'],
+      redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' },
+    { client_id: '__RP__', client_secret: '__SECRET__', grant_types: ['authorization_code'],
+      redirect_uris: [redirectUri], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
+  ],
+  findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+  features: { clientCredentials: { enabled: true }, introspection: { enabled: true }, devInteractions: { enabled: false } },
+});
+provider.use(async (ctx, next) => {
+  if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const grant = new provider.Grant({ accountId: '__PERSON__', clientId: details.params.client_id });
+  grant.addOIDCScope('openid');
+  const grantId = await grant.save();
+  ctx.respond = false;
+  await provider.interactionFinished(ctx.req, ctx.res,
+    { login: { accountId: '__PERSON__' }, consent: { grantId } }, { mergeWithLastSubmission: false });
+});
+const cookies = new Map();
+async function get(path) {
+  const res = await fetch(new URL(path, issuer), { redirect: 'manual',
+    headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+  for (const c of res.headers.getSetCookie()) {
+    const pair = c.split(';')[0];
+    const at = pair.indexOf('=');
+    cookies.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  return res;
+}
+async function signIn() {
+  const asked = new URLSearchParams({ client_id: '__RP__', response_type: 'code', scope: 'openid',
+    redirect_uri: redirectUri, state: 'bench', nonce: 'bench' });
+  let res = await get(`/auth?${asked}`);
+  let code;
+  for (let hops = 0; hops < 6 && !code; hops++) {
+    const location = res.headers.get('location');
+    if (!location) throw new Error(`${res.status} without a redirect: ${await res.text()}`);
+    if (location.startsWith(redirectUri)) code = new URL(location).searchParams.get('code');
+    else res = await get(location);
+  }
+  if (!code) throw new Error('no code after six redirects');
+  const token = await fetch(`${issuer}/token`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from('__RP__:__SECRET__').toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri }) });
+  const body = await token.json();
+  if (!body.access_token || !body.id_token) throw new Error(`the token endpoint answered ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+provider.listen(__OIDC__, () => signIn().then(
+  (token) => writeFileSync('userinfo-token.txt', token),
+  (err) => writeFileSync('userinfo-token.txt', `error: ${err.message}`)));
+"#;
+
+/// The access token oidc-provider's own sign-in got (see
+/// [`OIDC_PROVIDER_SERVER`]), once it has written it down.
+fn oidc_provider_signed_in(dir: &Path) -> Result<String, String> {
+    let file = dir.join("oidc-provider").join("userinfo-token.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(&file) {
+            Ok(text) if !text.is_empty() => {
+                return match text.strip_prefix("error: ") {
+                    Some(why) => Err(format!("not measured: oidc-provider's sign-in failed: {why}")),
+                    None => Ok(text.trim().to_owned()),
+                }
+            }
+            _ if std::time::Instant::now() > deadline => {
+                return Err("not measured: oidc-provider's sign-in wrote no token within 10 s".into())
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }

@@ -21,24 +21,10 @@ pub(crate) struct Backup {
     pub(crate) version: u32,
     /// Milliseconds since the epoch.
     pub(crate) exported_at: i64,
-    pub(crate) users: Vec<BackupUser>,
+    pub(crate) users: Vec<DbUser>,
     pub(crate) groups: Vec<BackupGroup>,
     pub(crate) members: Vec<BackupMember>,
-    pub(crate) clients: Vec<BackupClient>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackupUser {
-    pub(crate) username: String,
-    pub(crate) email: Option<String>,
-    pub(crate) name: Option<String>,
-    /// argon2id; absent for a user who has not chosen one yet.
-    pub(crate) password_hash: Option<String>,
-    pub(crate) disabled: bool,
-    pub(crate) must_change_password: bool,
-    pub(crate) created_at: i64,
-    pub(crate) last_sign_in_at: Option<i64>,
+    pub(crate) clients: Vec<DbClient>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,89 +41,6 @@ pub(crate) struct BackupMember {
     pub(crate) group: String,
     pub(crate) username: String,
     pub(crate) added_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackupClient {
-    pub(crate) client_id: String,
-    /// argon2id; absent for a public client.
-    pub(crate) secret_hash: Option<String>,
-    pub(crate) redirect_uris: Vec<String>,
-    pub(crate) grants: Vec<String>,
-    pub(crate) scopes: Option<Vec<String>>,
-    pub(crate) cors_origins: Vec<String>,
-    #[serde(default)]
-    pub(crate) post_logout_redirect_uris: Vec<String>,
-    #[serde(default)]
-    pub(crate) backchannel_logout_uri: Option<String>,
-    #[serde(default)]
-    pub(crate) id_token_alg: Option<String>,
-    #[serde(default)]
-    pub(crate) access_token_format: Option<String>,
-    #[serde(default)]
-    pub(crate) resources: Vec<String>,
-    #[serde(default)]
-    pub(crate) subject_type: Option<String>,
-    pub(crate) created_at: i64,
-    pub(crate) updated_at: i64,
-}
-
-impl From<DbUser> for BackupUser {
-    fn from(u: DbUser) -> Self {
-        Self {
-            username: u.username,
-            email: u.email,
-            name: u.name,
-            password_hash: u.password_hash,
-            disabled: u.disabled,
-            must_change_password: u.must_change_password,
-            created_at: u.created_at,
-            last_sign_in_at: u.last_sign_in_at,
-        }
-    }
-}
-
-impl From<DbClient> for BackupClient {
-    fn from(c: DbClient) -> Self {
-        Self {
-            client_id: c.client_id,
-            secret_hash: c.secret_hash,
-            redirect_uris: c.redirect_uris,
-            grants: c.grants,
-            scopes: c.scopes,
-            cors_origins: c.cors_origins,
-            post_logout_redirect_uris: c.post_logout_redirect_uris,
-            backchannel_logout_uri: c.backchannel_logout_uri,
-            id_token_alg: c.id_token_alg,
-            access_token_format: c.access_token_format,
-            resources: c.resources,
-            subject_type: c.subject_type,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-        }
-    }
-}
-
-impl From<&BackupClient> for DbClient {
-    fn from(c: &BackupClient) -> Self {
-        Self {
-            client_id: c.client_id.clone(),
-            secret_hash: c.secret_hash.clone(),
-            redirect_uris: c.redirect_uris.clone(),
-            grants: c.grants.clone(),
-            scopes: c.scopes.clone(),
-            cors_origins: c.cors_origins.clone(),
-            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
-            id_token_alg: c.id_token_alg.clone(),
-            access_token_format: c.access_token_format.clone(),
-            resources: c.resources.clone(),
-            subject_type: c.subject_type.clone(),
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-        }
-    }
 }
 
 /// How much an import wrote.
@@ -171,7 +74,7 @@ impl Database {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| super::people::user_of(r).map(BackupUser::from))
+        .map(super::people::user_of)
         .collect::<Result<_, _>>()?;
         let groups = sqlx::query("SELECT name, description, created_at FROM user_groups ORDER BY name")
             .fetch_all(&mut *tx)
@@ -206,7 +109,7 @@ impl Database {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| super::clients::client_of(r).map(BackupClient::from))
+        .map(super::clients::client_of)
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(Backup {
@@ -279,7 +182,7 @@ impl Database {
                 .map_err(taken(&format!("a member of {:?},", m.group), &m.username))?;
         }
         for c in &backup.clients {
-            Database::insert_client(&mut tx, &DbClient::from(c))
+            Database::insert_client(&mut tx, c)
                 .await
                 .map_err(|e| match e {
                     DbError::Conflict(_) => DbError::Conflict(format!(

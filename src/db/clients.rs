@@ -6,9 +6,10 @@ use sqlx::Row;
 
 use super::{now_ms, Database, DbError};
 
-/// A client as the database keeps it: the secret only as its argon2id
-/// hash; the lists as JSON arrays.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A client as the database keeps it (and as `authgate export` writes
+/// it): the secret only as its argon2id hash; the lists as JSON arrays.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DbClient {
     pub(crate) client_id: String,
     pub(crate) secret_hash: Option<String>,
@@ -18,14 +19,20 @@ pub(crate) struct DbClient {
     /// `None`: any scope.
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) cors_origins: Vec<String>,
+    #[serde(default)]
     pub(crate) post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
     pub(crate) backchannel_logout_uri: Option<String>,
     /// `RS256` (none), `ES256` or `EdDSA`.
+    #[serde(default)]
     pub(crate) id_token_alg: Option<String>,
     /// `opaque` (none) or `jwt`.
+    #[serde(default)]
     pub(crate) access_token_format: Option<String>,
+    #[serde(default)]
     pub(crate) resources: Vec<String>,
     /// `public` (none) or `pairwise`.
+    #[serde(default)]
     pub(crate) subject_type: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,

@@ -4,8 +4,10 @@ use sqlx::Row;
 
 use super::{now_ms, Database, DbError};
 
-/// A user of the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user of the database (also as `authgate export` writes it: the
+/// password only as its hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DbUser {
     pub(crate) username: String,
     pub(crate) email: Option<String>,

@@ -397,7 +397,7 @@ fn check_import(config: &Config, backup: &Backup) -> Result<(), Error> {
                 config.source().display()
             )));
         }
-        let row = crate::db::DbClient::from(client);
+        let row = client;
         if let Some(problem) = row
             .secret_hash
             .as_deref()
