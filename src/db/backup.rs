@@ -182,15 +182,13 @@ impl Database {
                 .map_err(taken(&format!("a member of {:?},", m.group), &m.username))?;
         }
         for c in &backup.clients {
-            Database::insert_client(&mut tx, c)
-                .await
-                .map_err(|e| match e {
-                    DbError::Conflict(_) => DbError::Conflict(format!(
-                        "a client {:?} exists in this database already: nothing was imported",
-                        c.client_id
-                    )),
-                    other => other,
-                })?;
+            Database::insert_client(&mut tx, c).await.map_err(|e| match e {
+                DbError::Conflict(_) => DbError::Conflict(format!(
+                    "a client {:?} exists in this database already: nothing was imported",
+                    c.client_id
+                )),
+                other => other,
+            })?;
         }
         tx.commit().await?;
         Ok(Imported {

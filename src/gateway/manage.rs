@@ -408,7 +408,7 @@ fn check_import(config: &Config, backup: &Backup) -> Result<(), Error> {
                 client.client_id
             )));
         }
-        client_config(&row).map_err(|problem| usage(format!("{problem}: nothing was imported")))?;
+        client_config(row).map_err(|problem| usage(format!("{problem}: nothing was imported")))?;
     }
     Ok(())
 }
