@@ -84,8 +84,14 @@ pub(super) fn for_session(
     if let Some(sid) = session.sid() {
         put("sid", sid.into());
     }
-    if let Some(provider) = session.identity().provider() {
-        put("idp", provider.into());
+    // How the person signed in: with one factor (the second is the next
+    // step of this gateway); a password where it checked one itself (its
+    // own users, the database's, an LDAP directory's), else at the
+    // provider named by `idp`.
+    put("acr", "password".into());
+    match session.identity().provider() {
+        Some(provider) if state.directory.outside_provider(provider).is_some() => put("idp", provider.into()),
+        _ => put("amr", serde_json::json!(["pwd"])),
     }
     state.keys.sign(alg, "JWT", &claims).map(Some).map_err(|err| {
         tracing::error!(error = %err, "could not sign an ID token");

@@ -60,6 +60,8 @@ async fn openid_client_signs_in_checks_the_id_token_reads_userinfo_and_refreshes
     assert_eq!(claims["preferred_username"], "alice");
     assert_eq!(claims["name"], "alice");
     assert!(claims["groups"].is_array(), "{claims}");
+    assert_eq!(claims["acr"], "password");
+    assert_eq!(claims["amr"], json!(["pwd"]), "signed in with a password here");
     for claim in ["sub", "nonce", "auth_time", "at_hash", "sid", "iat", "exp"] {
         assert!(!claims[claim].is_null(), "{claim} in {claims}");
     }
