@@ -5,7 +5,9 @@
 
 mod account;
 mod admin_api;
+mod admin_audit;
 mod admin_clients;
+mod admin_people;
 mod admin_sessions;
 mod architecture;
 mod backchannel_logout;
