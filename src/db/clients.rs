@@ -75,6 +75,25 @@ pub(super) fn client_of(row: &sqlx::any::AnyRow) -> Result<DbClient, sqlx::Error
     })
 }
 
+/// A query of the `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds what a client may do, in its columns' order (`redirect_uris`
+/// to `subject_type`): the same for a new client and a changed one.
+fn bind_settings<'q>(query: AnyQuery<'q>, client: &'q DbClient) -> AnyQuery<'q> {
+    query
+        .bind(json(&client.redirect_uris))
+        .bind(json(&client.grants))
+        .bind(client.scopes.as_deref().map(json))
+        .bind(json(&client.cors_origins))
+        .bind(json(&client.post_logout_redirect_uris))
+        .bind(client.backchannel_logout_uri.as_deref())
+        .bind(client.id_token_alg.as_deref())
+        .bind(client.access_token_format.as_deref())
+        .bind(json(&client.resources))
+        .bind(client.subject_type.as_deref())
+}
+
 fn json(list: &[String]) -> String {
     serde_json::to_string(list).expect("a list of strings is JSON")
 }
@@ -121,34 +140,25 @@ impl Database {
         } else {
             now
         };
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, redirect_uris, grants, scopes, cors_origins, \
              post_logout_redirect_uris, backchannel_logout_uri, id_token_alg, access_token_format, resources, subject_type, \
              created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&client.client_id)
-        .bind(client.secret_hash.as_deref())
-        .bind(json(&client.redirect_uris))
-        .bind(json(&client.grants))
-        .bind(client.scopes.as_deref().map(json))
-        .bind(json(&client.cors_origins))
-        .bind(json(&client.post_logout_redirect_uris))
-        .bind(client.backchannel_logout_uri.as_deref())
-        .bind(client.id_token_alg.as_deref())
-        .bind(client.access_token_format.as_deref())
-        .bind(json(&client.resources))
-        .bind(client.subject_type.as_deref())
-        .bind(created)
-        .bind(client.updated_at.max(created))
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| match DbError::from(e) {
-            DbError::Conflict(_) => {
-                DbError::Conflict(format!("a client {:?} exists already", client.client_id))
-            }
-            other => other,
-        })?;
+        .bind(client.secret_hash.as_deref());
+        bind_settings(insert, client)
+            .bind(created)
+            .bind(client.updated_at.max(created))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match DbError::from(e) {
+                DbError::Conflict(_) => {
+                    DbError::Conflict(format!("a client {:?} exists already", client.client_id))
+                }
+                other => other,
+            })?;
         Database::record_change(&mut **tx, CLIENT_CHANGED, &client.client_id).await?;
         Ok(())
     }
@@ -157,25 +167,16 @@ impl Database {
     /// creation); answers whether there was such a client.
     pub(crate) async fn update_client(&self, client: &DbClient) -> Result<bool, DbError> {
         let mut tx = self.ready().await?.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE clients SET redirect_uris = $2, grants = $3, scopes = $4, cors_origins = $5, \
              post_logout_redirect_uris = $6, backchannel_logout_uri = $7, id_token_alg = $8, \
              access_token_format = $9, resources = $10, subject_type = $11, updated_at = $12 WHERE client_id = $1",
         )
-        .bind(&client.client_id)
-        .bind(json(&client.redirect_uris))
-        .bind(json(&client.grants))
-        .bind(client.scopes.as_deref().map(json))
-        .bind(json(&client.cors_origins))
-        .bind(json(&client.post_logout_redirect_uris))
-        .bind(client.backchannel_logout_uri.as_deref())
-        .bind(client.id_token_alg.as_deref())
-        .bind(client.access_token_format.as_deref())
-        .bind(json(&client.resources))
-        .bind(client.subject_type.as_deref())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        .bind(&client.client_id);
+        let done = bind_settings(update, client)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }

@@ -5,53 +5,18 @@
 //! reaches it; the JWT is made once per session and upstream, not per
 //! request.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::*;
 
-/// The Python upstream of `tests/python/jwt_upstream.py`.
-struct JwtUpstream {
-    child: Child,
-    url: String,
-}
-
-impl JwtUpstream {
-    fn start(python: &std::path::Path, jwks: &str, issuer: &str, audience: &str) -> Self {
-        let mut child = Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/jwt_upstream.py"
-            ))
-            // The JWKS kept a second: the test stands in for the five
-            // minutes a rotated key is published before it signs.
-            .args([jwks, issuer, audience, "1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned();
-        Self { child, url }
-    }
-}
-
-impl Drop for JwtUpstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The Python upstream of `tests/python/jwt_upstream.py`, keeping the
+/// JWKS a second: the test stands in for the five minutes a rotated key
+/// is published before it signs.
+fn jwt_upstream(python: &std::path::Path, jwks: &str, issuer: &str, audience: &str) -> PythonServer {
+    PythonServer::start(python, "jwt_upstream.py", &[jwks, issuer, audience, "1"])
 }
 
 /// What the upstream saw of a request with `headers`.
@@ -76,7 +41,7 @@ async fn an_upstream_verifies_the_identity_jwt_offline_across_a_key_rotation() {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let audience = "https://app.example";
-    let upstream = JwtUpstream::start(
+    let upstream = jwt_upstream(
         &python,
         &format!("{issuer}/.well-known/jwks.json"),
         &issuer,

@@ -4,47 +4,11 @@
 //! at the app reaches authgate's end_session and the app's back-channel
 //! logout URI (the logout token checked by authlib against the JWKS).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use fantoccini::Locator;
 use serde_json::{json, Value};
 
 use crate::common::chromium::*;
 use crate::common::*;
-
-struct FlaskApp {
-    child: Child,
-    url: String,
-}
-
-impl Drop for FlaskApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_flask(python: &std::path::Path, issuer: &str, port: u16) -> FlaskApp {
-    let mut child = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/flask_rp.py"))
-        .args([issuer, "flask", "flask-secret", &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
-    FlaskApp { child, url }
-}
 
 #[tokio::test]
 async fn a_flask_app_signs_a_person_in_through_authgate_and_out_again_in_chromium() {
@@ -70,7 +34,11 @@ async fn a_flask_app_signs_a_person_in_through_authgate_and_out_again_in_chromiu
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{gateway_port}\"")),
     )
     .await;
-    let flask = start_flask(&python, &gateway.url(""), app_port);
+    let flask = PythonServer::start(
+        &python,
+        "flask_rp.py",
+        &[&gateway.url(""), "flask", "flask-secret", &app_port.to_string()],
+    );
     assert_eq!(flask.url, app);
 
     let browser = browser_session(&driver).await;

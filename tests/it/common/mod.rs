@@ -582,6 +582,48 @@ pub fn test_python() -> Option<std::path::PathBuf> {
     None
 }
 
+/// A server of `tests/python/`, run by the test Python: it prints
+/// `ready URL` and lives until its stdin closes (or it is dropped).
+pub struct PythonServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl PythonServer {
+    pub fn start(python: &std::path::Path, script: &str, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(python)
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/python")
+                    .join(script),
+            )
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs `tests/python/{script}` with `args` (off the async threads, so
 /// that a gateway in this process goes on serving it): what it printed on
 /// standard output, or its exit status and standard error.
