@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::identity::ProviderHttp;
+use crate::identity::{Client, ProviderHttp};
 use crate::obs::audit::{Audit, Fields};
 use crate::store::{unix_now, Session, StoreError};
 
@@ -80,39 +80,47 @@ pub(crate) fn sessions_ended(state: &AuthState, ended: &[Session]) {
         let Some(client) = state.directory.client(client_id) else {
             continue;
         };
-        let Some(uri) = client.entry().backchannel_logout_uri.clone() else {
-            continue;
-        };
         let sid = session.sid();
         if !told.insert((client_id.to_owned(), sid.clone(), session.username().to_owned())) {
             continue;
         }
-        let now = unix_now();
-        let issuer = state.issuer();
-        let claims = LogoutToken {
-            iss: &issuer,
-            aud: client_id,
-            iat: now,
-            exp: now + TOKEN_SECS,
-            jti: crate::db::new_id(),
-            sub: state.subject_for(Some(&client), session.username()),
-            sid,
-            events: serde_json::json!({ EVENT: {} }),
-        };
-        let token = match state
-            .keys
-            .sign(client.entry().id_token_alg, "logout+jwt", &claims)
-        {
-            Ok(token) => token,
-            Err(err) => {
-                tracing::error!(error = %err, client_id, "could not sign a logout token");
-                continue;
-            }
-        };
-        let audit = state.audit.clone();
-        let (client_id, username) = (client_id.to_owned(), session.username().to_owned());
-        tokio::spawn(async move { deliver(audit, uri, token, client_id, username).await });
+        let sub = state.subject_for(Some(&client), session.username());
+        sign_in_ended(state, &client, sub, sid, session.username());
     }
+}
+
+/// Tells `client` (if it has a back-channel logout URI) that the sign-in
+/// `sid` of the person it knows as `sub` (`who`, for the audit log)
+/// ended, in the background.
+pub(crate) fn sign_in_ended(state: &AuthState, client: &Client, sub: String, sid: Option<String>, who: &str) {
+    let Some(uri) = client.entry().backchannel_logout_uri.clone() else {
+        return;
+    };
+    let now = unix_now();
+    let issuer = state.issuer();
+    let claims = LogoutToken {
+        iss: &issuer,
+        aud: client.id(),
+        iat: now,
+        exp: now + TOKEN_SECS,
+        jti: crate::db::new_id(),
+        sub,
+        sid,
+        events: serde_json::json!({ EVENT: {} }),
+    };
+    let token = match state
+        .keys
+        .sign(client.entry().id_token_alg, "logout+jwt", &claims)
+    {
+        Ok(token) => token,
+        Err(err) => {
+            tracing::error!(error = %err, client_id = client.id(), "could not sign a logout token");
+            return;
+        }
+    };
+    let audit = state.audit.clone();
+    let (client_id, who) = (client.id().to_owned(), who.to_owned());
+    tokio::spawn(async move { deliver(audit, uri, token, client_id, who).await });
 }
 
 /// Posts `token` to `uri` until the client answers 2xx, or the tries run

@@ -15,7 +15,7 @@ use http::{Response, StatusCode};
 use crate::auth::credential::{self, SESSION_COOKIE};
 use crate::auth::state::AuthState;
 use crate::obs::audit::Fields;
-use crate::store::{Family, Session, TokenKey};
+use crate::store::{Family, TokenKey};
 use crate::web::request::{cookie, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -31,9 +31,11 @@ fn refused(state: &AuthState, message: &str) -> Response<OwnBody> {
     )
 }
 
-/// What the `id_token_hint` says: whose sign-in, at which client.
+/// What the `id_token_hint` says: whose sign-in (`sub`, `sid`), at which
+/// client.
 struct Hint {
     client_id: String,
+    sub: String,
     sid: Option<String>,
 }
 
@@ -52,6 +54,7 @@ fn hint_of(state: &AuthState, token: &str) -> Result<Hint, &'static str> {
     };
     Ok(Hint {
         client_id,
+        sub: claims["sub"].as_str().unwrap_or_default().to_owned(),
         sid: claims["sid"].as_str().map(str::to_owned),
     })
 }
@@ -90,12 +93,35 @@ pub(super) async fn end_session(state: &AuthState, parts: &Parts, params: &Param
             }
         },
     };
-    // The sign-in the hint names: every token of its grant.
-    let mut ended: Vec<Session> = Vec::new();
-    if let Some(family) = hint.as_ref().and_then(|h| h.sid.as_deref()).and_then(family_of) {
-        let held = sessions_of_family(state, family).await;
-        if state.store.remove_family(family).await.is_ok() {
-            ended.extend(held);
+    let address = state.client_ip(&parts.extensions, &parts.headers);
+    let signed_out = |who: &str| {
+        state.audit.record(
+            "sign_out.rp_initiated",
+            Fields {
+                subject: Some(who),
+                address,
+                client_id: client_id.as_deref(),
+                ..Fields::default()
+            },
+        );
+    };
+    // The sign-in the hint names: every token of its grant, by the
+    // family's index (no scan of the store); the client is told by
+    // back-channel logout too (its other servers or tabs may hold it).
+    if let Some(hint) = &hint {
+        if let Some(family) = hint.sid.as_deref().and_then(family_of) {
+            if state.store.remove_family(family).await.is_ok() {
+                signed_out(&hint.sub);
+                if let Some(Some(client)) = &client {
+                    crate::auth::backchannel::sign_in_ended(
+                        state,
+                        client,
+                        hint.sub.clone(),
+                        hint.sid.clone(),
+                        &hint.sub,
+                    );
+                }
+            }
         }
     }
     // And the browser's own session here.
@@ -103,24 +129,11 @@ pub(super) async fn end_session(state: &AuthState, parts: &Parts, params: &Param
         let key = TokenKey::of(token);
         if let Ok(Some(session)) = state.store.get(&key).await {
             if state.store.remove(&key).await.is_ok() {
-                ended.push(session);
+                signed_out(session.username());
+                crate::auth::backchannel::sessions_ended(state, std::slice::from_ref(&session));
             }
         }
     }
-    for session in &ended {
-        state.audit.record(
-            "sign_out.rp_initiated",
-            Fields {
-                subject: Some(session.username()),
-                address: state.client_ip(&parts.extensions, &parts.headers),
-                client_id: client_id.as_deref(),
-                ..Fields::default()
-            },
-        );
-    }
-    // Every application that held one is told, the one that asked too
-    // (its other servers, or tabs, may hold the sign-in).
-    crate::auth::backchannel::sessions_ended(state, &ended);
     let mut answer = match back_to {
         Some(uri) => {
             let mut url = url::Url::parse(uri).expect("registered URIs are checked");
@@ -145,17 +158,4 @@ fn family_of(sid: &str) -> Option<Family> {
         .ok()
         .and_then(std::num::NonZeroU64::new)
         .map(Family)
-}
-
-/// The live access sessions of a family (for whom they were).
-async fn sessions_of_family(state: &AuthState, family: Family) -> Vec<Session> {
-    state
-        .store
-        .live_sessions(usize::MAX)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, s)| s.family() == Some(family))
-        .map(|(_, s)| s)
-        .collect()
 }
