@@ -96,14 +96,11 @@ impl AuthLayer {
 
     /// A layer for `config`, keeping tokens in `store`.
     pub fn with_store(config: Config, store: impl TokenStore) -> Result<Self, Error> {
-        let credentials = Arc::new(config.upstream.credentials.clone());
+        let rules = RouteRules::new(Access::SignedIn, &config.upstream.credentials);
         let state = AuthState::new(config, Arc::new(store))?;
         Ok(Self {
             shared: Arc::new(ArcSwap::from_pointee(state)),
-            rules: RouteRules {
-                access: Access::SignedIn,
-                credentials,
-            },
+            rules,
             operations: false,
         })
     }
@@ -122,10 +119,7 @@ impl AuthLayer {
     /// the gateway's.
     pub(crate) fn for_route(&self, access: Access, credentials: &UpstreamCredentials) -> Self {
         Self {
-            rules: RouteRules {
-                access,
-                credentials: Arc::new(credentials.clone()),
-            },
+            rules: RouteRules::new(access, credentials),
             ..self.clone()
         }
     }

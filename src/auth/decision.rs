@@ -17,6 +17,7 @@ use crate::web::request::is_browser_navigation;
 use crate::web::response::{self, OwnBody};
 
 use super::credential::{self, Source};
+use super::identity_jwt::IdentityJwts;
 use super::state::AuthState;
 
 const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
@@ -44,6 +45,18 @@ pub(crate) enum Access {
 pub(crate) struct RouteRules {
     pub(crate) access: Access,
     pub(crate) credentials: Arc<UpstreamCredentials>,
+    /// The identity JWTs made for this route's upstream.
+    pub(crate) identity_jwts: Arc<IdentityJwts>,
+}
+
+impl RouteRules {
+    pub(crate) fn new(access: Access, credentials: &UpstreamCredentials) -> Self {
+        Self {
+            access,
+            credentials: Arc::new(credentials.clone()),
+            identity_jwts: Arc::new(IdentityJwts::default()),
+        }
+    }
 }
 
 /// What the check decided for one request.
@@ -158,7 +171,7 @@ pub(crate) fn settle<B>(
         }
     }
     let identity_jwt = rules.credentials.identity_jwt.as_deref().and_then(|audience| {
-        state
+        rules
             .identity_jwts
             .for_upstream(state, &key, &session, audience, now)
     });

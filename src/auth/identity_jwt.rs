@@ -2,8 +2,9 @@
 //! audience), short-lived, so an upstream can verify it offline against
 //! the JWKS and never holds a credential that works anywhere else.
 //!
-//! One is made per session and audience and reused until a minute before
-//! it expires: a request pays a map lookup, not a signature.
+//! One is made per session and route (each route has one audience) and
+//! reused until a minute before it expires: a request pays a map lookup by
+//! the session's key, not a signature nor an allocation.
 
 use dashmap::DashMap;
 use http::HeaderValue;
@@ -35,10 +36,10 @@ struct Claims<'a> {
     idp: Option<&'a str>,
 }
 
-/// The identity JWTs made, by session and audience.
+/// The identity JWTs made for one route's upstream, by session.
 #[derive(Debug, Default)]
 pub(crate) struct IdentityJwts {
-    made: DashMap<(TokenKey, Box<str>), (HeaderValue, u64)>,
+    made: DashMap<TokenKey, (HeaderValue, u64)>,
 }
 
 impl IdentityJwts {
@@ -55,8 +56,7 @@ impl IdentityJwts {
         audience: &str,
         now: u64,
     ) -> Option<HeaderValue> {
-        let cache_key = (*key, Box::<str>::from(audience));
-        if let Some(found) = self.made.get(&cache_key) {
+        if let Some(found) = self.made.get(key) {
             let (jwt, exp) = &*found;
             if exp.saturating_sub(now) > RENEW_BEFORE_SECS || *exp == session.expires_at() {
                 return Some(jwt.clone());
@@ -88,7 +88,7 @@ impl IdentityJwts {
                 self.made.clear();
             }
         }
-        self.made.insert(cache_key, (value.clone(), exp));
+        self.made.insert(*key, (value.clone(), exp));
         Some(value)
     }
 }

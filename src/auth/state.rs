@@ -13,7 +13,6 @@ use crate::web::request::wants_html;
 use crate::web::response::{self, OwnBody};
 
 use crate::auth::csrf::CsrfKey;
-use crate::auth::identity_jwt::IdentityJwts;
 use crate::auth::pages::Pages;
 use crate::auth::throttle::Throttle;
 use crate::config::Config;
@@ -36,8 +35,6 @@ pub(crate) struct AuthState {
     /// The signing keys (kept across reloads; `[signing]` takes a
     /// restart).
     pub(crate) keys: Arc<KeyRing>,
-    /// The identity JWTs made for upstreams, by session and audience.
-    pub(crate) identity_jwts: Arc<IdentityJwts>,
     pub(crate) directory: Directory,
     /// The database's OAuth clients, loaded into memory (kept across
     /// reloads; the change feed reloads them).
@@ -75,7 +72,6 @@ impl AuthState {
             directory: Directory::from_config(&config, database.as_ref(), database_clients.clone()),
             database_clients,
             keys,
-            identity_jwts: Arc::new(IdentityJwts::default()),
             database,
             audit,
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
@@ -95,7 +91,6 @@ impl AuthState {
             directory: Directory::from_config(&config, self.database.as_ref(), self.database_clients.clone()),
             database_clients: self.database_clients.clone(),
             keys: self.keys.clone(),
-            identity_jwts: self.identity_jwts.clone(),
             database: self.database.clone(),
             audit: self.audit.clone(),
             pages: Pages::load(config.pages.templates_dir.as_deref())?,
