@@ -255,22 +255,27 @@ async fn userinfo_answers_only_a_bearer_token_issued_with_openid() {
     assert!(issued.get("id_token").is_none(), "{issued}");
 }
 
-/// A client's back-channel logout URI: every logout token posted to it.
-async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+/// A client's back-channel logout URI that answers `503` to the first
+/// `refused` posts (a client restarting), then takes every logout token.
+async fn logout_receiver(refused: usize) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
         "/backchannel",
         axum::routing::post(move |body: String| {
-            let sent = sent.clone();
+            let (sent, posts) = (sent.clone(), posts.clone());
             async move {
+                if posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refused {
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "restarting");
+                }
                 let token = url::form_urlencoded::parse(body.as_bytes())
                     .find(|(k, _)| k == "logout_token")
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default();
                 let _ = sent.send(token);
-                "ok"
+                (axum::http::StatusCode::OK, "ok")
             }
         }),
     );
@@ -283,13 +288,17 @@ async fn a_client_is_told_by_back_channel_logout_when_an_admin_ends_the_persons_
     let Some(python) = test_python() else {
         return;
     };
-    let (backchannel, mut received) = logout_receiver().await;
+    // The client refuses the first try: the gateway tries again.
+    let (backchannel, mut received) = logout_receiver(1).await;
     let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
     let gateway = Gateway::start(&config(
         upstream.addr,
         &format!(
-            "backchannel_logout_uri = \"{backchannel}\"\n[[users]]\nusername = \"root\"\npassword_hash = \"{}\"\nadmin = true\n",
-            password_hash()
+            "backchannel_logout_uri = \"{backchannel}\"\n[[users]]\nusername = \"root\"\npassword_hash = \"{}\"\nadmin = true\n\
+             [database]\nurl = \"sqlite://{}\"\n",
+            password_hash(),
+            dir.path().join("authgate.db").display()
         ),
     ))
     .await;
@@ -337,6 +346,29 @@ async fn a_client_is_told_by_back_channel_logout_when_an_admin_ends_the_persons_
     assert_eq!(claims["sid"], found["claims"]["sid"], "the sign-in that ended");
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none(), "a logout token has no nonce");
+    // Delivered on the second try, and so recorded in the audit log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, audit, _) = crate::admin_api::call(
+            &gateway,
+            reqwest::Method::GET,
+            "/audit?event=logout.backchannel",
+            &root,
+            None,
+        )
+        .await;
+        let events = audit["events"].as_array().cloned().unwrap_or_default();
+        if let Some(sent) = events.iter().find(|e| e["event"] == "logout.backchannel_sent") {
+            assert_eq!(sent["client_id"], RP);
+            assert_eq!(sent["subject"], "alice");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no logout.backchannel_sent: {audit}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // The discovery document says it is supported.
     let meta: Value = api()
         .get(gateway.url("/.well-known/openid-configuration"))
