@@ -229,3 +229,46 @@ fn hash_password_notes_the_characters_some_clients_mangle_in_basic() {
     let (_, quiet) = hash_of("plain-secret-42");
     assert!(quiet.is_empty(), "no note for a secret nothing mangles: {quiet}");
 }
+
+#[tokio::test]
+async fn the_shipped_config_runs_and_its_demo_user_has_the_console() {
+    // A copy, in a folder of its own (the database is made next to it), on
+    // a free port.
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+    let port = free_port();
+    let copy = shipped
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            &format!("public_url = \"http://127.0.0.1:{port}\""),
+        );
+    assert_ne!(copy, shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &copy);
+    let gateway = start_binary(&path);
+    let client = browser();
+    let page = gateway.url("/management/authorize?rd=%2Fmanagement%2Fadmin%2F");
+    let signed_in = submit_sign_in(&client, &page, "demo", "authgate-demo").await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/management/admin/");
+    let console = client
+        .get(gateway.url("/management/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.status(), 200);
+    let html = console.text().await.unwrap();
+    assert!(
+        html.contains("Users of config.toml") && html.contains("demo"),
+        "{html}"
+    );
+    assert!(
+        dir.path().join("authgate.db").exists(),
+        "the database is made next to the config"
+    );
+    let upstream = client.get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(upstream.status(), 200, "the whoami upstream answers");
+}
