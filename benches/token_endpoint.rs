@@ -23,8 +23,17 @@
 //! once it listens: its interaction page signs `person` in and grants
 //! `openid` at once, as a login and consent page does once answered.
 //!
-//! ID tokens: oidc-provider has no password grant, and its ID tokens come
-//! only from flows with a browser sign-in, so these rows are authgate's
+//! ID tokens side by side: the authorization code flow of a browser
+//! already signed in at each server (single sign-on to an application),
+//! once per signing algorithm, each by a client of its own with
+//! `id_token_signed_response_alg`: wrk asks the authorization endpoint
+//! with the session cookie, redeems the code at the token endpoint, and
+//! counts the ID tokens answered (see `token_endpoint/code_flow.rs`).
+//! oidc-provider signs with keys of the same sizes (RSA 2048, P-256,
+//! Ed25519) made by Node.js at its start.
+//!
+//! What the ID token alone costs authgate: oidc-provider has no password
+//! grant, so these rows are authgate's
 //! alone: the password grant of a confidential client with and without
 //! `scope=openid`, whose difference is making and signing the ID token.
 //! Once with a person whose hash has the production argon2id parameters
@@ -41,6 +50,8 @@
 //! memory per issued token is printed, and every token of a further
 //! issuance run is introspected (all must be active).
 
+#[path = "token_endpoint/code_flow.rs"]
+mod code_flow;
 mod support;
 
 use std::path::Path;
@@ -49,7 +60,8 @@ use std::process::{Command, Stdio};
 use std::path::PathBuf;
 
 use base64::Engine;
-use support::{hash_secret, have, wait_for_port, wrk_with, Measured, Running};
+use code_flow::{CodeFlow, REDIRECT_URI};
+use support::{hash_secret, have, measured_by, wait_for_port, wrk_text, wrk_with, Measured, Running};
 
 const AUTHGATE: &str = env!("CARGO_BIN_EXE_authgate");
 const GATEWAY: u16 = 9110;
@@ -71,11 +83,21 @@ const PASSWORD: &str = "person-password";
 const ALGORITHMS: [(&str, &str); 3] = [("RS256", RP), ("ES256", "rp-es256"), ("EdDSA", "rp-eddsa")];
 
 /// What wrk sends: a GET, or a POST of a form (its Lua script written
-/// once), with extra header lines.
+/// once), with extra header lines; or a script of its own, counting what
+/// it says.
 struct Load {
     url: String,
     headers: Vec<String>,
     form: Option<(String, PathBuf)>,
+    counted: Counted,
+}
+
+/// What a load's rate counts.
+#[derive(Clone, Copy)]
+enum Counted {
+    Requests,
+    /// ID tokens issued, as [`CodeFlow::script`] counts them.
+    IdTokens,
 }
 
 impl Load {
@@ -84,7 +106,26 @@ impl Load {
             url: url.to_owned(),
             headers,
             form: None,
+            counted: Counted::Requests,
         }
+    }
+
+    /// `flow` in turns, if it answers an ID token signed with `alg`.
+    fn code_flow(
+        dir: &Path,
+        script: &str,
+        flow: Result<CodeFlow, String>,
+        alg: &str,
+    ) -> Result<Self, String> {
+        let flow = flow?;
+        let (status, body) = flow.once()?;
+        signed_as(&status, &body, Some(alg))?;
+        Ok(Self {
+            url: flow.authorize.clone(),
+            headers: Vec::new(),
+            form: Some((String::new(), flow.script(dir, script))),
+            counted: Counted::IdTokens,
+        })
     }
 
     fn post(dir: &Path, script: &str, url: &str, headers: Vec<String>, form: &str) -> Self {
@@ -95,6 +136,7 @@ impl Load {
             url: url.to_owned(),
             headers,
             form: Some((form.to_owned(), write(dir, script, &lua))),
+            counted: Counted::Requests,
         }
     }
 
@@ -196,14 +238,12 @@ fn main() {
         .map(|token| Load::get(&ag_userinfo, bearer(token)))
         .and_then(answers_claims);
     let run = |load: &Load| {
-        wrk_with(
-            &load.url,
-            32,
-            seconds,
-            &load.headers,
-            load.form.as_ref().map(|(_, script)| script.as_path()),
-            "1",
-        )
+        let script = load.form.as_ref().map(|(_, script)| script.as_path());
+        match load.counted {
+            Counted::Requests => wrk_with(&load.url, 32, seconds, &load.headers, script, "1"),
+            Counted::IdTokens => wrk_text(&load.url, 32, seconds, &load.headers, script, "1")
+                .and_then(|text| measured_by(&text, |text| code_flow::id_tokens_a_second(text, seconds))),
+        }
     };
     // Each load's median, their runs in turns; a load that is not there
     // (`Err`: why) is not run and answers why.
@@ -232,7 +272,6 @@ fn main() {
     let rss_after = rss_kib(gateway.0.id());
     let (ag_introspect, op_introspect) = alternate(Ok(ag_introspect_load), &op_introspect_load);
     let (ag_userinfo, op_userinfo) = alternate(ag_userinfo_load, &op_userinfo_load);
-    drop(node);
 
     // The password grant without and with an ID token: for `person` with
     // RS256; for `quick-person` with each algorithm.
@@ -285,16 +324,65 @@ fn main() {
         .as_ref()
         .map_or(0.0, |m| m.rps * f64::from(seconds * runs));
     let kept = every_token_kept(dir.path(), seconds);
+    // The code flow of a browser signed in at both, once per algorithm.
+    let ag_session = code_flow::authgate_session(&format!("http://127.0.0.1:{GATEWAY}"), PERSON, PASSWORD);
+    let code_flows: Vec<_> = ALGORITHMS
+        .iter()
+        .map(|(alg, client)| {
+            // A session of its own for each: the last run's tokens have
+            // pushed the one before out of oidc-provider's memory.
+            let op_session = node
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|_| oidc_provider_session());
+            let flow = |authorize: &str, token: &str, session: &Result<String, String>| {
+                session
+                    .clone()
+                    .map(|cookie| CodeFlow::new(authorize, token, client, &cookie, &basic_value(client)))
+            };
+            let ours = match refused_algorithms.get(*alg) {
+                Some(why) => Err(why.clone()),
+                None => Load::code_flow(
+                    d,
+                    &format!("code-ag-{alg}.lua"),
+                    flow(
+                        &format!("http://127.0.0.1:{GATEWAY}/management/authorize"),
+                        &ag_token,
+                        &ag_session,
+                    ),
+                    alg,
+                ),
+            };
+            let theirs = Load::code_flow(
+                d,
+                &format!("code-op-{alg}.lua"),
+                flow(&format!("http://127.0.0.1:{OIDC}/auth"), &op_token, &op_session),
+                alg,
+            );
+            let (ours, theirs) = alternate(ours, &theirs);
+            (
+                format!("code flow, signed-in browser (authorize + token), ID tokens/s, {alg}"),
+                ours,
+                theirs,
+            )
+        })
+        .collect();
+    drop(node);
     drop(gateway);
 
     println!("\ntoken endpoint benchmark: wrk -t1 -c32 on CPU 1, servers on CPU 0, {runs} × {seconds} s, medians\n");
     println!("| endpoint | server | req/s | p50 | p99 | ratio to oidc-provider |");
     println!("|---|---|---|---|---|---|");
-    for (endpoint, ours, theirs) in [
-        ("client_credentials, HTTP Basic", &ag_issue, &op_issue),
-        ("introspection", &ag_introspect, &op_introspect),
-        ("userinfo, GET, Bearer (scope openid)", &ag_userinfo, &op_userinfo),
-    ] {
+    let rows = [
+        ("client_credentials, HTTP Basic".to_owned(), ag_issue, op_issue),
+        ("introspection".to_owned(), ag_introspect, op_introspect),
+        (
+            "userinfo, GET, Bearer (scope openid)".to_owned(),
+            ag_userinfo,
+            op_userinfo,
+        ),
+    ];
+    for (endpoint, ours, theirs) in rows.iter().chain(&code_flows) {
         for (server, result) in [("authgate", ours), ("oidc-provider 9", theirs)] {
             match result {
                 Ok(m) => {
@@ -469,8 +557,13 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 /// `Authorization: Basic` for `client` and [`SECRET`].
 fn client_basic(client: &str) -> Vec<String> {
+    vec![format!("Authorization: {}", basic_value(client))]
+}
+
+/// The value of [`client_basic`]'s header.
+fn basic_value(client: &str) -> String {
     let pair = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{SECRET}"));
-    vec![format!("Authorization: Basic {pair}")]
+    format!("Basic {pair}")
 }
 
 /// The userinfo load if it answers 200 with a `sub`: wrk counts every
@@ -486,6 +579,12 @@ fn answers_claims(load: Load) -> Result<Load, String> {
 /// ID token signed with `alg` (`None`: no ID token).
 fn issues_id_token(load: Load, alg: Option<&str>) -> Result<Load, String> {
     let (status, body) = load.once();
+    signed_as(&status, &body, alg).map(|()| load)
+}
+
+/// Whether a token endpoint's answer is a 200 with an access token, and an
+/// ID token signed with `alg` (`None`: no ID token).
+fn signed_as(status: &str, body: &serde_json::Value, alg: Option<&str>) -> Result<(), String> {
     if status != "200" || !body["access_token"].is_string() {
         return Err(format!(
             "not measured: the token endpoint answered {status}: {body}"
@@ -501,8 +600,8 @@ fn issues_id_token(load: Load, alg: Option<&str>) -> Result<Load, String> {
             .unwrap_or_else(|| "an unreadable header".to_owned())
     });
     match (alg, signed_with.as_deref()) {
-        (None, None) => Ok(load),
-        (Some(alg), Some(with)) if alg == with => Ok(load),
+        (None, None) => Ok(()),
+        (Some(alg), Some(with)) if alg == with => Ok(()),
         (None, Some(with)) => Err(format!("not measured: an ID token ({with}) without scope=openid")),
         (Some(alg), None) => Err(format!(
             "not measured: no ID token for scope=openid (asked {alg})"
@@ -558,6 +657,11 @@ fn introspect(url: &str, token: &str) -> bool {
     curl_form(url, &format!("token={token}"))["active"] == serde_json::Value::Bool(true)
 }
 
+/// The grants and redirect URI of the ID token clients.
+fn code_flow_client() -> String {
+    format!("grants = [\"password\", \"authorization_code\"]\nredirect_uris = [\"{REDIRECT_URI}\"]\n")
+}
+
 /// authgate on CPU 0 with the clients and people above, and a client per
 /// ID token algorithm past RS256 (and `[signing]` offering them) if this
 /// authgate accepts that config (`authgate check-config`); answers it and,
@@ -566,10 +670,11 @@ fn start_authgate(dir: &Path) -> (Running, std::collections::HashMap<&'static st
     let hash = hash_secret(AUTHGATE, SECRET);
     let person = hash_secret(AUTHGATE, PASSWORD);
     let quick = cheap_hash(PASSWORD);
+    let code_flow_client = code_flow_client();
     let base = format!(
         "[server]\nlisten = \"127.0.0.1:{GATEWAY}\"\nworkers = 1\n[upstream]\nbuiltin = \"whoami\"\n\
          [tokens]\nttl_secs = 86400\n[[clients]]\nclient_id = \"{CLIENT}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"client_credentials\"]\n\
-         [[clients]]\nclient_id = \"{RP}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"password\"]\n\
+         [[clients]]\nclient_id = \"{RP}\"\nclient_secret_hash = \"{hash}\"\n{code_flow_client}\
          [[users]]\nusername = \"{PERSON}\"\npassword_hash = \"{person}\"\n\
          [[users]]\nusername = \"{QUICK_PERSON}\"\npassword_hash = \"{quick}\"\n"
     );
@@ -585,7 +690,7 @@ fn start_authgate(dir: &Path) -> (Running, std::collections::HashMap<&'static st
     ));
     for (alg, client) in others {
         full.push_str(&format!(
-            "[[clients]]\nclient_id = \"{client}\"\nclient_secret_hash = \"{hash}\"\ngrants = [\"password\"]\n\
+            "[[clients]]\nclient_id = \"{client}\"\nclient_secret_hash = \"{hash}\"\n{code_flow_client}\
              id_token_signed_response_alg = \"{alg}\"\n"
         ));
     }
@@ -648,7 +753,8 @@ fn start_oidc_provider(dir: &Path) -> Result<Running, String> {
         &OIDC_PROVIDER_SERVER
             .replace("__OIDC__", &OIDC.to_string())
             .replace("__CLIENT__", CLIENT)
-            .replace("__RP__", RP)
+            .replace("__REDIRECT_URI__", REDIRECT_URI)
+            .replace("__RPS__", &serde_json::to_string(&ALGORITHMS).expect("JSON"))
             .replace("__SECRET__", SECRET)
             .replace("__PERSON__", PERSON),
     );
@@ -672,19 +778,34 @@ fn start_oidc_provider(dir: &Path) -> Result<Running, String> {
 /// why`, to `userinfo-token.txt`.
 const OIDC_PROVIDER_SERVER: &str = r#"import Provider from 'oidc-provider';
 import { writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 const issuer = 'http://127.0.0.1:__OIDC__';
-const redirectUri = 'http://127.0.0.1:9/cb';
+const redirectUri = '__REDIRECT_URI__';
+// [alg, client_id]: a client per ID token algorithm, and a key for each.
+const rps = __RPS__;
+const key = (type, options, alg) =>
+  ({ ...generateKeyPairSync(type, options).privateKey.export({ format: 'jwk' }), alg, use: 'sig' });
 const provider = new Provider(issuer, {
   clients: [
     { client_id: '__CLIENT__', client_secret: '__SECRET__', grant_types: ['client_credentials'],
       redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' },
-    { client_id: '__RP__', client_secret: '__SECRET__', grant_types: ['authorization_code'],
-      redirect_uris: [redirectUri], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
+    ...rps.map(([alg, id]) => ({ client_id: id, client_secret: '__SECRET__', grant_types: ['authorization_code'],
+      redirect_uris: [redirectUri], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: alg })),
   ],
+  jwks: { keys: [key('rsa', { modulusLength: 2048 }, 'RS256'), key('ec', { namedCurve: 'P-256' }, 'ES256'),
+    key('ed25519', {}, 'EdDSA')] },
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'] },
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   features: { clientCredentials: { enabled: true }, introspection: { enabled: true }, devInteractions: { enabled: false } },
 });
 provider.use(async (ctx, next) => {
+  // The default adapter keeps 1000 entries at most: after the other rows'
+  // tokens the browser's session is gone, so the bench asks for a new one.
+  if (ctx.path === '/bench-session') {
+    ctx.body = await signInEverywhere();
+    return;
+  }
   if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   const grant = new provider.Grant({ accountId: '__PERSON__', clientId: details.params.client_id });
@@ -705,8 +826,8 @@ async function get(path) {
   }
   return res;
 }
-async function signIn() {
-  const asked = new URLSearchParams({ client_id: '__RP__', response_type: 'code', scope: 'openid',
+async function signIn(client) {
+  const asked = new URLSearchParams({ client_id: client, response_type: 'code', scope: 'openid',
     redirect_uri: redirectUri, state: 'bench', nonce: 'bench' });
   let res = await get(`/auth?${asked}`);
   let code;
@@ -718,17 +839,39 @@ async function signIn() {
   }
   if (!code) throw new Error('no code after six redirects');
   const token = await fetch(`${issuer}/token`, { method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from('__RP__:__SECRET__').toString('base64')}`,
+    headers: { authorization: `Basic ${Buffer.from(`${client}:__SECRET__`).toString('base64')}`,
       'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri }) });
   const body = await token.json();
   if (!body.access_token || !body.id_token) throw new Error(`the token endpoint answered ${JSON.stringify(body)}`);
   return body.access_token;
 }
-provider.listen(__OIDC__, () => signIn().then(
+// A new browser session signed in to every client (each grants openid), so
+// that it then signs in to any of them with no page: its Cookie header.
+async function signInEverywhere() {
+  cookies.clear();
+  for (const [, client] of rps) await signIn(client);
+  return [...cookies].filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join('; ');
+}
+provider.listen(__OIDC__, () => signIn(rps[0][1]).then(
   (token) => writeFileSync('userinfo-token.txt', token),
   (err) => writeFileSync('userinfo-token.txt', `error: ${err.message}`)));
 "#;
+
+/// The `Cookie` header of a new browser session at oidc-provider, signed
+/// in to every client (see [`OIDC_PROVIDER_SERVER`]).
+fn oidc_provider_session() -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-s", "-f", &format!("http://127.0.0.1:{OIDC}/bench-session")])
+        .output()
+        .map_err(|e| e.to_string())?;
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        cookie if out.status.success() && cookie.contains('=') => Ok(cookie.to_owned()),
+        said => Err(format!(
+            "not measured: oidc-provider's sign-in to every client answered {said:?}"
+        )),
+    }
+}
 
 /// The access token oidc-provider's own sign-in got (see
 /// [`OIDC_PROVIDER_SERVER`]), once it has written it down.

@@ -86,6 +86,23 @@ pub fn wrk_with(
     script: Option<&Path>,
     cores: &str,
 ) -> Result<Measured, String> {
+    let text = wrk_text(url, conns, seconds, headers, script, cores)?;
+    measured_by(&text, |text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// What [`wrk_with`]'s run of wrk printed.
+pub fn wrk_text(
+    url: &str,
+    conns: u32,
+    seconds: u32,
+    headers: &[String],
+    script: Option<&Path>,
+    cores: &str,
+) -> Result<String, String> {
     let mut command = Command::new("taskset");
     command.args([
         "-c",
@@ -103,12 +120,13 @@ pub fn wrk_with(
         command.arg("-s").arg(script);
     }
     let out = command.arg(url).output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("wrk said: {text}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What wrk printed (`text`) as a [`Measured`], its rate read by `rate`
+/// (requests a second, or what a script counted).
+pub fn measured_by(text: &str, rate: impl Fn(&str) -> Option<f64>) -> Result<Measured, String> {
+    let rps = rate(text).ok_or_else(|| format!("wrk said: {text}"))?;
     let percentile = |p: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(p))
