@@ -51,7 +51,7 @@ use crate::auth::client_fields;
 use crate::auth::decision::{self, Access, RouteRules, Verdict};
 use crate::auth::state::AuthState;
 use crate::config::Config;
-use crate::config::UpstreamCredentials;
+use crate::config::{AuthLevel, UpstreamCredentials};
 use crate::error::Error;
 use crate::oauth;
 use crate::obs::endpoints::Endpoint;
@@ -96,7 +96,11 @@ impl AuthLayer {
 
     /// A layer for `config`, keeping tokens in `store`.
     pub fn with_store(config: Config, store: impl TokenStore) -> Result<Self, Error> {
-        let rules = RouteRules::new(Access::SignedIn, &config.upstream.credentials);
+        let rules = RouteRules::new(
+            Access::SignedIn,
+            &config.upstream.credentials,
+            AuthLevel::Password,
+        );
         let state = AuthState::new(config, Arc::new(store))?;
         Ok(Self {
             shared: Arc::new(ArcSwap::from_pointee(state)),
@@ -117,9 +121,14 @@ impl AuthLayer {
     /// The same layer (sessions, configuration), open to `access` besides
     /// the public paths, sending its upstream `credentials`: a route of
     /// the gateway's.
-    pub(crate) fn for_route(&self, access: Access, credentials: &UpstreamCredentials) -> Self {
+    pub(crate) fn for_route(
+        &self,
+        access: Access,
+        credentials: &UpstreamCredentials,
+        auth_level: AuthLevel,
+    ) -> Self {
         Self {
-            rules: RouteRules::new(access, credentials),
+            rules: RouteRules::new(access, credentials, auth_level),
             ..self.clone()
         }
     }

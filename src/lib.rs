@@ -59,6 +59,7 @@ mod obs;
 mod password;
 mod proxy;
 mod runtime;
+mod second_factor;
 mod signing;
 pub mod store;
 #[cfg(feature = "tls")]

@@ -17,7 +17,8 @@ use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
 
 use super::api::{
-    self, ClientChange, NewClientBody, NewGroupBody, NewUserBody, SessionQuery, UserChange, UserQuery,
+    self, ClientChange, NewClientBody, NewGroupBody, NewUserBody, Required, SessionQuery, UserChange,
+    UserQuery,
 };
 use super::problem::Problem;
 use super::{is_admin, Admin, BoxError};
@@ -195,6 +196,19 @@ async fn change(
             outcome("users", api::change_user(state, admin, name, change).await)
         }
         ["users", name, "delete"] => outcome("users", api::delete_user(state, admin, name).await),
+        ["users", name, "factors", id, "remove"] => outcome(
+            &factors_of(name),
+            api::remove_factor(state, admin, name, id).await,
+        ),
+        ["users", name, "require"] => {
+            let required = Required {
+                required: get("required").as_deref() == Some("1"),
+            };
+            outcome(
+                &factors_of(name),
+                api::require_factor(state, admin, name, required).await,
+            )
+        }
         ["users", name, "revoke"] => outcome("users", api::revoke_sessions(state, admin, name).await),
         ["groups"] => {
             let body = NewGroupBody {
@@ -286,6 +300,14 @@ async fn change(
 }
 
 /// The sessions page, of `user` (everyone's if empty).
+/// The console's page of `user`'s second factors.
+fn factors_of(user: &str) -> String {
+    format!(
+        "factors?user={}",
+        form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>()
+    )
+}
+
 fn sessions_of(user: &str) -> String {
     match user {
         "" => "sessions".to_owned(),
@@ -388,6 +410,7 @@ async fn page_with(
             client(state, &mut context, &id).await
         }
         "sessions" => sessions(state, &mut context, &get("user")).await,
+        "factors" => factors(state, &mut context, &get("user")).await,
         "audit" => audit(state, &mut context, &AuditAsked::of(&params)).await,
         "audit.jsonl" => return export(state, &AuditAsked::of(&params)).await,
         _ => {
@@ -556,6 +579,24 @@ async fn sessions(state: &AuthState, context: &mut serde_json::Value, user: &str
         }
     }
     context["sessions"] = rows;
+    Ok(())
+}
+
+/// One person's second factors: removing a lost one, requiring one.
+async fn factors(state: &AuthState, context: &mut serde_json::Value, user: &str) -> Result<(), Problem> {
+    context["section"] = "factors".into();
+    context["heading"] = format!("Second factors of {user}").into();
+    context["person"] = user.into();
+    let (_, found) = api::list_factors(state, user).await?;
+    let mut found = found.unwrap_or_default();
+    for factor in found["factors"].as_array_mut().into_iter().flatten() {
+        factor["added"] = time(factor["created_at"].as_i64().unwrap_or(0)).into();
+        factor["used"] = factor["last_used_at"]
+            .as_i64()
+            .map_or_else(|| "never".to_owned(), time)
+            .into();
+    }
+    context["factors"] = found;
     Ok(())
 }
 

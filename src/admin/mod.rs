@@ -111,6 +111,11 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
         (&Method::DELETE, ["users", name]) => api::delete_user(state, admin, name).await,
         (&Method::POST, ["users", name, "revoke-sessions"]) => api::revoke_sessions(state, admin, name).await,
         (&Method::POST, ["users", name, "invitation"]) => api::invite_user(state, admin, name).await,
+        (&Method::GET, ["users", name, "factors"]) => api::list_factors(state, name).await,
+        (&Method::DELETE, ["users", name, "factors", id]) => api::remove_factor(state, admin, name, id).await,
+        (&Method::PUT, ["users", name, "second-factor-required"]) => {
+            api::require_factor(state, admin, name, body_of(body)?).await
+        }
         (&Method::GET, ["groups"]) => api::list_groups(state).await,
         (&Method::POST, ["groups"]) => api::add_group(state, admin, body_of(body)?).await,
         (&Method::GET, ["groups", group, "members"]) => api::list_members(state, group).await,
@@ -131,6 +136,9 @@ async fn route(state: &AuthState, admin: &Admin, parts: &Parts, body: &[u8]) -> 
         (&Method::POST, ["clients", id, "rotate-secret"]) => api::rotate_secret(state, admin, id).await,
         (_, ["users"] | ["groups"] | ["clients"]) => Err(not_allowed("GET, POST")),
         (_, ["users", _] | ["clients", _]) => Err(not_allowed("GET, PATCH, DELETE")),
+        (_, ["users", _, "factors"]) => Err(not_allowed("GET")),
+        (_, ["users", _, "factors", _]) => Err(not_allowed("DELETE")),
+        (_, ["users", _, "second-factor-required"]) => Err(not_allowed("PUT")),
         (_, ["users", _, "revoke-sessions" | "invitation"] | ["clients", _, "rotate-secret"]) => {
             Err(not_allowed("POST"))
         }

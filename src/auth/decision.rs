@@ -10,7 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
 
-use crate::config::{Allowed, UpstreamCredentials};
+use crate::config::{Allowed, AuthLevel, UpstreamCredentials};
 use crate::store::{unix_now, ProviderTokens, Session, StoreError, StoreFuture, TokenKey};
 use crate::web::paths;
 use crate::web::request::is_browser_navigation;
@@ -27,6 +27,7 @@ const X_FORWARDED_SCOPE: HeaderName = HeaderName::from_static("x-forwarded-scope
 const X_FORWARDED_ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-forwarded-access-token");
 const X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
 const X_FORWARDED_PREFERRED_USERNAME: HeaderName = HeaderName::from_static("x-forwarded-preferred-username");
+const X_FORWARDED_AUTH_LEVEL: HeaderName = HeaderName::from_static("x-forwarded-auth-level");
 
 /// Who may pass a service of the layer, besides `auth.public_paths`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,14 +48,17 @@ pub(crate) struct RouteRules {
     pub(crate) credentials: Arc<UpstreamCredentials>,
     /// The identity JWTs made for this route's upstream.
     pub(crate) identity_jwts: Arc<IdentityJwts>,
+    /// How a session must have been signed in to pass.
+    pub(crate) auth_level: AuthLevel,
 }
 
 impl RouteRules {
-    pub(crate) fn new(access: Access, credentials: &UpstreamCredentials) -> Self {
+    pub(crate) fn new(access: Access, credentials: &UpstreamCredentials, auth_level: AuthLevel) -> Self {
         Self {
             access,
             credentials: Arc::new(credentials.clone()),
             identity_jwts: Arc::new(IdentityJwts::default()),
+            auth_level,
         }
     }
 }
@@ -164,6 +168,10 @@ pub(crate) fn settle<B>(
     if session.identity().password_change_required() {
         return Err(password_change_first(state, req));
     }
+    let methods = session.methods();
+    if rules.auth_level == AuthLevel::Mfa && !methods.is_multi_factor() {
+        return Err(step_up(state, req));
+    }
     let now = unix_now();
     if session.needs_touch(now) {
         if let Err(pending) = state.store.touch(&key, now).into_ready() {
@@ -196,6 +204,7 @@ pub(crate) fn settle<B>(
     if let Some(scope) = session.scope().and_then(|s| HeaderValue::from_str(s).ok()) {
         headers.insert(X_FORWARDED_SCOPE, scope);
     }
+    headers.insert(X_FORWARDED_AUTH_LEVEL, HeaderValue::from_static(methods.level()));
     if let Some(tokens) = session.identity().provider_tokens() {
         provider_tokens(state, &session, tokens, key, now, headers);
     }
@@ -266,34 +275,64 @@ pub(crate) fn bad_request<B>(state: &AuthState, req: &Request<B>, description: &
 /// else gets a 401.
 fn reject<B>(req: &Request<B>, token_presented: bool) -> Response<OwnBody> {
     if is_browser_navigation(req.method(), req.headers()) {
-        let original = req
-            .extensions()
-            .get::<OriginalTarget>()
-            .and_then(|OriginalTarget(target)| {
-                let uri = Uri::from(target.clone());
-                Some(
-                    credential::without_query_token(&uri)
-                        .unwrap_or(uri)
-                        .path_and_query()?
-                        .clone(),
-                )
-            });
-        let asked = match &original {
-            Some(target) => target.as_str(),
-            None => req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
-        };
-        let location = format!(
-            "{}?{}",
-            super::SIGN_IN_PATH,
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("rd", asked)
-                .finish()
-        );
-        if let Some(redirect) = response::redirect(StatusCode::FOUND, &location) {
+        if let Some(redirect) = to_page(super::SIGN_IN_PATH, req) {
             return redirect;
         }
     }
     response::unauthorized(token_presented)
+}
+
+/// A session signed in with one factor on a route that wants two: a
+/// browser is sent for the second (and back); an API client gets RFC
+/// 9470's challenge.
+fn step_up<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {
+    if is_browser_navigation(req.method(), req.headers()) {
+        if let Some(redirect) = to_page(super::SECOND_FACTOR_PATH, req) {
+            return redirect;
+        }
+    }
+    let mut refused = state.error_for(
+        req.headers(),
+        StatusCode::UNAUTHORIZED,
+        "insufficient_user_authentication",
+        "This route needs a sign-in with a second factor.",
+    );
+    refused.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer error=\"insufficient_user_authentication\", \
+             error_description=\"A second factor is required\", acr_values=\"mfa\"",
+        ),
+    );
+    refused
+}
+
+/// A `302` to the gateway's page `page`, which comes back to the page the
+/// browser asked for (as it asked for it, but for an `access_token`).
+fn to_page<B>(page: &str, req: &Request<B>) -> Option<Response<OwnBody>> {
+    let original = req
+        .extensions()
+        .get::<OriginalTarget>()
+        .and_then(|OriginalTarget(target)| {
+            let uri = Uri::from(target.clone());
+            Some(
+                credential::without_query_token(&uri)
+                    .unwrap_or(uri)
+                    .path_and_query()?
+                    .clone(),
+            )
+        });
+    let asked = match &original {
+        Some(target) => target.as_str(),
+        None => req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
+    };
+    let location = format!(
+        "{page}?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", asked)
+            .finish()
+    );
+    response::redirect(StatusCode::FOUND, &location)
 }
 
 fn unavailable<B>(state: &AuthState, req: &Request<B>) -> Response<OwnBody> {

@@ -11,7 +11,7 @@ use http::HeaderValue;
 use serde::Serialize;
 
 use crate::signing::SigningAlg;
-use crate::store::{Session, TokenKey};
+use crate::store::{AuthMethods, Session, TokenKey};
 
 use super::state::AuthState;
 
@@ -34,12 +34,24 @@ struct Claims<'a> {
     sid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idp: Option<&'a str>,
+    acr: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<&'static str>,
+}
+
+/// One JWT made: its header value, expiry, and the methods it states (a
+/// step-up makes it again).
+#[derive(Debug)]
+struct Made {
+    value: HeaderValue,
+    exp: u64,
+    methods: AuthMethods,
 }
 
 /// The identity JWTs made for one route's upstream, by session.
 #[derive(Debug, Default)]
 pub(crate) struct IdentityJwts {
-    made: DashMap<TokenKey, (HeaderValue, u64)>,
+    made: DashMap<TokenKey, Made>,
 }
 
 impl IdentityJwts {
@@ -56,10 +68,12 @@ impl IdentityJwts {
         audience: &str,
         now: u64,
     ) -> Option<HeaderValue> {
+        let methods = session.methods();
         if let Some(found) = self.made.get(key) {
-            let (jwt, exp) = &*found;
-            if exp.saturating_sub(now) > RENEW_BEFORE_SECS || *exp == session.expires_at() {
-                return Some(jwt.clone());
+            let fresh =
+                found.exp.saturating_sub(now) > RENEW_BEFORE_SECS || found.exp == session.expires_at();
+            if fresh && found.methods == methods {
+                return Some(found.value.clone());
             }
         }
         let exp = now.saturating_add(LIFETIME_SECS).min(session.expires_at());
@@ -73,6 +87,8 @@ impl IdentityJwts {
             person: identity.openid_claims(["profile", "email", "groups"].into_iter()),
             sid: session.sid(),
             idp: identity.provider(),
+            acr: methods.level(),
+            amr: methods.names(),
         };
         let jwt = match state.keys.sign(SigningAlg::RS256, "JWT", &claims) {
             Ok(jwt) => jwt,
@@ -83,12 +99,19 @@ impl IdentityJwts {
         };
         let value = HeaderValue::try_from(jwt).ok()?;
         if self.made.len() >= MAX_CACHED {
-            self.made.retain(|_, (_, exp)| *exp > now);
+            self.made.retain(|_, made| made.exp > now);
             if self.made.len() >= MAX_CACHED {
                 self.made.clear();
             }
         }
-        self.made.insert(*key, (value.clone(), exp));
+        self.made.insert(
+            *key,
+            Made {
+                value: value.clone(),
+                exp,
+                methods,
+            },
+        );
         Some(value)
     }
 }

@@ -9,6 +9,8 @@ pub(crate) const SIGN_IN_PATH: &str = "/management/authorize";
 /// Where someone signed in with a temporary password is sent first.
 /// Where an invitation link leads: the new user chooses a password.
 pub(crate) const INVITATION_PATH: &str = "/management/invitation";
+/// The page that asks for a second factor, at sign-in or to step up.
+pub(crate) const SECOND_FACTOR_PATH: &str = "/management/second-factor";
 pub(crate) const CHANGE_PASSWORD_PAGE: &str = "/management/account?done=must_change";
 
 pub(crate) mod backchannel;

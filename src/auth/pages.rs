@@ -12,11 +12,13 @@ const SIGN_IN: &str = "sign_in.html";
 const ERROR: &str = "error.html";
 const ACCOUNT: &str = "account.html";
 const ADMIN: &str = "admin.html";
-const BUILT_IN: [(&str, &str); 4] = [
+const SECOND_FACTOR: &str = "second_factor.html";
+const BUILT_IN: [(&str, &str); 5] = [
     (SIGN_IN, include_str!("../../templates/sign_in.html")),
     (ERROR, include_str!("../../templates/error.html")),
     (ACCOUNT, include_str!("../../templates/account.html")),
     (ADMIN, include_str!("../../templates/admin.html")),
+    (SECOND_FACTOR, include_str!("../../templates/second_factor.html")),
 ];
 
 /// What the sign-in page shows and carries in its hidden inputs.
@@ -36,6 +38,8 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) code_challenge_method: &'a str,
     /// OpenID Connect's `nonce`, carried to the ID token.
     pub(crate) nonce: &'a str,
+    /// OpenID Connect's `acr_values`, carried to the second factor.
+    pub(crate) acr_values: &'a str,
     pub(crate) csrf: &'a str,
     pub(crate) username: &'a str,
     /// One button per outside provider, in config order.
@@ -64,12 +68,24 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) groups: Vec<&'a str>,
     pub(crate) sessions: Vec<AccountSession>,
     pub(crate) can_change_password: bool,
+    /// The person's second factor, where second factors are on.
+    pub(crate) second_factor: Option<AccountFactor>,
     /// An invitation link's secret: the page is then the one where a new
     /// user chooses their password, and nothing else.
     pub(crate) invitation: Option<&'a str>,
     pub(crate) csrf: &'a str,
     pub(crate) notice: &'a str,
     pub(crate) error: &'a str,
+}
+
+/// What the account page says of the person's second factor.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct AccountFactor {
+    /// An authenticator app is set up: when, and when last used.
+    pub(crate) enrolled: bool,
+    pub(crate) added: String,
+    pub(crate) last_used: String,
+    pub(crate) recovery_codes_left: i64,
 }
 
 /// One of the account's sessions.
@@ -83,6 +99,34 @@ pub(crate) struct AccountSession {
     pub(crate) user_agent: Option<String>,
     pub(crate) client: Option<String>,
     pub(crate) current: bool,
+}
+
+/// What the second-factor page shows: a code to enter (`verify`), an
+/// authenticator to set up (`enrol`), recovery codes to save (`codes`), or
+/// that the person has none (`missing`).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct SecondFactorPage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) logo_url: Option<&'a str>,
+    pub(crate) accent_color: &'a str,
+    pub(crate) mode: &'a str,
+    pub(crate) username: &'a str,
+    /// Where the form posts.
+    pub(crate) action: &'a str,
+    pub(crate) csrf: &'a str,
+    /// Where a step-up goes back to.
+    pub(crate) rd: &'a str,
+    /// Enrolment is required, not chosen.
+    pub(crate) required: bool,
+    pub(crate) factor_id: &'a str,
+    pub(crate) secret_text: &'a str,
+    pub(crate) uri: &'a str,
+    /// The QR code, as SVG the server drew.
+    pub(crate) qr_svg: &'a str,
+    pub(crate) codes: &'a [String],
+    /// Where "done" goes after the recovery codes, outside a sign-in.
+    pub(crate) done_href: &'a str,
+    pub(crate) error: &'a str,
 }
 
 /// What an error page says.
@@ -134,6 +178,10 @@ impl Pages {
     /// A page of the admin console, from its context.
     pub(crate) fn admin(&self, context: &serde_json::Value) -> String {
         self.render(ADMIN, context)
+    }
+
+    pub(crate) fn second_factor(&self, page: &SecondFactorPage<'_>) -> String {
+        self.render(SECOND_FACTOR, page)
     }
 
     pub(crate) fn error(&self, page: &ErrorPage<'_>) -> String {

@@ -23,7 +23,7 @@ use crate::obs::audit::{Audit, Fields};
 use crate::obs::metrics::SignIn;
 use crate::obs::metrics::{MeteredStore, Metrics};
 use crate::signing::KeyRing;
-use crate::store::{unix_now, Session, SessionOrigin, StoreError, Token, TokenStore};
+use crate::store::{unix_now, AuthMethods, Session, SessionOrigin, StoreError, Token, TokenStore};
 use crate::web::peer::{self, ClientAddr};
 
 pub(crate) struct AuthState {
@@ -190,14 +190,20 @@ impl AuthState {
             .with_idle(self.config.tokens.idle_secs, unix_now())
     }
 
-    /// Where a sign-in request comes from: its client's address and user
-    /// agent.
-    pub(crate) fn origin_of(&self, extensions: &http::Extensions, headers: &HeaderMap) -> Arc<SessionOrigin> {
+    /// Where a sign-in request comes from (its client's address and user
+    /// agent), signed in now with `methods`.
+    pub(crate) fn origin_of(
+        &self,
+        extensions: &http::Extensions,
+        headers: &HeaderMap,
+        methods: AuthMethods,
+    ) -> Arc<SessionOrigin> {
         SessionOrigin::new(
             self.client_ip(extensions, headers),
             headers
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
+            methods,
         )
     }
 

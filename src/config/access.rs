@@ -12,6 +12,7 @@ use crate::web::paths;
 use super::check::{Checker, Known};
 use super::forwarding::{RawCredentials, UpstreamCredentials};
 use super::raw::RawRoute;
+use super::second_factor::SecondFactorConfig;
 use super::sections::{Allowed, Policy, Route, Upstream};
 
 impl Checker<'_> {
@@ -91,6 +92,7 @@ impl Checker<'_> {
         known: &Known<'_>,
         default_upgrades: &[String],
         default_credentials: &UpstreamCredentials,
+        second_factor: &SecondFactorConfig,
     ) -> Result<Vec<Route>, Error> {
         raw.into_iter()
             .map(|route| {
@@ -141,7 +143,9 @@ impl Checker<'_> {
                     &upstream,
                     default_credentials,
                 )?;
+                let auth_level = self.auth_level(&route.auth_level, second_factor)?;
                 Ok(Route {
+                    auth_level,
                     host: route.host.map(|h| h.to_ascii_lowercase()),
                     path_prefix,
                     credentials,

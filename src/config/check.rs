@@ -40,8 +40,14 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         users: &users,
         providers: &providers,
     };
-    let auth = check.auth(raw.auth, &known)?;
-    let routes = check.routes(raw.routes, &known, &upstream.upgrades, &upstream.credentials)?;
+    let auth = check.auth(raw.auth, &known, raw.database.is_some())?;
+    let routes = check.routes(
+        raw.routes,
+        &known,
+        &upstream.upgrades,
+        &upstream.credentials,
+        &auth.second_factor,
+    )?;
     let clients = check.clients(raw.clients)?;
     let config = Config {
         source: file.to_path_buf(),
@@ -179,7 +185,7 @@ impl Checker<'_> {
         })
     }
 
-    fn auth(&self, raw: RawAuth, known: &Known<'_>) -> Result<AuthConfig, Error> {
+    fn auth(&self, raw: RawAuth, known: &Known<'_>, has_database: bool) -> Result<AuthConfig, Error> {
         let throttle = ThrottleConfig {
             max_failures_per_user: self.count(
                 "auth.max_failures_per_user",
@@ -208,6 +214,7 @@ impl Checker<'_> {
                 100_000_000,
             )? as usize,
         };
+        let secret = self.signing_secret(&raw.secret_file)?;
         Ok(AuthConfig {
             public_paths: self.public_paths(raw.public_paths)?,
             throttle,
@@ -215,7 +222,13 @@ impl Checker<'_> {
             cookie_domain: self.cookie_domain(raw.cookie_domain)?,
             allowed: self.allowed(&raw.allowed_users, &raw.allowed_groups, known)?,
             auto_redirect: self.auto_redirect(&raw.auto_redirect, known)?,
-            secret: self.signing_secret(&raw.secret_file)?,
+            second_factor: self.second_factor(
+                &raw.second_factor,
+                raw.second_factor_groups,
+                has_database,
+                secret.is_some(),
+            )?,
+            secret,
         })
     }
 

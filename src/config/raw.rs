@@ -134,6 +134,8 @@ pub(super) struct RawAuth {
     pub(super) allowed_groups: Option<Spanned<Vec<String>>>,
     pub(super) auto_redirect: Option<Spanned<bool>>,
     pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) second_factor: Option<Spanned<String>>,
+    pub(super) second_factor_groups: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -161,6 +163,7 @@ pub(super) struct RawRoute {
     pub(super) send_session_token: Option<bool>,
     pub(super) identity_jwt: Option<Spanned<bool>>,
     pub(super) identity_jwt_audience: Option<Spanned<String>>,
+    pub(super) auth_level: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -78,6 +78,8 @@ pub(crate) struct AuthConfig {
     /// The key the gateway signs its cookies and forms with, shared by
     /// every gateway given the same file; `None`: a random one per process.
     pub(crate) secret: Option<super::providers::Secret>,
+    /// Who must give a second factor.
+    pub(crate) second_factor: super::second_factor::SecondFactorConfig,
 }
 
 /// The people a route is open to: these users, and the members of these
@@ -143,6 +145,8 @@ pub(crate) struct Route {
     pub(crate) upgrades: Vec<String>,
     /// What its upstream is sent besides the request.
     pub(crate) credentials: super::forwarding::UpstreamCredentials,
+    /// How a session must have been signed in to pass.
+    pub(crate) auth_level: super::second_factor::AuthLevel,
 }
 
 /// Who may use a route.

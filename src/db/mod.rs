@@ -13,6 +13,7 @@ mod audit;
 mod backup;
 mod changes;
 mod clients;
+mod factors;
 mod invitations;
 mod people;
 
@@ -26,6 +27,7 @@ pub(crate) use self::audit::{time_of, AuditEvent, AuditFilter};
 pub(crate) use self::backup::Backup;
 pub(crate) use self::changes::{new_id, Change};
 pub(crate) use self::clients::{DbClient, CLIENT_CHANGED, CLIENT_DELETED};
+pub(crate) use self::factors::DbFactor;
 pub(crate) use self::invitations::invitation_hash;
 pub(crate) use self::people::{DbUser, NewUser};
 

@@ -173,7 +173,7 @@ impl Database {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        for table in ["group_members", "invitations"] {
+        for table in ["group_members", "invitations", "second_factors", "recovery_codes"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
                 .bind(username)
                 .execute(&mut *tx)

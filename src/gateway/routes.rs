@@ -114,7 +114,7 @@ impl RouteTable {
             };
             let strip = route.strip_prefix.then(|| Arc::new(route.clone()));
             entries.push((
-                layer.for_route(access, &route.credentials),
+                layer.for_route(access, &route.credentials, route.auth_level),
                 Target::new(&route.upstream, config, &route.upgrades)?,
                 strip,
             ));

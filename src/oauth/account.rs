@@ -40,6 +40,14 @@ fn message(code: &str) -> (&'static str, &'static str) {
         "short" => ("", "A password is 8 characters or more."),
         "throttled" => ("", "Too many wrong passwords: try again in a few minutes."),
         "unavailable" => ("", "The database cannot be reached: try again in a moment."),
+        "factor_removed" => (
+            "Your authenticator app is removed: you sign in with your password alone.",
+            "",
+        ),
+        "factor_first" => (
+            "",
+            "Give your second factor first: sign in with it, then try again.",
+        ),
         "expired" => ("", "The form expired: try again."),
         _ => ("", ""),
     }
@@ -71,7 +79,7 @@ async fn database_user(state: &AuthState, session: &Session) -> bool {
     }
 }
 
-fn time(secs: u64) -> String {
+pub(super) fn time(secs: u64) -> String {
     chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0)
         .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
@@ -121,6 +129,7 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
         groups: identity.groups().collect(),
         sessions: listed,
         can_change_password: database_user(state, &session).await,
+        second_factor: super::account_factors::summary(state, &session).await,
         invitation: None,
         csrf: &csrf.field,
         notice,
@@ -131,13 +140,13 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
     answer
 }
 
-fn back(code: &str) -> Response<OwnBody> {
+pub(super) fn back(code: &str) -> Response<OwnBody> {
     response::redirect(StatusCode::SEE_OTHER, &format!("{ACCOUNT_PATH}?done={code}"))
         .expect("a static path is a valid Location")
 }
 
 /// A form of the page, read and checked (the session, the CSRF field).
-async fn form<B>(
+pub(super) async fn form<B>(
     state: &AuthState,
     req: Request<B>,
 ) -> Result<(Parts, Params, TokenKey, Session), Response<OwnBody>>

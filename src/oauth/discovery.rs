@@ -73,7 +73,7 @@ pub(super) fn metadata(state: &AuthState) -> Response<OwnBody> {
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": algorithms,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr", "idp", "name", "preferred_username", "email", "email_verified", "groups"],
-        "acr_values_supported": ["password"],
+        "acr_values_supported": ["mfa", "password"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -84,14 +84,20 @@ pub(super) fn for_session(
     if let Some(sid) = session.sid() {
         put("sid", sid.into());
     }
-    // How the person signed in: with one factor (the second is the next
-    // step of this gateway); a password where it checked one itself (its
-    // own users, the database's, an LDAP directory's), else at the
-    // provider named by `idp`.
-    put("acr", "password".into());
-    match session.identity().provider() {
-        Some(provider) if state.directory.outside_provider(provider).is_some() => put("idp", provider.into()),
-        _ => put("amr", serde_json::json!(["pwd"])),
+    // How the person signed in: the methods given here (a password this
+    // gateway checked, a code, a key), and the provider named by `idp`
+    // for a sign-in there.
+    let methods = session.methods();
+    put("acr", methods.level().into());
+    if !methods.is_empty() {
+        put("amr", serde_json::json!(methods.names()));
+    }
+    if let Some(provider) = session
+        .identity()
+        .provider()
+        .filter(|p| state.directory.outside_provider(p).is_some())
+    {
+        put("idp", provider.into());
     }
     state.keys.sign(alg, "JWT", &claims).map(Some).map_err(|err| {
         tracing::error!(error = %err, "could not sign an ID token");

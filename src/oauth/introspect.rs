@@ -37,6 +37,11 @@ struct Introspection<'a> {
     groups: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<&'a str>,
+    /// How the person signed in (RFC 8176 names), and its level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<&'static str>,
 }
 
 pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params) -> Response<OwnBody> {
@@ -74,6 +79,8 @@ pub(super) async fn introspect(state: &AuthState, parts: &Parts, params: &Params
             email: session.email(),
             groups: session.identity().groups().collect(),
             provider: session.identity().provider(),
+            acr: Some(session.methods().level()),
+            amr: session.methods().names(),
         },
         _ => Introspection::default(),
     };

@@ -13,7 +13,7 @@ use crate::auth::pages::AccountPage;
 use crate::auth::state::AuthState;
 use crate::db::invitation_hash;
 use crate::obs::audit::Fields;
-use crate::store::TokenKey;
+use crate::store::{AuthMethods, TokenKey};
 use crate::web::request::{self, cookie, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -145,7 +145,7 @@ where
         Ok(Some(user)) => user,
         _ => return super::authorize::to_sign_in(),
     };
-    let origin = state.origin_of(&parts.extensions, &parts.headers);
+    let origin = state.origin_of(&parts.extensions, &parts.headers, AuthMethods::PASSWORD);
     let (token, _) = match state.issue(&user, None, None, origin).await {
         Ok(issued) => issued,
         Err(_) => return super::authorize::to_sign_in(),

@@ -21,6 +21,10 @@ struct Me<'a> {
     client_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<UserObject<'a>>,
+    /// How the session was signed in (RFC 8176 names), and its level.
+    acr: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<&'static str>,
 }
 
 pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
@@ -39,6 +43,8 @@ pub(super) async fn me(state: &AuthState, parts: &Parts) -> Response<OwnBody> {
         scope: session.scope(),
         client_id: session.client_id(),
         user,
+        acr: session.methods().level(),
+        amr: session.methods().names(),
     };
     response::json(StatusCode::OK, &body)
 }

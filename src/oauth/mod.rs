@@ -3,6 +3,7 @@
 
 mod access_jwt;
 mod account;
+mod account_factors;
 mod authorize;
 mod backchannel_logout;
 mod client_auth;
@@ -21,6 +22,7 @@ mod pkce;
 mod provider_sign_in;
 mod revoke;
 mod scope;
+mod second_factor;
 mod token;
 mod userinfo;
 
@@ -88,12 +90,31 @@ where
         (account::ACCOUNT_PATH, _) => method_not_allowed(&req, "GET, HEAD"),
         (account::SIGN_OUT_OTHERS_PATH, &Method::POST) => account::sign_out_others(&state, req).await,
         (account::PASSWORD_PATH, &Method::POST) => account::change_password(&state, req).await,
-        (account::SIGN_OUT_OTHERS_PATH | account::PASSWORD_PATH, _) => method_not_allowed(&req, "POST"),
+        (account_factors::ADD_PATH, &Method::POST) => account_factors::add(&state, req).await,
+        (account_factors::CONFIRM_PATH, &Method::POST) => account_factors::confirm(&state, req).await,
+        (account_factors::REMOVE_PATH, &Method::POST) => account_factors::remove(&state, req).await,
+        (account_factors::RECOVERY_CODES_PATH, &Method::POST) => {
+            account_factors::new_recovery_codes(&state, req).await
+        }
+        (
+            account::SIGN_OUT_OTHERS_PATH
+            | account::PASSWORD_PATH
+            | account_factors::ADD_PATH
+            | account_factors::CONFIRM_PATH
+            | account_factors::REMOVE_PATH
+            | account_factors::RECOVERY_CODES_PATH,
+            _,
+        ) => method_not_allowed(&req, "POST"),
         (crate::auth::INVITATION_PATH, &Method::GET | &Method::HEAD) => {
             invitation::show(&state, &req.into_parts().0).await
         }
         (crate::auth::INVITATION_PATH, &Method::POST) => invitation::accept(&state, req).await,
         (crate::auth::INVITATION_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
+        (second_factor::SECOND_FACTOR_PATH, &Method::GET | &Method::HEAD) => {
+            second_factor::show(&state, &req.into_parts().0).await
+        }
+        (second_factor::SECOND_FACTOR_PATH, &Method::POST) => second_factor::submit(&state, req).await,
+        (second_factor::SECOND_FACTOR_PATH, _) => method_not_allowed(&req, "GET, HEAD, POST"),
         (logout::SIGNED_OUT_PATH, &Method::GET | &Method::HEAD) => logout::signed_out(&state),
         (TOKEN_PATH | REVOKE_PATH | INTROSPECT_PATH, &Method::OPTIONS) => {
             cors::preflight(&state, req.headers())

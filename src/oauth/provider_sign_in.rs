@@ -22,7 +22,7 @@ use crate::auth::state::AuthState;
 use crate::identity::{Outside, OutsideError};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
-use crate::store::{unix_now, Session, TokenKey};
+use crate::store::{unix_now, AuthMethods, Session, TokenKey};
 use crate::web::request::{cookie, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -322,7 +322,13 @@ async fn finish(
         Ok(target) => target,
         Err(response) => return response,
     };
-    authorize::complete(state, headers, address, target, &asked, &user, None).await
+    // The provider's own methods are not known here: a second factor
+    // this gateway requires is asked for after it.
+    let signed_in = authorize::SignedIn {
+        methods: AuthMethods::NONE,
+        at: None,
+    };
+    authorize::complete(state, headers, address, target, &asked, &user, signed_in).await
 }
 
 /// What a failed sign-in through `provider` records.

@@ -13,7 +13,8 @@ use crate::config::Grant;
 use crate::identity::{Client, Unavailable, User};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
-use crate::store::{unix_now, CodeBinding, Family, Kind, Session, Token, TokenKey};
+use crate::second_factor::{self, Checked, Need};
+use crate::store::{unix_now, AuthMethods, CodeBinding, Family, Kind, Session, Token, TokenKey};
 use crate::web::request::Params;
 use crate::web::response::{self, OwnBody};
 
@@ -332,6 +333,58 @@ async fn authorization_code(
     Ok(issued)
 }
 
+/// The password grant of someone with a second factor: its code comes as
+/// `otp` (a client of the old API, whose people have none, sends nothing
+/// new). The methods of the grant, or what went wrong and its error.
+async fn second_factor_of_grant(
+    state: &AuthState,
+    user: &User,
+    otp: Option<&str>,
+) -> Result<AuthMethods, (&'static str, OAuthError)> {
+    let unavailable = || {
+        (
+            "second_factor_unavailable",
+            OAuthError::temporarily_unavailable(
+                "Second factors cannot be checked right now; try again in a moment.",
+            ),
+        )
+    };
+    let db = state.database.as_ref();
+    match second_factor::need(&state.config, db, &user.identity, false).await {
+        Ok(Need::Nothing) => return Ok(AuthMethods::PASSWORD),
+        Ok(Need::Enrol) => {
+            return Err((
+                "second_factor_missing",
+                OAuthError::invalid_grant(
+                    "This person must set up a second factor first: sign in once in a browser.",
+                ),
+            ))
+        }
+        Ok(Need::Verify) => {}
+        Err(_) => return Err(unavailable()),
+    }
+    let Some(code) = otp else {
+        return Err((
+            "second_factor_missing",
+            OAuthError::invalid_grant("This person signs in with a second factor: send its code as otp."),
+        ));
+    };
+    let db = db.ok_or_else(unavailable)?;
+    match second_factor::verify_code(&state.config, db, user.username(), code, unix_now()).await {
+        Ok(Checked::Accepted(more)) => Ok(AuthMethods::PASSWORD.with(more)),
+        Ok(Checked::Recovered) => Ok(AuthMethods::PASSWORD.with(AuthMethods::ONE_TIME_CODE)),
+        Ok(Checked::Replayed) => Err((
+            "second_factor_replayed",
+            OAuthError::invalid_grant("That code was used already: send the next one."),
+        )),
+        Ok(Checked::Wrong) => Err((
+            "second_factor_wrong",
+            OAuthError::invalid_grant("The second factor's code is not right."),
+        )),
+        Err(_) => Err(unavailable()),
+    }
+}
+
 async fn password(
     state: &AuthState,
     parts: &Parts,
@@ -375,6 +428,19 @@ async fn password(
             .await;
         return Err(OAuthError::invalid_grant("Username or password do not match."));
     };
+    let methods = match second_factor_of_grant(state, &user, param(params, "otp")?).await {
+        Ok(methods) => methods,
+        Err((detail, err)) => {
+            state.sign_in_outcome(SignIn::Failed, attempt(Some(detail)));
+            if detail != "second_factor_unavailable" {
+                state
+                    .throttle
+                    .record_failure(&state.config.auth.throttle, &subjects)
+                    .await;
+            }
+            return Err(err);
+        }
+    };
     state.sign_in_outcome(
         SignIn::Succeeded,
         Fields {
@@ -383,9 +449,11 @@ async fn password(
             ..attempt(None)
         },
     );
-    let signed_in = state
-        .access_session(&user, ttl)
-        .with_origin(state.origin_of(&parts.extensions, &parts.headers));
+    let signed_in = state.access_session(&user, ttl).with_origin(state.origin_of(
+        &parts.extensions,
+        &parts.headers,
+        methods,
+    ));
     let base = match caller.client() {
         Some(client) => signed_in.with_grant(client.grant(scope.as_deref())),
         None => signed_in.with_scope_string(scope),

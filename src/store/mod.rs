@@ -20,6 +20,7 @@
 
 mod identity;
 mod memory;
+mod methods;
 pub(crate) mod persist;
 #[cfg(feature = "redis")]
 mod redis;
@@ -28,6 +29,7 @@ mod token;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
+pub use methods::AuthMethods;
 pub use token::{Token, TokenKey};
 
 pub use self::identity::Identity;
@@ -88,22 +90,31 @@ pub(crate) struct SessionOrigin {
     /// Connect's `auth_time`, the same for every token of the sign-in.
     #[serde(default)]
     pub(crate) signed_in_at: u64,
+    /// How: the factors given, at the sign-in and any step-up since.
+    #[serde(default, skip_serializing_if = "AuthMethods::is_empty")]
+    pub(crate) methods: AuthMethods,
 }
 
 impl SessionOrigin {
     /// How much of a user agent is kept.
     pub(crate) const USER_AGENT_MAX: usize = 256;
 
-    /// Signed in now.
-    pub(crate) fn new(address: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Arc<Self> {
-        Self::signed_in(address, user_agent, unix_now())
+    /// Signed in now with `methods`.
+    pub(crate) fn new(
+        address: Option<std::net::IpAddr>,
+        user_agent: Option<&str>,
+        methods: AuthMethods,
+    ) -> Arc<Self> {
+        Self::signed_in(address, user_agent, unix_now(), methods)
     }
 
-    /// Signed in at `signed_in_at` (seconds since the epoch).
+    /// Signed in at `signed_in_at` (seconds since the epoch) with
+    /// `methods`.
     pub(crate) fn signed_in(
         address: Option<std::net::IpAddr>,
         user_agent: Option<&str>,
         signed_in_at: u64,
+        methods: AuthMethods,
     ) -> Arc<Self> {
         let user_agent = user_agent.map(|ua| {
             let mut end = ua.len().min(Self::USER_AGENT_MAX);
@@ -116,6 +127,15 @@ impl SessionOrigin {
             address,
             user_agent,
             signed_in_at,
+            methods,
+        })
+    }
+
+    /// The same sign-in with `more` methods given since (a step-up).
+    pub(crate) fn stepped_up(&self, more: AuthMethods) -> Arc<Self> {
+        Arc::new(Self {
+            methods: self.methods.with(more),
+            ..self.clone()
         })
     }
 }
@@ -184,10 +204,27 @@ pub(crate) enum Kind {
     /// An authorization code already redeemed; `reused` once presented
     /// again.
     SpentCode { reused: bool },
+    /// A sign-in waiting for its second factor: not a session yet.
+    Pending(Arc<PendingSignIn>),
     /// Not a token: a record that something happened (an outside
     /// provider's `state` already used, whose session a provider's `sid`
     /// is), kept under a key derived from what it records.
     Marker,
+}
+
+/// A sign-in whose first factor was given, waiting for the second: the
+/// sign-in request it answers once that is given (the sign-in page's
+/// parameters, as a query). Who, when and with what are the session's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingSignIn {
+    pub(crate) request: String,
+    /// The factor was not enrolled yet: the page enrols one.
+    #[serde(default)]
+    pub(crate) enrol: bool,
+    /// Enrolled and confirmed: the sign-in goes on once the person has
+    /// seen their recovery codes.
+    #[serde(default)]
+    pub(crate) verified: bool,
 }
 
 /// What an authorization code is bound to (RFC 6749 §4.1.3, RFC 7636).
@@ -251,6 +288,11 @@ impl Session {
     /// Where it was signed in from, if known.
     pub(crate) fn origin(&self) -> Option<&SessionOrigin> {
         self.origin.as_deref()
+    }
+
+    /// How it was signed in (nothing known for a session kept without).
+    pub fn methods(&self) -> AuthMethods {
+        self.origin.as_ref().map_or(AuthMethods::NONE, |o| o.methods)
     }
 
     /// The sign-in it belongs to, as OpenID Connect names it (`sid`): its
@@ -692,7 +734,11 @@ mod tests {
     #[test]
     fn a_sessions_origin_keeps_at_most_256_bytes_of_user_agent_on_a_char_boundary() {
         let long = "é".repeat(200);
-        let origin = SessionOrigin::new(Some("192.0.2.1".parse().unwrap()), Some(&long));
+        let origin = SessionOrigin::new(
+            Some("192.0.2.1".parse().unwrap()),
+            Some(&long),
+            AuthMethods::PASSWORD,
+        );
         let kept = origin.user_agent.as_deref().unwrap();
         assert!(
             kept.len() <= SessionOrigin::USER_AGENT_MAX && kept.len() >= SessionOrigin::USER_AGENT_MAX - 1

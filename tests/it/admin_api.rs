@@ -16,8 +16,16 @@ pub(crate) struct Setup {
 }
 
 pub(crate) async fn setup() -> Setup {
+    setup_with("").await
+}
+
+/// [`setup`] with `auth` lines in `[auth]` (`{SECRET}` in them: the path
+/// of a secret file made for it).
+pub(crate) async fn setup_with(auth: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let upstream = start_upstream().await;
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "admin-api-tests-secret-0123456789abcdef").unwrap();
     let bot_secret = authgate::hash_password("bot-secret");
     let toml = format!(
         r#"
@@ -29,6 +37,9 @@ url = "http://{upstream}"
 
 [database]
 url = "sqlite://{db}"
+
+[auth]
+{auth}
 
 [admin]
 groups = ["admins"]
@@ -55,6 +66,7 @@ allowed_groups = ["ops"]
 "#,
         upstream = upstream.addr,
         db = dir.path().join("authgate.db").display(),
+        auth = auth.replace("{SECRET}", &secret.display().to_string()),
         hash = password_hash()
     );
     Setup {
@@ -468,7 +480,8 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
         schemathesis.exists(),
         "tests/python/requirements.txt installs schemathesis"
     );
-    let Setup { gateway, _dir: dir } = setup().await;
+    let Setup { gateway, _dir: dir } =
+        setup_with("secret_file = \"{SECRET}\"\nsecond_factor = \"optional\"").await;
     let root = token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
     // A confidential client, for rotate-secret to rotate (a generated id
     // names none), and a session that exists, for DELETE /sessions/{id}
@@ -483,6 +496,29 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
     .await;
     assert_eq!(status, 201);
     let carol = token(&gateway, "carol", PASSWORD, None).await;
+    // A factor of carol's (an authenticator being set up on her account
+    // page), for DELETE /users/{username}/factors/{id} to remove.
+    let browser = browser();
+    sign_in(&browser, &gateway, "carol", PASSWORD, "/").await;
+    let account = browser
+        .get(gateway.url("/management/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_value(&account, "csrf").unwrap();
+    let enrolling = browser
+        .post(gateway.url("/management/account/authenticator"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let carols_factor = hidden_value(&enrolling, "factor").expect("an authenticator being set up");
     let carols_session: String = sha2::Sha256::digest(carol.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -493,8 +529,9 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
         &settings,
         std::fs::read_to_string(shared).unwrap()
             + &format!(
-                "\n[[operations]]\ninclude-path = \"/management/admin/api/v1/sessions/{{id}}\"\ninclude-method = \"DELETE\"\nparameters = {{ id = \"{carols_session}\" }}\n\
-                 \n[[operations]]\ninclude-path = \"/management/admin/api/v1/clients/{{client_id}}/rotate-secret\"\ninclude-method = \"POST\"\nparameters = {{ client_id = \"rotated\" }}\n"
+                "\n[[operations]]\ninclude-name = \"DELETE /management/admin/api/v1/sessions/{{id}}\"\nparameters = {{ id = \"{carols_session}\" }}\n\
+                 \n[[operations]]\ninclude-name = \"POST /management/admin/api/v1/clients/{{client_id}}/rotate-secret\"\nparameters = {{ client_id = \"rotated\" }}\n\
+                 \n[[operations]]\ninclude-name = \"DELETE /management/admin/api/v1/users/{{username}}/factors/{{id}}\"\nparameters = {{ username = \"carol\", id = \"{carols_factor}\" }}\n"
             ),
     )
     .unwrap();
@@ -528,6 +565,20 @@ async fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
     assert!(
         !page.as_array().unwrap_or_else(|| panic!("{page}")).is_empty(),
         "schemathesis made no group: {report}"
+    );
+    // It removed carol's factor (the seeded id reached the operation).
+    let (_, factors, _) = call(
+        &gateway,
+        reqwest::Method::GET,
+        "/users/carol/factors",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(
+        factors["factors"],
+        json!([]),
+        "schemathesis did not remove carol's factor: {report}"
     );
     // Clients it made (and may have deleted since): the audit log has
     // more than the one this test made.

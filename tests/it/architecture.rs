@@ -102,7 +102,7 @@ fn the_modules_import_each_other_without_a_cycle() {
 const LAYERS: [&[&str]; 9] = [
     &["runtime", "web", "password", "tls", "error"],
     &["store", "config", "db"],
-    &["identity", "proxy", "signing"],
+    &["identity", "proxy", "signing", "second_factor"],
     &["obs"],
     &["auth"],
     &["admin"],
@@ -160,6 +160,9 @@ fn no_module_reaches_up_into_one_above_it() {
     );
     // The signing keys know only their configuration.
     may_only("signing", &["config", "error"]);
+    // Second factors: what the config requires, the database keeps and a
+    // session records; no HTTP.
+    may_only("second_factor", &["config", "db", "error", "store"]);
     // The library never needs the binary's gateway.
     for (module, imports) in &graph {
         if module != "gateway" {

@@ -32,6 +32,7 @@ mod properties;
 mod redis;
 mod restart;
 mod routing;
+mod second_factor;
 #[cfg(feature = "tls")]
 mod tls;
 mod upstream_connections;

@@ -553,6 +553,45 @@ async fn prompt_none_signs_in_silently_from_the_gateway_session_or_answers_login
 }
 
 #[tokio::test]
+async fn a_person_signed_in_here_goes_back_to_an_application_without_a_page_unless_it_asks_for_one() {
+    let upstream = start_upstream().await;
+    let gateway = Gateway::start(&config(upstream.addr, "")).await;
+    let authorize = |extra: &str| {
+        gateway.url(&format!(
+            "/management/authorize?response_type=code&client_id={RP}&redirect_uri={}&scope=openid&state=st\
+             &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
+            url::form_urlencoded::byte_serialize(RP_CALLBACK.as_bytes()).collect::<String>()
+        ))
+    };
+    // Not signed in: the sign-in page.
+    let alice = browser();
+    let page = alice.get(authorize("")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("name=\"password\""));
+    // Signed in at the gateway: straight back to the client with a code.
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let answer = alice.get(authorize("")).send().await.unwrap();
+    assert_eq!(answer.status(), 303);
+    let back: url::Url = answer.headers()["location"].to_str().unwrap().parse().unwrap();
+    assert_eq!(back.as_str().split('?').next().unwrap(), RP_CALLBACK);
+    let pairs: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    assert!(pairs.contains_key("code"), "{back}");
+    assert_eq!(pairs["state"], "st");
+    // prompt=login, select_account, or a session older than max_age: the page again.
+    for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
+        if extra == "&max_age=0" {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let page = alice.get(authorize(extra)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{extra}");
+        assert!(
+            page.text().await.unwrap().contains("name=\"password\""),
+            "{extra}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_client_may_get_jwt_access_tokens_for_the_resources_it_may_ask_for() {
     let Some(python) = test_python() else {
         return;

@@ -14,7 +14,11 @@ pub(super) use super::problem::Problem;
 pub(super) use super::Admin;
 
 mod clients;
+mod factors;
 mod sessions;
+
+pub(crate) use self::factors::Required;
+pub(super) use self::factors::{list_factors, remove_factor, require_factor};
 
 pub(crate) use self::sessions::SessionQuery;
 pub(super) use self::sessions::{end_session, list_sessions};
@@ -629,10 +633,12 @@ fn no_database() -> Problem {
     info(title = "authgate admin API", version = "1", description = "People, groups, OAuth clients, sessions and the audit log. Authenticate with an admin's session cookie (and X-Authgate-Csrf on changes) or a bearer token with the scope authgate:admin. Errors are RFC 9457 problem JSON."),
     paths(list_users, add_user, get_user, change_user, delete_user, revoke_sessions, invite_user, list_groups, list_members, add_group, add_member, remove_member, audit,
         sessions::list_sessions, sessions::end_session,
+        factors::list_factors, factors::remove_factor, factors::require_factor,
         clients::list_clients, clients::add_client, clients::get_client, clients::change_client, clients::rotate_secret, clients::delete_client),
     components(schemas(User, ConfigUser, Member, UserPage, NewUserBody, UserChange, Invitation, Group, NewGroupBody, Revoked, AuditPage, AuditEventOut, Problem,
         clients::ClientOut, clients::ClientList, clients::ClientWithSecret, clients::NewClientBody, clients::ClientChange,
         sessions::SessionOut, sessions::SessionList,
+        factors::FactorOut, factors::FactorList, factors::Required,
         clients::RedirectUri, clients::Origin, clients::Scope, clients::GrantName, clients::IdTokenAlg, clients::TokenFormat, clients::SubjectType)),
     modifiers(&Security, &ClientRules),
     security(("bearer" = []), ("session" = []))

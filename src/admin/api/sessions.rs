@@ -28,6 +28,10 @@ pub(crate) struct SessionOut {
     /// To the minute (to the second with an idle timeout).
     last_seen_at: u64,
     expires_at: u64,
+    /// How it was signed in: `password` or `mfa`, and the methods (RFC
+    /// 8176: `pwd`, `otp`, `mfa`).
+    acr: &'static str,
+    amr: Vec<&'static str>,
 }
 
 impl SessionOut {
@@ -44,6 +48,8 @@ impl SessionOut {
             started_at: session.issued_at(),
             last_seen_at: session.last_seen().max(session.issued_at()),
             expires_at: session.expires_at(),
+            acr: session.methods().level(),
+            amr: session.methods().names(),
         }
     }
 }

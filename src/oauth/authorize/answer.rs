@@ -14,7 +14,10 @@ use crate::auth::state::AuthState;
 use crate::identity::{Client, User};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
-use crate::store::{CodeBinding, Family, Kind, Session, SessionOrigin, StoreError, Token, TokenKey};
+use crate::second_factor::Need;
+use crate::store::{
+    AuthMethods, CodeBinding, Family, Kind, Session, SessionOrigin, StoreError, Token, TokenKey,
+};
 use crate::web::paths::return_target;
 use crate::web::request::cookie;
 use crate::web::response::{self, OwnBody};
@@ -53,6 +56,55 @@ pub(super) fn redirect_with(redirect_uri: &str, fragment: bool, pairs: &[(&str, 
     response::redirect(StatusCode::SEE_OTHER, url.as_str()).expect("a serialized URL is a valid Location")
 }
 
+/// Why the browser's session here cannot sign the person in to a client
+/// without a page.
+pub(super) enum NoSession {
+    /// `max_age` is not a number.
+    BadMaxAge,
+    /// Not signed in, too long ago for `max_age`, or not yet allowed on.
+    Required(&'static str),
+}
+
+/// The browser's gateway session, if it can sign the person in to a
+/// client at once (single sign-on): present, recent enough for `max_age`,
+/// and not waiting for a new password.
+pub(super) async fn reusable_session(
+    state: &AuthState,
+    req: &http::request::Parts,
+    asked: &AuthorizeParams<'_>,
+) -> Result<Session, NoSession> {
+    let max_age = match asked.max_age.map(str::parse::<u64>) {
+        Some(Ok(max_age)) => Some(max_age),
+        Some(Err(_)) => return Err(NoSession::BadMaxAge),
+        None => None,
+    };
+    let session = match cookie(&req.headers, SESSION_COOKIE) {
+        Some(token) if credential::is_well_formed(token) => state
+            .store
+            .get(&TokenKey::of(token))
+            .await
+            .ok()
+            .flatten()
+            .filter(Session::is_access),
+        _ => None,
+    };
+    let Some(session) = session.filter(|s| s.client_id().is_none()) else {
+        return Err(NoSession::Required("The person is not signed in here."));
+    };
+    let signed_in_at = session.origin().map_or(session.issued_at(), |o| o.signed_in_at);
+    if max_age.is_some_and(|max| crate::store::unix_now().saturating_sub(signed_in_at) > max) {
+        return Err(NoSession::Required(
+            "The person signed in longer ago than max_age.",
+        ));
+    }
+    if session.identity().password_change_required() {
+        return Err(NoSession::Required(
+            "The person must choose a new password first.",
+        ));
+    }
+    Ok(session)
+}
+
 /// `prompt=none`: no page. The browser's session here signs the person
 /// in to the client at once, if it is recent enough for `max_age`; else
 /// the client is told `login_required` at its redirect URI.
@@ -76,46 +128,56 @@ pub(super) async fn silently(
         );
     };
     let fragment = *response_type != ResponseType::Code;
-    let required = |why: &str| back_to_client(redirect_uri, fragment, "login_required", why, asked.state);
-    let max_age = match asked.max_age.map(str::parse::<u64>) {
-        Some(Ok(max_age)) => Some(max_age),
-        Some(Err(_)) => {
-            return back_to_client(
+    match reusable_session(state, req, asked).await {
+        Ok(session) if !session.methods().is_multi_factor() && needs_more(state, &session, asked).await => {
+            back_to_client(
                 redirect_uri,
                 fragment,
-                "invalid_request",
-                "max_age is a number of seconds.",
+                "interaction_required",
+                "The person must give a second factor first.",
                 asked.state,
             )
         }
-        None => None,
-    };
-    let session = match cookie(&req.headers, SESSION_COOKIE) {
-        Some(token) if credential::is_well_formed(token) => state
-            .store
-            .get(&TokenKey::of(token))
-            .await
-            .ok()
-            .flatten()
-            .filter(Session::is_access),
-        _ => None,
-    };
-    let Some(session) = session.filter(|s| s.client_id().is_none()) else {
-        return required("The person is not signed in here.");
-    };
+        Ok(session) => from_session(state, req, target, asked, session).await,
+        Err(NoSession::BadMaxAge) => back_to_client(
+            redirect_uri,
+            fragment,
+            "invalid_request",
+            "max_age is a number of seconds.",
+            asked.state,
+        ),
+        Err(NoSession::Required(why)) => {
+            back_to_client(redirect_uri, fragment, "login_required", why, asked.state)
+        }
+    }
+}
+
+/// Whether a session signed in with one factor needs another before it
+/// signs in to a client (a database that cannot be asked: yes).
+async fn needs_more(state: &AuthState, session: &Session, asked: &AuthorizeParams<'_>) -> bool {
+    !matches!(
+        crate::second_factor::need(
+            &state.config,
+            state.database.as_ref(),
+            session.identity(),
+            asked.wants_mfa()
+        )
+        .await,
+        Ok(Need::Nothing)
+    )
+}
+
+/// Signs the person of `session` (a gateway session) in to the client of
+/// `target` with no page; the new grant keeps when they really signed in.
+pub(super) async fn from_session(
+    state: &AuthState,
+    req: &http::request::Parts,
+    target: Target,
+    asked: &AuthorizeParams<'_>,
+    session: Session,
+) -> Response<OwnBody> {
     let signed_in_at = session.origin().map_or(session.issued_at(), |o| o.signed_in_at);
-    if max_age.is_some_and(|max| crate::store::unix_now().saturating_sub(signed_in_at) > max) {
-        return required("The person signed in longer ago than max_age.");
-    }
-    if session.identity().password_change_required() {
-        return required("The person must choose a new password first.");
-    }
-    let identity = session.identity().clone();
-    let entry = state
-        .directory
-        .user(identity.username())
-        .and_then(|u| u.entry().cloned());
-    let user = User::from_entry_with(entry, identity);
+    let user = user_of(state, session.identity().clone());
     let address = state.client_ip(&req.extensions, &req.headers);
     complete(
         state,
@@ -124,16 +186,36 @@ pub(super) async fn silently(
         target,
         asked,
         &user,
-        Some(signed_in_at),
+        SignedIn {
+            methods: session.methods(),
+            at: Some(signed_in_at),
+        },
     )
     .await
 }
 
-/// Answers a sign-in that succeeded, as its target asked: a session
-/// cookie and back to `rd`, or a token or code for the client at its
-/// redirect URI.
-/// `signed_in_at`: when the person really signed in, for a sign-in made
-/// of an earlier one (`prompt=none`); `None`: now.
+/// The user a session's `identity` is, with the directory's entry for
+/// them (where it has one).
+pub(in crate::oauth) fn user_of(state: &AuthState, identity: Arc<crate::store::Identity>) -> User {
+    let entry = state
+        .directory
+        .user(identity.username())
+        .and_then(|u| u.entry().cloned());
+    User::from_entry_with(entry, identity)
+}
+
+/// How the person signed in: the methods given so far, and when (`None`:
+/// now; a sign-in made of an earlier one keeps the first one's time).
+#[derive(Clone, Copy, Debug)]
+pub(in crate::oauth) struct SignedIn {
+    pub(in crate::oauth) methods: AuthMethods,
+    pub(in crate::oauth) at: Option<u64>,
+}
+
+/// Answers a sign-in whose first factor succeeded: on to the second if
+/// the person needs one ([`crate::second_factor::need`]); else as its
+/// target asked: a session cookie and back to `rd`, or a token or code
+/// for the client at its redirect URI.
 pub(in crate::oauth) async fn complete(
     state: &AuthState,
     headers: &HeaderMap,
@@ -141,12 +223,40 @@ pub(in crate::oauth) async fn complete(
     target: Target,
     asked: &AuthorizeParams<'_>,
     user: &User,
-    signed_in_at: Option<u64>,
+    signed_in: SignedIn,
 ) -> Response<OwnBody> {
+    if !signed_in.methods.is_multi_factor() {
+        let need = crate::second_factor::need(
+            &state.config,
+            state.database.as_ref(),
+            &user.identity,
+            asked.wants_mfa(),
+        )
+        .await;
+        match need {
+            Ok(Need::Nothing) => {}
+            Ok(need) => {
+                return crate::oauth::second_factor::ask(
+                    state, headers, address, asked, user, signed_in, need,
+                )
+                .await
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not read the person's second factors");
+                return state.error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is unavailable",
+                    "Your second factor cannot be checked right now (the database cannot be reached). Try again in a moment.",
+                    "temporarily_unavailable",
+                );
+            }
+        }
+    }
     let origin = SessionOrigin::signed_in(
         address,
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
-        signed_in_at.unwrap_or_else(crate::store::unix_now),
+        signed_in.at.unwrap_or_else(crate::store::unix_now),
+        signed_in.methods,
     );
     let issued = match &target {
         Target::Gateway => state.issue(user, None, None, origin).await,

@@ -19,13 +19,14 @@ use crate::config::Grant;
 use crate::identity::{Client, Unavailable};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
+use crate::store::AuthMethods;
 use crate::web::request::{self, cookie, is_form_navigation, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
 mod answer;
 
-use self::answer::{back_to_client, silently};
-pub(super) use self::answer::{complete, signed_in_to_gateway, to_sign_in};
+use self::answer::{back_to_client, from_session, reusable_session, silently};
+pub(super) use self::answer::{complete, signed_in_to_gateway, to_sign_in, user_of, SignedIn};
 
 use super::flash::{self, Failure, Flash};
 use super::{grant_scope, pkce, BoxError, AUTHORIZE_PATH};
@@ -51,7 +52,7 @@ fn human_wait(secs: u64) -> String {
         _ => format!("{} minutes", secs.div_ceil(60)),
     }
 }
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 17] = [
     "csrf",
     "provider",
     "code_challenge",
@@ -68,6 +69,7 @@ const FIELDS: [&str; 16] = [
     "login_hint",
     "prompt",
     "max_age",
+    "acr_values",
 ];
 
 /// How long an authorization code lives (RFC 6749 §4.1.2: at most ten
@@ -107,6 +109,8 @@ pub(super) struct AuthorizeParams<'a> {
     prompt: Option<&'a str>,
     /// OpenID Connect: the oldest sign-in accepted without a new one.
     max_age: Option<&'a str>,
+    /// OpenID Connect: the levels asked for, best first (`mfa`).
+    acr_values: Option<&'a str>,
 }
 
 impl<'a> AuthorizeParams<'a> {
@@ -125,7 +129,15 @@ impl<'a> AuthorizeParams<'a> {
             login_hint: get("login_hint"),
             prompt: get("prompt"),
             max_age: get("max_age"),
+            acr_values: get("acr_values"),
         }
+    }
+
+    /// Whether the client asked for a sign-in with two factors
+    /// (`acr_values` naming `mfa`).
+    pub(super) fn wants_mfa(&self) -> bool {
+        self.acr_values
+            .is_some_and(|values| values.split(' ').any(|v| v == "mfa"))
     }
 
     /// The sign-in page's own address with these parameters: where a
@@ -160,6 +172,7 @@ impl<'a> AuthorizeParams<'a> {
             ("nonce", self.nonce),
             ("login_hint", self.login_hint),
             ("max_age", self.max_age),
+            ("acr_values", self.acr_values),
         ] {
             if let Some(value) = value {
                 query.append_pair(name, value);
@@ -183,6 +196,7 @@ impl<'a> AuthorizeParams<'a> {
             code_challenge: self.code_challenge.unwrap_or(""),
             code_challenge_method: self.code_challenge_method.unwrap_or(""),
             nonce: self.nonce.unwrap_or(""),
+            acr_values: self.acr_values.unwrap_or(""),
             csrf: "",
             username: if username.is_empty() {
                 self.login_hint.unwrap_or("")
@@ -347,8 +361,17 @@ pub(super) async fn show(state: &AuthState, req: &http::request::Parts) -> Respo
         Ok(target) => target,
         Err(response) => return response,
     };
-    if asked.prompt.is_some_and(|p| p.split(' ').any(|p| p == "none")) {
+    let prompts = || asked.prompt.into_iter().flat_map(|p| p.split(' '));
+    if prompts().any(|p| p == "none") {
         return silently(state, req, target, &asked).await;
+    }
+    // Single sign-on: a person signed in here goes back to the client at
+    // once, unless the client asks for a fresh sign-in.
+    let fresh = prompts().any(|p| matches!(p, "login" | "select_account"));
+    if matches!(target, Target::Client { .. }) && !fresh {
+        if let Ok(session) = reusable_session(state, req, &asked).await {
+            return from_session(state, req, target, &asked, session).await;
+        }
     }
     let headers = &req.headers;
     let chosen = params.one("provider").ok().flatten();
@@ -556,5 +579,17 @@ where
             username,
         );
     };
-    complete(state, headers, address, target, &asked, &user, None).await
+    complete(
+        state,
+        headers,
+        address,
+        target,
+        &asked,
+        &user,
+        SignedIn {
+            methods: AuthMethods::PASSWORD,
+            at: None,
+        },
+    )
+    .await
 }

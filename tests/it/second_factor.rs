@@ -1,0 +1,538 @@
+//! A second factor: an authenticator app enrolled on the account page
+//! from the QR code the server drew (read by zxing-cpp, codes computed by
+//! pyotp, an RFC 6238 implementation nobody here wrote), asked for at
+//! every sign-in, codes never accepted twice, recovery codes single use;
+//! enrolment at sign-in where one is required; step-up per route, for a
+//! browser and (RFC 9470) for an API client; what the upstream, the ID
+//! token and introspection are told of how the person signed in.
+
+use crate::common::*;
+use serde_json::Value;
+
+const SECRET: &str = "second-factor-tests-secret-0123456789";
+
+/// A gateway with the database, the secret, second factors `policy` (and
+/// `auth` lines more in `[auth]`), and `extra` config after the people
+/// (`{UP}` in it: the upstream's address); alice and bob (in admins) are
+/// config users.
+async fn setup(policy: &str, auth: &str, extra: &str) -> (Gateway, Upstream, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start_upstream().await;
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstream]
+url = "http://{upstream}"
+
+[database]
+url = "sqlite://{db}"
+
+[audit]
+file = "{audit}"
+
+[auth]
+secret_file = "{secret}"
+second_factor = "{policy}"
+{auth}
+
+[[users]]
+username = "alice"
+password_hash = "{hash}"
+
+[[users]]
+username = "bob"
+password_hash = "{hash}"
+groups = ["admins"]
+{extra}
+"#,
+        upstream = upstream.addr,
+        db = dir.path().join("authgate.db").display(),
+        audit = dir.path().join("audit.jsonl").display(),
+        secret = secret.display(),
+        hash = password_hash(),
+        extra = extra.replace("{UP}", &upstream.addr.to_string()),
+    );
+    (Gateway::start(&toml).await, upstream, dir)
+}
+
+/// The QR code of a page read as a phone would: its text, and the code
+/// the app shows `offset` seconds from now.
+async fn scan(python: &std::path::Path, html: &str, offset: i64) -> (String, String) {
+    let start = html.find("<svg").expect("a QR code on the page");
+    let end = html[start..].find("</svg>").expect("a whole SVG") + start + "</svg>".len();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &html[start..end]).unwrap();
+    let said = run_python(
+        python,
+        "read_qr.py",
+        &[file.path().to_str().unwrap(), &offset.to_string()],
+    )
+    .await
+    .unwrap();
+    let mut lines = said.lines();
+    (lines.next().unwrap().to_owned(), lines.next().unwrap().to_owned())
+}
+
+/// The code pyotp computes from `uri`, `offset` seconds from now.
+async fn code_of(python: &std::path::Path, uri: &str, offset: i64) -> String {
+    let script = format!("import pyotp, time; print(pyotp.parse_uri({uri:?}).at(time.time() + {offset}))");
+    let mut command = std::process::Command::new(python);
+    command.args(["-c", &script]);
+    let out = run_command(command).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Posts `form` (with the page's CSRF field) to `path`.
+async fn post(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    path: &str,
+    html: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = hidden_value(html, "csrf").expect("a CSRF field");
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend_from_slice(form);
+    client.post(gateway.url(path)).form(&fields).send().await.unwrap()
+}
+
+async fn text_of(client: &reqwest::Client, gateway: &Gateway, path: &str) -> (reqwest::StatusCode, String) {
+    let answer = client.get(gateway.url(path)).send().await.unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+fn location(answer: &reqwest::Response) -> String {
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Enrols an authenticator for the person signed in with `client` on the
+/// account page; answers its otpauth URI and the recovery codes shown.
+async fn enrol_on_account_page(
+    python: &std::path::Path,
+    client: &reqwest::Client,
+    gateway: &Gateway,
+) -> (String, Vec<String>) {
+    let (status, account) = text_of(client, gateway, "/management/account").await;
+    assert_eq!(status, 200);
+    assert!(account.contains("id=\"add-authenticator\""), "{account}");
+    let page = post(
+        client,
+        gateway,
+        "/management/account/authenticator",
+        &account,
+        &[],
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let (uri, _) = scan(python, &page, 0).await;
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    // The secret shown as text is the QR code's.
+    let secret = unescape_html(
+        page.split("id=\"secret\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap(),
+    );
+    assert!(uri.contains(&format!("secret={secret}")), "{uri} / {secret}");
+    let factor = hidden_value(&page, "factor").unwrap();
+    // A wrong first code: the same authenticator is shown again.
+    let wrong = post(
+        client,
+        gateway,
+        "/management/account/authenticator/confirm",
+        &page,
+        &[("factor", &factor), ("code", "000000")],
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    let again = wrong.text().await.unwrap();
+    assert_eq!(scan(python, &again, 0).await.0, uri);
+    let code = code_of(python, &uri, 0).await;
+    let confirmed = post(
+        client,
+        gateway,
+        "/management/account/authenticator/confirm",
+        &again,
+        &[("factor", &factor), ("code", &code)],
+    )
+    .await;
+    assert_eq!(confirmed.status(), 200);
+    let codes_page = confirmed.text().await.unwrap();
+    let codes: Vec<String> = codes_page
+        .split("id=\"recovery-codes\">")
+        .nth(1)
+        .unwrap()
+        .split("</ol>")
+        .next()
+        .unwrap()
+        .split("<li>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{codes_page}");
+    (uri, codes)
+}
+
+/// Signs `username` in with the password and answers the second-factor
+/// page it is sent to.
+async fn password_then_page(client: &reqwest::Client, gateway: &Gateway, username: &str, rd: &str) -> String {
+    let answer = sign_in(client, gateway, username, PASSWORD, rd).await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(location(&answer), "/management/second-factor");
+    assert!(
+        answer
+            .headers()
+            .get("set-cookie")
+            .is_some_and(|c| c.to_str().unwrap().starts_with("authgate_pending=")),
+        "a pending sign-in, not a session: {:?}",
+        answer.headers()
+    );
+    let (status, page) = text_of(client, gateway, "/management/second-factor").await;
+    assert_eq!(status, 200);
+    page
+}
+
+#[tokio::test]
+async fn an_authenticator_from_the_account_page_is_asked_for_at_every_sign_in_and_no_code_works_twice() {
+    let Some(python) = test_python() else { return };
+    let (gateway, _upstream, dir) = setup("optional", "", "").await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let (uri, recovery) = enrol_on_account_page(&python, &alice, &gateway).await;
+    let (_, account) = text_of(&alice, &gateway, "/management/account").await;
+    assert!(account.contains("id=\"authenticator\""), "{account}");
+    assert!(account.contains("id=\"recovery-left\">10<"), "{account}");
+
+    // A new browser: the password is not enough.
+    let second = browser();
+    let page = password_then_page(&second, &gateway, "alice", "/app").await;
+    assert!(page.contains("Enter your code"), "{page}");
+    let (status, _) = text_of(&second, &gateway, "/app").await;
+    assert_eq!(status, 302, "no session before the second factor");
+    let wrong = post(
+        &second,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", "000000")],
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("not right"));
+    // The next step's code (the enrolment used this one): accepted once.
+    let code = code_of(&python, &uri, 30).await;
+    let (_, page) = text_of(&second, &gateway, "/management/second-factor").await;
+    let done = post(
+        &second,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", &code)],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/app");
+    let token = session_token(&done);
+    let me = bearer_json(&gateway, "/management/me", &token).await;
+    assert_eq!(me["acr"], "mfa", "{me}");
+    assert_eq!(me["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{me}");
+    let echoed = bearer_json(&gateway, "/app", &token).await;
+    assert_eq!(echoed["headers"]["x-forwarded-auth-level"], "mfa", "{echoed}");
+
+    // The same code again, in a third browser: a replay, refused.
+    let third = browser();
+    let page = password_then_page(&third, &gateway, "alice", "/").await;
+    let replayed = post(
+        &third,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", &code)],
+    )
+    .await;
+    assert_eq!(replayed.status(), 401);
+    assert!(replayed.text().await.unwrap().contains("used already"));
+    // A recovery code, however typed: once.
+    let (_, page) = text_of(&third, &gateway, "/management/second-factor").await;
+    let typed = recovery[3].to_uppercase().replace('-', " ");
+    let recovered = post(
+        &third,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", &typed)],
+    )
+    .await;
+    assert_eq!(recovered.status(), 303);
+    let fourth = browser();
+    let page = password_then_page(&fourth, &gateway, "alice", "/").await;
+    let again = post(
+        &fourth,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", &recovery[3])],
+    )
+    .await;
+    assert_eq!(again.status(), 401);
+    // Each refusal and the recovery code are in the audit log.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    for detail in ["second_factor_wrong", "second_factor_replayed", "recovery_code"] {
+        assert!(audit.contains(detail), "{detail} missing from {audit}");
+    }
+    assert!(audit.contains("second_factor.enrolled"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_route_at_auth_level_mfa_sends_a_one_factor_session_for_the_second_and_lets_it_through() {
+    let Some(python) = test_python() else { return };
+    let extra = "[[routes]]\npath_prefix = \"/admin\"\nurl = \"http://{UP}\"\nauth_level = \"mfa\"\n";
+    let (gateway, _upstream, _dir) = setup("optional", "", extra).await;
+    let bob = browser();
+    sign_in(&bob, &gateway, "bob", PASSWORD, "/").await;
+    // One factor: the plain routes pass, saying so; a client cannot claim more.
+    let plain = bob
+        .get(gateway.url("/plain"))
+        .header("x-forwarded-auth-level", "mfa")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let echoed: Value = plain.json().await.unwrap();
+    assert_eq!(
+        echoed["headers"]["x-forwarded-auth-level"], "password",
+        "{echoed}"
+    );
+    // The step-up route sends the browser for a second factor, which bob lacks.
+    let asked = bob.get(gateway.url("/admin/users?x=1")).send().await.unwrap();
+    assert_eq!(asked.status(), 302);
+    let step_up = location(&asked);
+    assert_eq!(step_up, "/management/second-factor?rd=%2Fadmin%2Fusers%3Fx%3D1");
+    let (_, missing) = text_of(&bob, &gateway, &step_up).await;
+    assert!(missing.contains("has none yet"), "{missing}");
+    // Enrolled, the same session is asked for a code, and then passes.
+    let (uri, _) = enrol_on_account_page(&python, &bob, &gateway).await;
+    let asked = bob.get(gateway.url("/admin/users?x=1")).send().await.unwrap();
+    assert_eq!(location(&asked), step_up);
+    let (_, page) = text_of(&bob, &gateway, &step_up).await;
+    assert!(page.contains("Enter your code"), "{page}");
+    let code = code_of(&python, &uri, 30).await;
+    let done = post(
+        &bob,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("code", &code), ("rd", "/admin/users?x=1")],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/admin/users?x=1");
+    assert!(
+        done.headers().get("set-cookie").is_none(),
+        "the same session, stepped up"
+    );
+    let through = bob
+        .get(gateway.url("/admin/users?x=1"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), 200);
+    let echoed: Value = through.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-auth-level"], "mfa", "{echoed}");
+    // An API client with a one-factor token: RFC 9470's challenge.
+    let token = password_grant(&gateway.url("/management/token"), "alice").await;
+    let refused = bearer_get(&gateway, "/admin/users", &token).await;
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("acr_values=\"mfa\""), "{challenge}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_user_authentication", "{body}");
+    assert_eq!(bearer_status(&gateway, "/plain", &token).await, 200);
+}
+
+#[tokio::test]
+async fn where_a_second_factor_is_required_a_person_without_one_enrols_at_sign_in() {
+    let Some(python) = test_python() else { return };
+    // bob is in admins, of whom second_factor_groups requires one.
+    let (gateway, _upstream, _dir) = setup("optional", "second_factor_groups = [\"admins\"]", "").await;
+    let bob = browser();
+    let page = password_then_page(&bob, &gateway, "bob", "/welcome").await;
+    assert!(page.contains("A second factor is required for bob"), "{page}");
+    let (uri, _) = scan(&python, &page, 0).await;
+    let factor = hidden_value(&page, "factor").unwrap();
+    let code = code_of(&python, &uri, 0).await;
+    let codes = post(
+        &bob,
+        &gateway,
+        "/management/second-factor",
+        &page,
+        &[("factor", &factor), ("code", &code)],
+    )
+    .await;
+    assert_eq!(codes.status(), 200);
+    let codes = codes.text().await.unwrap();
+    assert_eq!(codes.matches("<li>").count(), 10, "{codes}");
+    let (status, _) = text_of(&bob, &gateway, "/welcome").await;
+    assert_eq!(status, 302, "not signed in until the codes are seen");
+    let done = post(
+        &bob,
+        &gateway,
+        "/management/second-factor",
+        &codes,
+        &[("action", "continue")],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/welcome");
+    let me = bearer_json(&gateway, "/management/me", &session_token(&done)).await;
+    assert_eq!(me["acr"], "mfa", "{me}");
+    // alice, not in admins, signs in with her password alone.
+    let alice = browser();
+    let answer = sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    assert_eq!(location(&answer), "/");
+    let me = bearer_json(&gateway, "/management/me", &session_token(&answer)).await;
+    assert_eq!(me["acr"], "password", "{me}");
+    assert_eq!(me["amr"], serde_json::json!(["pwd"]), "{me}");
+}
+
+#[tokio::test]
+async fn the_password_grant_asks_a_person_with_a_second_factor_for_its_code_and_an_admin_can_remove_a_lost_one(
+) {
+    let Some(python) = test_python() else { return };
+    let (gateway, _upstream, _dir) = setup(
+        "optional",
+        "",
+        "[[users]]\nusername = \"root\"\npassword_hash = \"{HASH}\"\nadmin = true\n"
+            .replace("{HASH}", password_hash())
+            .as_str(),
+    )
+    .await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let (uri, _) = enrol_on_account_page(&python, &alice, &gateway).await;
+    let grant = |otp: Option<String>| {
+        let gateway = &gateway;
+        async move {
+            let mut form = vec![
+                ("grant_type", "password".to_owned()),
+                ("username", "alice".to_owned()),
+                ("password", PASSWORD.to_owned()),
+            ];
+            if let Some(otp) = otp {
+                form.push(("otp", otp));
+            }
+            let answer = api()
+                .post(gateway.url("/management/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (answer.status(), answer.json::<Value>().await.unwrap())
+        }
+    };
+    // The password alone no longer gets a token; with the code it does.
+    let (status, body) = grant(None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("otp"),
+        "{body}"
+    );
+    let (status, body) = grant(Some("000000".into())).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (status, body) = grant(Some(code_of(&python, &uri, 30).await)).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let me = bearer_json(&gateway, "/management/me", token).await;
+    assert_eq!(me["acr"], "mfa", "{me}");
+    // The admin sees alice's factor, removes it (she lost her phone).
+    let root = crate::admin_api::token(&gateway, "root", PASSWORD, Some("authgate:admin")).await;
+    let (status, listed, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::GET,
+        "/users/alice/factors",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["factors"][0]["kind"], "totp", "{listed}");
+    assert_eq!(listed["factors"][0]["confirmed"], true, "{listed}");
+    assert_eq!(listed["recovery_codes_left"], 10, "{listed}");
+    assert!(
+        listed.to_string().find("secret").is_none(),
+        "no secret leaves: {listed}"
+    );
+    let id = listed["factors"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/users/alice/factors/{id}");
+    let (status, _, _) = crate::admin_api::call(&gateway, reqwest::Method::DELETE, &path, &root, None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = crate::admin_api::call(&gateway, reqwest::Method::DELETE, &path, &root, None).await;
+    assert_eq!(status, 404);
+    let (_, listed, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::GET,
+        "/users/alice/factors",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(listed["factors"], serde_json::json!([]), "{listed}");
+    assert_eq!(
+        listed["recovery_codes_left"], 0,
+        "the codes went with the last factor: {listed}"
+    );
+    let (status, body) = grant(None).await;
+    assert_eq!(status, 200, "the password alone again: {body}");
+    // Config users cannot be required by the API (their groups can).
+    let (status, body, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::PUT,
+        "/users/alice/second-factor-required",
+        &root,
+        Some(serde_json::json!({"required": true})),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // The audit log is written in batches: within a few seconds.
+    let mut events = Value::Null;
+    for _ in 0..50 {
+        let (audited, found, _) = crate::admin_api::call(
+            &gateway,
+            reqwest::Method::GET,
+            "/audit?event=admin.second_factor_removed",
+            &root,
+            None,
+        )
+        .await;
+        assert_eq!(audited, 200);
+        events = found;
+        if events.to_string().contains("alice") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(events.to_string().contains("\"alice\""), "{events}");
+    assert!(
+        events.to_string().contains("\"root\""),
+        "the admin who did it: {events}"
+    );
+}
