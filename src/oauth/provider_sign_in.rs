@@ -22,7 +22,7 @@ use crate::auth::state::AuthState;
 use crate::identity::{Outside, OutsideError};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
-use crate::store::{unix_now, AuthMethods, Session, TokenKey};
+use crate::store::{unix_now, Session, TokenKey};
 use crate::web::request::{cookie, Params};
 use crate::web::response::{self, OwnBody};
 
@@ -322,10 +322,11 @@ async fn finish(
         Ok(target) => target,
         Err(response) => return response,
     };
-    // The provider's own methods are not known here: a second factor
-    // this gateway requires is asked for after it.
+    // The provider's own methods where its config trusts it to say them;
+    // a second factor this gateway requires is asked for after it if
+    // they are one factor.
     let signed_in = authorize::SignedIn {
-        methods: AuthMethods::NONE,
+        methods: provider.methods_of(&person),
         at: None,
     };
     authorize::complete(state, headers, address, target, &asked, &user, signed_in).await

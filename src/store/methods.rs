@@ -34,6 +34,9 @@ impl AuthMethods {
     pub const SOFTWARE_KEY: Self = Self(1 << 3);
     /// The authenticator verified the person (`user`: a PIN or biometric).
     pub const USER_VERIFIED: Self = Self(1 << 4);
+    /// A trusted outside provider said the sign-in there took more than
+    /// one factor (`amr` "mfa", or a multi-factor `acr`), whichever.
+    pub const ASSERTED_MFA: Self = Self(1 << 5);
 
     /// Both sets.
     #[must_use]
@@ -55,6 +58,9 @@ impl AuthMethods {
     /// held, something the person is): a password and a code or key, or a
     /// key that verified the person.
     pub const fn is_multi_factor(self) -> bool {
+        if self.contains(Self::ASSERTED_MFA) {
+            return true;
+        }
         let known = self.contains(Self::PASSWORD) as u8;
         let held =
             (self.0 & (Self::ONE_TIME_CODE.0 | Self::HARDWARE_KEY.0 | Self::SOFTWARE_KEY.0) != 0) as u8;
@@ -90,6 +96,7 @@ impl AuthMethods {
         names.into_iter().fold(Self::NONE, |set, name| {
             match NAMES.iter().find(|(_, known)| *known == name) {
                 Some((method, _)) => set.with(*method),
+                None if name == "mfa" => set.with(Self::ASSERTED_MFA),
                 None => set,
             }
         })
@@ -115,8 +122,11 @@ mod tests {
             ["swk", "user", "mfa"]
         );
         assert_eq!(
-            M::from_names(["pwd", "otp", "mfa", "sms"]),
+            M::from_names(["pwd", "otp", "sms"]),
             M::PASSWORD.with(M::ONE_TIME_CODE)
         );
+        let asserted = M::from_names(["pwd", "mfa"]);
+        assert!(asserted.is_multi_factor());
+        assert_eq!(asserted.names(), ["pwd", "mfa"]);
     }
 }

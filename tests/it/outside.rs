@@ -1013,3 +1013,36 @@ email = "BOB@corp.example"
     let seen = bearer_json(&gateway, "/x", &token).await;
     assert_eq!(seen["headers"]["x-forwarded-user"], "robert");
 }
+
+#[tokio::test]
+async fn a_providers_own_second_factor_counts_only_where_its_config_trusts_it() {
+    let port = free_port();
+    let people = json!([{"sub": "u-erin", "password": "erin-pw", "email": "erin@corp.example", "email_verified": true,
+        "preferred_username": "erin", "groups": [], "amr": ["pwd", "otp"], "acr": "mfa"}]);
+    let Some(trusted) = real_provider("trusted", port, people.clone()) else {
+        return;
+    };
+    let untrusted = real_provider("untrusted", port, people).unwrap();
+    let upstream = start_upstream().await;
+    let providers = provider_toml("trusted", "Trusted", &trusted.issuer, "trust_amr = true")
+        + &provider_toml("untrusted", "Untrusted", &untrusted.issuer, "");
+    let gateway = Gateway::start(&gateway_toml(port, upstream.addr, &providers)).await;
+    let start = |id: &str| gateway.url(&format!("/management/authorize?provider={id}&rd=%2F"));
+    let erin = browser();
+    let back = through_provider(&erin, &start("trusted"), "erin", "erin-pw").await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let me = bearer_json(&gateway, "/management/me", &token).await;
+    assert_eq!(me["acr"], "mfa", "{me}");
+    assert_eq!(me["amr"], json!(["pwd", "otp", "mfa"]), "{me}");
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-auth-level"], "mfa");
+    // The same ID token claims from a provider not trusted to say them.
+    let other = browser();
+    let back = through_provider(&other, &start("untrusted"), "erin", "erin-pw").await;
+    let token = set_cookie(&back, "authgate_session").expect("a session");
+    let me = bearer_json(&gateway, "/management/me", &token).await;
+    assert_eq!(me["acr"], "password", "{me}");
+    assert!(me.get("amr").is_none(), "nothing known of how: {me}");
+    let seen = bearer_json(&gateway, "/x", &token).await;
+    assert_eq!(seen["headers"]["x-forwarded-auth-level"], "password");
+}

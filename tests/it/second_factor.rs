@@ -536,3 +536,72 @@ async fn the_password_grant_asks_a_person_with_a_second_factor_for_its_code_and_
         "the admin who did it: {events}"
     );
 }
+
+#[tokio::test]
+async fn openid_client_is_told_of_the_second_factor_in_the_id_token_and_acr_values_asks_for_one() {
+    let Some(python) = test_python() else { return };
+    let client = format!(
+        "[[clients]]\nclient_id = \"rp\"\nclient_secret_hash = \"{}\"\nredirect_uris = [\"http://127.0.0.1:9/callback\"]\n\
+         grants = [\"authorization_code\", \"refresh_token\"]\n",
+        authgate::hash_password("rp-secret")
+    );
+    let (gateway, _upstream, _dir) = setup("optional", "", &client).await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let (uri, _) = enrol_on_account_page(&python, &alice, &gateway).await;
+    let secret = url::Url::parse(&uri)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "secret")
+        .unwrap()
+        .1
+        .into_owned();
+    let Some(found) = crate::common::oidc::run_node(
+        "relying_party.mjs",
+        serde_json::json!({
+            "issuer": gateway.url(""),
+            "client_id": "rp",
+            "client_secret": "rp-secret",
+            "redirect_uri": "http://127.0.0.1:9/callback",
+            "username": "alice",
+            "password": PASSWORD,
+            "scope": "openid",
+            "acr_values": "mfa",
+            "totp_secret": secret,
+        }),
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(found.get("error").is_none(), "{found}");
+    // Validated by openid-client (and jose against the JWKS).
+    assert_eq!(found["claims"]["acr"], "mfa", "{found}");
+    assert_eq!(
+        found["claims"]["amr"],
+        serde_json::json!(["pwd", "otp", "mfa"]),
+        "{found}"
+    );
+    assert_eq!(
+        found["refreshed_claims"]["acr"], "mfa",
+        "a refresh keeps how: {found}"
+    );
+    // bob has no second factor: acr_values=mfa has him set one up first.
+    let bob = browser();
+    let asked = gateway.url(
+        "/management/authorize?response_type=code&client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback\
+         &scope=openid&state=s&nonce=n&acr_values=mfa",
+    );
+    let signed_in = submit_sign_in(&bob, &asked, "bob", PASSWORD).await;
+    assert_eq!(location(&signed_in), "/management/second-factor");
+    let (_, page) = text_of(&bob, &gateway, "/management/second-factor").await;
+    assert!(page.contains("Set up an authenticator app"), "{page}");
+    // Without acr_values, bob signs in to the client with his password.
+    let carol = browser();
+    let plain = submit_sign_in(&carol, &asked.replace("&acr_values=mfa", ""), "bob", PASSWORD).await;
+    assert!(
+        location(&plain).starts_with("http://127.0.0.1:9/callback?code="),
+        "{}",
+        location(&plain)
+    );
+}

@@ -49,7 +49,8 @@ const provider = new Provider(issuer, {
     names: { session: 'op_session', interaction: 'op_interaction', resume: 'op_interaction_resume' },
   },
   claims: {
-    openid: ['sub'],
+    // How the person signed in (acr, amr), in every ID token.
+    openid: ['sub', 'acr', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
     groups: ['groups'],
@@ -139,7 +140,10 @@ async function interaction(req, res, uid, action) {
     const login = form.get('login') ?? '';
     const user = users.find((u) => [u.sub, u.preferred_username, u.email].includes(login));
     if (!user || user.password !== form.get('password')) return loginForm(res, uid, 'Invalid credentials', login);
-    return provider.interactionFinished(req, res, { login: { accountId: user.sub } }, { mergeWithLastSubmission: false });
+    // A person may say how they signed in here (amr, acr), as a provider
+    // with its own second factor does in its ID tokens.
+    const result = { accountId: user.sub, ...(user.amr && { amr: user.amr }), ...(user.acr && { acr: user.acr }) };
+    return provider.interactionFinished(req, res, { login: result }, { mergeWithLastSubmission: false });
   }
 
   if (prompt.name === 'consent') {

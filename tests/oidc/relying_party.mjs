@@ -7,7 +7,10 @@
 //
 // node relying_party.mjs <config.json>
 //   {"issuer", "client_id", "client_secret", "redirect_uri", "username", "password", "scope",
-//    "post_logout_redirect_uri" (optional: then it signs out by RP-initiated logout at the end)}
+//    "post_logout_redirect_uri" (optional: then it signs out by RP-initiated logout at the end),
+//    "acr_values" (optional: asked for), "totp_secret" (optional: the base32 secret of the
+//    person's authenticator app, whose code it gives when authgate asks for one)}
+import { createHmac } from 'node:crypto';
 import { load, readConfig } from './lib.mjs';
 
 const client = await load('openid-client');
@@ -23,19 +26,57 @@ function hiddenInputs(html) {
   return fields;
 }
 
-// Signs in at authgate's page for `url`, as a browser; answers where it sends the browser.
-async function signIn(url) {
-  const page = await fetch(url, { redirect: 'manual', headers: { accept: 'text/html' } });
-  if (page.status !== 200) throw new Error(`the sign-in page answered ${page.status}: ${await page.text()}`);
-  const cookies = page.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const form = new URLSearchParams({ ...hiddenInputs(await page.text()), username: cfg.username, password: cfg.password });
-  const posted = await fetch(new URL('/management/authorize', url), {
+// RFC 6238 (HMAC-SHA-1, 6 digits, 30 s) for a base32 secret, `offset` seconds from now.
+function totp(secret, offset) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor((Date.now() / 1000 + offset) / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const at = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+// The cookies a response set, added to `jar`.
+function keep(jar, response) {
+  for (const c of response.headers.getSetCookie()) {
+    const [pair] = c.split(';');
+    jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+  }
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+}
+
+// Posts `fields` (with the page's hidden ones) as a browser's form.
+async function submit(url, html, fields, cookies) {
+  return fetch(url, {
     method: 'POST',
     redirect: 'manual',
     headers: { cookie: cookies, 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
-    body: form,
+    body: new URLSearchParams({ ...hiddenInputs(html), ...fields }),
   });
-  const location = posted.headers.get('location');
+}
+
+// Signs in at authgate's page for `url`, as a browser (giving the authenticator's code
+// when asked for it); answers where it sends the browser.
+async function signIn(url) {
+  const jar = new Map();
+  const page = await fetch(url, { redirect: 'manual', headers: { accept: 'text/html' } });
+  if (page.status !== 200) throw new Error(`the sign-in page answered ${page.status}: ${await page.text()}`);
+  let cookies = keep(jar, page);
+  let posted = await submit(new URL('/management/authorize', url), await page.text(),
+    { username: cfg.username, password: cfg.password }, cookies);
+  let location = posted.headers.get('location');
+  if (location === '/management/second-factor' && cfg.totp_secret) {
+    cookies = keep(jar, posted);
+    const asked = new URL(location, url);
+    const second = await fetch(asked, { redirect: 'manual', headers: { cookie: cookies, accept: 'text/html' } });
+    cookies = keep(jar, second);
+    // The next step's code: the enrolment used the current one.
+    posted = await submit(asked, await second.text(), { code: totp(cfg.totp_secret, 30) }, cookies);
+    location = posted.headers.get('location');
+  }
   if (!location) throw new Error(`the sign-in answered ${posted.status} with no Location: ${await posted.text()}`);
   return new URL(location, url);
 }
@@ -53,6 +94,7 @@ try {
     code_challenge_method: 'S256',
     nonce,
     state,
+    ...(cfg.acr_values && { acr_values: cfg.acr_values }),
   });
   const callback = await signIn(url);
   const tokens = await client.authorizationCodeGrant(config, callback, {

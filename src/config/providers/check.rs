@@ -260,6 +260,7 @@ impl Checker<'_> {
         };
         Ok(OidcConfig {
             logout_at_provider,
+            trust_amr: raw.trust_amr.as_ref().is_some_and(|t| *t.get_ref()),
             issuer: issuer.get_ref().clone(),
             client_id: client_id.get_ref().clone(),
             client_secret,

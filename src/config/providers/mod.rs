@@ -80,6 +80,9 @@ pub(crate) struct OidcConfig {
     /// `logout = "provider"`: signing out here signs out there too
     /// (RP-Initiated Logout).
     pub(crate) logout_at_provider: bool,
+    /// The ID token's `amr` and `acr` say how the person signed in there:
+    /// a second factor there counts here.
+    pub(crate) trust_amr: bool,
 }
 
 /// `kind = "github"`.
@@ -142,6 +145,7 @@ pub(super) struct RawProvider {
     groups_claim: Option<Spanned<String>>,
     allowed_email_domains: Option<Spanned<Vec<String>>>,
     logout: Option<Spanned<String>>,
+    trust_amr: Option<Spanned<bool>>,
     // github
     allowed_orgs: Option<Spanned<Vec<String>>>,
     api_url: Option<Spanned<String>>,
@@ -172,13 +176,14 @@ impl RawProvider {
         let github = "github";
         let ldap = "ldap";
         let redirect = "oidc and github";
-        let keys: [(&str, Option<Range<usize>>, &str); 23] = [
+        let keys: [(&str, Option<Range<usize>>, &str); 24] = [
             (
                 "pass_access_token",
                 self.pass_access_token.as_ref().map(Spanned::span),
                 redirect,
             ),
             ("logout", self.logout.as_ref().map(Spanned::span), oidc),
+            ("trust_amr", self.trust_amr.as_ref().map(Spanned::span), oidc),
             ("client_id", self.client_id.as_ref().map(Spanned::span), redirect),
             (
                 "client_secret",

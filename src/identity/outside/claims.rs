@@ -116,6 +116,14 @@ pub(crate) fn identity(
         groups,
         sid: claims.text("sid"),
         hosted_domain: claims.text("hd").map(|d| d.to_ascii_lowercase()),
+        amr: match claims.lookup("amr") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        },
+        acr: claims.text("acr"),
         tokens: None,
     })
 }

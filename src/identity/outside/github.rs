@@ -182,6 +182,8 @@ impl GithubProvider {
             groups,
             sid: None,
             hosted_domain: None,
+            amr: Vec::new(),
+            acr: None,
             // OAuth apps' tokens do not expire, and come with no refresh token.
             tokens: Some(ProviderTokens::issued(token, None, None, None)),
         })

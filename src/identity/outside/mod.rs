@@ -82,6 +82,10 @@ pub(crate) struct OutsideIdentity {
     pub(crate) sid: Option<String>,
     /// Google's `hd`: the Workspace domain of the account, if any.
     pub(crate) hosted_domain: Option<String>,
+    /// How the person signed in there, as the ID token says (`amr`,
+    /// `acr`); believed only with `trust_amr`.
+    pub(crate) amr: Vec<String>,
+    pub(crate) acr: Option<String>,
     /// What the provider issued.
     pub(crate) tokens: Option<ProviderTokens>,
 }
@@ -184,6 +188,25 @@ impl Outside {
     /// Whether the provider's access token goes upstream.
     pub(crate) fn passes_access_token(&self) -> bool {
         self.config.pass_access_token
+    }
+
+    /// How `person` signed in at the provider, where its config trusts
+    /// the provider to say (`trust_amr`); else nothing known.
+    pub(crate) fn methods_of(&self, person: &OutsideIdentity) -> crate::store::AuthMethods {
+        use crate::store::AuthMethods;
+        let trusted = matches!(&self.config.kind, crate::config::ProviderKind::Oidc(oidc) if oidc.trust_amr);
+        if !trusted {
+            return AuthMethods::NONE;
+        }
+        // OpenID's PAPE multi-factor policy, or a plain "mfa".
+        let acr_mfa = person.acr.as_deref().is_some_and(|acr| {
+            acr == "mfa" || acr == "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+        });
+        AuthMethods::from_names(person.amr.iter().map(String::as_str)).with(if acr_mfa {
+            AuthMethods::ASSERTED_MFA
+        } else {
+            AuthMethods::NONE
+        })
     }
 
     /// Refreshes the provider tokens of the session under `key` in the
