@@ -46,6 +46,11 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) providers: Vec<ProviderButton>,
     /// No one signs in with a password here: the form is left out.
     pub(crate) hide_password_form: bool,
+    /// A passkey alone signs in (`passkeys = true`): its button, the
+    /// sign-in request it answers (as a query), and the script.
+    pub(crate) passkey: bool,
+    pub(crate) request: String,
+    pub(crate) script: &'a str,
 }
 
 /// A button that starts a sign-in through an outside provider.
@@ -70,6 +75,12 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) can_change_password: bool,
     /// The person's second factor, where second factors are on.
     pub(crate) second_factor: Option<AccountFactor>,
+    /// Their security keys and passkeys, where they are offered; and the
+    /// script that adds one.
+    pub(crate) keys: Option<Vec<AccountKey>>,
+    /// A passkey alone signs in here.
+    pub(crate) passkeys: bool,
+    pub(crate) script: &'a str,
     /// An invitation link's secret: the page is then the one where a new
     /// user chooses their password, and nothing else.
     pub(crate) invitation: Option<&'a str>,
@@ -86,6 +97,15 @@ pub(crate) struct AccountFactor {
     pub(crate) added: String,
     pub(crate) last_used: String,
     pub(crate) recovery_codes_left: i64,
+}
+
+/// One of the person's security keys or passkeys.
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountKey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) added: String,
+    pub(crate) last_used: String,
 }
 
 /// One of the account's sessions.
@@ -126,6 +146,11 @@ pub(crate) struct SecondFactorPage<'a> {
     pub(crate) codes: &'a [String],
     /// Where "done" goes after the recovery codes, outside a sign-in.
     pub(crate) done_href: &'a str,
+    /// The person has a security key: its button, and the script.
+    pub(crate) keys: bool,
+    /// The person has an authenticator app: the code field.
+    pub(crate) code_field: bool,
+    pub(crate) script: &'a str,
     pub(crate) error: &'a str,
 }
 

@@ -44,6 +44,14 @@ pub(crate) struct AuthState {
     pub(crate) throttle: Arc<Throttle>,
     pub(crate) csrf: Arc<CsrfKey>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The WebAuthn relying party, where security keys are offered.
+    pub(crate) webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
+}
+
+/// The WebAuthn relying party of `config`, where it offers security keys.
+fn webauthn_of(config: &Config) -> Option<Arc<webauthn_rs::prelude::Webauthn>> {
+    let relying_party = config.auth.second_factor.webauthn.as_ref()?;
+    crate::second_factor::webauthn::relying_party(relying_party, &config.pages.branding.title).map(Arc::new)
 }
 
 impl AuthState {
@@ -68,6 +76,7 @@ impl AuthState {
                 .map_err(|e| Error::new(crate::error::ErrorKind::Config, format!("[signing]: {e}")))?,
         );
         Ok(Self {
+            webauthn: webauthn_of(&config),
             metrics,
             directory: Directory::from_config(&config, database.as_ref(), database_clients.clone()),
             database_clients,
@@ -88,6 +97,7 @@ impl AuthState {
     /// The same store, throttle and CSRF key with a new configuration.
     pub(crate) fn reloaded(&self, config: Config) -> Result<Self, Error> {
         Ok(Self {
+            webauthn: webauthn_of(&config),
             directory: Directory::from_config(&config, self.database.as_ref(), self.database_clients.clone()),
             database_clients: self.database_clients.clone(),
             keys: self.keys.clone(),

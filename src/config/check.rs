@@ -40,7 +40,12 @@ pub(super) fn parse(file: &Path, source: &str) -> Result<Config, Error> {
         users: &users,
         providers: &providers,
     };
-    let auth = check.auth(raw.auth, &known, raw.database.is_some())?;
+    let auth = check.auth(
+        raw.auth,
+        &known,
+        raw.database.is_some(),
+        server.public_url.as_ref(),
+    )?;
     let routes = check.routes(
         raw.routes,
         &known,
@@ -185,7 +190,13 @@ impl Checker<'_> {
         })
     }
 
-    fn auth(&self, raw: RawAuth, known: &Known<'_>, has_database: bool) -> Result<AuthConfig, Error> {
+    fn auth(
+        &self,
+        raw: RawAuth,
+        known: &Known<'_>,
+        has_database: bool,
+        public_url: Option<&url::Url>,
+    ) -> Result<AuthConfig, Error> {
         let throttle = ThrottleConfig {
             max_failures_per_user: self.count(
                 "auth.max_failures_per_user",
@@ -225,6 +236,9 @@ impl Checker<'_> {
             second_factor: self.second_factor(
                 &raw.second_factor,
                 raw.second_factor_groups,
+                &raw.passkeys,
+                &raw.webauthn_rp_id,
+                public_url,
                 has_database,
                 secret.is_some(),
             )?,

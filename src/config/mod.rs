@@ -44,7 +44,7 @@ use crate::error::Error;
 pub use self::builder::ConfigBuilder;
 pub(crate) use self::forwarding::UpstreamCredentials;
 pub(crate) use self::providers::{GithubConfig, LdapConfig, OidcConfig, ProviderConfig, ProviderKind};
-pub(crate) use self::second_factor::AuthLevel;
+pub(crate) use self::second_factor::{AuthLevel, WebauthnConfig};
 pub(crate) use self::sections::{
     Allowed, AuthConfig, ClientConfig, Grant, Limits, PagesConfig, Policy, Route, ServerConfig, StoreConfig,
     ThrottleConfig, TokensConfig, UpstreamConfig, UserConfig,

@@ -136,6 +136,8 @@ pub(super) struct RawAuth {
     pub(super) secret_file: Option<Spanned<String>>,
     pub(super) second_factor: Option<Spanned<String>>,
     pub(super) second_factor_groups: Option<Spanned<Vec<String>>>,
+    pub(super) passkeys: Option<Spanned<bool>>,
+    pub(super) webauthn_rp_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -19,12 +19,25 @@ pub(crate) enum SecondFactorPolicy {
     Required,
 }
 
-/// Who must give a second factor.
+/// Who must give a second factor, and with what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SecondFactorConfig {
     pub(crate) policy: SecondFactorPolicy,
     /// Required for the members of these groups even when `Optional`.
     pub(crate) groups: Vec<String>,
+    /// Security keys and passkeys (WebAuthn): the relying party, where
+    /// `server.public_url` names a host (browsers refuse an address).
+    pub(crate) webauthn: Option<WebauthnConfig>,
+    /// A passkey alone signs in, from the sign-in page.
+    pub(crate) passkeys: bool,
+}
+
+/// The WebAuthn relying party: its ID (a domain) and the origin pages
+/// are served from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WebauthnConfig {
+    pub(crate) rp_id: String,
+    pub(crate) origin: url::Url,
 }
 
 impl SecondFactorConfig {
@@ -59,11 +72,17 @@ impl Checker<'_> {
     /// `auth.second_factor` and `auth.second_factor_groups`; on, it needs
     /// `[database]` (where factors are kept) and `auth.secret_file` (what
     /// their secrets are encrypted with), said by `has_database` and
-    /// `has_secret`.
+    /// `has_secret`. Security keys are offered where `public_url` names a
+    /// host (`webauthn_rp_id` that host or a domain above it); `passkeys`
+    /// needs them.
+    #[allow(clippy::too_many_arguments)] // the keys of one feature, each checked here
     pub(super) fn second_factor(
         &self,
         policy: &Option<Spanned<String>>,
         groups: Option<Spanned<Vec<String>>>,
+        passkeys: &Option<Spanned<bool>>,
+        rp_id: &Option<Spanned<String>>,
+        public_url: Option<&url::Url>,
         has_database: bool,
         has_secret: bool,
     ) -> Result<SecondFactorConfig, Error> {
@@ -110,9 +129,56 @@ impl Checker<'_> {
                 );
             }
         }
+        let host = public_url
+            .and_then(|url| url.domain())
+            .map(str::to_ascii_lowercase);
+        let webauthn = match (rp_id, &host) {
+            _ if parsed == SecondFactorPolicy::Off => None,
+            (Some(rp_id), Some(host)) => {
+                let id = rp_id.get_ref().to_ascii_lowercase();
+                if *host != id && !host.ends_with(&format!(".{id}")) {
+                    return self.fail(
+                        &rp_id.span(),
+                        format!("auth.webauthn_rp_id {id:?} must be the host of server.public_url ({host}) or a domain it is under"),
+                    );
+                }
+                Some(id)
+            }
+            (Some(rp_id), None) => {
+                return self.fail(
+                    &rp_id.span(),
+                    "auth.webauthn_rp_id needs server.public_url with a host name (browsers refuse WebAuthn on an IP address)",
+                )
+            }
+            (None, host) => host.clone(),
+        }
+        .map(|rp_id| WebauthnConfig {
+            rp_id,
+            origin: public_url.expect("a host comes from public_url").clone(),
+        });
+        let passkeys = match passkeys {
+            Some(on) if *on.get_ref() => {
+                if parsed == SecondFactorPolicy::Off {
+                    return self.fail(
+                        &on.span(),
+                        "auth.passkeys needs auth.second_factor = \"optional\" or \"required\": passkeys are kept with the second factors",
+                    );
+                }
+                if webauthn.is_none() {
+                    return self.fail(
+                        &on.span(),
+                        "auth.passkeys needs server.public_url with a host name (http://localhost:PORT will do): browsers refuse WebAuthn on an IP address",
+                    );
+                }
+                true
+            }
+            _ => false,
+        };
         Ok(SecondFactorConfig {
             policy: parsed,
             groups: groups.map(Spanned::into_inner).unwrap_or_default(),
+            webauthn,
+            passkeys,
         })
     }
 
@@ -147,6 +213,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, format!("{BASE}{text}")).unwrap();
+        std::fs::write(
+            dir.path().join("secret"),
+            "a-secret-of-forty-characters-0123456789",
+        )
+        .unwrap();
         Config::load(&path).unwrap_err().to_string()
     }
 
@@ -169,5 +240,10 @@ mod tests {
         );
         let err = refused("[database]\nurl = \"sqlite://x.db\"\n[auth]\nsecond_factor = \"required\"\n");
         assert!(err.contains("auth.secret_file"), "{err}");
+        let secret = "[database]\nurl = \"sqlite://x.db\"\n[auth]\nsecret_file = \"secret\"\nsecond_factor = \"optional\"\n";
+        let err = refused(&format!("{secret}passkeys = true\n"));
+        assert!(err.contains("auth.passkeys needs server.public_url"), "{err}");
+        let err = refused(&format!("{secret}webauthn_rp_id = \"example.com\"\n"));
+        assert!(err.contains("needs server.public_url"), "{err}");
     }
 }

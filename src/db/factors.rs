@@ -20,10 +20,12 @@ pub(crate) struct DbFactor {
     pub(crate) last_step: i64,
     pub(crate) created_at: i64,
     pub(crate) last_used_at: Option<i64>,
+    /// A security key's credential id (base64url).
+    pub(crate) credential_id: Option<String>,
 }
 
 const FACTOR_COLUMNS: &str =
-    "id, username, kind, name, secret, confirmed, last_step, created_at, last_used_at";
+    "id, username, kind, name, secret, confirmed, last_step, created_at, last_used_at, credential_id";
 
 fn factor_of(row: &sqlx::any::AnyRow) -> Result<DbFactor, sqlx::Error> {
     Ok(DbFactor {
@@ -36,6 +38,7 @@ fn factor_of(row: &sqlx::any::AnyRow) -> Result<DbFactor, sqlx::Error> {
         last_step: row.try_get("last_step")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        credential_id: row.try_get("credential_id")?,
     })
 }
 
@@ -61,7 +64,7 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         sqlx::query(&format!(
-            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, NULL)"
+            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, NULL, NULL)"
         ))
         .bind(&factor.id)
         .bind(&factor.username)
@@ -104,6 +107,48 @@ impl Database {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Keeps a security key, confirmed (its registration proved it).
+    pub(crate) async fn add_key(&self, factor: &DbFactor) -> Result<(), DbError> {
+        sqlx::query(&format!(
+            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, NULL, $7)"
+        ))
+        .bind(&factor.id)
+        .bind(&factor.username)
+        .bind(&factor.kind)
+        .bind(&factor.name)
+        .bind(&factor.sealed_secret)
+        .bind(now_ms())
+        .bind(&factor.credential_id)
+        .execute(self.ready().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// The security key of that credential id, whoever's it is.
+    pub(crate) async fn factor_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<DbFactor>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FACTOR_COLUMNS} FROM second_factors WHERE credential_id = $1"
+        ))
+        .bind(credential_id)
+        .fetch_optional(self.ready().await?)
+        .await?;
+        Ok(row.as_ref().map(factor_of).transpose()?)
+    }
+
+    /// Keeps a security key's new state (its counter) after a use.
+    pub(crate) async fn key_used(&self, id: &str, state: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE second_factors SET secret = $1, last_used_at = $2 WHERE id = $3")
+            .bind(state)
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.ready().await?)
+            .await?;
+        Ok(())
     }
 
     /// Uses TOTP step `step` of factor `id`: answers `false` if that step,

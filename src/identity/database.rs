@@ -36,24 +36,43 @@ impl DatabaseUsers {
         if !verification.argon2(hash, password).await {
             return Ok(Checked::Refused);
         }
-        if user.disabled {
-            tracing::info!(username, "sign-in of a disabled database user refused");
-            return Ok(Checked::Refused);
-        }
-        let groups = self.db.groups_of(username).await?;
-        if let Err(err) = self.db.signed_in(username).await {
-            tracing::warn!(error = %err, "could not record a sign-in's time");
-        }
-        let identity = Identity::from_parts(IdentityParts {
-            username: &user.username,
-            email: user.email.as_deref(),
-            name: user.name.as_deref(),
-            groups: &groups,
-            password_change_required: user.must_change_password,
-            ..IdentityParts::default()
-        });
-        Ok(Checked::Verified(Arc::new(User::outside(identity))))
+        signed_in(&self.db, user).await
     }
+}
+
+/// The user of the database `user` is, signed in now (their sign-in's time
+/// recorded); refused if disabled.
+async fn signed_in(db: &Database, user: crate::db::DbUser) -> Result<Checked, DbError> {
+    let username = user.username.as_str();
+    if user.disabled {
+        tracing::info!(username, "sign-in of a disabled database user refused");
+        return Ok(Checked::Refused);
+    }
+    let groups = db.groups_of(username).await?;
+    if let Err(err) = db.signed_in(username).await {
+        tracing::warn!(error = %err, "could not record a sign-in's time");
+    }
+    let identity = Identity::from_parts(IdentityParts {
+        username,
+        email: user.email.as_deref(),
+        name: user.name.as_deref(),
+        groups: &groups,
+        password_change_required: user.must_change_password,
+        ..IdentityParts::default()
+    });
+    Ok(Checked::Verified(Arc::new(User::outside(identity))))
+}
+
+/// The enabled database user `username`, for a sign-in that proved who
+/// they are without a password (a passkey).
+pub(super) async fn without_password(db: &Database, username: &str) -> Result<Option<Arc<User>>, DbError> {
+    let Some(user) = db.user(username).await? else {
+        return Ok(None);
+    };
+    Ok(match signed_in(db, user).await? {
+        Checked::Verified(user) => Some(user),
+        _ => None,
+    })
 }
 
 impl PasswordSource for DatabaseUsers {

@@ -284,6 +284,27 @@ impl Directory {
         self.sources.iter().find_map(|source| source.user(username))
     }
 
+    /// Who `username` is, for a sign-in that proved it without a password
+    /// (a passkey): a `[[users]]` entry, or an enabled user of `db`. Not
+    /// someone of a directory or provider, which only a password or the
+    /// provider can vouch for.
+    pub(crate) async fn without_password(
+        &self,
+        db: Option<&Database>,
+        username: &str,
+    ) -> Result<Option<Arc<User>>, Unavailable> {
+        if let Some(user) = self.user(username) {
+            return Ok(Some(self.with_database_groups(user).await));
+        }
+        match db {
+            Some(db) => database::without_password(db, username).await.map_err(|err| {
+                tracing::warn!(error = %err, "database unavailable at a passkey sign-in");
+                Unavailable
+            }),
+            None => Ok(None),
+        }
+    }
+
     /// Every client, of `[[clients]]` and of the database.
     pub(crate) fn clients(&self) -> Vec<Arc<Client>> {
         let mut all: Vec<Arc<Client>> = self.clients.values().cloned().collect();

@@ -48,6 +48,8 @@ fn message(code: &str) -> (&'static str, &'static str) {
             "",
             "Give your second factor first: sign in with it, then try again.",
         ),
+        "key_added" => ("Your security key is added.", ""),
+        "key_removed" => ("Your security key is removed.", ""),
         "expired" => ("", "The form expired: try again."),
         _ => ("", ""),
     }
@@ -130,12 +132,19 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
         sessions: listed,
         can_change_password: database_user(state, &session).await,
         second_factor: super::account_factors::summary(state, &session).await,
+        keys: super::account_factors::keys(state, &session).await,
+        passkeys: state.config.auth.second_factor.passkeys,
+        script: super::webauthn::SCRIPT,
         invitation: None,
         csrf: &csrf.field,
         notice,
         error,
     };
+    let offers_keys = page.keys.is_some();
     let mut answer = response::html(StatusCode::OK, state.pages.account(&page));
+    if offers_keys {
+        super::webauthn::allow_script(&mut answer);
+    }
     csrf.set_on(&mut answer);
     answer
 }

@@ -6,10 +6,10 @@
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 
-use crate::auth::pages::AccountFactor;
+use crate::auth::pages::{AccountFactor, AccountKey};
 use crate::auth::state::AuthState;
 use crate::obs::audit::Fields;
-use crate::second_factor;
+use crate::second_factor::{self, webauthn::WEBAUTHN};
 use crate::store::{unix_now, Session};
 use crate::web::response::{self, OwnBody};
 
@@ -21,6 +21,7 @@ pub(super) const ADD_PATH: &str = "/management/account/authenticator";
 pub(super) const CONFIRM_PATH: &str = "/management/account/authenticator/confirm";
 pub(super) const REMOVE_PATH: &str = "/management/account/authenticator/remove";
 pub(super) const RECOVERY_CODES_PATH: &str = "/management/account/recovery-codes";
+pub(super) const REMOVE_KEY_PATH: &str = "/management/account/security-keys/remove";
 
 /// What the account page says of the person's second factor; `None`
 /// where second factors are off.
@@ -41,6 +42,66 @@ pub(super) async fn summary(state: &AuthState, session: &Session) -> Option<Acco
         },
         None => AccountFactor::default(),
     })
+}
+
+/// The person's security keys and passkeys; `None` where they are not
+/// offered (no WebAuthn relying party).
+pub(super) async fn keys(state: &AuthState, session: &Session) -> Option<Vec<AccountKey>> {
+    state.webauthn.as_ref()?;
+    let db = state.database.as_ref()?;
+    let time = |ms: i64| super::account::time(u64::try_from(ms / 1000).unwrap_or(0));
+    let factors = db.factors(session.username()).await.ok()?;
+    Some(
+        factors
+            .into_iter()
+            .filter(|f| f.kind == WEBAUTHN)
+            .map(|f| AccountKey {
+                id: f.id,
+                name: f.name,
+                added: time(f.created_at),
+                last_used: f.last_used_at.map_or_else(|| "never".to_owned(), time),
+            })
+            .collect(),
+    )
+}
+
+/// `POST /management/account/security-keys/remove`: one of the person's
+/// keys, given with a second factor.
+pub(super) async fn remove_key<B>(state: &AuthState, req: Request<B>) -> Response<OwnBody>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, params, _, session) = match form(state, req).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    if let Err(answer) = with_factor(&session) {
+        return answer;
+    }
+    let Some(db) = state.database.as_ref() else {
+        return back("unavailable");
+    };
+    let username = session.username();
+    let id = params.one("factor").ok().flatten().unwrap_or("");
+    let theirs = db
+        .factors(username)
+        .await
+        .is_ok_and(|factors| factors.iter().any(|f| f.id == id && f.kind == WEBAUTHN));
+    if !theirs || !matches!(db.remove_factor(username, id).await, Ok(true)) {
+        return back("unavailable");
+    }
+    state.audit.record(
+        "second_factor.removed",
+        Fields {
+            actor: Some(username),
+            subject: Some(username),
+            address: state.client_ip(&parts.extensions, &parts.headers),
+            detail: Some("webauthn"),
+            ..Fields::default()
+        },
+    );
+    back("key_removed")
 }
 
 /// `POST /management/account/authenticator`: a new authenticator to set

@@ -25,6 +25,7 @@ mod scope;
 mod second_factor;
 mod token;
 mod userinfo;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -96,13 +97,15 @@ where
         (account_factors::RECOVERY_CODES_PATH, &Method::POST) => {
             account_factors::new_recovery_codes(&state, req).await
         }
+        (account_factors::REMOVE_KEY_PATH, &Method::POST) => account_factors::remove_key(&state, req).await,
         (
             account::SIGN_OUT_OTHERS_PATH
             | account::PASSWORD_PATH
             | account_factors::ADD_PATH
             | account_factors::CONFIRM_PATH
             | account_factors::REMOVE_PATH
-            | account_factors::RECOVERY_CODES_PATH,
+            | account_factors::RECOVERY_CODES_PATH
+            | account_factors::REMOVE_KEY_PATH,
             _,
         ) => method_not_allowed(&req, "POST"),
         (crate::auth::INVITATION_PATH, &Method::GET | &Method::HEAD) => {
@@ -155,6 +158,7 @@ where
             userinfo::userinfo(&state, &req.into_parts().0).await
         }
         (USERINFO_PATH, _) => method_not_allowed(&req, "GET, POST"),
+        _ if path.starts_with(webauthn::WEBAUTHN_PREFIX) => webauthn::handle(&state, req).await,
         _ if path.starts_with(crate::admin::PREFIX) => crate::admin::handle(&state, req).await,
         _ if path.starts_with(crate::admin::CONSOLE_PREFIX) => crate::admin::console(&state, req).await,
         ("/management/admin", _) => {

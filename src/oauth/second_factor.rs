@@ -86,7 +86,10 @@ pub(in crate::oauth) async fn ask(
 }
 
 /// The pending sign-in the browser's cookie names, if it is live.
-async fn pending(state: &AuthState, headers: &HeaderMap) -> Option<(TokenKey, Session, Arc<PendingSignIn>)> {
+pub(super) async fn pending(
+    state: &AuthState,
+    headers: &HeaderMap,
+) -> Option<(TokenKey, Session, Arc<PendingSignIn>)> {
     let token = cookie(headers, PENDING_COOKIE).filter(|t| crate::auth::credential::is_well_formed(t))?;
     let key = TokenKey::of(token);
     let session = state.store.get(&key).await.ok().flatten()?;
@@ -127,7 +130,15 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
                 }
             };
         }
-        return page(state, headers, StatusCode::OK, Mode::Verify, &user, "", "");
+        return page(
+            state,
+            headers,
+            StatusCode::OK,
+            verify_mode(state, &user).await,
+            &user,
+            "",
+            "",
+        );
     }
     // A step-up of the browser's session.
     let rd = Params::from_query(parts.uri.query())
@@ -148,7 +159,7 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
                 state,
                 headers,
                 StatusCode::OK,
-                Mode::Verify,
+                verify_mode(state, session.username()).await,
                 session.username(),
                 &rd,
                 "",
@@ -197,14 +208,14 @@ where
     let headers = &parts.headers;
     let address = state.client_ip(&parts.extensions, headers);
     let pending = pending(state, headers).await;
-    let step_up = match &pending {
+    let stepping_up = match &pending {
         Some(_) => None,
         None => access_session(state, &parts).await.ok(),
     };
     let Some(username) = pending
         .as_ref()
         .map(|(_, s, _)| s.username().to_owned())
-        .or_else(|| step_up.as_ref().map(|(_, s)| s.username().to_owned()))
+        .or_else(|| stepping_up.as_ref().map(|(_, s)| s.username().to_owned()))
     else {
         return to_sign_in(field("rd"));
     };
@@ -216,7 +227,7 @@ where
             state,
             headers,
             StatusCode::FORBIDDEN,
-            Mode::Verify,
+            verify_mode(state, &username).await,
             &username,
             field("rd"),
             "This form expired: enter the code again.",
@@ -238,7 +249,7 @@ where
             state,
             headers,
             StatusCode::TOO_MANY_REQUESTS,
-            Mode::Verify,
+            verify_mode(state, &username).await,
             &username,
             field("rd"),
             &format!("Too many wrong codes. Try again in {} seconds.", wait),
@@ -319,34 +330,63 @@ where
                 state,
                 headers,
                 StatusCode::UNAUTHORIZED,
-                Mode::Verify,
+                verify_mode(state, &username).await,
                 &username,
                 field("rd"),
                 message,
             );
         }
     };
-    match (&pending, step_up) {
+    match (&pending, stepping_up) {
         (Some((key, session, pending)), _) => {
             finish(state, headers, address, key, session, pending, methods).await
         }
         (None, Some((token, session))) => {
-            let origin = session.origin().cloned().unwrap_or_default().stepped_up(methods);
-            let stepped = session.with_origin(origin);
-            match state.store.update(TokenKey::of(&token), stepped).await {
-                Ok(true) => {}
-                // Signed out meanwhile.
-                Ok(false) => return to_sign_in(field("rd")),
-                Err(err) => {
-                    tracing::error!(error = %err, "could not record a step-up");
-                    return unavailable(state);
-                }
-            }
-            state.audit.record("second_factor.step_up", fields("otp"));
-            back_to(state, field("rd"))
+            step_up(
+                state,
+                &TokenKey::of(&token),
+                session,
+                methods,
+                address,
+                field("rd"),
+            )
+            .await
         }
         (None, None) => to_sign_in(field("rd")),
     }
+}
+
+/// The session under `key` recorded as signed in with `methods` more (the
+/// same session, the same cookie), and back to `rd`.
+pub(super) async fn step_up(
+    state: &AuthState,
+    key: &TokenKey,
+    session: Session,
+    methods: AuthMethods,
+    address: Option<std::net::IpAddr>,
+    rd: &str,
+) -> Response<OwnBody> {
+    let origin = session.origin().cloned().unwrap_or_default().stepped_up(methods);
+    let username = session.username().to_owned();
+    match state.store.update(*key, session.with_origin(origin)).await {
+        Ok(true) => {}
+        // Signed out meanwhile.
+        Ok(false) => return to_sign_in(rd),
+        Err(err) => {
+            tracing::error!(error = %err, "could not record a step-up");
+            return unavailable(state);
+        }
+    }
+    state.audit.record(
+        "second_factor.step_up",
+        Fields {
+            subject: Some(&username),
+            address,
+            detail: Some(methods.names().first().copied().unwrap_or("")),
+            ..Fields::default()
+        },
+    );
+    back_to(state, rd)
 }
 
 /// An enrolment at sign-in: the new authenticator's first code confirms
@@ -414,7 +454,7 @@ async fn enrol_at_sign_in(
 
 /// The pending sign-in answered as it was asked, with `more` methods, its
 /// cookie gone.
-async fn finish(
+pub(super) async fn finish(
     state: &AuthState,
     headers: &HeaderMap,
     address: Option<std::net::IpAddr>,
@@ -443,9 +483,28 @@ async fn finish(
     response
 }
 
+/// The verify page for `username`: a code field if they have an
+/// authenticator app, a button if they have a security key (and keys are
+/// offered).
+async fn verify_mode(state: &AuthState, username: &str) -> Mode<'static> {
+    let factors = match &state.database {
+        Some(db) => db.factors(username).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let has = |kind: &str| factors.iter().any(|f| f.confirmed && f.kind == kind);
+    Mode::Verify {
+        keys: state.webauthn.is_some() && has(crate::second_factor::webauthn::WEBAUTHN),
+        codes: has(crate::second_factor::TOTP) || factors.is_empty(),
+    }
+}
+
 /// What the page shows.
 pub(super) enum Mode<'a> {
-    Verify,
+    /// A code to enter (`codes`), or a security key to use (`keys`).
+    Verify {
+        keys: bool,
+        codes: bool,
+    },
     /// An authenticator to set up; `true`: required at sign-in.
     Enrol(&'a Enrolment, bool),
     Codes(&'a [String]),
@@ -500,7 +559,12 @@ pub(super) fn page_for(
         ..SecondFactorPage::default()
     };
     view.mode = match mode {
-        Mode::Verify => "verify",
+        Mode::Verify { keys, codes } => {
+            view.keys = keys;
+            view.code_field = codes;
+            view.script = super::webauthn::SCRIPT;
+            "verify"
+        }
         Mode::Enrol(enrolment, required) => {
             view.required = required;
             view.factor_id = &enrolment.factor_id;
@@ -515,7 +579,11 @@ pub(super) fn page_for(
         }
         Mode::Missing => "missing",
     };
+    let keys = view.keys;
     let mut response = response::html(status, state.pages.second_factor(&view));
+    if keys {
+        super::webauthn::allow_script(&mut response);
+    }
     csrf.set_on(&mut response);
     response
 }

@@ -363,13 +363,20 @@ async fn second_factor_of_grant(
         Ok(Need::Verify) => {}
         Err(_) => return Err(unavailable()),
     }
-    let Some(code) = otp else {
-        return Err((
-            "second_factor_missing",
-            OAuthError::invalid_grant("This person signs in with a second factor: send its code as otp."),
-        ));
-    };
     let db = db.ok_or_else(unavailable)?;
+    let has_app = matches!(
+        second_factor::authenticator_of(db, user.username()).await,
+        Ok(Some(_))
+    );
+    let Some(code) = otp.filter(|_| has_app) else {
+        let why = match has_app {
+            true => "This person signs in with a second factor: send its code as otp.",
+            false => {
+                "This person's second factor is a security key, which only a browser can use: sign in there."
+            }
+        };
+        return Err(("second_factor_missing", OAuthError::invalid_grant(why)));
+    };
     match second_factor::verify_code(&state.config, db, user.username(), code, unix_now()).await {
         Ok(Checked::Accepted(more)) => Ok(AuthMethods::PASSWORD.with(more)),
         Ok(Checked::Recovered) => Ok(AuthMethods::PASSWORD.with(AuthMethods::ONE_TIME_CODE)),

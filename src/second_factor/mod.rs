@@ -7,6 +7,7 @@ mod qr;
 mod recovery;
 mod sealed;
 mod totp;
+pub(crate) mod webauthn;
 
 use crate::config::Config;
 use crate::db::{Database, DbError, DbFactor};
@@ -43,7 +44,7 @@ pub(crate) async fn need(
         return Ok(Need::Nothing);
     };
     let username = identity.username();
-    if authenticator_of(db, username).await?.is_some() {
+    if db.factors(username).await?.iter().any(|f| f.confirmed) {
         return Ok(Need::Verify);
     }
     let required = asked
@@ -177,6 +178,7 @@ pub(crate) async fn begin(config: &Config, db: &Database, username: &str) -> Res
         last_step: 0,
         created_at: 0,
         last_used_at: None,
+        credential_id: None,
     };
     db.begin_factor(&factor).await?;
     let app = Authenticator::new(plain, issuer(config), username);

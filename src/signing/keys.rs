@@ -49,8 +49,9 @@ fn new_pem(alg: SigningAlg) -> Result<String, SigningError> {
     let pem = match alg {
         SigningAlg::RS256 => {
             use rsa::pkcs8::EncodePrivateKey as _;
-            let key = rsa::PrivateKey::new(&mut getrandom04::rand_core::UnwrapErr(getrandom04::SysRng), 2048)
-                .map_err(failed)?;
+            let key =
+                rsa::RsaPrivateKey::new(&mut getrandom04::rand_core::UnwrapErr(getrandom04::SysRng), 2048)
+                    .map_err(failed)?;
             key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
                 .map_err(failed)?
                 .to_string()

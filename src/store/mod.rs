@@ -206,6 +206,9 @@ pub(crate) enum Kind {
     SpentCode { reused: bool },
     /// A sign-in waiting for its second factor: not a session yet.
     Pending(Arc<PendingSignIn>),
+    /// A WebAuthn ceremony between its two requests: what it is for, and
+    /// its state.
+    Ceremony(Arc<Ceremony>),
     /// Not a token: a record that something happened (an outside
     /// provider's `state` already used, whose session a provider's `sid`
     /// is), kept under a key derived from what it records.
@@ -225,6 +228,16 @@ pub(crate) struct PendingSignIn {
     /// seen their recovery codes.
     #[serde(default)]
     pub(crate) verified: bool,
+}
+
+/// A WebAuthn ceremony's state, kept for its second request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ceremony {
+    /// `register`, `verify` or `passkey`: an answer is taken only by the
+    /// step it was begun for.
+    pub(crate) purpose: Box<str>,
+    /// webauthn-rs's state, as JSON.
+    pub(crate) state: Box<str>,
 }
 
 /// What an authorization code is bound to (RFC 6749 §4.1.3, RFC 7636).

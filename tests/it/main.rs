@@ -28,6 +28,7 @@ mod openid;
 mod openid_browser;
 mod operations;
 mod outside;
+mod passkeys;
 mod properties;
 mod redis;
 mod restart;

@@ -512,6 +512,36 @@ async fn the_password_grant_asks_a_person_with_a_second_factor_for_its_code_and_
     )
     .await;
     assert_eq!(status, 404, "{body}");
+    // A database user an admin requires it of sets one up at the next sign-in.
+    let (status, body, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::POST,
+        "/users",
+        &root,
+        Some(serde_json::json!({"username": "dora", "password": "dora-password-1", "temporary": false})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let dora = browser();
+    let answer = sign_in(&dora, &gateway, "dora", "dora-password-1", "/").await;
+    assert_eq!(location(&answer), "/", "not required yet");
+    let (status, body, _) = crate::admin_api::call(
+        &gateway,
+        reqwest::Method::PUT,
+        "/users/dora/second-factor-required",
+        &root,
+        Some(serde_json::json!({"required": true})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, listed, _) =
+        crate::admin_api::call(&gateway, reqwest::Method::GET, "/users/dora/factors", &root, None).await;
+    assert_eq!(listed["required"], true, "{listed}");
+    let dora = browser();
+    let answer = sign_in(&dora, &gateway, "dora", "dora-password-1", "/").await;
+    assert_eq!(location(&answer), "/management/second-factor");
+    let (_, page) = text_of(&dora, &gateway, "/management/second-factor").await;
+    assert!(page.contains("A second factor is required for dora"), "{page}");
     // The audit log is written in batches: within a few seconds.
     let mut events = Value::Null;
     for _ in 0..50 {

@@ -15,7 +15,7 @@ use super::{json, no_database, not_found, record, Admin, Answer, Problem};
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct FactorOut {
     id: String,
-    /// `totp`: an authenticator app.
+    /// `totp`: an authenticator app; `webauthn`: a security key or passkey.
     kind: String,
     name: String,
     /// Its first code was given (an unconfirmed one is an enrolment under

@@ -205,6 +205,9 @@ impl<'a> AuthorizeParams<'a> {
             },
             providers: Vec::new(),
             hide_password_form: false,
+            passkey: false,
+            request: String::new(),
+            script: "",
         }
     }
 }
@@ -468,11 +471,19 @@ fn sign_in_page(
         })
         .collect();
     page.hide_password_form = !state.directory.has_passwords(&state.config);
+    page.passkey = state.config.auth.second_factor.passkeys && state.webauthn.is_some();
+    if page.passkey {
+        page.request = asked.query(None);
+        page.script = super::webauthn::SCRIPT;
+    }
     page.csrf = &csrf.field;
     page.title = &branding.title;
     page.logo_url = branding.logo_url.as_deref();
     page.accent_color = &branding.accent_color;
     let mut response = response::html(status, state.pages.sign_in(&page));
+    if page.passkey {
+        super::webauthn::allow_script(&mut response);
+    }
     csrf.set_on(&mut response);
     response
 }

@@ -103,3 +103,53 @@ pub async fn browser_session(driver: &Driver) -> fantoccini::Client {
         .await
         .expect("a WebDriver session")
 }
+
+/// A command of the WebAuthn WebDriver extension (W3C WebAuthn §11),
+/// below `session/{id}/webauthn/`, which chromedriver implements.
+#[derive(Debug)]
+struct WebAuthnCommand {
+    method: http::Method,
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        let session = session_id.expect("a WebDriver session");
+        base_url.join(&format!("session/{session}/webauthn/{}", self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (self.method.clone(), self.body.as_ref().map(ToString::to_string))
+    }
+}
+
+/// Gives `browser` a virtual authenticator that keeps discoverable
+/// credentials and verifies its user (a platform passkey provider):
+/// answers its id.
+pub async fn add_virtual_authenticator(browser: &fantoccini::Client) -> String {
+    let added = browser
+        .issue_cmd(WebAuthnCommand {
+            method: http::Method::POST,
+            path: "authenticator".into(),
+            body: Some(json!({
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true
+            })),
+        })
+        .await
+        .expect("chromedriver adds a virtual authenticator");
+    added.as_str().expect("an authenticator id").to_owned()
+}
+
+/// The credentials the virtual authenticator `id` holds.
+pub async fn authenticator_credentials(browser: &fantoccini::Client, id: &str) -> serde_json::Value {
+    browser
+        .issue_cmd(WebAuthnCommand {
+            method: http::Method::GET,
+            path: format!("authenticator/{id}/credentials"),
+            body: None,
+        })
+        .await
+        .expect("chromedriver lists the credentials")
+}
