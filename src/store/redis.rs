@@ -167,6 +167,15 @@ impl Inner {
         )?;
         if written.is_some() {
             self.remember(key, session);
+            // Other replicas drop their copy (a step-up must count there
+            // at once, not after their cache time).
+            let _: Option<i64> = self.noted(
+                redis::cmd("PUBLISH")
+                    .arg(self.channel())
+                    .arg(key.to_hex())
+                    .query_async(&mut redis)
+                    .await,
+            )?;
         }
         Ok(written.is_some())
     }

@@ -17,6 +17,13 @@ const SECRET: &str = "second-factor-tests-secret-0123456789";
 /// config users.
 async fn setup(policy: &str, auth: &str, extra: &str) -> (Gateway, Upstream, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let (gateway, upstream) = setup_in(&dir, policy, auth, extra).await;
+    (gateway, upstream, dir)
+}
+
+/// [`setup`] with the database, secret and audit log in `dir` (another
+/// gateway on the same ones: a replica).
+async fn setup_in(dir: &tempfile::TempDir, policy: &str, auth: &str, extra: &str) -> (Gateway, Upstream) {
     let upstream = start_upstream().await;
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
@@ -56,7 +63,7 @@ groups = ["admins"]
         hash = password_hash(),
         extra = extra.replace("{UP}", &upstream.addr.to_string()),
     );
-    (Gateway::start(&toml).await, upstream, dir)
+    (Gateway::start(&toml).await, upstream)
 }
 
 /// The QR code of a page read as a phone would: its text, and the code
@@ -634,4 +641,48 @@ async fn openid_client_is_told_of_the_second_factor_in_the_id_token_and_acr_valu
         "{}",
         location(&plain)
     );
+}
+
+#[tokio::test]
+async fn a_step_up_at_one_replica_counts_at_the_others_at_once() {
+    let Some(python) = test_python() else { return };
+    let Some(redis) = RedisServer::start() else { return };
+    let extra = format!(
+        "[[routes]]\npath_prefix = \"/admin\"\nurl = \"http://{{UP}}\"\nauth_level = \"mfa\"\n\
+         [tokens]\nstore = \"redis\"\nredis_url = \"{}\"\ncache_secs = 10\n",
+        redis.url()
+    );
+    let (one, _upstream, dir) = setup("optional", "", &extra).await;
+    let (other, _other_upstream) = setup_in(&dir, "optional", "", &extra).await;
+    let bob = browser();
+    let signed_in = sign_in(&bob, &one, "bob", PASSWORD, "/").await;
+    let token = session_token(&signed_in);
+    let (uri, _) = enrol_on_account_page(&python, &bob, &one).await;
+    // The other replica has the one-factor session in its cache now.
+    assert_eq!(bearer_status(&other, "/admin/x", &token).await, 401);
+    // Stepped up at the first...
+    let (_, page) = text_of(&bob, &one, "/management/second-factor?rd=%2Fadmin%2Fx").await;
+    let code = code_of(&python, &uri, 30).await;
+    let done = post(
+        &bob,
+        &one,
+        "/management/second-factor",
+        &page,
+        &[("code", &code), ("rd", "/admin/x")],
+    )
+    .await;
+    assert_eq!(location(&done), "/admin/x");
+    // ...it counts at the other within moments, not after its cache time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let status = bearer_status(&other, "/admin/x", &token).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} at the other replica"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
