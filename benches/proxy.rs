@@ -41,6 +41,8 @@
 //!   store; the database is read at sign-in, by the console, and by the
 //!   change feed's poll every 500 ms), so the two should match.
 
+#[path = "proxy/step_up.rs"]
+mod step_up;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -62,12 +64,15 @@ const GATEWAY: u16 = 9100;
 const WITH_IDENTITY_JWT: &str = "authgate, bearer token, identity_jwt = true (X-Authgate-Jwt, RS256)";
 /// The bearer row with `[database]` and `[audit]` on.
 const WITH_DATABASE: &str = "authgate, bearer token, [database] SQLite and [audit] file on";
+/// The bearer row through a route at `auth_level = "mfa"`.
+const WITH_STEP_UP: &str = "authgate, bearer token of two factors, route at auth_level = \"mfa\"";
 /// The rows shown right after the plain bearer row (1 core, 32
 /// connections), in this order, each with the note that compares it with
 /// that row.
-const BESIDE_BEARER: [(&str, &str); 2] = [
+const BESIDE_BEARER: [(&str, &str); 3] = [
     (WITH_IDENTITY_JWT, "with identity_jwt"),
     (WITH_DATABASE, "with [database] and [audit]"),
+    (WITH_STEP_UP, "at auth_level = \"mfa\""),
 ];
 
 struct Row {
@@ -215,6 +220,38 @@ fn main() {
             result: forwards(GATEWAY, &bearer, true).and_then(|()| measure(GATEWAY, 32, &bearer, "1")),
         }
     };
+    // The step-up check: every path at auth_level = "mfa", a token of two
+    // factors (a one-factor token must be refused, or the row says so).
+    let step_up_row = || {
+        let folder = tempfile::tempdir().expect("a temporary folder for the gateway");
+        let (_gateway, one_factor) = start_authgate(
+            folder.path(),
+            1,
+            "0",
+            None,
+            "",
+            &step_up::sections(folder.path(), UPSTREAM),
+        );
+        let base = format!("http://127.0.0.1:{GATEWAY}");
+        let result = step_up::two_factor_token(&base, "bench", "bench-password")
+            .map_err(|why| format!("not measured: {why}"))
+            .and_then(|token| {
+                let refused = forwards(GATEWAY, &[format!("Authorization: Bearer {one_factor}")], false);
+                if refused.is_ok() {
+                    return Err(
+                        "not measured: a one-factor token passed the route at auth_level = \"mfa\"".into(),
+                    );
+                }
+                let bearer = vec![format!("Authorization: Bearer {token}")];
+                forwards(GATEWAY, &bearer, true).and_then(|()| measure(GATEWAY, 32, &bearer, "1"))
+            });
+        Row {
+            name: WITH_STEP_UP.into(),
+            cores: 1,
+            conns: 32,
+            result,
+        }
+    };
     let mut beside_bearer = vec![
         mirror_bearer(WITH_IDENTITY_JWT, "identity_jwt = true\n", &|_| String::new()),
         mirror_bearer(WITH_DATABASE, "", &|folder| {
@@ -224,6 +261,7 @@ fn main() {
                 folder.join("audit.jsonl").display(),
             )
         }),
+        step_up_row(),
     ];
     {
         let (_gateway, token) = start_authgate(dir.path(), 1, "0", None, "", "");

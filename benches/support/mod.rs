@@ -2,6 +2,8 @@
 //! pinning to CPUs, and wrk.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -153,39 +153,10 @@ pub fn id_tokens_a_second(text: &str, seconds: u32) -> Option<f64> {
 /// its sign-in page opened and its form posted for `username`, as a
 /// browser does; the `Cookie` header that carries it.
 pub fn authgate_session(base: &str, username: &str, password: &str) -> Result<String, String> {
-    let jar = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    let page = Command::new("curl")
-        .args(["-s", "-c"])
-        .arg(jar.path())
-        .arg(format!("{base}/management/authorize?rd=/"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let html = String::from_utf8_lossy(&page.stdout);
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .ok_or("not measured: authgate's sign-in page has no csrf field")?;
-    let form = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("rd", "/"),
-            ("csrf", csrf),
-            ("username", username),
-            ("password", password),
-        ])
-        .finish();
-    Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-b"])
-        .arg(jar.path())
-        .arg("-c")
-        .arg(jar.path())
-        .args(["-d", &form, &format!("{base}/management/authorize")])
-        .status()
-        .map_err(|e| e.to_string())?;
-    let jar = std::fs::read_to_string(jar.path()).map_err(|e| e.to_string())?;
-    jar.lines()
-        .map(|line| line.split('\t').collect::<Vec<_>>())
-        .find(|fields| fields.len() == 7 && fields[5] == "authgate_session")
-        .map(|fields| format!("authgate_session={}", fields[6]))
-        .ok_or_else(|| "not measured: authgate's sign-in set no session cookie".to_owned())
+    let browser = crate::support::browser::CurlBrowser::new();
+    browser
+        .sign_in(base, username, password)
+        .map_err(|why| format!("not measured: {why}"))?;
+    let session = browser.cookie("authgate_session").expect("signed in");
+    Ok(format!("authgate_session={session}"))
 }

@@ -80,6 +80,8 @@ async fn an_upstream_verifies_the_identity_jwt_offline_across_a_key_rotation() {
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["preferred_username"], "alice");
     assert!(claims["groups"].is_array());
+    assert_eq!(claims["acr"], "password", "how the person signed in: {claims}");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]), "{claims}");
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert!(lifetime <= 300, "{lifetime} s");
     assert!(first["authorization"].is_null(), "{first}");

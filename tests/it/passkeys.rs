@@ -309,3 +309,113 @@ async fn raise_counter(db: &std::path::Path, username: &str) {
 async fn lower_counter(db: &std::path::Path, username: &str) {
     set_counter(db, username, 1).await;
 }
+
+/// `POST /management/webauthn/{step}` with `body` (and the page's CSRF
+/// cookie, kept by `client`): status and JSON.
+async fn post_step(
+    client: &reqwest::Client,
+    base: &str,
+    step: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let answer = client
+        .post(format!("{base}/management/webauthn/{step}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_ceremony_answer_that_is_forged_replayed_expired_or_for_another_step_is_refused_clearly() {
+    let (gateway, base, dir, _upstream) = setup().await;
+    let base = base.replace("localhost", "127.0.0.1");
+    let alice = browser();
+    let answer = alice
+        .get(format!("{base}/management/authorize?rd=%2F"))
+        .send()
+        .await
+        .unwrap();
+    // The sign-in page offers the passkey button, its script allowed by
+    // its hash (never 'unsafe-inline'), and its calls to this origin only.
+    let policy = answer.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let scripts = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap_or("");
+    assert!(
+        scripts.contains("'sha256-") && !scripts.contains("unsafe"),
+        "{policy}"
+    );
+    assert!(policy.contains("connect-src 'self'"), "{policy}");
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("id=\"passkey\""), "{page}");
+    let csrf = hidden_value(&page, "csrf").unwrap();
+    // No CSRF field: refused.
+    let (status, body) = post_step(&alice, &base, "passkey/begin", json!({"csrf": "forged"})).await;
+    assert_eq!(status, 403, "{body}");
+    // A ceremony begun, answered with something that is no authenticator's.
+    let (status, begun) = post_step(&alice, &base, "passkey/begin", json!({"csrf": csrf})).await;
+    assert_eq!(status, 200, "{begun}");
+    assert!(begun["publicKey"]["challenge"].is_string(), "{begun}");
+    assert_eq!(begun["publicKey"]["userVerification"], "required", "{begun}");
+    let ceremony = begun["ceremony"].as_str().unwrap().to_owned();
+    let forged = json!({"id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+        "response": {"authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": null}});
+    let (status, body) = post_step(
+        &alice,
+        &base,
+        "passkey/finish",
+        json!({"csrf": csrf, "ceremony": ceremony, "credential": forged, "request": "rd=%2F"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "access_denied", "{body}");
+    // The ceremony was used: the same answer again finds none.
+    let (status, body) = post_step(
+        &alice,
+        &base,
+        "passkey/finish",
+        json!({"csrf": csrf, "ceremony": ceremony, "credential": forged, "request": "rd=%2F"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    // A passkey ceremony is not a registration's (nor anyone's session).
+    let (_, begun) = post_step(&alice, &base, "passkey/begin", json!({"csrf": csrf})).await;
+    let (status, body) = post_step(
+        &alice,
+        &base,
+        "register/finish",
+        json!({"csrf": csrf, "ceremony": begun["ceremony"], "credential": forged}),
+    )
+    .await;
+    assert_eq!(status, 401, "signed in first: {body}");
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let (status, body) = post_step(
+        &alice,
+        &base,
+        "register/finish",
+        json!({"csrf": csrf, "ceremony": begun["ceremony"], "credential": forged}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    // No such step.
+    let (status, _) = post_step(&alice, &base, "nothing/begin", json!({"csrf": csrf})).await;
+    assert_eq!(status, 404);
+    // The forged answer is in the audit log.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("security_key_refused"), "{audit}");
+}
