@@ -42,6 +42,27 @@ fn factor_of(row: &sqlx::any::AnyRow) -> Result<DbFactor, sqlx::Error> {
     })
 }
 
+/// Writes `factor` (confirmed or not, as it says), made now.
+async fn insert<'c, E>(executor: E, factor: &DbFactor) -> Result<(), DbError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(&format!(
+        "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, NULL, $8)"
+    ))
+    .bind(&factor.id)
+    .bind(&factor.username)
+    .bind(&factor.kind)
+    .bind(&factor.name)
+    .bind(&factor.sealed_secret)
+    .bind(i64::from(factor.confirmed))
+    .bind(now_ms())
+    .bind(&factor.credential_id)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 impl Database {
     /// A person's factors, confirmed or not, oldest first.
     pub(crate) async fn factors(&self, username: &str) -> Result<Vec<DbFactor>, DbError> {
@@ -63,17 +84,7 @@ impl Database {
             .bind(&factor.kind)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&format!(
-            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, NULL, NULL)"
-        ))
-        .bind(&factor.id)
-        .bind(&factor.username)
-        .bind(&factor.kind)
-        .bind(&factor.name)
-        .bind(&factor.sealed_secret)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        insert(&mut *tx, factor).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -111,19 +122,7 @@ impl Database {
 
     /// Keeps a security key, confirmed (its registration proved it).
     pub(crate) async fn add_key(&self, factor: &DbFactor) -> Result<(), DbError> {
-        sqlx::query(&format!(
-            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 1, 0, $6, NULL, $7)"
-        ))
-        .bind(&factor.id)
-        .bind(&factor.username)
-        .bind(&factor.kind)
-        .bind(&factor.name)
-        .bind(&factor.sealed_secret)
-        .bind(now_ms())
-        .bind(&factor.credential_id)
-        .execute(self.ready().await?)
-        .await?;
-        Ok(())
+        insert(self.ready().await?, factor).await
     }
 
     /// The security key of that credential id, whoever's it is.

@@ -3,14 +3,17 @@
 //! Removing one, or replacing the recovery codes, takes a session signed
 //! in with that factor, so a password alone cannot undo it.
 
+use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 
 use crate::auth::pages::{AccountFactor, AccountKey};
 use crate::auth::state::AuthState;
+use crate::db::Database;
 use crate::obs::audit::Fields;
 use crate::second_factor::{self, webauthn::WEBAUTHN};
 use crate::store::{unix_now, Session};
+use crate::web::request::Params;
 use crate::web::response::{self, OwnBody};
 
 use super::account::{back, form};
@@ -72,23 +75,52 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (parts, params, _, session) = match form(state, req).await {
+    let (parts, params, session, db) = match form_with_factor(state, req).await {
         Ok(read) => read,
         Err(answer) => return answer,
     };
-    if let Err(answer) = with_factor(&session) {
-        return answer;
+    let id = params.one("factor").ok().flatten().unwrap_or("");
+    let theirs = db
+        .factors(session.username())
+        .await
+        .is_ok_and(|factors| factors.iter().any(|f| f.id == id && f.kind == WEBAUTHN));
+    match theirs {
+        true => removed(state, &parts, &session, id, WEBAUTHN, "key_removed").await,
+        false => back("unavailable"),
     }
+}
+
+/// A form of the page, from a session signed in with the second factor it
+/// would change, and the database; or the answer to send.
+async fn form_with_factor<'a, B>(
+    state: &'a AuthState,
+    req: Request<B>,
+) -> Result<(Parts, Params, Session, &'a Database), Response<OwnBody>>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, params, _, session) = form(state, req).await?;
+    with_factor(&session)?;
+    let db = state.database.as_ref().ok_or_else(|| back("unavailable"))?;
+    Ok((parts, params, session, db))
+}
+
+/// Removes the person's factor `id` (of `kind`), audited, and back to the
+/// page saying `done`.
+async fn removed(
+    state: &AuthState,
+    parts: &Parts,
+    session: &Session,
+    id: &str,
+    kind: &str,
+    done: &str,
+) -> Response<OwnBody> {
+    let username = session.username();
     let Some(db) = state.database.as_ref() else {
         return back("unavailable");
     };
-    let username = session.username();
-    let id = params.one("factor").ok().flatten().unwrap_or("");
-    let theirs = db
-        .factors(username)
-        .await
-        .is_ok_and(|factors| factors.iter().any(|f| f.id == id && f.kind == WEBAUTHN));
-    if !theirs || !matches!(db.remove_factor(username, id).await, Ok(true)) {
+    if !matches!(db.remove_factor(username, id).await, Ok(true)) {
         return back("unavailable");
     }
     state.audit.record(
@@ -97,11 +129,11 @@ where
             actor: Some(username),
             subject: Some(username),
             address: state.client_ip(&parts.extensions, &parts.headers),
-            detail: Some("webauthn"),
+            detail: Some(kind),
             ..Fields::default()
         },
     );
-    back("key_removed")
+    back(done)
 }
 
 /// `POST /management/account/authenticator`: a new authenticator to set
@@ -235,15 +267,9 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (parts, _, _, session) = match form(state, req).await {
+    let (parts, _, session, db) = match form_with_factor(state, req).await {
         Ok(read) => read,
         Err(answer) => return answer,
-    };
-    if let Err(answer) = with_factor(&session) {
-        return answer;
-    }
-    let Some(db) = state.database.as_ref() else {
-        return back("unavailable");
     };
     let username = session.username();
     match second_factor::new_recovery_codes(db, username).await {
@@ -268,32 +294,22 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (parts, _, _, session) = match form(state, req).await {
+    let (parts, _, session, db) = match form_with_factor(state, req).await {
         Ok(read) => read,
         Err(answer) => return answer,
     };
-    if let Err(answer) = with_factor(&session) {
-        return answer;
+    match second_factor::authenticator_of(db, session.username()).await {
+        Ok(Some(factor)) => {
+            removed(
+                state,
+                &parts,
+                &session,
+                &factor.id,
+                second_factor::TOTP,
+                "factor_removed",
+            )
+            .await
+        }
+        _ => back("unavailable"),
     }
-    let Some(db) = state.database.as_ref() else {
-        return back("unavailable");
-    };
-    let username = session.username();
-    let Ok(Some(factor)) = second_factor::authenticator_of(db, username).await else {
-        return back("unavailable");
-    };
-    if !matches!(db.remove_factor(username, &factor.id).await, Ok(true)) {
-        return back("unavailable");
-    }
-    state.audit.record(
-        "second_factor.removed",
-        Fields {
-            actor: Some(username),
-            subject: Some(username),
-            address: state.client_ip(&parts.extensions, &parts.headers),
-            detail: Some("totp"),
-            ..Fields::default()
-        },
-    );
-    back("factor_removed")
 }

@@ -153,38 +153,15 @@ pub(super) async fn show(state: &AuthState, parts: &Parts) -> Response<OwnBody> 
     if session.methods().is_multi_factor() {
         return back_to(state, &rd);
     }
-    match state.database.as_ref() {
+    let mode = match state.database.as_ref() {
         Some(db) => match second_factor::need(&state.config, Some(db), session.identity(), true).await {
-            Ok(Need::Verify) => page(
-                state,
-                headers,
-                StatusCode::OK,
-                verify_mode(state, session.username()).await,
-                session.username(),
-                &rd,
-                "",
-            ),
-            Ok(_) => page(
-                state,
-                headers,
-                StatusCode::OK,
-                Mode::Missing,
-                session.username(),
-                &rd,
-                "",
-            ),
-            Err(_) => unavailable(state),
+            Ok(Need::Verify) => verify_mode(state, session.username()).await,
+            Ok(_) => Mode::Missing,
+            Err(_) => return unavailable(state),
         },
-        None => page(
-            state,
-            headers,
-            StatusCode::OK,
-            Mode::Missing,
-            session.username(),
-            &rd,
-            "",
-        ),
-    }
+        None => Mode::Missing,
+    };
+    page(state, headers, StatusCode::OK, mode, session.username(), &rd, "")
 }
 
 /// `POST /management/second-factor`: a code, an enrolment's first code,

@@ -450,6 +450,12 @@ async fn the_openapi_document_describes_every_operation() {
         ("/management/admin/api/v1/groups/{group}/members", "get"),
         ("/management/admin/api/v1/sessions", "get"),
         ("/management/admin/api/v1/sessions/{id}", "delete"),
+        ("/management/admin/api/v1/users/{username}/factors", "get"),
+        ("/management/admin/api/v1/users/{username}/factors/{id}", "delete"),
+        (
+            "/management/admin/api/v1/users/{username}/second-factor-required",
+            "put",
+        ),
         ("/management/admin/api/v1/clients", "post"),
         ("/management/admin/api/v1/clients/{client_id}", "patch"),
         ("/management/admin/api/v1/clients/{client_id}", "delete"),

@@ -113,6 +113,33 @@ async fn add_key(browser: &Client, base: &str, name: &str) {
     assert!(text(browser).await.contains(name));
 }
 
+/// Clicks the WebAuthn button `id` once the script has shown it.
+async fn press(browser: &Client, id: &str) {
+    until(
+        browser,
+        &format!("return !document.getElementById('{id}').hidden"),
+        json!(true),
+    )
+    .await;
+    click(browser, id).await;
+}
+
+/// A sign-in with a passkey alone that is refused: what the page says.
+async fn passkey_refused(browser: &Client, base: &str) -> String {
+    browser
+        .goto(&format!("{base}/management/authorize?rd=%2F"))
+        .await
+        .unwrap();
+    press(browser, "passkey").await;
+    until(
+        browser,
+        "return document.getElementById('webauthn-error').hidden",
+        json!(false),
+    )
+    .await;
+    text(browser).await
+}
+
 async fn sign_out(browser: &Client, base: &str) {
     browser.goto(&format!("{base}/management/logout")).await.unwrap();
 }
@@ -143,13 +170,7 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
         .goto(&format!("{base}/management/authorize?rd=%2Fadmin%2Fx"))
         .await
         .unwrap();
-    until(
-        &browser,
-        "return !document.getElementById('passkey').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "passkey").await;
+    press(&browser, "passkey").await;
     until(&browser, "return location.pathname", json!("/admin/x")).await;
     let seen = text(&browser).await;
     assert!(seen.contains("\"x-forwarded-user\":\"alice\""), "{seen}");
@@ -164,13 +185,7 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
         json!("/management/second-factor"),
     )
     .await;
-    until(
-        &browser,
-        "return !document.getElementById('use-key').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "use-key").await;
+    press(&browser, "use-key").await;
     until(&browser, "return location.pathname", json!("/")).await;
     assert!(text(&browser)
         .await
@@ -179,24 +194,7 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
     // A copy of the key (its counter behind the one kept): refused, recorded.
     sign_out(&browser, &base).await;
     raise_counter(&dir.path().join("authgate.db"), "alice").await;
-    browser
-        .goto(&format!("{base}/management/authorize?rd=%2F"))
-        .await
-        .unwrap();
-    until(
-        &browser,
-        "return !document.getElementById('passkey').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "passkey").await;
-    until(
-        &browser,
-        "return document.getElementById('webauthn-error').hidden",
-        json!(false),
-    )
-    .await;
-    let said = text(&browser).await;
+    let said = passkey_refused(&browser, &base).await;
     assert!(said.contains("counter went backwards"), "{said}");
     assert_eq!(
         browser.execute("return location.pathname", vec![]).await.unwrap(),
@@ -217,35 +215,13 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
         json!("/management/second-factor"),
     )
     .await;
-    until(
-        &browser,
-        "return !document.getElementById('use-key').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "use-key").await;
+    press(&browser, "use-key").await;
     until(&browser, "return location.pathname", json!("/management/account")).await;
     click(&browser, "remove-key-1").await;
     until(&browser, "return location.search", json!("?done=key_removed")).await;
     sign_out(&browser, &base).await;
-    browser
-        .goto(&format!("{base}/management/authorize?rd=%2F"))
-        .await
-        .unwrap();
-    until(
-        &browser,
-        "return !document.getElementById('passkey').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "passkey").await;
-    until(
-        &browser,
-        "return document.getElementById('webauthn-error').hidden",
-        json!(false),
-    )
-    .await;
-    assert!(text(&browser).await.contains("no key of this gateway"));
+    let said = passkey_refused(&browser, &base).await;
+    assert!(said.contains("no key of this gateway"), "{said}");
     browser.close().await.unwrap();
 
     // bob, in another browser: a key added after his password; the step-up
@@ -262,13 +238,7 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
         json!("/management/second-factor"),
     )
     .await;
-    until(
-        &browser,
-        "return !document.getElementById('use-key').hidden",
-        json!(true),
-    )
-    .await;
-    click(&browser, "use-key").await;
+    press(&browser, "use-key").await;
     until(&browser, "return location.pathname", json!("/admin/y")).await;
     let seen = text(&browser).await;
     assert!(seen.contains("\"x-forwarded-user\":\"bob\""), "{seen}");

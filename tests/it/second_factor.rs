@@ -686,3 +686,68 @@ async fn a_step_up_at_one_replica_counts_at_the_others_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_console_shows_a_persons_factors_removes_a_lost_one_and_requires_one() {
+    let Some(python) = test_python() else { return };
+    let root = format!(
+        "[[users]]\nusername = \"root\"\npassword_hash = \"{}\"\nadmin = true\n",
+        password_hash()
+    );
+    let (gateway, _upstream, _dir) = setup("optional", "", &root).await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    enrol_on_account_page(&python, &alice, &gateway).await;
+    let admin = browser();
+    sign_in(&admin, &gateway, "root", PASSWORD, "/").await;
+    let (status, users) = text_of(&admin, &gateway, "/management/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(
+        users.contains("/management/admin/factors?user="),
+        "a link per user: {users}"
+    );
+    let (status, page) = text_of(&admin, &gateway, "/management/admin/factors?user=alice").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("authenticator app") && page.contains("in use"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"recovery-left\">10<"), "{page}");
+    let id = page
+        .split("id=\"remove-")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a remove button")
+        .to_owned();
+    let removed = post(
+        &admin,
+        &gateway,
+        &format!("/management/admin/users/alice/factors/{id}/remove"),
+        &page,
+        &[],
+    )
+    .await;
+    assert_eq!(removed.status(), 303);
+    assert!(
+        location(&removed).starts_with("/management/admin/factors?user=alice"),
+        "{}",
+        location(&removed)
+    );
+    let (_, page) = text_of(&admin, &gateway, "/management/admin/factors?user=alice").await;
+    assert!(page.contains("alice has no second factor"), "{page}");
+    // alice signs in with her password alone again.
+    let again = browser();
+    let answer = sign_in(&again, &gateway, "alice", PASSWORD, "/").await;
+    assert_eq!(location(&answer), "/");
+    // Requiring one of a config user is refused, and says why.
+    let required = post(
+        &admin,
+        &gateway,
+        "/management/admin/users/alice/require",
+        &page,
+        &[("required", "1")],
+    )
+    .await;
+    assert_eq!(required.status(), 303);
+    assert!(location(&required).contains("error="), "{}", location(&required));
+}
