@@ -92,10 +92,10 @@ where
 
 /// A form of the page, from a session signed in with the second factor it
 /// would change, and the database; or the answer to send.
-async fn form_with_factor<'a, B>(
-    state: &'a AuthState,
+async fn form_with_factor<B>(
+    state: &AuthState,
     req: Request<B>,
-) -> Result<(Parts, Params, Session, &'a Database), Response<OwnBody>>
+) -> Result<(Parts, Params, Session, &Database), Response<OwnBody>>
 where
     B: Body,
     B::Error: Into<BoxError>,
