@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use super::factors::{DbFactor, DbRecoveryCode};
 use super::{now_ms, Database, DbClient, DbError, DbUser};
 
 /// What the document says it is, so an import refuses anything else.
@@ -25,6 +26,12 @@ pub(crate) struct Backup {
     pub(crate) groups: Vec<BackupGroup>,
     pub(crate) members: Vec<BackupMember>,
     pub(crate) clients: Vec<DbClient>,
+    /// Second factors (secrets sealed with `auth.secret_file`: the
+    /// importing gateways need the same file) and recovery codes (hashes).
+    #[serde(default)]
+    pub(crate) second_factors: Vec<DbFactor>,
+    #[serde(default)]
+    pub(crate) recovery_codes: Vec<DbRecoveryCode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +57,7 @@ pub(crate) struct Imported {
     pub(crate) groups: usize,
     pub(crate) members: usize,
     pub(crate) clients: usize,
+    pub(crate) second_factors: usize,
 }
 
 /// A name already taken, said as an import's reason to write nothing.
@@ -111,6 +119,7 @@ impl Database {
         .iter()
         .map(super::clients::client_of)
         .collect::<Result<_, _>>()?;
+        let (second_factors, recovery_codes) = super::factors::all(&mut tx).await?;
         tx.commit().await?;
         Ok(Backup {
             format: FORMAT.to_owned(),
@@ -120,6 +129,8 @@ impl Database {
             groups,
             members,
             clients,
+            second_factors,
+            recovery_codes,
         })
     }
 
@@ -190,12 +201,21 @@ impl Database {
                 other => other,
             })?;
         }
+        super::factors::restore(&mut tx, &backup.second_factors, &backup.recovery_codes)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(_) => DbError::Conflict(
+                    "a second factor (or recovery code) exists in this database already: nothing was imported".into(),
+                ),
+                other => other,
+            })?;
         tx.commit().await?;
         Ok(Imported {
             users: backup.users.len(),
             groups: backup.groups.len(),
             members: backup.members.len(),
             clients: backup.clients.len(),
+            second_factors: backup.second_factors.len(),
         })
     }
 }

@@ -6,14 +6,17 @@ use sqlx::Row;
 
 use super::{now_ms, Database, DbError};
 
-/// A second factor as kept: its secret still sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A second factor as kept: its secret still sealed (also as `authgate
+/// export` writes it: it opens only with the same `auth.secret_file`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DbFactor {
     pub(crate) id: String,
     pub(crate) username: String,
     /// `"totp"`.
     pub(crate) kind: String,
     pub(crate) name: String,
+    #[serde(rename = "secret")]
     pub(crate) sealed_secret: String,
     pub(crate) confirmed: bool,
     /// The last TOTP step accepted.
@@ -40,6 +43,83 @@ fn factor_of(row: &sqlx::any::AnyRow) -> Result<DbFactor, sqlx::Error> {
         last_used_at: row.try_get("last_used_at")?,
         credential_id: row.try_get("credential_id")?,
     })
+}
+
+/// A recovery code as kept: its hash (as `authgate export` writes it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DbRecoveryCode {
+    pub(crate) code_hash: String,
+    pub(crate) username: String,
+    pub(crate) created_at: i64,
+    pub(crate) used_at: Option<i64>,
+}
+
+/// Every factor and recovery code, for an export (within `tx`).
+pub(super) async fn all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<(Vec<DbFactor>, Vec<DbRecoveryCode>), DbError> {
+    let factors = sqlx::query(&format!(
+        "SELECT {FACTOR_COLUMNS} FROM second_factors ORDER BY username, id"
+    ))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(factor_of)
+    .collect::<Result<_, _>>()?;
+    let codes = sqlx::query(
+        "SELECT code_hash, username, created_at, used_at FROM recovery_codes ORDER BY username, code_hash",
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(DbRecoveryCode {
+            code_hash: r.try_get("code_hash")?,
+            username: r.try_get("username")?,
+            created_at: r.try_get("created_at")?,
+            used_at: r.try_get("used_at")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok((factors, codes))
+}
+
+/// Writes an export's factors and codes as they were (within `tx`).
+pub(super) async fn restore(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    factors: &[DbFactor],
+    codes: &[DbRecoveryCode],
+) -> Result<(), DbError> {
+    for f in factors {
+        sqlx::query(&format!(
+            "INSERT INTO second_factors ({FACTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&f.id)
+        .bind(&f.username)
+        .bind(&f.kind)
+        .bind(&f.name)
+        .bind(&f.sealed_secret)
+        .bind(i64::from(f.confirmed))
+        .bind(f.last_step)
+        .bind(f.created_at)
+        .bind(f.last_used_at)
+        .bind(&f.credential_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for c in codes {
+        sqlx::query(
+            "INSERT INTO recovery_codes (code_hash, username, created_at, used_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.code_hash)
+        .bind(&c.username)
+        .bind(c.created_at)
+        .bind(c.used_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writes `factor` (confirmed or not, as it says), made now.

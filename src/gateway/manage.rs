@@ -15,6 +15,9 @@ pub const MANAGE_USAGE: &str = "\
   authgate user list [SEARCH]                                   users by name (and email), with their groups
   authgate user disable NAME | enable NAME | delete NAME        disabled or deleted: their sessions end within a second
   authgate user set-password NAME [--temporary]                 --temporary: must be changed at the next sign-in
+  authgate user factors NAME                                    their second factors (authenticator app, security keys)
+  authgate user remove-factors NAME                             all of them and their recovery codes (a lost phone:
+                                                                the password alone signs in, or enrols where required)
   authgate group add NAME [--description D]
   authgate group list
   authgate group add-member GROUP USER | remove-member GROUP USER   USER may be anyone's name (corp:alice too)
@@ -24,7 +27,8 @@ pub const MANAGE_USAGE: &str = "\
                                                                 an OAuth client; prints its secret, this once
   authgate client list                                          clients by id (config.toml's too, marked)
   authgate client rotate-secret ID | delete ID                  a new secret (printed once) | gone, its tokens end
-  authgate export [--output FILE]                               people, groups, members and clients as JSON (hashes, no secret)
+  authgate export [--output FILE]                               people, groups, members, clients and second factors as JSON
+                                                                (hashes, no secret; factors sealed with auth.secret_file)
   authgate import FILE | -                                      all of an export, or nothing if any of it is taken
   authgate keys rotate                                          new [signing] keys sign from now on; the old stay published
   authgate audit [--user NAME] [--event PREFIX] [--after T] [--before T] [--limit N]
@@ -125,6 +129,32 @@ pub async fn manage(
             }
             record(&db, &format!("admin.user_{action}d"), name).await?;
             let _ = writeln!(out, "{action}d user {name}");
+        }
+        ["user", "factors", name] => {
+            for factor in db.factors(name).await.map_err(failed)? {
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    factor.id,
+                    factor.kind,
+                    if factor.confirmed {
+                        "in use"
+                    } else {
+                        "being set up"
+                    },
+                    factor.name
+                );
+            }
+        }
+        ["user", "remove-factors", name] => {
+            let mut removed = 0;
+            for factor in db.factors(name).await.map_err(failed)? {
+                if db.remove_factor(name, &factor.id).await.map_err(failed)? {
+                    removed += 1;
+                }
+            }
+            record(&db, "admin.second_factor_removed", name).await?;
+            let _ = writeln!(out, "removed {removed} second factor(s) of {name}");
         }
         ["user", "delete", name] => {
             if !db.delete_user(name).await.map_err(failed)? {
@@ -275,11 +305,12 @@ pub async fn manage(
                     write_private(std::path::Path::new(path), &text)?;
                     let _ = writeln!(
                         out,
-                        "exported {} users, {} groups, {} memberships and {} clients to {path}",
+                        "exported {} users, {} groups, {} memberships, {} clients and {} second factors to {path}",
                         backup.users.len(),
                         backup.groups.len(),
                         backup.members.len(),
-                        backup.clients.len()
+                        backup.clients.len(),
+                        backup.second_factors.len()
                     );
                 }
                 None => out.push_str(&text),
@@ -303,8 +334,8 @@ pub async fn manage(
             .await?;
             let _ = writeln!(
                 out,
-                "imported {} users, {} groups, {} memberships and {} clients",
-                done.users, done.groups, done.members, done.clients
+                "imported {} users, {} groups, {} memberships, {} clients and {} second factors",
+                done.users, done.groups, done.members, done.clients, done.second_factors
             );
         }
         ["audit"] => {
@@ -409,6 +440,23 @@ fn check_import(config: &Config, backup: &Backup) -> Result<(), Error> {
             )));
         }
         client_config(row).map_err(|problem| usage(format!("{problem}: nothing was imported")))?;
+    }
+    // An authenticator whose secret this gateway cannot open would lock
+    // its person out.
+    for factor in backup
+        .second_factors
+        .iter()
+        .filter(|f| f.kind == crate::second_factor::TOTP)
+    {
+        let opens = config.auth.secret.as_ref().is_some_and(|secret| {
+            crate::second_factor::authenticator(config, secret.expose(), factor).is_some()
+        });
+        if !opens {
+            return Err(usage(format!(
+                "the authenticator of {:?} was sealed with another auth.secret_file: give this gateway the same file (nothing was imported)",
+                factor.username
+            )));
+        }
     }
     Ok(())
 }

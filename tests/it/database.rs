@@ -577,7 +577,7 @@ async fn an_export_of_sqlite_moves_everything_to_postgres_or_nothing() {
     let (code, out, err) = authgate(&from, &["export", "--output", export.to_str().unwrap()], "").await;
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("2 users, 1 groups, 1 memberships and 1 clients"),
+        out.contains("2 users, 1 groups, 1 memberships, 1 clients and 0 second factors"),
         "{out}"
     );
     use std::os::unix::fs::PermissionsExt;
@@ -608,7 +608,7 @@ async fn an_export_of_sqlite_moves_everything_to_postgres_or_nothing() {
     let (code, out, err) = authgate(&to, &["import", export.to_str().unwrap()], "").await;
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("imported 2 users, 1 groups, 1 memberships and 1 clients"),
+        out.contains("imported 2 users, 1 groups, 1 memberships, 1 clients and 0 second factors"),
         "{out}"
     );
     // Everything works at a gateway on the new database.

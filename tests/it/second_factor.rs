@@ -63,6 +63,8 @@ groups = ["admins"]
         hash = password_hash(),
         extra = extra.replace("{UP}", &upstream.addr.to_string()),
     );
+    // Written down too, for the command line.
+    std::fs::write(dir.path().join("config.toml"), &toml).unwrap();
     (Gateway::start(&toml).await, upstream)
 }
 
@@ -750,4 +752,110 @@ async fn the_console_shows_a_persons_factors_removes_a_lost_one_and_requires_one
     .await;
     assert_eq!(required.status(), 303);
     assert!(location(&required).contains("error="), "{}", location(&required));
+}
+
+#[tokio::test]
+async fn a_lost_phone_is_taken_off_on_the_command_line_and_the_password_signs_in_again() {
+    let Some(python) = test_python() else { return };
+    let (gateway, _upstream, dir) = setup("optional", "", "").await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    enrol_on_account_page(&python, &alice, &gateway).await;
+    let config = dir.path().join("config.toml");
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+        command.args(args).arg("--config").arg(&config);
+        run_command(command)
+    };
+    let listed = run(&["user", "factors", "alice"]).await;
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("\ttotp\tin use\t"), "{listed}");
+    let removed = run(&["user", "remove-factors", "alice"]).await;
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("removed 1 second factor(s) of alice"));
+    let again = browser();
+    let answer = sign_in(&again, &gateway, "alice", PASSWORD, "/").await;
+    assert_eq!(location(&answer), "/", "the password alone again");
+}
+
+#[tokio::test]
+async fn an_export_moves_second_factors_to_a_new_database_and_they_open_only_with_the_same_secret() {
+    let Some(python) = test_python() else { return };
+    let (gateway, _upstream, dir) = setup("optional", "", "").await;
+    let alice = browser();
+    sign_in(&alice, &gateway, "alice", PASSWORD, "/").await;
+    let (uri, _) = enrol_on_account_page(&python, &alice, &gateway).await;
+    let authgate = |config: std::path::PathBuf, args: Vec<String>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+        command.args(args).arg("--config").arg(config);
+        run_command(command)
+    };
+    let export = dir.path().join("export.json");
+    let out = authgate(
+        dir.path().join("config.toml"),
+        vec!["export".into(), "--output".into(), export.display().to_string()],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("and 1 second factors"),
+        "{out:?}"
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    let secret = url::Url::parse(&uri)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "secret")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        !text.contains(&secret),
+        "the authenticator's secret leaves only sealed"
+    );
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["recovery_codes"].as_array().unwrap().len(), 10);
+    // A new database: with another secret file, refused whole...
+    let other = tempfile::tempdir().unwrap();
+    let (fresh, _other_upstream) = setup_in(&other, "optional", "", "").await;
+    drop(fresh);
+    std::fs::write(
+        other.path().join("secret"),
+        "another-secret-of-forty-characters-01234",
+    )
+    .unwrap();
+    let out = authgate(
+        other.path().join("config.toml"),
+        vec!["import".into(), export.display().to_string()],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sealed with another auth.secret_file"),
+        "{out:?}"
+    );
+    // ...with the same one, moved: alice gives her code there too.
+    std::fs::write(other.path().join("secret"), SECRET).unwrap();
+    let out = authgate(
+        other.path().join("config.toml"),
+        vec!["import".into(), export.display().to_string()],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let (moved, _moved_upstream) = setup_in(&other, "optional", "", "").await;
+    let there = browser();
+    let page = password_then_page(&there, &moved, "alice", "/").await;
+    let code = code_of(&python, &uri, 30).await;
+    let done = post(
+        &there,
+        &moved,
+        "/management/second-factor",
+        &page,
+        &[("code", &code)],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
 }
