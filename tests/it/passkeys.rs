@@ -3,7 +3,8 @@
 //! implements): a passkey added on the account page signs in alone from
 //! the sign-in page; the same key is the second factor after the
 //! password; a step-up route asks a one-factor session for it and lets it
-//! through; a key whose counter went backwards (copied) is refused and
+//! through; an answer made for another origin, and a key whose counter
+//! went backwards (copied), are refused and
 //! recorded; a removed key no longer signs in.
 
 use fantoccini::{Client, Locator};
@@ -19,11 +20,18 @@ async fn setup() -> (Gateway, String, tempfile::TempDir, Upstream) {
     let upstream = start_upstream().await;
     std::fs::write(dir.path().join("secret"), "passkey-tests-secret-0123456789abcdef").unwrap();
     let port = free_port();
+    let gateway = gateway_in(&dir, &upstream, port, port).await;
+    (gateway, format!("http://localhost:{port}"), dir, upstream)
+}
+
+/// A gateway on the database of `dir`, listening on `port` and saying its
+/// origin is `http://localhost:{origin_port}`.
+async fn gateway_in(dir: &tempfile::TempDir, upstream: &Upstream, port: u16, origin_port: u16) -> Gateway {
     let toml = format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
+public_url = "http://localhost:{origin_port}"
 
 [upstream]
 url = "http://{upstream}"
@@ -58,12 +66,7 @@ auth_level = "mfa"
         secret = dir.path().join("secret").display(),
         hash = password_hash()
     );
-    (
-        Gateway::start(&toml).await,
-        format!("http://localhost:{port}"),
-        dir,
-        upstream,
-    )
+    Gateway::start(&toml).await
 }
 
 async fn text(browser: &Client) -> String {
@@ -149,7 +152,7 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
     let Some(driver) = start_chromedriver() else {
         return;
     };
-    let (_gateway, base, dir, _upstream) = setup().await;
+    let (_gateway, base, dir, upstream) = setup().await;
     let browser = browser_session(&driver).await;
     let authenticator = add_virtual_authenticator(&browser).await;
 
@@ -190,6 +193,14 @@ async fn a_passkey_signs_in_alone_stands_in_for_the_code_and_once_removed_or_cop
     assert!(text(&browser)
         .await
         .contains("\"x-forwarded-auth-level\":\"mfa\""));
+
+    // An answer made for another origin (a gateway that says it is at
+    // another address than the page the browser shows): refused.
+    let port = free_port();
+    let elsewhere = gateway_in(&dir, &upstream, port, free_port()).await;
+    let said = passkey_refused(&browser, &format!("http://localhost:{port}")).await;
+    assert!(said.contains("relying party origin does not match"), "{said}");
+    drop(elsewhere);
 
     // A copy of the key (its counter behind the one kept): refused, recorded.
     sign_out(&browser, &base).await;
