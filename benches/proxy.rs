@@ -28,7 +28,7 @@
 //! The peers' configurations are `benches/haproxy/haproxy.cfg.tmpl` and
 //! `benches/caddy/Caddyfile.tmpl`, filled in like nginx's.
 //!
-//! Two authgate rows mirror the bearer row (one core, 32 connections),
+//! Three authgate rows mirror the bearer row (one core, 32 connections),
 //! each with one thing on, and are shown right after it and compared with
 //! it (req/s and p99):
 //!
@@ -39,7 +39,11 @@
 //! - `[database]` (SQLite, in a temporary folder) and `[audit]` (to a file
 //!   there): neither is on the proxied path (sessions live in the token
 //!   store; the database is read at sign-in, by the console, and by the
-//!   change feed's poll every 500 ms), so the two should match.
+//!   change feed's poll every 500 ms), so the two should match;
+//! - every path at `auth_level = "mfa"`, with a token of two factors (the
+//!   bench sets up an authenticator app as a person does, and checks that
+//!   a one-factor token is refused there): the check is a field of the
+//!   session, so the two should match.
 
 #[path = "proxy/step_up.rs"]
 mod step_up;
