@@ -26,12 +26,13 @@ use webauthn_rs::prelude::Passkey;
 
 use crate::auth::csrf::CSRF_COOKIE;
 use crate::auth::state::AuthState;
+use crate::auth::throttle::Subject;
 use crate::db::{DbError, DbFactor};
 use crate::obs::audit::Fields;
 use crate::obs::metrics::SignIn;
 use crate::second_factor::webauthn::{self as keys, Refused, WEBAUTHN};
 use crate::store::{unix_now, Ceremony, Identity, Kind, Session, Token, TokenKey};
-use crate::web::request::{self, cookie, Params};
+use crate::web::request::{self, cookie, BodyError, Params};
 use crate::web::response::{self, OwnBody};
 
 use super::authorize::{self, AuthorizeParams, SignedIn};
@@ -113,7 +114,11 @@ where
     let (parts, body) = req.into_parts();
     let step = parts.uri.path()[WEBAUTHN_PREFIX.len()..].to_owned();
     if parts.method != http::Method::POST {
-        return refused(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "POST only.");
+        let mut answer = refused(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "POST only.");
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return answer;
     }
     let (Some(webauthn), Some(db)) = (state.webauthn.clone(), state.database.as_ref()) else {
         return refused(
@@ -122,12 +127,22 @@ where
             "Security keys are not offered here (auth.second_factor and server.public_url with a host name).",
         );
     };
-    let Ok(body) = request::read_body(body, state.config.limits.max_body_bytes).await else {
-        return refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "The request was too large.",
-        );
+    let body = match request::read_body(body, state.config.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "The request was too large.",
+            )
+        }
+        Err(BodyError::Broken) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request did not arrive whole.",
+            )
+        }
     };
     let asked: Asked = match serde_json::from_slice(&body) {
         Ok(asked) => asked,
@@ -196,6 +211,16 @@ impl Ctx<'_> {
         self.state.client_ip(&self.parts.extensions, &self.parts.headers)
     }
 
+    /// What a failure counts against: the person and the address; for a
+    /// passkey's answer, which names no one until it checks out, the
+    /// address alone.
+    fn subjects(&self, username: Option<&str>) -> Vec<Subject> {
+        match username {
+            Some(username) => authorize::throttle_subjects(username, self.address()),
+            None => self.address().map(Subject::Address).into_iter().collect(),
+        }
+    }
+
     /// The person's keys, with their rows.
     async fn keys_of(&self, username: &str) -> Result<Vec<(DbFactor, Passkey)>, DbError> {
         Ok(self
@@ -255,13 +280,11 @@ impl Ctx<'_> {
                 ..Fields::default()
             },
         );
-        if let Some(username) = username {
-            let subjects = authorize::throttle_subjects(username, self.address());
-            self.state
-                .throttle
-                .record_failure(&self.state.config.auth.throttle, &subjects)
-                .await;
-        }
+        let subjects = self.subjects(username);
+        self.state
+            .throttle
+            .record_failure(&self.state.config.auth.throttle, &subjects)
+            .await;
         let status = match err {
             Refused::Cloned => StatusCode::FORBIDDEN,
             Refused::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -269,9 +292,10 @@ impl Ctx<'_> {
         refused(status, "access_denied", &format!("The key was refused: {err}."))
     }
 
-    /// Whether `username` may try again now.
-    async fn throttled(&self, username: &str) -> Option<Response<OwnBody>> {
-        let subjects = authorize::throttle_subjects(username, self.address());
+    /// Whether `username` (or, for a passkey's answer that names no one
+    /// yet, the address) may try again now.
+    async fn throttled(&self, username: Option<&str>) -> Option<Response<OwnBody>> {
+        let subjects = self.subjects(username);
         let wait = self
             .state
             .throttle
@@ -418,7 +442,7 @@ impl Ctx<'_> {
             return refused(StatusCode::UNAUTHORIZED, "invalid_token", "Sign in first.");
         };
         let username = whose.identity().username().to_owned();
-        if let Some(answer) = self.throttled(&username).await {
+        if let Some(answer) = self.throttled(Some(&username)).await {
             return answer;
         }
         let Some(state) = self.ceremony("verify", Some(&username)).await else {
@@ -490,6 +514,9 @@ impl Ctx<'_> {
     }
 
     async fn passkey_finish(&self) -> Response<OwnBody> {
+        if let Some(answer) = self.throttled(None).await {
+            return answer;
+        }
         let Some(state) = self.ceremony("passkey", None).await else {
             return refused(
                 StatusCode::BAD_REQUEST,
@@ -517,7 +544,7 @@ impl Ctx<'_> {
             }
             Err(_) => return unavailable(),
         };
-        if let Some(answer) = self.throttled(&factor.username).await {
+        if let Some(answer) = self.throttled(Some(&factor.username)).await {
             return answer;
         }
         let Some(key) = keys::key_of(&factor.sealed_secret) else {

@@ -395,6 +395,27 @@ async fn a_ceremony_answer_that_is_forged_replayed_expired_or_for_another_step_i
     // No such step.
     let (status, _) = post_step(&alice, &base, "nothing/begin", json!({"csrf": csrf})).await;
     assert_eq!(status, 404);
+    // Forged answers, which name no one, count against the address: within
+    // its budget (50 by default), the next is throttled.
+    let mut throttled = None;
+    for attempt in 0..60 {
+        let (_, begun) = post_step(&alice, &base, "passkey/begin", json!({"csrf": csrf})).await;
+        let (status, body) = post_step(
+            &alice,
+            &base,
+            "passkey/finish",
+            json!({"csrf": csrf, "ceremony": begun["ceremony"], "credential": forged, "request": "rd=%2F"}),
+        )
+        .await;
+        if status == 429 {
+            throttled = Some((attempt, body));
+            break;
+        }
+        assert_eq!(status, 400, "{body}");
+    }
+    let (attempt, body) = throttled.expect("throttled within 60 forged answers");
+    assert!(attempt <= 50, "after {attempt}");
+    assert_eq!(body["error"], "slow_down", "{body}");
     // The forged answer is in the audit log.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
