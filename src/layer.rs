@@ -118,6 +118,25 @@ impl AuthLayer {
         self
     }
 
+    /// The same layer, letting through only sessions signed in with two
+    /// factors (as a route with `auth_level = "mfa"`): a browser with one is
+    /// sent for its second and back, an API client gets RFC 9470's `401
+    /// insufficient_user_authentication`. Wrap the part of an app that
+    /// needs it with this one, and the rest with the plain layer.
+    ///
+    /// Refused (an [`Error`] that says so) where the config has no second
+    /// factors (`[auth] second_factor`): no one could pass.
+    pub fn requiring_second_factor(mut self) -> Result<Self, Error> {
+        if !self.shared.load().config.auth.second_factor.is_on() {
+            return Err(Error::new(
+                crate::error::ErrorKind::Config,
+                "requiring_second_factor needs [auth] second_factor = \"optional\" or \"required\"",
+            ));
+        }
+        self.rules.auth_level = AuthLevel::Mfa;
+        Ok(self)
+    }
+
     /// The same layer (sessions, configuration), open to `access` besides
     /// the public paths, sending its upstream `credentials`: a route of
     /// the gateway's.

@@ -121,3 +121,54 @@ async fn the_layer_never_shadows_the_apps_own_operations_paths_unless_asked() {
         .unwrap();
     assert_eq!(ready["status"], "ready");
 }
+
+#[tokio::test]
+async fn a_layer_may_require_a_second_factor_for_the_part_of_an_app_it_wraps() {
+    let plain = authgate::Config::from_toml_str(&format!(
+        "[upstream]\nbuiltin = \"whoami\"\n[[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\n",
+        password_hash()
+    ))
+    .unwrap();
+    let refused = authgate::AuthLayer::new(plain).unwrap().requiring_second_factor();
+    assert!(
+        refused.err().unwrap().to_string().contains("second_factor"),
+        "no one could pass without second factors"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("secret"),
+        "embedding-tests-secret-0123456789abcdef",
+    )
+    .unwrap();
+    let config = authgate::Config::from_toml_str(&format!(
+        "[upstream]\nbuiltin = \"whoami\"\n[database]\nurl = \"sqlite://{}\"\n[auth]\nsecret_file = \"{}\"\nsecond_factor = \"optional\"\n\
+         [[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\n",
+        dir.path().join("authgate.db").display(),
+        dir.path().join("secret").display(),
+        password_hash()
+    ))
+    .unwrap();
+    let layer = authgate::AuthLayer::new(config)
+        .unwrap()
+        .requiring_second_factor()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/admin", axum::routing::get(|| async { "the admin page" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let token = password_grant(&format!("http://{addr}/management/token"), "carol").await;
+    let answer = api()
+        .get(format!("http://{addr}/admin"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401, "a token of one factor");
+    let challenge = answer.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("insufficient_user_authentication") && challenge.contains("acr_values=\"mfa\""),
+        "{challenge}"
+    );
+}
