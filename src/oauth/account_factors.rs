@@ -26,6 +26,11 @@ pub(super) const REMOVE_PATH: &str = "/management/account/authenticator/remove";
 pub(super) const RECOVERY_CODES_PATH: &str = "/management/account/recovery-codes";
 pub(super) const REMOVE_KEY_PATH: &str = "/management/account/security-keys/remove";
 
+/// A database time (milliseconds since the epoch) as the page writes it.
+fn time(ms: i64) -> String {
+    super::account::time(u64::try_from(ms / 1000).unwrap_or(0))
+}
+
 /// What the account page says of the person's second factor; `None`
 /// where second factors are off.
 pub(super) async fn summary(state: &AuthState, session: &Session) -> Option<AccountFactor> {
@@ -35,7 +40,6 @@ pub(super) async fn summary(state: &AuthState, session: &Session) -> Option<Acco
         .filter(|_| state.config.auth.second_factor.is_on())?;
     let username = session.username();
     let factor = second_factor::authenticator_of(db, username).await.ok()?;
-    let time = |ms: i64| super::account::time(u64::try_from(ms / 1000).unwrap_or(0));
     Some(match factor {
         Some(factor) => AccountFactor {
             enrolled: true,
@@ -52,7 +56,6 @@ pub(super) async fn summary(state: &AuthState, session: &Session) -> Option<Acco
 pub(super) async fn keys(state: &AuthState, session: &Session) -> Option<Vec<AccountKey>> {
     state.webauthn.as_ref()?;
     let db = state.database.as_ref()?;
-    let time = |ms: i64| super::account::time(u64::try_from(ms / 1000).unwrap_or(0));
     let factors = db.factors(session.username()).await.ok()?;
     Some(
         factors

@@ -110,6 +110,16 @@ async fn post(
     client.post(gateway.url(path)).form(&fields).send().await.unwrap()
 }
 
+/// Posts `form` to the second-factor page (`page` its last answer).
+async fn answer(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    page: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    post(client, gateway, "/management/second-factor", page, form).await
+}
+
 async fn text_of(client: &reqwest::Client, gateway: &Gateway, path: &str) -> (reqwest::StatusCode, String) {
     let answer = client.get(gateway.url(path)).send().await.unwrap();
     (answer.status(), answer.text().await.unwrap())
@@ -226,27 +236,13 @@ async fn an_authenticator_from_the_account_page_is_asked_for_at_every_sign_in_an
     assert!(page.contains("Enter your code"), "{page}");
     let (status, _) = text_of(&second, &gateway, "/app").await;
     assert_eq!(status, 302, "no session before the second factor");
-    let wrong = post(
-        &second,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("code", "000000")],
-    )
-    .await;
+    let wrong = answer(&second, &gateway, &page, &[("code", "000000")]).await;
     assert_eq!(wrong.status(), 401);
     assert!(wrong.text().await.unwrap().contains("not right"));
     // The next step's code (the enrolment used this one): accepted once.
     let code = code_of(&python, &uri, 30).await;
     let (_, page) = text_of(&second, &gateway, "/management/second-factor").await;
-    let done = post(
-        &second,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("code", &code)],
-    )
-    .await;
+    let done = answer(&second, &gateway, &page, &[("code", &code)]).await;
     assert_eq!(done.status(), 303);
     assert_eq!(location(&done), "/app");
     let token = session_token(&done);
@@ -259,38 +255,17 @@ async fn an_authenticator_from_the_account_page_is_asked_for_at_every_sign_in_an
     // The same code again, in a third browser: a replay, refused.
     let third = browser();
     let page = password_then_page(&third, &gateway, "alice", "/").await;
-    let replayed = post(
-        &third,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("code", &code)],
-    )
-    .await;
+    let replayed = answer(&third, &gateway, &page, &[("code", &code)]).await;
     assert_eq!(replayed.status(), 401);
     assert!(replayed.text().await.unwrap().contains("used already"));
     // A recovery code, however typed: once.
     let (_, page) = text_of(&third, &gateway, "/management/second-factor").await;
     let typed = recovery[3].to_uppercase().replace('-', " ");
-    let recovered = post(
-        &third,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("code", &typed)],
-    )
-    .await;
+    let recovered = answer(&third, &gateway, &page, &[("code", &typed)]).await;
     assert_eq!(recovered.status(), 303);
     let fourth = browser();
     let page = password_then_page(&fourth, &gateway, "alice", "/").await;
-    let again = post(
-        &fourth,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("code", &recovery[3])],
-    )
-    .await;
+    let again = answer(&fourth, &gateway, &page, &[("code", &recovery[3])]).await;
     assert_eq!(again.status(), 401);
     // Each refusal and the recovery code are in the audit log.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -335,10 +310,9 @@ async fn a_route_at_auth_level_mfa_sends_a_one_factor_session_for_the_second_and
     let (_, page) = text_of(&bob, &gateway, &step_up).await;
     assert!(page.contains("Enter your code"), "{page}");
     let code = code_of(&python, &uri, 30).await;
-    let done = post(
+    let done = answer(
         &bob,
         &gateway,
-        "/management/second-factor",
         &page,
         &[("code", &code), ("rd", "/admin/users?x=1")],
     )
@@ -384,27 +358,13 @@ async fn where_a_second_factor_is_required_a_person_without_one_enrols_at_sign_i
     let (uri, _) = scan(&python, &page, 0).await;
     let factor = hidden_value(&page, "factor").unwrap();
     let code = code_of(&python, &uri, 0).await;
-    let codes = post(
-        &bob,
-        &gateway,
-        "/management/second-factor",
-        &page,
-        &[("factor", &factor), ("code", &code)],
-    )
-    .await;
+    let codes = answer(&bob, &gateway, &page, &[("factor", &factor), ("code", &code)]).await;
     assert_eq!(codes.status(), 200);
     let codes = codes.text().await.unwrap();
     assert_eq!(codes.matches("<li>").count(), 10, "{codes}");
     let (status, _) = text_of(&bob, &gateway, "/welcome").await;
     assert_eq!(status, 302, "not signed in until the codes are seen");
-    let done = post(
-        &bob,
-        &gateway,
-        "/management/second-factor",
-        &codes,
-        &[("action", "continue")],
-    )
-    .await;
+    let done = answer(&bob, &gateway, &codes, &[("action", "continue")]).await;
     assert_eq!(done.status(), 303);
     assert_eq!(location(&done), "/welcome");
     let me = bearer_json(&gateway, "/management/me", &session_token(&done)).await;
@@ -665,14 +625,7 @@ async fn a_step_up_at_one_replica_counts_at_the_others_at_once() {
     // Stepped up at the first...
     let (_, page) = text_of(&bob, &one, "/management/second-factor?rd=%2Fadmin%2Fx").await;
     let code = code_of(&python, &uri, 30).await;
-    let done = post(
-        &bob,
-        &one,
-        "/management/second-factor",
-        &page,
-        &[("code", &code), ("rd", "/admin/x")],
-    )
-    .await;
+    let done = answer(&bob, &one, &page, &[("code", &code), ("rd", "/admin/x")]).await;
     assert_eq!(location(&done), "/admin/x");
     // ...it counts at the other within moments, not after its cache time.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -849,13 +802,38 @@ async fn an_export_moves_second_factors_to_a_new_database_and_they_open_only_wit
     let there = browser();
     let page = password_then_page(&there, &moved, "alice", "/").await;
     let code = code_of(&python, &uri, 30).await;
-    let done = post(
-        &there,
-        &moved,
-        "/management/second-factor",
-        &page,
-        &[("code", &code)],
-    )
-    .await;
+    let done = answer(&there, &moved, &page, &[("code", &code)]).await;
     assert_eq!(done.status(), 303);
+}
+
+#[tokio::test]
+async fn wrong_codes_are_throttled_like_passwords_and_then_even_the_right_one_waits() {
+    let Some(python) = test_python() else { return };
+    let (gateway, _upstream, _dir) = setup("optional", "", "").await;
+    let bob = browser();
+    sign_in(&bob, &gateway, "bob", PASSWORD, "/").await;
+    let (uri, _) = enrol_on_account_page(&python, &bob, &gateway).await;
+    let other = browser();
+    let mut page = password_then_page(&other, &gateway, "bob", "/").await;
+    // The person's budget is 10 failures (auth.max_failures_per_user); the
+    // wrong first code of the enrolment was one of them.
+    let mut throttled = None;
+    for attempt in 0..12 {
+        let refused = answer(&other, &gateway, &page, &[("code", "000000")]).await;
+        let status = refused.status();
+        let retry = refused.headers().get("retry-after").cloned();
+        page = refused.text().await.unwrap();
+        if status == 429 {
+            throttled = Some((attempt, retry, page.clone()));
+            break;
+        }
+        assert_eq!(status, 401, "{page}");
+    }
+    let (attempt, retry, said) = throttled.expect("throttled within 12 wrong codes");
+    assert!(attempt <= 10, "after {attempt}");
+    assert!(retry.is_some(), "Retry-After");
+    assert!(said.contains("Too many wrong codes"), "{said}");
+    let right = code_of(&python, &uri, 30).await;
+    let waits = answer(&other, &gateway, &page, &[("code", &right)]).await;
+    assert_eq!(waits.status(), 429, "the right code waits too");
 }
